@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine: `make plan` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt
+
+.PHONY: plan test lint guard rotate-check bench graphviz clean
+
+# The stamp is rebuilt only when a requirements file changes, so a warm run installs nothing.
+$(VENV)/.installed: $(REQUIREMENTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## plan: the plan of STACK (default dev) under the mock engine, with the policy pack enforced.
+##       make plan STACK=prod ARGS="--json plan.json --graph plan.svg"
+plan: $(VENV)/.installed
+	@$(PY) -m kms_aks.plan --stack $(STACK) $(ARGS)
+
+## test: lint, then the whole test suite.
+test: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+## graphviz: installs graphviz's `dot` (for `--graph x.svg`) where the machine allows it.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+		&& (apt-get install -y -qq graphviz >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq graphviz)) \
+		|| echo "graphviz not installed: --graph writes DOT only"; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

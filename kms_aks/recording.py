@@ -1,0 +1,62 @@
+"""What the mock engine records of one program run: the resource graph as the Pulumi engine sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    """One `RegisterResource` call, with the inputs the engine received and the outputs the mock provider gave.
+
+    `inputs` and `outputs` use the engine's camelCase property names (`securityProfile.azureKeyVaultKms`),
+    exactly as a policy pack receives them. Unknown values (preview) are `UNKNOWN`.
+    """
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    id: str = ""
+    dependencies: tuple[str, ...] = ()
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    protect: bool = False
+    retain_on_delete: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    provider: str = ""
+
+
+@dataclass
+class RecordedStack:
+    """A whole program run: every registration in order, the stack outputs, and the program's error if any."""
+
+    project: str
+    stack: str
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: frozenset[str] = frozenset()
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def by_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> RecordedResource:
+        found = self.by_type(type_token)
+        if len(found) != 1:
+            raise LookupError(f"expected exactly one {type_token}, found {len(found)}")
+        return found[0]
+
+    def by_urn(self) -> dict[str, RecordedResource]:
+        return {r.urn: r for r in self.resources}
+
+
+# The engine's wire sentinel for a value not known until the resource is created (preview).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+# The engine's wire marker for a secret: {SECRET_SIG_KEY: SECRET_SIG, "value": ...}.
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
