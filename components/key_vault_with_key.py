@@ -1,0 +1,152 @@
+"""KeyVaultWithKey: the Key Vault and the RSA key that encrypts the cluster's etcd, or an adopted key (BYOK)."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi_azure_native import keyvault
+
+from kms_aks.config import ExistingKeyConfig, KeyVaultConfig, KmsKeyConfig, PermissionModel
+
+# AKS KMS wraps and unwraps data encryption keys with exactly these two operations.
+KMS_KEY_OPERATIONS = ["encrypt", "decrypt"]
+
+
+@dataclass
+class KeyVaultWithKeyArgs:
+    """Either `vault` + `key` (a new vault and key) or `existing_key` (bring your own key)."""
+
+    resource_group_name: pulumi.Input[str]
+    location: str
+    tenant_id: pulumi.Input[str]
+    vault: KeyVaultConfig | None = None
+    key: KmsKeyConfig | None = None
+    existing_key: ExistingKeyConfig | None = None
+    protect: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class KeyVaultWithKey(pulumi.ComponentResource):
+    """A soft-delete, purge-protected vault and an RSA key fit for KMS; or an existing versioned key.
+
+    Outputs for the next components: `key_id_with_version` (what AKS's `keyId` takes), `key_resource_id`
+    (the RBAC scope of the grant), `vault_resource_id`, `vault_uri`, `vault_name`, `vault_resource_group_name`.
+    `key` and `vault` are the created resources (None for BYOK) for anyone who must wait on them.
+    """
+
+    key_id_with_version: pulumi.Output[str]
+    key_resource_id: pulumi.Output[str]
+    vault_resource_id: pulumi.Output[str]
+    vault_uri: pulumi.Output[str]
+    vault_name: pulumi.Output[str]
+    vault_resource_group_name: pulumi.Output[str]
+    permission_model: PermissionModel
+    vault: keyvault.Vault | None
+    key: keyvault.Key | None
+
+    def __init__(self, name: str, args: KeyVaultWithKeyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kms-aks:index:KeyVaultWithKey", name, None, opts)
+        if args.existing_key is not None:
+            self._adopt(args.existing_key)
+        elif args.vault is not None and args.key is not None:
+            self._create(name, args, args.vault, args.key)
+        else:
+            raise ValueError("KeyVaultWithKeyArgs needs existing_key, or both vault and key")
+
+        self.register_outputs(
+            {
+                "keyIdWithVersion": self.key_id_with_version,
+                "keyResourceId": self.key_resource_id,
+                "vaultResourceId": self.vault_resource_id,
+                "vaultUri": self.vault_uri,
+            }
+        )
+
+    def _adopt(self, existing: ExistingKeyConfig) -> None:
+        self.vault = None
+        self.key = None
+        self.permission_model = existing.permission_model
+        self.key_id_with_version = pulumi.Output.from_input(existing.key_id)
+        self.vault_resource_id = pulumi.Output.from_input(existing.key_vault_resource_id)
+        self.key_resource_id = pulumi.Output.from_input(f"{existing.key_vault_resource_id}/keys/{existing.key_name}")
+        self.vault_uri = pulumi.Output.from_input(existing.vault_uri)
+        self.vault_name = pulumi.Output.from_input(existing.vault_name)
+        self.vault_resource_group_name = pulumi.Output.from_input(existing.vault_resource_group)
+
+    def _create(self, name: str, args: KeyVaultWithKeyArgs, vault: KeyVaultConfig, key: KmsKeyConfig) -> None:
+        self.permission_model = vault.permission_model
+        # Losing the vault or the key makes every secret in etcd unreadable: both are protected.
+        protected = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        self.vault = keyvault.Vault(
+            f"{name}-vault",
+            vault_name=vault.name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            properties=keyvault.VaultPropertiesArgs(
+                tenant_id=args.tenant_id,
+                sku=keyvault.SkuArgs(family="A", name=vault.sku),
+                enable_soft_delete=True,
+                soft_delete_retention_in_days=vault.soft_delete_retention_days,
+                enable_purge_protection=True,
+                enable_rbac_authorization=vault.permission_model == "rbac",
+                # KMS with a public vault: private link and the "selected networks" firewall are unsupported.
+                public_network_access="Enabled",
+                network_acls=keyvault.NetworkRuleSetArgs(bypass="AzureServices", default_action="Allow"),
+                # No inline access policies: grants are separate AccessPolicy resources, and mixing the two
+                # makes every vault update wipe them.
+            ),
+            tags=args.tags,
+            opts=protected,
+        )
+        self.key = keyvault.Key(
+            f"{name}-key",
+            key_name=key.name,
+            vault_name=self.vault.name,
+            resource_group_name=args.resource_group_name,
+            properties=keyvault.KeyPropertiesArgs(
+                kty=key.type,
+                key_size=key.size,
+                key_ops=KMS_KEY_OPERATIONS,
+                attributes=keyvault.KeyAttributesArgs(enabled=True, expires=_unix_time(key)),
+                rotation_policy=_rotation_policy(key),
+            ),
+            tags=args.tags,
+            opts=protected,
+        )
+        self.vault_resource_id = self.vault.id
+        self.vault_name = self.vault.name
+        self.vault_uri = self.vault.properties.apply(lambda p: p.vault_uri)
+        self.vault_resource_group_name = pulumi.Output.from_input(args.resource_group_name)
+        self.key_resource_id = self.key.id
+        self.key_id_with_version = (
+            # A pinned version never moves by itself: an automatic rotation or a refresh cannot switch
+            # the cluster to a new key version behind the operator's back.
+            pulumi.Output.concat(self.key.key_uri, "/", key.version) if key.version else self.key.key_uri_with_version
+        )
+
+
+def _unix_time(key: KmsKeyConfig) -> int | None:
+    if key.expires_on is None:
+        return None
+    return calendar.timegm(key.expires_on.timetuple())
+
+
+def _rotation_policy(key: KmsKeyConfig) -> keyvault.RotationPolicyArgs | None:
+    if key.rotation is None:
+        return None
+    rotation = key.rotation
+    return keyvault.RotationPolicyArgs(
+        attributes=keyvault.KeyRotationPolicyAttributesArgs(expiry_time=f"P{rotation.expire_after_days}D"),
+        lifetime_actions=[
+            keyvault.LifetimeActionArgs(
+                action=keyvault.ActionArgs(type="rotate"),
+                trigger=keyvault.TriggerArgs(time_after_create=f"P{rotation.rotate_after_days}D"),
+            ),
+            keyvault.LifetimeActionArgs(
+                action=keyvault.ActionArgs(type="notify"),
+                trigger=keyvault.TriggerArgs(time_before_expiry=f"P{rotation.notify_before_expiry_days}D"),
+            ),
+        ],
+    )

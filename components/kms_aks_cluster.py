@@ -1,0 +1,158 @@
+"""KmsAksCluster: a hardened AKS cluster whose etcd secrets are encrypted by the KMS key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_azuread as azuread
+from pulumi_azure_native import containerservice
+
+from kms_aks.config import ClusterConfig
+
+KMS_KEY_ID_PATH = "securityProfile.azureKeyVaultKms.keyId"
+
+
+@dataclass
+class KmsAksClusterArgs:
+    """The cluster and what it needs from the other components.
+
+    `kms_grants` are the identity's key permissions: the cluster waits for them explicitly, because AKS
+    validates them when it creates the cluster and fails if a grant is missing or still propagating.
+    There is deliberately no identity-type argument: KMS works only with a user-assigned identity.
+    """
+
+    cluster: ClusterConfig
+    resource_group_name: pulumi.Input[str]
+    location: str
+    tenant_id: pulumi.Input[str]
+    identity_resource_id: pulumi.Input[str]
+    kms_key_id: pulumi.Input[str]
+    kms_grants: Sequence[pulumi.Resource]
+    # With no version pinned in config, the cluster keeps the key version it was created with: a new
+    # version (rotation, refresh) reaches it only through an explicit config change.
+    kms_key_version_pinned: bool = False
+    admin_group_owner_object_id: pulumi.Input[str] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class KmsAksCluster(pulumi.ComponentResource):
+    """A ManagedCluster with KMS etcd encryption, Entra ID + Azure RBAC, no local accounts.
+
+    Creates an Entra ID admin group when the config names none.
+    """
+
+    cluster: containerservice.ManagedCluster
+    cluster_name: pulumi.Output[str]
+    cluster_resource_id: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    admin_group_object_ids: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: KmsAksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kms-aks:index:KmsAksCluster", name, None, opts)
+        cfg = args.cluster
+        self.admin_group_object_ids = self._admin_groups(name, args)
+        pool = cfg.system_node_pool
+
+        self.cluster = containerservice.ManagedCluster(
+            f"{name}-cluster",
+            resource_name_=cfg.name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            dns_prefix=cfg.dns_prefix or cfg.name,
+            kubernetes_version=cfg.kubernetes_version,
+            sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=cfg.sku_tier),
+            support_plan="KubernetesOfficial",
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type="UserAssigned",
+                user_assigned_identities=[args.identity_resource_id],
+            ),
+            security_profile=containerservice.ManagedClusterSecurityProfileArgs(
+                azure_key_vault_kms=containerservice.AzureKeyVaultKmsArgs(
+                    enabled=True,
+                    key_id=args.kms_key_id,
+                    key_vault_network_access="Public",
+                ),
+                workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
+                image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
+                    enabled=True, interval_hours=168
+                ),
+            ),
+            enable_rbac=True,
+            disable_local_accounts=True,
+            aad_profile=containerservice.ManagedClusterAADProfileArgs(
+                managed=True,
+                enable_azure_rbac=True,
+                tenant_id=args.tenant_id,
+                admin_group_object_ids=self.admin_group_object_ids,
+            ),
+            oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=cfg.upgrade_channel,
+                node_os_upgrade_channel=cfg.node_os_upgrade_channel,
+            ),
+            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
+                network_plugin="azure",
+                network_plugin_mode="overlay",
+                network_dataplane="cilium",
+                network_policy="cilium",
+                load_balancer_sku="standard",
+                outbound_type="loadBalancer",
+            ),
+            api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
+                authorized_ip_ranges=[str(r) for r in cfg.api_server_authorized_ip_ranges] or None,
+            ),
+            addon_profiles={
+                "azurepolicy": containerservice.ManagedClusterAddonProfileArgs(enabled=cfg.azure_policy_addon),
+            },
+            agent_pool_profiles=[
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name="system",
+                    mode="System",
+                    type="VirtualMachineScaleSets",
+                    os_type="Linux",
+                    os_sku=pool.os_sku,
+                    vm_size=pool.vm_size,
+                    count=pool.count,
+                    max_pods=pool.max_pods,
+                    availability_zones=pool.zones or None,
+                    enable_encryption_at_host=pool.encryption_at_host,
+                    enable_node_public_ip=False,
+                    node_taints=["CriticalAddonsOnly=true:NoSchedule"] if pool.only_critical_addons else None,
+                    upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+                )
+            ],
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.kms_grants),
+                ignore_changes=[] if args.kms_key_version_pinned else [KMS_KEY_ID_PATH],
+            ),
+        )
+        self.cluster_name = self.cluster.name
+        self.cluster_resource_id = self.cluster.id
+        self.oidc_issuer_url = self.cluster.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else None)
+
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "clusterResourceId": self.cluster_resource_id,
+                "oidcIssuerUrl": self.oidc_issuer_url,
+            }
+        )
+
+    def _admin_groups(self, name: str, args: KmsAksClusterArgs) -> pulumi.Output[list[str]]:
+        cfg = args.cluster
+        if cfg.admin_group_object_ids:
+            return pulumi.Output.from_input(list(cfg.admin_group_object_ids))
+        group = azuread.Group(
+            f"{name}-admins",
+            display_name=cfg.admin_group_name or f"{cfg.name}-cluster-admins",
+            description=f"Cluster admins of AKS cluster {cfg.name} (Azure RBAC for Kubernetes).",
+            security_enabled=True,
+            prevent_duplicate_names=True,
+            owners=[args.admin_group_owner_object_id] if args.admin_group_owner_object_id else None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return group.object_id.apply(lambda object_id: [object_id])

@@ -1,0 +1,377 @@
+"""The stack configuration: read once from `Pulumi.<stack>.yaml`, validated in one place, typed everywhere after.
+
+Every problem is collected and reported together, each naming its config key and what is allowed, before a
+single resource is registered. Numbers and booleans are strict: `"banana"`, `true` or `2048.5` are refused,
+never coerced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from datetime import date
+from ipaddress import IPv4Network
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+PROJECT = "kms-aks"
+
+KEY_VAULT_DNS_SUFFIXES = ("vault.azure.net", "vault.azure.cn", "vault.usgovcloudapi.net")
+# A versioned Key Vault key identifier (`key.kid`), the only form the AKS KMS API accepts as `keyId`.
+VERSIONED_KEY_ID = re.compile(
+    r"^https://(?P<vault>[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9])\.(?P<suffix>"
+    + "|".join(re.escape(s) for s in KEY_VAULT_DNS_SUFFIXES)
+    + r")/keys/(?P<name>[a-zA-Z0-9-]{1,127})/(?P<version>[0-9a-fA-F]{32})$"
+)
+VAULT_RESOURCE_ID = re.compile(
+    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
+    r"/providers/Microsoft\.KeyVault/vaults/(?P<vault>[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9])$",
+    re.IGNORECASE,
+)
+
+# KMS v2 (no 2000-secret limit, no KEK-rotation stalls) is automatic from this Kubernetes minor version.
+KMS_V2_MIN_VERSION = (1, 27)
+
+# Each constrained string, with the rule an error message states when a value breaks it.
+_PATTERN_RULES: dict[str, str] = {}
+
+
+def _matching(pattern: str, rule: str) -> Any:
+    _PATTERN_RULES[pattern] = rule
+    return Annotated[str, StringConstraints(strict=True, pattern=pattern)]
+
+
+VaultName = _matching(
+    r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$",
+    "3-24 characters, letters, digits and hyphens, starting with a letter and not ending with a hyphen",
+)
+KeyName = _matching(r"^[a-zA-Z0-9-]{1,127}$", "1-127 characters, letters, digits and hyphens")
+KeyVersion = _matching(r"^[0-9a-fA-F]{32}$", "a key version: 32 hexadecimal characters")
+ResourceGroupName = _matching(
+    r"^[-\w._()]{1,89}[-\w_()]$",
+    "1-90 characters, letters, digits, '-', '_', '.', '(' and ')', not ending with '.'",
+)
+ClusterName = _matching(
+    r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,61}[a-zA-Z0-9]$",
+    "2-63 characters, letters, digits, '-' and '_', starting and ending with a letter or digit",
+)
+DnsPrefix = _matching(
+    r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,52}[a-zA-Z0-9]$",
+    "2-54 characters, letters, digits and hyphens, starting and ending with a letter or digit",
+)
+AzureRegion = _matching(r"^[a-z][a-z0-9]{2,39}$", "an Azure region name such as westeurope or eastus2")
+KubernetesVersion = _matching(r"^1\.\d{1,2}(\.\d{1,3})?$", "a Kubernetes version such as 1.33 or 1.33.2")
+ObjectId = _matching(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    "an Entra ID object id (a GUID)",
+)
+VmSize = _matching(r"^Standard_[A-Za-z0-9_]+$", "an Azure VM size such as Standard_D4ds_v5")
+
+PermissionModel = Literal["accessPolicy", "rbac"]
+
+
+class _Model(BaseModel):
+    """camelCase keys as in the YAML, unknown keys refused, no silent coercion."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True)
+
+
+class KeyVaultConfig(_Model):
+    """`kms-aks:keyVault`: the vault this project creates for the KMS key."""
+
+    name: VaultName
+    sku: Literal["standard", "premium"] = "standard"
+    permission_model: PermissionModel = "rbac"
+    soft_delete_retention_days: Annotated[StrictInt, Field(ge=7, le=90)] = 90
+
+
+class RotationPolicyConfig(_Model):
+    """`kms-aks:kmsKey.rotation`: Key Vault's automatic rotation, with every version's expiry planned with it."""
+
+    rotate_after_days: Annotated[StrictInt, Field(ge=7)]
+    expire_after_days: Annotated[StrictInt, Field(ge=28)]
+    notify_before_expiry_days: Annotated[StrictInt, Field(ge=7)] = 30
+
+    @model_validator(mode="after")
+    def _rotation_before_expiry(self) -> RotationPolicyConfig:
+        # Key Vault itself requires the rotate trigger at least 7 days before expiry; a version that
+        # expires before it is replaced takes the cluster's secrets with it.
+        if self.rotate_after_days > self.expire_after_days - 7:
+            raise ValueError(
+                f"rotateAfterDays ({self.rotate_after_days}) must be at least 7 days shorter than "
+                f"expireAfterDays ({self.expire_after_days}); a key version must be replaced before it expires"
+            )
+        if self.notify_before_expiry_days >= self.expire_after_days:
+            raise ValueError(
+                f"notifyBeforeExpiryDays ({self.notify_before_expiry_days}) must be shorter than "
+                f"expireAfterDays ({self.expire_after_days})"
+            )
+        return self
+
+
+class KmsKeyConfig(_Model):
+    """`kms-aks:kmsKey`: the key encryption key that AKS KMS uses for etcd."""
+
+    name: KeyName = "aks-kms"
+    type: Literal["RSA", "RSA-HSM"] = "RSA"
+    size: Literal[2048, 3072, 4096] = 2048
+    expires_on: date | None = Field(default=None, description="an absolute expiry of the first version")
+    rotation: RotationPolicyConfig | None = None
+    version: KeyVersion | None = Field(
+        default=None,
+        description="pins the key version the cluster uses; set it to move the cluster to a new version",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_date(cls, data: Any) -> Any:
+        # YAML gives ISO dates as strings; strict mode would otherwise refuse them.
+        # A bad date stays a string, so strict validation reports it with its key.
+        if isinstance(data, dict) and isinstance(data.get("expiresOn"), str):
+            with contextlib.suppress(ValueError):
+                data = {**data, "expiresOn": date.fromisoformat(data["expiresOn"])}
+        return data
+
+
+class ExistingKeyConfig(_Model):
+    """`kms-aks:existingKey`: bring your own key. No vault and no key are created."""
+
+    key_id: str = Field(description="versioned key id: https://<vault>.vault.azure.net/keys/<name>/<version>")
+    key_vault_resource_id: str
+    permission_model: PermissionModel
+
+    @model_validator(mode="after")
+    def _ids_agree(self) -> ExistingKeyConfig:
+        key = VERSIONED_KEY_ID.match(self.key_id)
+        if key is None:
+            raise ValueError(
+                f"keyId {self.key_id!r} is not a versioned Key Vault key id; expected "
+                "https://<vault>.vault.azure.net/keys/<name>/<32-hex-version> (the key's `kid`)"
+            )
+        vault = VAULT_RESOURCE_ID.match(self.key_vault_resource_id)
+        if vault is None:
+            raise ValueError(
+                f"keyVaultResourceId {self.key_vault_resource_id!r} is not a Key Vault resource id; expected "
+                "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>"
+            )
+        if key["vault"].lower() != vault["vault"].lower():
+            raise ValueError(
+                f"keyId names vault {key['vault']!r} but keyVaultResourceId names vault {vault['vault']!r}; "
+                "they must be the same vault"
+            )
+        return self
+
+    @property
+    def vault_name(self) -> str:
+        return VAULT_RESOURCE_ID.match(self.key_vault_resource_id)["vault"]  # type: ignore[index]
+
+    @property
+    def vault_resource_group(self) -> str:
+        return VAULT_RESOURCE_ID.match(self.key_vault_resource_id)["resource_group"]  # type: ignore[index]
+
+    @property
+    def key_name(self) -> str:
+        return VERSIONED_KEY_ID.match(self.key_id)["name"]  # type: ignore[index]
+
+    @property
+    def vault_uri(self) -> str:
+        match = VERSIONED_KEY_ID.match(self.key_id)
+        return f"https://{match['vault']}.{match['suffix']}/"  # type: ignore[index]
+
+
+class SystemNodePoolConfig(_Model):
+    """`kms-aks:cluster.systemNodePool`."""
+
+    vm_size: VmSize = "Standard_D4ds_v5"
+    count: Annotated[StrictInt, Field(ge=1, le=100)] = 3
+    zones: list[Literal["1", "2", "3"]] = Field(default_factory=list)
+    max_pods: Annotated[StrictInt, Field(ge=30, le=250)] = 110
+    os_sku: Literal["AzureLinux", "Ubuntu"] = "AzureLinux"
+    encryption_at_host: StrictBool = Field(
+        default=False, description="needs the EncryptionAtHost feature registered on the subscription"
+    )
+    only_critical_addons: StrictBool = False
+
+
+class ClusterConfig(_Model):
+    """`kms-aks:cluster`: the AKS cluster. Its identity is always user-assigned: KMS cannot use any other."""
+
+    name: ClusterName
+    kubernetes_version: KubernetesVersion
+    dns_prefix: DnsPrefix | None = None
+    sku_tier: Literal["Free", "Standard", "Premium"] = "Standard"
+    system_node_pool: SystemNodePoolConfig = Field(default_factory=SystemNodePoolConfig)
+    admin_group_object_ids: list[ObjectId] = Field(
+        default_factory=list, description="Entra ID groups with cluster-admin; empty creates one"
+    )
+    admin_group_name: str | None = None
+    api_server_authorized_ip_ranges: list[IPv4Network] = Field(default_factory=list)
+    upgrade_channel: Literal["patch", "stable", "rapid", "node-image"] = "patch"
+    node_os_upgrade_channel: Literal["NodeImage", "SecurityPatch", "Unmanaged"] = "NodeImage"
+    azure_policy_addon: StrictBool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_ip_ranges(cls, data: Any) -> Any:
+        # Strict mode takes no strings for IPv4Network; parse here and let a bad range be named.
+        if isinstance(data, dict) and isinstance(data.get("apiServerAuthorizedIpRanges"), list):
+            parsed: list[Any] = []
+            for item in data["apiServerAuthorizedIpRanges"]:
+                try:
+                    parsed.append(IPv4Network(item) if isinstance(item, str) else item)
+                except ValueError:
+                    parsed.append(item)
+            data = {**data, "apiServerAuthorizedIpRanges": parsed}
+        return data
+
+    @property
+    def version_tuple(self) -> tuple[int, int]:
+        major, minor = self.kubernetes_version.split(".")[:2]
+        return int(major), int(minor)
+
+    @property
+    def uses_kms_v2(self) -> bool:
+        return self.version_tuple >= KMS_V2_MIN_VERSION
+
+
+class StackConfig(_Model):
+    """Everything one stack says, validated. Built once by `load_stack_config`; components get parts of it."""
+
+    location: AzureRegion
+    resource_group_name: ResourceGroupName | None = None
+    protect_kms_resources: StrictBool = Field(
+        default=True,
+        description="protect the key, vault and identity from deletion; lift only for throwaway stacks",
+    )
+    key_vault: KeyVaultConfig | None = None
+    kms_key: KmsKeyConfig | None = None
+    existing_key: ExistingKeyConfig | None = None
+    cluster: ClusterConfig
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _key_source(self) -> StackConfig:
+        problems = key_source_problems(self.model_dump(by_alias=True, exclude_none=True))
+        if problems:
+            raise ValueError(problems[0])
+        if self.existing_key is None and self.kms_key is None:
+            return self.model_copy(update={"kms_key": KmsKeyConfig()})
+        return self
+
+    @property
+    def permission_model(self) -> PermissionModel:
+        source = self.existing_key or self.key_vault
+        assert source is not None
+        return source.permission_model
+
+
+def key_source_problems(config: dict[str, Any]) -> list[str]:
+    """Where the KMS key comes from: checked on raw config too, so it is reported beside field errors."""
+    existing, vault, key = config.get("existingKey"), config.get("keyVault"), config.get("kmsKey")
+    if existing is not None:
+        if vault is not None or key is not None:
+            return [
+                "existingKey (bring your own key) cannot be combined with keyVault or kmsKey; "
+                "set either existingKey, or keyVault with kmsKey"
+            ]
+        return []
+    if vault is None:
+        return [f"{PROJECT}:keyVault: required, unless {PROJECT}:existingKey brings your own key"]
+    key_type = key.get("type", "RSA") if isinstance(key, dict) else "RSA"
+    sku = vault.get("sku", "standard") if isinstance(vault, dict) else None
+    if key_type == "RSA-HSM" and sku == "standard":
+        return [
+            f"{PROJECT}:kmsKey.type: RSA-HSM needs {PROJECT}:keyVault.sku 'premium' (HSM-protected keys do "
+            "not exist on 'standard'); set keyVault.sku: premium or kmsKey.type: RSA"
+        ]
+    return []
+
+
+class ConfigError(Exception):
+    """The stack config is invalid; `problems` lists each as `<key>: <what is wrong and what is allowed>`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            f"invalid stack config ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+CONFIG_KEYS = {field.alias or name: name for name, field in StackConfig.model_fields.items()}
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands every config value over as a string; objects arrive as JSON text."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text in ("true", "false"):
+        return text == "true"
+    if text[:1] in "{[":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    key = f"{PROJECT}:" + ".".join(loc) if loc else ""
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        if len(loc) == 1:
+            message = f"unknown config key; allowed keys: {', '.join(sorted(CONFIG_KEYS))}"
+        else:
+            message = "unknown setting (check its spelling against the README's config reference)"
+    elif error["type"] == "missing":
+        message = "required but not set"
+    elif error["type"] == "string_pattern_mismatch":
+        message = f"must be {_PATTERN_RULES.get(error['ctx']['pattern'], 'of the documented form')}"
+        message += f" (got {error['input']!r})"
+    elif error["type"] == "is_instance_of" and error["ctx"].get("class") == "IPv4Network":
+        message = f"must be an IPv4 CIDR range such as 203.0.113.0/24 (got {error['input']!r})"
+    elif "input" in error and error["type"] not in ("value_error", "assertion_error") and error["loc"]:
+        message = f"{message} (got {error['input']!r})"
+    if not key:
+        return message
+    return f"{key}: {message}"
+
+
+def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
+    """Validates raw project config (keys without the `kms-aks:` prefix, values as Pulumi gives them)."""
+    decoded = {key: _decode(value) for key, value in raw.items()}
+    try:
+        return StackConfig.model_validate(decoded)
+    except ValidationError as exc:
+        problems = [_describe(e) for e in exc.errors()]
+    # Field errors stop the model's own cross-field check; run it on the raw values so it is not lost.
+    problems += [p for p in key_source_problems(decoded) if p not in problems]
+    raise ConfigError(problems)
+
+
+def read_project_config(all_config: dict[str, Any]) -> dict[str, Any]:
+    """Picks this project's keys out of the engine's whole config map (`<namespace>:<key>` -> value)."""
+    prefix = f"{PROJECT}:"
+    return {key[len(prefix) :]: value for key, value in all_config.items() if key.startswith(prefix)}
+
+
+def load_stack_config() -> StackConfig:
+    """Builds the typed config of the running stack; raises ConfigError naming every bad key."""
+    from pulumi.runtime import config as runtime_config
+
+    all_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return parse_stack_config(read_project_config(all_config))

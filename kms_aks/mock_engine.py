@@ -1,0 +1,474 @@
+"""The program under the Pulumi SDK's mock engine, with outputs shaped like azure-native's.
+
+One mock layer serves the tests, `make plan` and the benchmarks. It runs the real `__main__.py` for a
+stack's config, records every registration as the engine sees it (inputs, dependencies, parent, options)
+through a `MockMonitor` subclass, and answers like the real providers do: ARM-shaped ids, `name`,
+`principalId`/`clientId`, `keyUri`/`keyUriWithVersion`, `properties.vaultUri`, and the map shape of a
+cluster's `identity.userAssignedIdentities`. A mock that echoed inputs would hide wiring bugs.
+
+With `preview=True` it answers like `pulumi preview`: a new resource's id and computed outputs are unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import logging
+import runpy
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import set_all_config
+from pulumi.runtime.stack import wait_for_rpcs
+
+from kms_aks.config import PROJECT
+from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The identity the mock engine deploys as; fixed so that plans and tests are reproducible.
+SUBSCRIPTION_ID = "6b1d2f5e-3c4a-4e8b-9a7d-1f2e3d4c5b6a"
+TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+DEPLOYER_CLIENT_ID = "0d4a5b6c-7e8f-4a1b-9c2d-3e4f5a6b7c8d"
+DEPLOYER_OBJECT_ID = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b"
+
+_NAMESPACE = uuid.UUID("5f0c6e1a-2b3d-4c5e-8f9a-0b1c2d3e4f5a")
+
+
+def _guid(*parts: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
+
+
+def _hex(length: int, *parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _rg_id(resource_group: str) -> str:
+    return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{resource_group}"
+
+
+Builder = Callable[["AzureNativeMocks", pulumi_mocks.MockResourceArgs, dict[str, Any]], tuple[str, dict[str, Any]]]
+BUILDERS: dict[str, Builder] = {}
+
+
+def provider_outputs(type_token: str) -> Callable[[Builder], Builder]:
+    """Registers how the provider answers a create of `type_token`: (ARM id, outputs in camelCase)."""
+
+    def register(builder: Builder) -> Builder:
+        BUILDERS[type_token] = builder
+        return builder
+
+    return register
+
+
+def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
+    # azure-native auto-names like the engine: the logical name plus a random suffix.
+    return f"{args.name}{_hex(8, args.name)}"
+
+
+@provider_outputs("azure-native:resources:ResourceGroup")
+def _resource_group(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("resourceGroupName") or _autoname(args)
+    outputs = {
+        "name": name,
+        "location": inputs["location"],
+        "tags": inputs.get("tags", {}),
+        "type": "Microsoft.Resources/resourceGroups",
+        "properties": {"provisioningState": "Succeeded"},
+        "azureApiVersion": "2024-03-01",
+    }
+    return _rg_id(name), outputs
+
+
+@provider_outputs("azure-native:keyvault:Vault")
+def _vault(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("vaultName") or _autoname(args)[:24]
+    properties = dict(inputs["properties"])
+    properties.update(
+        vaultUri=f"https://{name}.vault.azure.net/",
+        provisioningState="Succeeded",
+        hsmPoolResourceId=None,
+        accessPolicies=[],
+    )
+    outputs = {
+        "name": name,
+        "location": inputs.get("location"),
+        "tags": inputs.get("tags", {}),
+        "type": "Microsoft.KeyVault/vaults",
+        "properties": properties,
+        "azureApiVersion": "2024-11-01",
+    }
+    return f"{_rg_id(inputs['resourceGroupName'])}/providers/Microsoft.KeyVault/vaults/{name}", outputs
+
+
+@provider_outputs("azure-native:keyvault:Key")
+def _key(mocks: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("keyName") or _autoname(args)
+    vault = inputs["vaultName"]
+    props = inputs.get("properties", {})
+    key_uri = f"https://{vault}.vault.azure.net/keys/{name}"
+    version = _hex(32, vault, name, "version-1")
+    purge_protected = mocks.vault_purge_protected(vault)
+    attributes = {
+        "enabled": props.get("attributes", {}).get("enabled", True),
+        "exportable": False,
+        "created": 1764288000,
+        "updated": 1764288000,
+        "recoveryLevel": "Recoverable" if purge_protected else "Recoverable+Purgeable",
+    }
+    if "expires" in props.get("attributes", {}):
+        attributes["expires"] = props["attributes"]["expires"]
+    # Key outputs are flat (kty, keySize, ...) where the inputs nest them under `properties`.
+    outputs = {
+        "name": name,
+        "keyUri": key_uri,
+        "keyUriWithVersion": f"{key_uri}/{version}",
+        "kty": props.get("kty"),
+        "keySize": props.get("keySize"),
+        "keyOps": props.get("keyOps", []),
+        "attributes": attributes,
+        "rotationPolicy": props.get("rotationPolicy"),
+        "location": mocks.vault_location(vault),
+        "tags": inputs.get("tags", {}),
+        "type": "Microsoft.KeyVault/vaults/keys",
+        "azureApiVersion": "2024-11-01",
+    }
+    vault_id = f"{_rg_id(inputs['resourceGroupName'])}/providers/Microsoft.KeyVault/vaults/{vault}"
+    return f"{vault_id}/keys/{name}", outputs
+
+
+@provider_outputs("azure-native:managedidentity:UserAssignedIdentity")
+def _identity(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("resourceName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    outputs = {
+        "name": name,
+        "location": inputs.get("location"),
+        "tags": inputs.get("tags", {}),
+        "principalId": _guid("principal", rg, name),
+        "clientId": _guid("client", rg, name),
+        "tenantId": TENANT_ID,
+        "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "azureApiVersion": "2023-01-31",
+    }
+    return f"{_rg_id(rg)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}", outputs
+
+
+@provider_outputs("azure-native:keyvault:AccessPolicy")
+def _access_policy(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    vault_id = f"{_rg_id(inputs['resourceGroupName'])}/providers/Microsoft.KeyVault/vaults/{inputs['vaultName']}"
+    outputs = {
+        "resourceGroupName": inputs["resourceGroupName"],
+        "vaultName": inputs["vaultName"],
+        "policy": inputs["policy"],
+    }
+    return f"{vault_id}/accessPolicy/{inputs['policy']['objectId']}", outputs
+
+
+@provider_outputs("azure-native:authorization:RoleAssignment")
+def _role_assignment(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("roleAssignmentName") or _guid("role-assignment", args.name, inputs["scope"])
+    outputs = {
+        "name": name,
+        "principalId": inputs["principalId"],
+        "principalType": inputs.get("principalType"),
+        "roleDefinitionId": inputs["roleDefinitionId"],
+        "scope": inputs["scope"],
+        "createdBy": DEPLOYER_OBJECT_ID,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "azureApiVersion": "2022-04-01",
+    }
+    return f"{inputs['scope']}/providers/Microsoft.Authorization/roleAssignments/{name}", outputs
+
+
+@provider_outputs("azure-native:containerservice:ManagedCluster")
+def _managed_cluster(mocks: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("resourceName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    location = inputs.get("location", "")
+    identity = dict(inputs.get("identity", {}))
+    if identity.get("type") == "UserAssigned":
+        # A list of ids on input, a map id -> {principalId, clientId} on output.
+        identity["userAssignedIdentities"] = {
+            identity_id: mocks.identity_principal(identity_id)
+            for identity_id in identity.get("userAssignedIdentities", [])
+        }
+    elif identity.get("type") == "SystemAssigned":
+        identity.update(principalId=_guid("cluster-principal", rg, name), tenantId=TENANT_ID)
+    node_rg = inputs.get("nodeResourceGroup") or f"MC_{rg}_{name}_{location}"
+    kubelet = f"{_rg_id(node_rg)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool"
+    outputs = {
+        **inputs,
+        "name": name,
+        "identity": identity,
+        "fqdn": f"{inputs.get('dnsPrefix', name)}-{_hex(8, name)}.hcp.{location}.azmk8s.io",
+        "azurePortalFQDN": f"{inputs.get('dnsPrefix', name)}-{_hex(8, name)}.portal.hcp.{location}.azmk8s.io",
+        "currentKubernetesVersion": inputs.get("kubernetesVersion"),
+        "nodeResourceGroup": node_rg,
+        "provisioningState": "Succeeded",
+        "powerState": {"code": "Running"},
+        "maxAgentPools": 100,
+        "identityProfile": {
+            "kubeletidentity": {
+                "resourceId": kubelet,
+                "clientId": _guid("kubelet-client", rg, name),
+                "objectId": _guid("kubelet-object", rg, name),
+            }
+        },
+        "oidcIssuerProfile": {
+            **inputs.get("oidcIssuerProfile", {}),
+            "issuerURL": f"https://{location}.oic.prod-aks.azure.com/{TENANT_ID}/{_guid('oidc', name)}/",
+        },
+        "type": "Microsoft.ContainerService/ManagedClusters",
+        "azureApiVersion": "2025-09-01",
+    }
+    outputs.pop("resourceName", None)
+    outputs.pop("resourceGroupName", None)
+    return f"{_rg_id(rg)}/providers/Microsoft.ContainerService/managedClusters/{name}", outputs
+
+
+@provider_outputs("azuread:index/group:Group")
+def _entra_group(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    object_id = _guid("group", inputs["displayName"])
+    outputs = {**inputs, "objectId": object_id, "mailEnabled": False, "mail": "", "onpremisesSyncEnabled": False}
+    return object_id, outputs
+
+
+def _generic_arm(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    """Any other azure-native resource: an ARM id under its resource group, named like the provider would."""
+    _, module, kind = args.typ.split(":")
+    name = next((v for k, v in inputs.items() if k.endswith("Name") and k != "resourceGroupName"), None)
+    name = name or _autoname(args)
+    scope = (
+        _rg_id(inputs["resourceGroupName"]) if "resourceGroupName" in inputs else f"/subscriptions/{SUBSCRIPTION_ID}"
+    )
+    return f"{scope}/providers/Microsoft.{module.capitalize()}/{kind[0].lower()}{kind[1:]}s/{name}", {
+        **inputs,
+        "name": name,
+    }
+
+
+class AzureNativeMocks(pulumi.runtime.Mocks):
+    """Answers registrations and invokes as azure-native and azuread do, keeping what it created by id."""
+
+    def __init__(self, preview: bool = False) -> None:
+        self.preview = preview
+        self.states: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (type, outputs)
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        if not args.custom:
+            return None, {}
+        if self.preview:
+            return None, _preview_outputs(args.inputs)
+        builder = BUILDERS.get(args.typ)
+        if builder is None and args.typ.startswith("azure-native:"):
+            builder = _generic_arm
+        if builder is None:
+            resource_id, outputs = f"{args.name}-id", dict(args.inputs)
+        else:
+            resource_id, outputs = builder(self, args, dict(args.inputs))
+        self.states[resource_id] = (args.typ, outputs)
+        return resource_id, outputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {
+                "clientId": DEPLOYER_CLIENT_ID,
+                "objectId": DEPLOYER_OBJECT_ID,
+                "subscriptionId": SUBSCRIPTION_ID,
+                "tenantId": TENANT_ID,
+            }
+        if args.token == "azuread:index/getClientConfig:getClientConfig":
+            return {
+                "id": f"{TENANT_ID}-{DEPLOYER_CLIENT_ID}-{DEPLOYER_OBJECT_ID}",
+                "clientId": DEPLOYER_CLIENT_ID,
+                "objectId": DEPLOYER_OBJECT_ID,
+                "tenantId": TENANT_ID,
+            }
+        raise NotImplementedError(
+            f"the mock engine does not answer invoke {args.token}; add it to AzureNativeMocks.call"
+        )
+
+    def _outputs_of(self, type_token: str, name_key: str, name: str) -> dict[str, Any] | None:
+        for typ, outputs in self.states.values():
+            if typ == type_token and outputs.get(name_key) == name:
+                return outputs
+        return None
+
+    def identity_principal(self, identity_id: str) -> dict[str, str]:
+        typ, outputs = self.states.get(identity_id, ("", {}))
+        if typ != "azure-native:managedidentity:UserAssignedIdentity":
+            # An identity outside this stack: ARM still answers with its principal.
+            return {"principalId": _guid("principal", identity_id), "clientId": _guid("client", identity_id)}
+        return {"principalId": outputs["principalId"], "clientId": outputs["clientId"]}
+
+    def vault_purge_protected(self, vault_name: str) -> bool:
+        vault = self._outputs_of("azure-native:keyvault:Vault", "name", vault_name)
+        return bool(vault and vault["properties"].get("enablePurgeProtection"))
+
+    def vault_location(self, vault_name: str) -> str | None:
+        vault = self._outputs_of("azure-native:keyvault:Vault", "name", vault_name)
+        return vault.get("location") if vault else None
+
+
+def _preview_outputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    # A create in preview knows only its inputs; the provider computes the rest (ids, names, principal
+    # ids, key versions) when it runs, so anything absent here resolves as unknown in the program.
+    known = dict(inputs)
+    known.pop("identity", None)  # a map on output where the input is a list: unknown until created
+    return known
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that keeps every `RegisterResource` request with what the mocks answered."""
+
+    def __init__(self, mocks: AzureNativeMocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        self.recorded.append(
+            RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent=request.parent,
+                inputs=json_format.MessageToDict(request.object),
+                outputs=json_format.MessageToDict(response.object) if response.HasField("object") else {},
+                id=response.id,
+                dependencies=tuple(request.dependencies),
+                property_dependencies={k: tuple(v.urns) for k, v in request.propertyDependencies.items()},
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                ignore_changes=tuple(request.ignoreChanges),
+                provider=request.provider,
+            )
+        )
+        return response
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+# ---------------------------------------------------------------------------------------------- stack config
+
+
+def stack_names(root: Path = ROOT) -> list[str]:
+    """The stacks this project ships: one `Pulumi.<stack>.yaml` each."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def load_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """The `config:` map of `Pulumi.<stack>.yaml` (or of a path to such a file), as written."""
+    path = Path(stack) if stack.endswith((".yaml", ".yml")) else root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = ", ".join(stack_names(root)) or "none"
+        raise FileNotFoundError(f"no stack {stack!r}: {path.name} does not exist (stacks: {known})")
+    document = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise ValueError(f"{path.name}: expected a mapping with a `config:` mapping")
+    return dict(document.get("config") or {})
+
+
+def _as_engine_value(value: Any) -> str:
+    # The CLI hands a program every value as a string: objects and lists as JSON, booleans lower-case.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def run_config(
+    config: dict[str, Any], *, stack: str = "test", preview: bool = False, program: Path = ROOT / "__main__.py"
+) -> RecordedStack:
+    """Runs the program with `config` (full keys, e.g. `kms-aks:cluster`) in a fresh Pulumi runtime."""
+    # The SDK keeps its settings, config and root stack in context variables: a fresh Context per run
+    # gives every run its own runtime, so one process can run many stacks.
+    return contextvars.Context().run(_run_in_new_loop, config, stack, preview, program)
+
+
+def run_stack(
+    stack: str, *, config: dict[str, Any] | None = None, preview: bool = False, root: Path = ROOT
+) -> RecordedStack:
+    """Runs the program for `Pulumi.<stack>.yaml`; `config` overrides its keys (a None value removes one)."""
+    merged = load_stack_file(stack, root)
+    for key, value in (config or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    name = Path(stack).stem.removeprefix("Pulumi.") if stack.endswith((".yaml", ".yml")) else stack
+    return run_config(merged, stack=name, preview=preview, program=root / "__main__.py")
+
+
+def _run_in_new_loop(config: dict[str, Any], stack: str, preview: bool, program: Path) -> RecordedStack:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_run(config, stack, preview, program))
+    finally:
+        # A failed program leaves outputs that will never resolve; cancel them rather than leak them.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def _run(config: dict[str, Any], stack: str, preview: bool, program: Path) -> RecordedStack:
+    mocks = AzureNativeMocks(preview=preview)
+    monitor = RecordingMonitor(mocks)
+    logs = _LogCollector()
+    logger = logging.getLogger(f"kms_aks.mock_engine.{id(monitor)}")
+    logger.propagate = False
+    logger.addHandler(logs)
+
+    set_all_config({key: _as_engine_value(value) for key, value in config.items()}, [])
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
+    recorded = RecordedStack(project=PROJECT, stack=stack, resources=monitor.recorded, warnings=logs.messages)
+
+    project_dir = str(program.parent)
+    if project_dir not in sys.path:
+        sys.path.insert(0, project_dir)
+    try:
+        runpy.run_path(str(program), run_name="__main__")
+        await wait_for_rpcs()
+    except pulumi.RunError as error:
+        recorded.error = str(error)
+        return recorded
+    except Exception as error:  # a program bug: reported with its message, not a traceback
+        recorded.error = f"{type(error).__name__}: {error}"
+        return recorded
+
+    root = pulumi.runtime.get_root_resource()
+    secret: set[str] = set()
+    for name, value in getattr(root, "outputs", {}).items():
+        output = pulumi.Output.from_input(value)
+        known = await output.is_known()
+        recorded.outputs[name] = await output.future() if known else UNKNOWN
+        if await output.is_secret():
+            secret.add(name)
+    recorded.secret_outputs = frozenset(secret)
+    return recorded
