@@ -1,0 +1,270 @@
+"""The GitHub workflows: actionlint-clean, and shaped the way issue 5 requires (OIDC, guard, policy pack, order)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+PREVIEW = WORKFLOWS / "preview.yml"
+DEPLOY = WORKFLOWS / "deploy.yml"
+
+
+def actionlint() -> str:
+    """The actionlint binary the dev requirements install next to this interpreter (or on PATH).
+
+    A missing linter fails the suite: a workflow lint that silently skips would pass broken YAML.
+    """
+    name = "actionlint.exe" if os.name == "nt" else "actionlint"
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if found:
+        return found
+    pytest.fail(
+        f"actionlint not found next to {sys.executable} nor on PATH: install requirements-dev.txt "
+        "(make test does); the workflow lint must not be skipped"
+    )
+
+
+def run_actionlint(*files: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [actionlint(), "-no-color", *(str(f) for f in files)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def load(path: Path) -> dict[str, Any]:
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc, dict), path
+    # YAML 1.1 reads the bare key `on` as the boolean True.
+    if True in doc:
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+def stacks() -> list[str]:
+    """Every stack of the project: one Pulumi.<stack>.yaml per stack."""
+    found = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+    assert found, "no Pulumi.<stack>.yaml in the project"
+    return found
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return job.get("steps", [])
+
+
+def index_of(job: dict[str, Any], predicate: Any, what: str) -> int:
+    for i, step in enumerate(steps(job)):
+        if predicate(step):
+            return i
+    raise AssertionError(f"no step {what}")
+
+
+def uses(step: dict[str, Any], action: str) -> bool:
+    return str(step.get("uses", "")).split("@")[0] == action
+
+
+def runs(step: dict[str, Any], pattern: str) -> bool:
+    return re.search(pattern, str(step.get("run", ""))) is not None
+
+
+# --------------------------------------------------------------------------------------------------
+# actionlint
+# --------------------------------------------------------------------------------------------------
+
+
+def test_workflows_exist() -> None:
+    assert PREVIEW.is_file()
+    assert DEPLOY.is_file()
+
+
+def test_actionlint_passes_on_every_workflow() -> None:
+    files = sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
+    assert files
+    result = run_actionlint(*files)
+    assert result.returncode == 0, f"actionlint failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_actionlint_really_lints(tmp_path: Path) -> None:
+    # The lint above means something only if actionlint rejects a broken workflow here.
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: pulumi/actions@v6\n        with:\n          policy-packs: policies\n"
+        "      - run: echo ${{ github.event.no_such_context.x }\n"
+    )
+    result = run_actionlint(broken, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "policy-packs" in result.stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# preview.yml
+# --------------------------------------------------------------------------------------------------
+
+
+def test_preview_runs_on_pull_requests() -> None:
+    assert "pull_request" in load(PREVIEW)["on"]
+
+
+def test_offline_job_needs_no_secrets_and_covers_every_stack() -> None:
+    doc = load(PREVIEW)
+    offline = doc["jobs"]["offline"]
+    text = yaml.safe_dump(offline)
+    assert "secrets." not in text
+    assert "vars." not in text
+    assert "id-token" not in text
+    assert offline.get("permissions") == {"contents": "read"}
+    index_of(offline, lambda s: runs(s, r"^make test\b"), "running `make test`")
+    plan = steps(offline)[index_of(offline, lambda s: runs(s, r"make plan STACK="), "running `make plan`")]
+    # The loop plans every Pulumi.<stack>.yaml; prove the glob picks up exactly the project's stacks.
+    assert "Pulumi.*.yaml" in plan["run"]
+    assert sorted(p.name for p in ROOT.glob("Pulumi.*.yaml")) == [f"Pulumi.{s}.yaml" for s in stacks()]
+
+
+def _oidc_env(job: dict[str, Any]) -> None:
+    env = job["env"]
+    assert env["ARM_USE_OIDC"] == "true"
+    for name, var in (
+        ("ARM_CLIENT_ID", "AZURE_CLIENT_ID"),
+        ("ARM_TENANT_ID", "AZURE_TENANT_ID"),
+        ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"),
+    ):
+        assert env[name] == f"${{{{ vars.{var} }}}}"
+    assert env["PULUMI_BACKEND_URL"].startswith("azblob://${{ vars.")
+    assert env["AZURE_STORAGE_ACCOUNT"].startswith("${{ vars.")
+    assert env["PULUMI_SECRETS_PROVIDER"].startswith("${{ vars.")
+    assert job["permissions"]["id-token"] == "write"
+    assert job["permissions"]["contents"] == "read"
+    login = index_of(job, lambda s: uses(s, "azure/login"), "with azure/login")
+    assert steps(job)[login]["uses"] == "azure/login@v2"
+    assert set(steps(job)[login]["with"]) == {"client-id", "tenant-id", "subscription-id"}
+    select = index_of(job, lambda s: runs(s, r"pulumi stack select --create"), "selecting the stack")
+    assert "--secrets-provider" in steps(job)[select]["run"]
+    assert login < select
+
+
+def _guard_after_json_preview(job: dict[str, Any]) -> int:
+    json_preview = index_of(
+        job, lambda s: runs(s, r"pulumi preview\b.*--json\b.*> ?preview\.json"), "writing preview.json"
+    )
+    guard = index_of(job, lambda s: runs(s, r"make guard PREVIEW=preview\.json"), "running make guard")
+    assert json_preview < guard
+    assert "--overrides guard-overrides.yaml" in steps(job)[guard]["run"]
+    return guard
+
+
+def test_preview_job_is_a_stack_matrix_with_oidc_policy_pack_pr_comment_and_guard() -> None:
+    job = load(PREVIEW)["jobs"]["preview"]
+    assert sorted(job["strategy"]["matrix"]["stack"]) == stacks()
+    assert job["needs"] == "offline"
+    assert job["permissions"]["pull-requests"] == "write"
+    _oidc_env(job)
+    action = steps(job)[index_of(job, lambda s: uses(s, "pulumi/actions") and "with" in s, "running pulumi/actions")]
+    assert action["uses"] == "pulumi/actions@v6"
+    assert action["with"]["command"] == "preview"
+    assert action["with"]["stack-name"] == "${{ matrix.stack }}"
+    assert action["with"]["comment-on-pr"] is True
+    assert action["with"]["policyPacks"] == "policies"
+    assert action["with"]["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
+    _guard_after_json_preview(job)
+
+
+# --------------------------------------------------------------------------------------------------
+# deploy.yml
+# --------------------------------------------------------------------------------------------------
+
+
+def test_deploy_runs_on_push_to_main_and_by_hand() -> None:
+    on = load(DEPLOY)["on"]
+    assert on["push"]["branches"] == ["main"]
+    assert "workflow_dispatch" in on
+
+
+def test_deploy_has_one_job_per_stack_dev_before_prod() -> None:
+    jobs = load(DEPLOY)["jobs"]
+    assert sorted(jobs) == stacks()
+    assert "needs" not in jobs["dev"]
+    assert jobs["prod"]["needs"] in ("dev", ["dev"])
+    for stack, job in jobs.items():
+        environment = job["environment"]
+        assert (environment["name"] if isinstance(environment, dict) else environment) == stack
+
+
+def test_deploy_concurrency_is_per_stack_and_never_cancels() -> None:
+    jobs = load(DEPLOY)["jobs"]
+    groups = set()
+    for stack, job in jobs.items():
+        concurrency = job["concurrency"]
+        assert stack in concurrency["group"]
+        assert concurrency["cancel-in-progress"] is False
+        groups.add(concurrency["group"])
+    assert len(groups) == len(jobs)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_deploy_guards_a_preview_then_ups_with_the_policy_pack(stack: str) -> None:
+    job = load(DEPLOY)["jobs"][stack]
+    assert job["env"]["STACK"] == stack
+    _oidc_env(job)
+    assert "pull-requests" not in job["permissions"]
+    guard = _guard_after_json_preview(job)
+    up = index_of(job, lambda s: uses(s, "pulumi/actions") and s.get("with", {}).get("command") == "up", "up")
+    assert guard < up
+    action = steps(job)[up]
+    assert action["uses"] == "pulumi/actions@v6"
+    assert action["with"]["stack-name"] == stack
+    assert action["with"]["policyPacks"] == "policies"
+    assert action["with"]["policyPackConfigs"] == f"policies/config/{stack}.json"
+    assert action["with"]["cloud-url"].startswith("azblob://")
+
+
+def test_workflows_use_no_long_lived_secrets() -> None:
+    for path in (PREVIEW, DEPLOY):
+        assert "secrets." not in path.read_text(), f"{path.name}: use OIDC and repository variables"
+
+
+# --------------------------------------------------------------------------------------------------
+# What the workflows call must exist
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_policy_pack_config_exists_for_every_stack(stack: str) -> None:
+    assert stack in stacks()
+    assert (ROOT / "policies" / "config" / f"{stack}.json").is_file()
+
+
+def _make_dry_run(*args: str) -> subprocess.CompletedProcess[str]:
+    make = shutil.which("make")
+    assert make, "make is required"
+    return subprocess.run([make, "-n", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_make_guard_runs_the_guard_module() -> None:
+    result = _make_dry_run("guard", "PREVIEW=preview.json", "ARGS=--overrides guard-overrides.yaml")
+    assert result.returncode == 0, result.stderr
+    assert re.search(
+        r"-m kms_aks\.guard preview\.json --overrides guard-overrides\.yaml\s*$", result.stdout, re.MULTILINE
+    ), result.stdout
+
+
+def test_make_install_stamp_used_by_the_workflows_exists() -> None:
+    result = _make_dry_run(".venv/.installed")
+    assert result.returncode == 0, result.stderr
