@@ -391,8 +391,7 @@ def _key_id_finding(urn: str, old: Any, new: Any) -> Finding | None:
             urn=urn,
             path=path,
             message=(
-                f"a KMS key id is added to an existing cluster (KMS enabled in place): {_fmt(new)}. "
-                + _OVERRIDE_HINT
+                f"a KMS key id is added to an existing cluster (KMS enabled in place): {_fmt(new)}. " + _OVERRIDE_HINT
             ),
             new_key_id=new if isinstance(new, str) else None,
         )
@@ -402,8 +401,7 @@ def _key_id_finding(urn: str, old: Any, new: Any) -> Finding | None:
         path=path,
         message=(
             f"the KMS key id changes on an existing cluster: {_fmt(old)} -> {_fmt(new)}. "
-            "Changing keys was unsupported in the original KMS design; a rotation must be planned. "
-            + _OVERRIDE_HINT
+            "Changing keys was unsupported in the original KMS design; a rotation must be planned. " + _OVERRIDE_HINT
         ),
         new_key_id=new if isinstance(new, str) else None,
     )
@@ -611,7 +609,9 @@ def check_preview(preview: Preview, overrides: Sequence[KeyRotationOverride] = (
             findings.setdefault((finding.urn, finding.rule, finding.path), finding)
 
     result = GuardResult(steps=len(preview.steps))
-    used: set[KeyRotationOverride] = set()
+    # An override is used when its (URN, new key id) pair excused a finding; the same pair given twice
+    # (file and flag) is one permission, not a stale second one.
+    used: set[tuple[str, str]] = set()
     for finding in findings.values():
         match = next(
             (
@@ -627,12 +627,12 @@ def check_preview(preview: Preview, overrides: Sequence[KeyRotationOverride] = (
         if match is None:
             result.findings.append(finding)
         else:
-            used.add(match)
+            used.add((match.urn, match.newKeyId))
             result.allowed.append((finding, match))
 
     planned = {f.urn: f.new_key_id for f in findings.values() if f.rule == "kms-key-change" and f.new_key_id}
     for override in dict.fromkeys(overrides):
-        if override in used:
+        if (override.urn, override.newKeyId) in used:
             continue
         if override.urn in planned:
             why = f"the preview plans key id {planned[override.urn]} for this cluster, not this one"
@@ -683,9 +683,7 @@ def load_preview(source: str) -> Preview:
     try:
         return Preview.model_validate(data)
     except ValidationError as error:
-        raise BadInput(
-            f"{source} is not in the `pulumi preview --json` shape: {_validation_message(error)}"
-        ) from None
+        raise BadInput(f"{source} is not in the `pulumi preview --json` shape: {_validation_message(error)}") from None
 
 
 def load_override_file(source: str) -> list[KeyRotationOverride]:
@@ -721,9 +719,7 @@ def parse_override_flag(value: str) -> KeyRotationOverride:
     if not sep or not urn or not key_id:
         raise BadInput(f"--allow-key-rotation expects URN=KEY_ID, got {value!r}")
     try:
-        return KeyRotationOverride(
-            urn=urn, newKeyId=key_id, reason="--allow-key-rotation on the command line"
-        )
+        return KeyRotationOverride(urn=urn, newKeyId=key_id, reason="--allow-key-rotation on the command line")
     except ValidationError as error:
         raise BadInput(f"--allow-key-rotation {value!r}: {_validation_message(error)}") from None
 
@@ -747,9 +743,7 @@ def render(result: GuardResult, preview: Preview, source: str, console: Console)
         console.print(Text(f"    at {finding.path}"))
         console.print(Text(f"    {finding.message}"))
     for finding, override in result.allowed:
-        console.print(
-            Text.assemble(("ALLOWED ", "bold yellow"), (f"[{finding.rule}] ", "yellow"), finding.urn)
-        )
+        console.print(Text.assemble(("ALLOWED ", "bold yellow"), (f"[{finding.rule}] ", "yellow"), finding.urn))
         console.print(Text(f"    at {finding.path}: new key id {finding.new_key_id}"))
         console.print(Text(f"    by override: {override.reason}"))
     for override, why in result.stale_overrides:
@@ -775,9 +769,7 @@ def render(result: GuardResult, preview: Preview, source: str, console: Console)
             )
         )
     else:
-        console.print(
-            Text("plan guard: passed, no irreversible KMS change in this plan.", style="bold green")
-        )
+        console.print(Text("plan guard: passed, no irreversible KMS change in this plan.", style="bold green"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -634,3 +634,18 @@ def test_split_property_path() -> None:
         "0",
     )
     assert guard.split_property_path('tags["a.b"].c') == ("tags", "a.b", "c")
+
+
+def test_the_same_override_in_file_and_flag_is_not_stale(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    overrides = _override_file(tmp_path, [ROTATION])
+    code, out, _ = run(
+        capsys,
+        fixture("key-rotation.json"),
+        "--overrides",
+        overrides,
+        "--allow-key-rotation",
+        f"{CLUSTER_URN}={KEY_V2}",
+    )
+    assert code == 0, out
+    assert "STALE" not in out
+    assert out.count("ALLOWED ") == 1
