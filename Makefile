@@ -18,6 +18,11 @@ $(VENV)/.installed: $(REQUIREMENTS)
 plan: $(VENV)/.installed
 	@$(PY) -m kms_aks.plan --stack $(STACK) $(ARGS)
 
+## guard: refuse irreversible KMS changes in a `pulumi preview --json` file (exit 1 findings, 2 bad input).
+##        make guard PREVIEW=preview.json ARGS="--overrides guard-overrides.yaml"
+guard: $(VENV)/.installed
+	$(PY) -m kms_aks.guard $(PREVIEW) $(ARGS)
+
 ## test: lint, then the whole test suite.
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
