@@ -1,0 +1,10 @@
+"""What the Pulumi CLI runs (`python -u -m pulumi.policy <engine> <this folder>`): builds the kms-aks pack.
+
+Constructing the PolicyPack starts the analyzer server, prints its port and blocks, so nothing imports this
+file; the policies live in kms_pack.py and their rules in kms_rules.py.
+"""
+
+from kms_pack import PACK_NAME, POLICIES
+from pulumi_policy import EnforcementLevel, PolicyPack
+
+PolicyPack(name=PACK_NAME, policies=POLICIES, enforcement_level=EnforcementLevel.MANDATORY)

@@ -1,0 +1,390 @@
+"""The kms-aks policies as CrossGuard policy objects, adapting the SDK's arguments to the rules in `kms_rules`.
+
+Importing this module builds the policy objects and nothing else: the analyzer server starts only when
+`__main__.py` constructs the `PolicyPack`.
+
+Why the split between resource and stack policies: `Analyze` sees one resource's inputs and nothing of the
+graph, so only checks of a cluster's own properties are resource policies. Everything that relates the
+cluster to its key, vault, identity, grants or endpoints, or that needs dependencies, is a stack policy.
+Each stack policy costs the SDK one full conversion of every resource of the stack (see docs/policies.md),
+so the pack has as many stack policies as there are separately configurable concerns, and no more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import kms_rules as rules
+from kms_rules import Finding, Outcome, StackIndex
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+# Not re-exported by pulumi_policy's package; the SDK turns this exception into its "can't run policy"
+# advisory note, which is how a policy says it could not decide during preview.
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+PACK_NAME = "kms-aks"
+DOCS_URL = "https://learn.microsoft.com/azure/aks/use-kms-etcd-encryption"
+_SOURCE = "AKS KMS etcd encryption (Microsoft, 2022) lists as a limitation"
+
+# ------------------------------------------------------------------------------------ SDK <-> plain data
+
+
+def to_plain(value: Any) -> Any:
+    """The SDK's unknown-checking proxies as plain dicts and lists, with unknowns kept as sentinel strings.
+
+    Reading a proxy raises on the first unknown value, which would abort a whole stack policy; the rules
+    need to see unknowns and decide from the dependency graph instead.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        plain: dict[str, Any] = {}
+        for key in value:
+            try:
+                item = value[key]
+            except UnknownValueError as unknown:
+                item = unknown.unknown_type_sentinel
+            plain[key] = to_plain(item)
+        return plain
+    if isinstance(value, Sequence):
+        items: list[Any] = []
+        for position in range(len(value)):
+            try:
+                item = value[position]
+            except UnknownValueError as unknown:
+                item = unknown.unknown_type_sentinel
+            items.append(to_plain(item))
+        return items
+    return value
+
+
+def _res(resource: PolicyResource) -> rules.Res:
+    return rules.Res(
+        type=resource.resource_type,
+        urn=resource.urn,
+        props=to_plain(resource.props),
+        name=resource.name,
+        protect=bool(resource.opts.protect),
+        dependencies=tuple(d.urn for d in resource.dependencies),
+        property_dependencies={k: tuple(d.urn for d in v) for k, v in resource.property_dependencies.items()},
+    )
+
+
+def build_index(resources: Sequence[PolicyResource]) -> StackIndex:
+    """Indexes the stack in one pass; converts the properties of the resource types the rules read only."""
+    counts: dict[str, int] = {}
+    relevant: list[rules.Res] = []
+    by_urn: dict[str, PolicyResource] = {}
+    relevant_types = rules.RELEVANT_TYPES
+    for resource in resources:
+        resource_type = resource.resource_type
+        counts[resource_type] = counts.get(resource_type, 0) + 1
+        by_urn[resource.urn] = resource
+        if resource_type in relevant_types:
+            relevant.append(_res(resource))
+
+    def dependencies_of(urn: str) -> list[str]:
+        resource = by_urn.get(urn)
+        return [d.urn for d in resource.dependencies] if resource is not None else []
+
+    return StackIndex(relevant, counts, dependencies_of)
+
+
+def _could_not_decide(messages: Sequence[str]) -> UnknownValueError:
+    error = UnknownValueError(UNKNOWN_STRING_VALUE, [])
+    error.message = (
+        "could not decide: " + " ".join(dict.fromkeys(messages)) + " It is checked again when the values are known."
+    )
+    return error
+
+
+def _report(findings: Sequence[Finding], report_violation: ReportViolation, not_applicable: Callable[[str], None]):
+    """Reports violations, then raises "could not decide" for the undecided ones (violations already reported
+    stay reported), or marks the policy not applicable when that is all there is to say."""
+    violations = [f for f in findings if f.outcome is Outcome.VIOLATION]
+    for finding in violations:
+        report_violation(finding.message, finding.urn)
+    undecided = [f.message for f in findings if f.outcome is Outcome.UNDECIDED]
+    if undecided:
+        raise _could_not_decide(undecided)
+    reasons = [f.message for f in findings if f.outcome is Outcome.NOT_APPLICABLE]
+    if reasons and not violations:
+        not_applicable(" ".join(dict.fromkeys(reasons)))
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+def _config_bool(config: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = config.get(name, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"policy config {name} must be true or false, not {value!r}")
+    return value
+
+
+def _config_int(config: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
+    value = config.get(name, default)
+    # Config arrives as a protobuf Struct, where every number is a float.
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < minimum:
+        raise ValueError(f"policy config {name} must be a whole number of at least {minimum}, not {value!r}")
+    return int(value)
+
+
+def _config_strings(config: Mapping[str, Any], name: str) -> list[str]:
+    value = config.get(name, [])
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"policy config {name} must be a list of strings, not {value!r}")
+    return list(value)
+
+
+# ------------------------------------------------------------------------------------------- adapters
+
+
+def _resource_validation(
+    check: Callable[[Mapping[str, Any], Mapping[str, Any]], list[Finding]],
+) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.resource_type != rules.CLUSTER:
+            return
+        findings = check(to_plain(args.props), args.get_config())
+        _report(findings, report_violation, args.not_applicable)
+
+    return validate
+
+
+def _stack_validation(
+    check: Callable[[StackIndex, Mapping[str, Any]], list[Finding]], *, needs_kms_cluster: bool = True
+) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        # Config is read before the stack so that a bad config fails loudly even on an empty stack.
+        config = args.get_config()
+        index = build_index(args.resources)
+        if needs_kms_cluster and not index.kms_clusters:
+            args.not_applicable("no ManagedCluster with KMS enabled in this stack")
+        findings = check(index, config)
+        _report(findings, report_violation, args.not_applicable)
+
+    return validate
+
+
+# ------------------------------------------------------------------------------------------- policies
+
+KMS_ENABLED = ResourceValidationPolicy(
+    name="aks-kms-enabled",
+    display_name="AKS clusters encrypt etcd with KMS",
+    description=(
+        "Every AKS cluster encrypts its etcd secrets with a customer-managed Key Vault key: "
+        "securityProfile.azureKeyVaultKms.enabled is true and keyId is set. "
+        f'{_SOURCE} "Disabling KMS"; this blocks it (Azure Policy dbbdc317-9734-4dd8-9074-993b29c69008).'
+    ),
+    validate=_resource_validation(rules.check_kms_enabled),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.CRITICAL,
+    url=DOCS_URL,
+)
+
+USER_ASSIGNED_IDENTITY = ResourceValidationPolicy(
+    name="aks-kms-user-assigned-identity",
+    display_name="AKS KMS clusters use one user-assigned identity",
+    description=(
+        "The cluster identity is exactly one user-assigned managed identity. "
+        f'{_SOURCE} "System-Assigned Managed Identity": it exists only once the cluster does, too late to hold '
+        "the key permission AKS checks while creating the cluster."
+    ),
+    validate=_resource_validation(rules.check_user_assigned_identity),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.HIGH,
+    url=DOCS_URL,
+)
+
+KEY_ID_VERSIONED = ResourceValidationPolicy(
+    name="aks-kms-key-id-versioned",
+    display_name="AKS KMS keyId is a versioned key id",
+    description=(
+        "securityProfile.azureKeyVaultKms.keyId is a versioned Key Vault key identifier "
+        "(https://<vault>.vault.azure.net/keys/<name>/<version>), the only form AKS KMS accepts; a versionless id "
+        "would let the key version, and so the key, change underneath the cluster."
+    ),
+    validate=_resource_validation(rules.check_key_id_versioned),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.HIGH,
+    url=DOCS_URL,
+)
+
+NO_PRIVATE_LINK = StackValidationPolicy(
+    name="aks-kms-no-private-link",
+    display_name="AKS KMS key vault without Private Link",
+    description=(
+        f'{_SOURCE} "Leveraging KeyVault with PrivateLink enabled". Blocks keyVaultNetworkAccess other than Public, '
+        "publicNetworkAccess Disabled on the KMS vault, and private endpoints or private endpoint connections to it. "
+        "With allowPrivateKeyVault (current AKS), requires instead keyVaultResourceId, API server VNet integration "
+        "and a Key Vault Contributor grant for the cluster identity."
+    ),
+    validate=_stack_validation(
+        lambda index, config: rules.check_no_private_link(
+            index, allow_private_key_vault=_config_bool(config, "allowPrivateKeyVault", False)
+        )
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowPrivateKeyVault": {
+                "type": "boolean",
+                "default": False,
+                "description": "Allow a private KMS vault (current AKS): keyVaultNetworkAccess Private with "
+                "keyVaultResourceId, API server VNet integration and a Key Vault Contributor grant.",
+            }
+        }
+    ),
+    severity=Severity.HIGH,
+    url=DOCS_URL,
+)
+
+SECRET_LIMIT = StackValidationPolicy(
+    name="aks-kms-secret-limit",
+    display_name="At most 2000 Kubernetes Secrets with AKS KMS",
+    description=(
+        f'{_SOURCE} "Using more than 2000 secrets in a cluster". Counts the stack\'s {rules.SECRET} resources '
+        "against maxSecrets; with kmsV2Aware the limit applies only while a KMS cluster runs Kubernetes below 1.27 "
+        "(KMS v1)."
+    ),
+    validate=_stack_validation(
+        lambda index, config: rules.check_secret_limit(
+            index,
+            max_secrets=_config_int(config, "maxSecrets", rules.DEFAULT_MAX_SECRETS, 0),
+            kms_v2_aware=_config_bool(config, "kmsV2Aware", False),
+        ),
+        needs_kms_cluster=False,
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "maxSecrets": {
+                "type": "integer",
+                "minimum": 0,
+                "default": rules.DEFAULT_MAX_SECRETS,
+                "description": "The most Kubernetes Secrets the stack may declare.",
+            },
+            "kmsV2Aware": {
+                "type": "boolean",
+                "default": False,
+                "description": "Apply the limit only while a KMS cluster in the stack runs Kubernetes below 1.27.",
+            },
+        }
+    ),
+    severity=Severity.MEDIUM,
+    url=DOCS_URL,
+)
+
+KEY_VAULT_FIT = StackValidationPolicy(
+    name="aks-kms-key-vault-fit",
+    display_name="AKS KMS key and vault fit for KMS",
+    description=(
+        "The KMS key is an enabled RSA or RSA-HSM key of at least 2048 bits whose operations include encrypt and "
+        "decrypt, in a vault with soft delete and purge protection (Azure Policy 0b60c0b2-2dc2-4e1c-b5c9-"
+        "abbed971de53) that a public KMS cluster can reach. requireHsm demands an RSA-HSM key in a premium vault "
+        "(Azure Policy 587c79fe-dd04-4a5e-9d0b-f89598c7261b)."
+    ),
+    validate=_stack_validation(
+        lambda index, config: rules.check_key_vault_fit(
+            index,
+            require_hsm=_config_bool(config, "requireHsm", False),
+            min_key_size=_config_int(config, "minKeySize", rules.MIN_KEY_SIZE, rules.MIN_KEY_SIZE),
+        )
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "requireHsm": {
+                "type": "boolean",
+                "default": False,
+                "description": "Require an HSM-protected key: key type RSA-HSM in a premium vault.",
+            },
+            "minKeySize": {
+                "type": "integer",
+                "minimum": rules.MIN_KEY_SIZE,
+                "default": rules.MIN_KEY_SIZE,
+                "description": "The smallest RSA key size accepted, in bits.",
+            },
+        }
+    ),
+    severity=Severity.HIGH,
+    url=DOCS_URL,
+)
+
+IDENTITY_GRANT = StackValidationPolicy(
+    name="aks-kms-identity-grant",
+    display_name="AKS KMS identity granted and waited for",
+    description=(
+        "The cluster's user-assigned identity has encrypt and decrypt on the KMS key: an access policy (vault in "
+        "access-policy mode) or a Key Vault Crypto User role assignment (RBAC mode) in this stack, and the cluster "
+        "depends on that grant, because AKS validates it while creating the cluster."
+    ),
+    validate=_stack_validation(lambda index, config: rules.check_identity_grant(index)),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.HIGH,
+    url=DOCS_URL,
+)
+
+KEY_SOURCE = StackValidationPolicy(
+    name="aks-kms-key-source",
+    display_name="AKS KMS keyId from this stack or pinned",
+    description=(
+        f'{_SOURCE} "Changing of keys". The cluster\'s keyId comes from a Key of this stack (a property dependency) '
+        "or equals a key id pinned in pinnedKeyIds, so that a key change is always a reviewed change; the plan guard "
+        "blocks the change itself."
+    ),
+    validate=_stack_validation(
+        lambda index, config: rules.check_key_source(index, pinned_key_ids=_config_strings(config, "pinnedKeyIds"))
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "pinnedKeyIds": {
+                "type": "array",
+                "items": {"type": "string", "pattern": rules.VERSIONED_KEY_ID_PATTERN},
+                "default": [],
+                "description": "Versioned key ids a cluster may use without creating the Key in this stack "
+                "(bring your own key).",
+            }
+        }
+    ),
+    severity=Severity.HIGH,
+    url=DOCS_URL,
+)
+
+DELETION_PROTECTION = StackValidationPolicy(
+    name="aks-kms-deletion-protection",
+    display_name="AKS KMS key, vault and identity protected",
+    description=(
+        f'{_SOURCE} "Changing of keys": deleting the KMS key, its vault or the cluster identity leaves etcd '
+        "unreadable. Those resources, when in this stack, have protect set."
+    ),
+    validate=_stack_validation(lambda index, config: rules.check_deletion_protection(index)),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.CRITICAL,
+    url=DOCS_URL,
+)
+
+POLICIES = [
+    KMS_ENABLED,
+    USER_ASSIGNED_IDENTITY,
+    KEY_ID_VERSIONED,
+    NO_PRIVATE_LINK,
+    SECRET_LIMIT,
+    KEY_VAULT_FIT,
+    IDENTITY_GRANT,
+    KEY_SOURCE,
+    DELETION_PROTECTION,
+]
