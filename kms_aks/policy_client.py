@@ -41,7 +41,7 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from kms_aks.recording import SECRET_SIG_KEY, RecordedResource
+from kms_aks.recording import RecordedResource
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_PACK_DIR = ROOT / "policies"
@@ -75,9 +75,9 @@ _SEVERITY_NAMES = {
 # The prefix pulumi_policy gives a diagnostic when a policy could not run because a value is unknown.
 _COULD_NOT_DECIDE = "can't run policy"
 
-# What AnalyzeStack sends as a resource's properties. The engine sends the provider's outputs; the mock
-# engine's outputs are the provider's answer, so "inputs+outputs" lays the inputs over the outputs: what
-# azure-native returns (inputs echoed plus computed values), and a mutation of the inputs still shows.
+# What AnalyzeStack sends as a resource's properties. The engine sends the provider's outputs, which for
+# azure-native are the inputs echoed plus computed values; "inputs+outputs" lays each top-level input over
+# the recorded outputs, which is that, and lets a test's mutation of the inputs show in the stack view.
 StackProperties = Literal["inputs", "outputs", "inputs+outputs"]
 
 
@@ -376,14 +376,10 @@ def stack_properties(resource: RecordedResource, properties: StackProperties = "
     return _overlay(resource.outputs, resource.inputs)
 
 
-def _overlay(under: Any, over: Any) -> Any:
-    # Objects merge key by key; anything else (lists, scalars, unknowns, secrets) is taken from `over`.
-    if not isinstance(under, dict) or not isinstance(over, dict) or SECRET_SIG_KEY in over or SECRET_SIG_KEY in under:
-        return over
-    merged = dict(under)
-    for key, value in over.items():
-        merged[key] = _overlay(merged[key], value) if key in merged else value
-    return merged
+def _overlay(outputs: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
+    # Top-level properties: every input as given, plus the outputs the inputs do not have (ids, names,
+    # principal ids, key URIs). Not deeper: an input a mutation removed must not reappear from the outputs.
+    return {**outputs, **inputs}
 
 
 def _options(resource: RecordedResource) -> analyzer_pb2.AnalyzerResourceOptions:

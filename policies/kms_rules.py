@@ -235,7 +235,8 @@ def kubernetes_minor(version: Any) -> tuple[int, int] | None:
 # ---------------------------------------------------------------------------------- resources and stack
 
 
-@dataclass(frozen=True, slots=True)
+# Compared by identity: a resource's properties are dicts, and one URN is one resource anyway.
+@dataclass(frozen=True, slots=True, eq=False)
 class Res:
     """A resource as a stack rule sees it: plain properties (inputs or outputs) and its place in the graph."""
 
@@ -753,7 +754,7 @@ def check_no_private_link(index: StackIndex, *, allow_private_key_vault: bool = 
             links = list(index.private_links_by_vault_name.get(kms.vault_name or "", []))
             if vault is not None:
                 links += index.private_links_by_vault_urn.get(vault.urn, [])
-            for link in dict.fromkeys(links):
+            for link in {link.urn: link for link in links}.values():
                 what = "private endpoint" if link.type == PRIVATE_ENDPOINT else "private endpoint connection"
                 findings.append(
                     _violation(
@@ -1254,7 +1255,7 @@ def check_key_source(index: StackIndex, *, pinned_key_ids: Iterable[str] = ()) -
             findings.append(
                 _violation(
                     f'{cluster.label}: keyId "{key_id}" names key "{kms.key_ref.name}" in vault "{kms.key_ref.vault}", '
-                    f"but the cluster's securityProfile depends on {names}. Take keyId from that Key's "
+                    f"but the cluster's securityProfile depends on {names}. Set keyId from that Key's "
                     f"key_uri_with_version {pin}.",
                     cluster.urn,
                 )

@@ -1,0 +1,282 @@
+"""Helpers for the policy-pack tests: importing the rules, and mutating recorded stacks without touching them.
+
+Every mutation returns new `RecordedResource`s (dataclasses.replace with deep-copied properties); the
+session-scoped recordings of the real program are shared by many tests and must never change.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from kms_aks.policy_client import POLICY_PACK_DIR
+from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+
+# The pack's modules are top-level modules of its folder, as `python -m pulumi.policy <folder>` runs them.
+if str(POLICY_PACK_DIR) not in sys.path:
+    sys.path.insert(0, str(POLICY_PACK_DIR))
+
+CLUSTER = "azure-native:containerservice:ManagedCluster"
+VAULT = "azure-native:keyvault:Vault"
+KEY = "azure-native:keyvault:Key"
+IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+ACCESS_POLICY = "azure-native:keyvault:AccessPolicy"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
+PRIVATE_ENDPOINT_CONNECTION = "azure-native:keyvault:PrivateEndpointConnection"
+SECRET = "kubernetes:core/v1:Secret"
+GRANT_TYPES = (ACCESS_POLICY, ROLE_ASSIGNMENT)
+
+KMS = ("securityProfile", "azureKeyVaultKms")
+_DELETE = object()
+
+Resources = list[RecordedResource]
+
+
+def resources_of(stack: RecordedStack | Sequence[RecordedResource]) -> Resources:
+    return list(stack.resources if isinstance(stack, RecordedStack) else stack)
+
+
+def one(resources: Iterable[RecordedResource], type_token: str) -> RecordedResource:
+    found = [r for r in resources if r.type == type_token]
+    assert len(found) == 1, f"expected one {type_token}, found {len(found)}"
+    return found[0]
+
+
+def _set(props: dict[str, Any], path: Sequence[str], value: Any, *, create: bool) -> bool:
+    """Sets (or, with _DELETE, removes) props[path]; False when the parent path is absent and not created."""
+    node = props
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            if not create:
+                return False
+            child = node[key] = {}
+        node = child
+    if value is _DELETE:
+        node.pop(path[-1], None)
+    else:
+        node[path[-1]] = copy.deepcopy(value)
+    return True
+
+
+def edited(
+    resource: RecordedResource,
+    edits: dict[tuple[str, ...], Any] | None = None,
+    *,
+    output_edits: dict[tuple[str, ...], Any] | None = None,
+    **changes: Any,
+) -> RecordedResource:
+    """A copy of `resource` with property edits {path: value or DELETE} applied to its inputs and, where the
+    path exists there too, to its outputs (so that every AnalyzeStack property mode sees the change);
+    `output_edits` are for where the outputs' shape differs (a Key's flat `kty`); `changes` are fields."""
+    inputs = copy.deepcopy(resource.inputs)
+    outputs = copy.deepcopy(resource.outputs)
+    for path, value in (edits or {}).items():
+        _set(inputs, path, value, create=True)
+        _set(outputs, path, value, create=False)
+    for path, value in (output_edits or {}).items():
+        _set(outputs, path, value, create=True)
+    if "property_dependencies" in changes:
+        changes["property_dependencies"] = dict(changes["property_dependencies"])
+    return dataclasses.replace(resource, inputs=inputs, outputs=outputs, **changes)
+
+
+DELETE = _DELETE
+
+
+def replaced(
+    resources: Iterable[RecordedResource],
+    type_token: str,
+    change: Callable[[RecordedResource], RecordedResource],
+) -> Resources:
+    """`resources` with every resource of `type_token` replaced by `change(resource)`."""
+    return [change(r) if r.type == type_token else r for r in resources]
+
+
+def without(resources: Iterable[RecordedResource], *type_tokens: str) -> Resources:
+    return [r for r in resources if r.type not in type_tokens]
+
+
+# ------------------------------------------------------------------------------------- named mutations
+
+
+def kms_setting(resources: Resources, **settings: Any) -> Resources:
+    """The cluster's securityProfile.azureKeyVaultKms with `settings` changed (DELETE removes one)."""
+    return replaced(resources, CLUSTER, lambda c: edited(c, {(*KMS, k): v for k, v in settings.items()}))
+
+
+def key_property(resources: Resources, **properties: Any) -> Resources:
+    """The Key with `properties.<name>` changed on input and the flat `<name>` on output."""
+    return replaced(
+        resources,
+        KEY,
+        lambda k: edited(
+            k,
+            {("properties", name): v for name, v in properties.items()},
+            output_edits={(name,): v for name, v in properties.items()},
+        ),
+    )
+
+
+def vault_property(resources: Resources, **properties: Any) -> Resources:
+    return replaced(resources, VAULT, lambda v: edited(v, {("properties", n): x for n, x in properties.items()}))
+
+
+def unprotected(resources: Resources, type_token: str) -> Resources:
+    return replaced(resources, type_token, lambda r: dataclasses.replace(r, protect=False))
+
+
+def cluster_not_depending_on_grants(resources: Resources) -> Resources:
+    grants = {r.urn for r in resources if r.type in GRANT_TYPES}
+    return replaced(
+        resources,
+        CLUSTER,
+        lambda c: dataclasses.replace(c, dependencies=tuple(d for d in c.dependencies if d not in grants)),
+    )
+
+
+def literal_key_id(resources: Resources, key_id: str) -> Resources:
+    """keyId set to a literal: no property dependency on the stack's Key any more."""
+
+    def change(cluster: RecordedResource) -> RecordedResource:
+        deps = dict(cluster.property_dependencies)
+        deps["securityProfile"] = ()
+        key = one(resources, KEY).urn if any(r.type == KEY for r in resources) else None
+        return edited(
+            cluster,
+            {(*KMS, "keyId"): key_id},
+            property_dependencies=deps,
+            dependencies=tuple(d for d in cluster.dependencies if d != key),
+        )
+
+    return replaced(resources, CLUSTER, change)
+
+
+def unknown_key_id_without_dependency(resources: Resources) -> Resources:
+    """A preview where keyId is unknown and comes from nothing of this stack."""
+    return literal_key_id(resources, UNKNOWN)
+
+
+def with_secrets(resources: Resources, count: int, namespace: str = "apps") -> Resources:
+    stack = one(resources, "pulumi:pulumi:Stack")
+    return resources + [secret(stack.urn, f"secret-{i}", namespace) for i in range(count)]
+
+
+def kubernetes_version(resources: Resources, version: str) -> Resources:
+    return replaced(
+        resources,
+        CLUSTER,
+        lambda c: edited(c, {("kubernetesVersion",): version}, output_edits={("currentKubernetesVersion",): version}),
+    )
+
+
+# ---------------------------------------------------------------------------------------- new resources
+
+
+def _urn(stack_urn: str, type_token: str, name: str) -> str:
+    prefix = stack_urn.split("::pulumi:pulumi:Stack::", 1)[0]
+    return f"{prefix}::{type_token}::{name}"
+
+
+def secret(stack_urn: str, name: str, namespace: str = "apps") -> RecordedResource:
+    """A kubernetes:core/v1:Secret as the Kubernetes provider receives it."""
+    inputs = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "shop"}},
+        "type": "Opaque",
+        "stringData": {
+            "password": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "x"}
+        },
+    }
+    return RecordedResource(
+        urn=_urn(stack_urn, SECRET, name),
+        type=SECRET,
+        name=name,
+        custom=True,
+        parent=stack_urn,
+        inputs=inputs,
+        outputs={},
+    )
+
+
+def private_endpoint(
+    resources: Resources,
+    *,
+    manual: bool = False,
+    target: str | None = None,
+    depend_on_vault: bool = False,
+    name: str = "kv-pe",
+) -> RecordedResource:
+    """A network:PrivateEndpoint to the stack's vault (its ARM id, or `target`), as another team might add."""
+    stack = one(resources, "pulumi:pulumi:Stack")
+    vault = one(resources, VAULT)
+    target = vault.id if target is None else target
+    field_name = "manualPrivateLinkServiceConnections" if manual else "privateLinkServiceConnections"
+    return RecordedResource(
+        urn=_urn(stack.urn, PRIVATE_ENDPOINT, name),
+        type=PRIVATE_ENDPOINT,
+        name=name,
+        custom=True,
+        parent=stack.urn,
+        inputs={
+            "resourceGroupName": vault.inputs.get("resourceGroupName", "rg"),
+            "subnet": {
+                "id": "/subscriptions/x/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/v/subnets/pe"
+            },
+            field_name: [{"name": "kv", "privateLinkServiceId": target, "groupIds": ["vault"]}],
+        },
+        outputs={},
+        dependencies=(vault.urn,) if depend_on_vault else (),
+        property_dependencies={field_name: (vault.urn,)} if depend_on_vault else {},
+    )
+
+
+def private_endpoint_connection(resources: Resources, name: str = "kv-pec") -> RecordedResource:
+    stack = one(resources, "pulumi:pulumi:Stack")
+    vault = one(resources, VAULT)
+    return RecordedResource(
+        urn=_urn(stack.urn, PRIVATE_ENDPOINT_CONNECTION, name),
+        type=PRIVATE_ENDPOINT_CONNECTION,
+        name=name,
+        custom=True,
+        parent=stack.urn,
+        inputs={
+            "resourceGroupName": vault.inputs["resourceGroupName"],
+            "vaultName": vault.inputs["vaultName"],
+            "privateEndpointConnectionName": "pe-conn",
+            "privateLinkServiceConnectionState": {"status": "Approved"},
+        },
+        outputs={},
+        dependencies=(vault.urn,),
+        property_dependencies={"vaultName": (vault.urn,)},
+    )
+
+
+def role_assignment(
+    resources: Resources, role_guid: str, scope: str, *, name: str, principal_type: str = "ServicePrincipal"
+) -> RecordedResource:
+    """A RoleAssignment for the stack's identity, wired like the program wires its grants."""
+    stack = one(resources, "pulumi:pulumi:Stack")
+    identity = one(resources, IDENTITY)
+    inputs = {
+        "principalId": identity.outputs["principalId"],
+        "principalType": principal_type,
+        "roleDefinitionId": f"/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{role_guid}",
+        "scope": scope,
+    }
+    return RecordedResource(
+        urn=_urn(stack.urn, ROLE_ASSIGNMENT, name),
+        type=ROLE_ASSIGNMENT,
+        name=name,
+        custom=True,
+        parent=stack.urn,
+        inputs=inputs,
+        outputs=dict(inputs),
+        dependencies=(identity.urn,),
+        property_dependencies={"principalId": (identity.urn,), "scope": ()},
+    )
