@@ -117,7 +117,7 @@ class KeyVaultWithKey(pulumi.ComponentResource):
         )
         self.vault_resource_id = self.vault.id
         self.vault_name = self.vault.name
-        self.vault_uri = self.vault.properties.apply(lambda p: p.vault_uri)
+        self.vault_uri = self.vault.properties.apply(lambda p: p.vault_uri if p else None)
         self.vault_resource_group_name = pulumi.Output.from_input(args.resource_group_name)
         self.key_resource_id = self.key.id
         self.key_id_with_version = (

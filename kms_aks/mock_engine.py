@@ -28,6 +28,7 @@ import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import set_all_config
+from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
 from kms_aks.config import PROJECT
@@ -446,6 +447,9 @@ async def _run(config: dict[str, Any], stack: str, preview: bool, program: Path)
     logger.addHandler(logs)
 
     set_all_config({key: _as_engine_value(value) for key, value in config.items()}, [])
+    # MockSettings sets only some settings; the rest (pending outputs, locks, package refs) would fall
+    # back to values shared across runs. A full reset first gives this run its own.
+    pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
     recorded = RecordedStack(project=PROJECT, stack=stack, resources=monitor.recorded, warnings=logs.messages)
 

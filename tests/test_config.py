@@ -1,0 +1,197 @@
+"""Bad stack config is refused before anything is registered, with every problem named by its key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kms_aks.config import ConfigError, parse_stack_config
+from kms_aks.mock_engine import load_stack_file, run_stack
+
+DEV_CLUSTER = {"name": "aks-kms-dev", "kubernetesVersion": "1.33", "systemNodePool": {"count": 2}}
+DEV_VAULT = {"name": "kv-kmsaks-dev-01", "sku": "standard", "permissionModel": "accessPolicy"}
+
+
+def _refused(overrides: dict[str, Any]) -> str:
+    """Runs the real program on dev with `overrides`; asserts it stopped before registering anything."""
+    recorded = run_stack("dev", config=overrides)
+    assert recorded.error is not None, "the program accepted a config it should refuse"
+    registered = [r.type for r in recorded.resources if r.type != "pulumi:pulumi:Stack"]
+    assert registered == [], f"resources were registered: {registered}"
+    assert "Traceback" not in recorded.error
+    return recorded.error
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "explanation"),
+    [
+        (
+            {"kms-aks:cluster": {**DEV_CLUSTER, "systemNodePool": {"count": "banana"}}},
+            "cluster.systemNodePool.count",
+            "valid integer (got 'banana')",
+        ),
+        (
+            {"kms-aks:cluster": {**DEV_CLUSTER, "systemNodePool": {"count": 0}}},
+            "cluster.systemNodePool.count",
+            "greater than or equal to 1 (got 0)",
+        ),
+        ({"kms-aks:kmsKey": {"size": 1024}}, "kmsKey.size", "2048, 3072 or 4096 (got 1024)"),
+        ({"kms-aks:kmsKey": {"type": "RSA-HSM"}}, "kmsKey.type", "needs kms-aks:keyVault.sku 'premium'"),
+        (
+            {"kms-aks:keyVault": {**DEV_VAULT, "softDeleteRetentionDays": 3}},
+            "keyVault.softDeleteRetentionDays",
+            "greater than or equal to 7 (got 3)",
+        ),
+        ({"kms-aks:kmsKey": {"type": "EC"}}, "kmsKey.type", "'RSA' or 'RSA-HSM' (got 'EC')"),
+        (
+            {
+                "kms-aks:keyVault": None,
+                "kms-aks:kmsKey": None,
+                "kms-aks:existingKey": {
+                    "keyId": "https://kv-team.vault.azure.net/keys/etcd",
+                    "keyVaultResourceId": "/subscriptions/11111111-2222-3333-4444-555555555555"
+                    "/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-team",
+                    "permissionModel": "rbac",
+                },
+            },
+            "existingKey",
+            "is not a versioned Key Vault key id",
+        ),
+        (
+            {
+                "kms-aks:keyVault": None,
+                "kms-aks:kmsKey": None,
+                "kms-aks:existingKey": {"keyId": "not a url", "keyVaultResourceId": "/x", "permissionModel": "rbac"},
+            },
+            "existingKey",
+            "is not a versioned Key Vault key id",
+        ),
+        (
+            {"kms-aks:keyVault": {**DEV_VAULT, "name": "kv_with_underscores"}},
+            "keyVault.name",
+            "3-24 characters, letters, digits and hyphens",
+        ),
+        ({"kms-aks:keyVault": {**DEV_VAULT, "name": "kv"}}, "keyVault.name", "3-24 characters"),
+        (
+            {"kms-aks:keyVault": {**DEV_VAULT, "name": "kv-this-name-is-far-too-long"}},
+            "keyVault.name",
+            "3-24 characters",
+        ),
+        ({"kms-aks:location": None}, "location", "required but not set"),
+    ],
+    ids=[
+        "count-banana",
+        "count-zero",
+        "key-1024",
+        "hsm-on-standard",
+        "retention-3",
+        "key-type-ec",
+        "byok-unversioned",
+        "byok-malformed",
+        "vault-name-chars",
+        "vault-name-short",
+        "vault-name-long",
+        "no-location",
+    ],
+)
+def test_bad_config_is_refused_naming_its_key(overrides: dict[str, Any], key: str, explanation: str) -> None:
+    error = _refused(overrides)
+    line = next((line for line in error.splitlines() if f"kms-aks:{key}" in line), None)
+    assert line is not None, f"no problem names kms-aks:{key}:\n{error}"
+    assert explanation in line, line
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    error = _refused(
+        {
+            "kms-aks:location": None,
+            "kms-aks:keyVault": {"name": "k", "softDeleteRetentionDays": 3},
+            "kms-aks:kmsKey": {"type": "RSA-HSM", "size": 1024},
+            "kms-aks:cluster": {**DEV_CLUSTER, "systemNodePool": {"count": "banana"}},
+            "kms-aks:clutser": {},
+        }
+    )
+    for key in (
+        "location",
+        "keyVault.name",
+        "keyVault.softDeleteRetentionDays",
+        "kmsKey.size",
+        "kmsKey.type",
+        "cluster.systemNodePool.count",
+        "clutser",
+    ):
+        assert f"kms-aks:{key}:" in error, f"{key} missing from:\n{error}"
+    assert error.startswith("invalid stack config (7 problems)")
+
+
+def test_wrong_types_are_not_coerced() -> None:
+    base = load_stack_file("dev")
+    raw = {key.removeprefix("kms-aks:"): value for key, value in base.items() if key.startswith("kms-aks:")}
+    for cluster in (
+        {**DEV_CLUSTER, "systemNodePool": {"count": True}},
+        {**DEV_CLUSTER, "systemNodePool": {"count": 2.5}},
+        {**DEV_CLUSTER, "systemNodePool": {"count": "3"}},
+        {**DEV_CLUSTER, "kubernetesVersion": 1.33},
+    ):
+        with pytest.raises(ConfigError):
+            parse_stack_config({**raw, "cluster": cluster})
+    with pytest.raises(ConfigError, match="protectKmsResources"):
+        parse_stack_config({**raw, "protectKmsResources": "yes"})
+
+
+def test_unknown_keys_are_refused_with_the_allowed_ones() -> None:
+    error = _refused({"kms-aks:keyvault": {"name": "kv-x"}})
+    assert "kms-aks:keyvault: unknown config key; allowed keys:" in error
+    assert "keyVault" in error
+    nested = _refused({"kms-aks:cluster": {**DEV_CLUSTER, "nodeCount": 3}})
+    assert "kms-aks:cluster.nodeCount: unknown setting" in nested
+
+
+def test_byok_ids_must_name_the_same_vault() -> None:
+    error = _refused(
+        {
+            "kms-aks:keyVault": None,
+            "kms-aks:kmsKey": None,
+            "kms-aks:existingKey": {
+                "keyId": "https://kv-one.vault.azure.net/keys/etcd/0123456789abcdef0123456789abcdef",
+                "keyVaultResourceId": "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg"
+                "/providers/Microsoft.KeyVault/vaults/kv-two",
+                "permissionModel": "rbac",
+            },
+        }
+    )
+    assert "kms-aks:existingKey: keyId names vault 'kv-one' but keyVaultResourceId names vault 'kv-two'" in error
+
+
+def test_byok_cannot_be_mixed_with_a_new_vault() -> None:
+    error = _refused(
+        {
+            "kms-aks:existingKey": {
+                "keyId": "https://kv-one.vault.azure.net/keys/etcd/0123456789abcdef0123456789abcdef",
+                "keyVaultResourceId": "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg"
+                "/providers/Microsoft.KeyVault/vaults/kv-one",
+                "permissionModel": "rbac",
+            }
+        }
+    )
+    assert "existingKey (bring your own key) cannot be combined with keyVault or kmsKey" in error
+
+
+def test_rotation_must_come_before_expiry() -> None:
+    error = _refused({"kms-aks:kmsKey": {"rotation": {"rotateAfterDays": 360, "expireAfterDays": 365}}})
+    assert (
+        "kms-aks:kmsKey.rotation: rotateAfterDays (360) must be at least 7 days shorter than expireAfterDays" in error
+    )
+
+
+def test_no_key_source_is_refused() -> None:
+    error = _refused({"kms-aks:keyVault": None})
+    assert "kms-aks:keyVault: required, unless kms-aks:existingKey brings your own key" in error
+
+
+def test_shipped_stacks_parse() -> None:
+    for stack in ("dev", "prod"):
+        raw = {k.removeprefix("kms-aks:"): v for k, v in load_stack_file(stack).items() if k.startswith("kms-aks:")}
+        config = parse_stack_config(raw)
+        assert config.cluster.kubernetes_version == "1.33"
