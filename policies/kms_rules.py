@@ -310,9 +310,10 @@ def _cluster_identity_refs(props: Mapping[str, Any]) -> tuple[list[Any], dict[st
 class StackIndex:
     """The stack's resources indexed once, so that every rule is a handful of dictionary lookups.
 
-    `resources` are the resources of `RELEVANT_TYPES` (others may be passed and are ignored);
-    `type_counts` counts every resource of the stack by type; `dependencies_of` gives the direct
-    dependencies of any URN in the stack (for the transitive "does the cluster wait for its grant" check).
+    `resources` are at least the resources of `RELEVANT_TYPES` (others only count and link dependencies);
+    `type_counts` counts every resource of the stack by type (default: counts `resources`); `dependencies_of`
+    gives the direct dependencies of any URN in the stack (default: those of `resources`), for the transitive
+    "does the cluster wait for its grant" check.
     """
 
     def __init__(
@@ -324,8 +325,10 @@ class StackIndex:
         self.by_urn: dict[str, Res] = {}
         self.by_type: dict[str, list[Res]] = {t: [] for t in RELEVANT_TYPES}
         counts: dict[str, int] = {}
+        self._dependencies: dict[str, tuple[str, ...]] = {}
         for res in resources:
             counts[res.type] = counts.get(res.type, 0) + 1
+            self._dependencies[res.urn] = res.dependencies
             if res.type in RELEVANT_TYPES:
                 self.by_urn[res.urn] = res
                 self.by_type[res.type].append(res)
@@ -418,8 +421,7 @@ class StackIndex:
     def dependencies_of(self, urn: str) -> Iterable[str]:
         if self._dependencies_of is not None:
             return self._dependencies_of(urn)
-        res = self.by_urn.get(urn)
-        return res.dependencies if res else ()
+        return self._dependencies.get(urn, ())
 
     def depends_on(self, urn: str, targets: set[str]) -> bool:
         """Whether `urn` waits for any of `targets`, directly or through other resources (linear walk)."""
