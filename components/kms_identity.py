@@ -75,7 +75,7 @@ class KmsIdentity(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         if args.permission_model == "accessPolicy":
             return keyvault.AccessPolicy(
-                f"{name}-kms-access-policy",
+                f"{name}-access-policy",
                 resource_group_name=args.key_vault_resource_group_name,
                 vault_name=args.key_vault_name,
                 policy=keyvault.AccessPolicyEntryArgs(
@@ -86,7 +86,7 @@ class KmsIdentity(pulumi.ComponentResource):
                 opts=child,
             )
         return authorization.RoleAssignment(
-            f"{name}-kms-crypto-user",
+            f"{name}-crypto-user",
             principal_id=self.principal_id,
             principal_type="ServicePrincipal",
             role_definition_id=role_definition_id(args.subscription_id, KEY_VAULT_CRYPTO_USER_ROLE),

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
-
+from kms_aks.graph import critical_path
 from kms_aks.recording import RecordedResource, RecordedStack
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
@@ -21,16 +20,8 @@ def cloud_resources(stack: RecordedStack) -> list[RecordedResource]:
 
 
 def longest_chain(stack: RecordedStack) -> list[str]:
-    """The longest path of cloud resources, each depending on the one before: the deployment's critical path."""
-    by_urn = {r.urn: r for r in cloud_resources(stack)}
-
-    @cache
-    def chain_to(urn: str) -> tuple[str, ...]:
-        deps = [d for d in by_urn[urn].dependencies if d in by_urn]
-        best = max((chain_to(d) for d in deps), key=len, default=())
-        return (*best, by_urn[urn].name)
-
-    return list(max((chain_to(urn) for urn in by_urn), key=len, default=()))
+    """The names along the deployment's critical path."""
+    return [r.name for r in critical_path(stack)]
 
 
 def depends_on(stack: RecordedStack, resource: RecordedResource, other: RecordedResource) -> bool:

@@ -202,7 +202,7 @@ def test_critical_path_is_only_as_long_as_the_real_dependencies(
     assert len(longest_chain(dev_stack)) == 4
     assert longest_chain(dev_stack)[0] == "rg" and longest_chain(dev_stack)[-1] == "aks-cluster"
     # RBAC at the key's scope needs the key first: resource group -> vault -> key -> grant -> cluster.
-    assert longest_chain(prod_stack) == ["rg", "kms-vault", "kms-key", "kms-kms-crypto-user", "aks-cluster"]
+    assert longest_chain(prod_stack) == ["rg", "kms-vault", "kms-key", "kms-crypto-user", "aks-cluster"]
 
 
 # ------------------------------------------------------------------------------------------- protection

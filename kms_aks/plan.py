@@ -1,0 +1,338 @@
+"""`make plan`: what a stack would create, and whether the policy pack lets it, with no Azure and no CLI.
+
+    python -m kms_aks.plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied]
+
+It runs the real program for `Pulumi.<stack>.yaml` under the mock engine while the real policy pack starts
+in parallel (as the Pulumi CLI starts it), sends every resource through the pack (`Analyze` each,
+`AnalyzeStack` once) with `policies/config/<stack>.json` when present, and prints the plan.
+
+By default the program runs as in `pulumi preview`: values the providers compute (ids, key versions,
+principal ids) are unknown, exactly what the pack sees in a PR check. `--applied` runs it as `pulumi up`
+would, with the values the mock providers answer.
+
+Exit codes: 0 clean or advisory only, 1 a mandatory violation, 2 bad input, bad config or a program error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+from kms_aks.graph import cloud_dependencies, critical_path, deployment_waves
+from kms_aks.mock_engine import ROOT, run_stack, stack_names
+from kms_aks.policy_client import (
+    POLICY_PACK_DIR,
+    PolicyConfigError,
+    PolicyPackError,
+    PolicyPackProcess,
+    PolicyViolation,
+    load_policy_config,
+    policy_config_path,
+)
+from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+
+EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
+
+ROLE_NAMES = {
+    "12338af0-0e69-4776-bea7-57ae8d297424": "Key Vault Crypto User",
+    "f25e0fa2-a7c8-4377-a976-54943a77a395": "Key Vault Contributor",
+}
+
+
+class PlanError(Exception):
+    """A problem the user can fix (unknown stack, broken policy config, invalid stack config)."""
+
+
+@dataclass
+class Plan:
+    """Everything `make plan` found, in the shape `--json` writes."""
+
+    stack: str
+    mode: str
+    policy_config: str | None
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    waves: list[list[str]] = field(default_factory=list)
+    critical_path: list[str] = field(default_factory=list)
+    violations: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    verdict: str = "clean"
+
+
+# ------------------------------------------------------------------------------------------- properties
+
+
+def _get(data: dict[str, Any], path: str) -> Any:
+    value: Any = data
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _known(value: Any, resource: RecordedResource, prop: str, names: dict[str, str]) -> str:
+    if value == UNKNOWN:
+        sources = [names[u] for u in resource.property_dependencies.get(prop, ()) if u in names]
+        return f"(known after apply{', from ' + ', '.join(sources) if sources else ''})"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # the wire carries every number as a double
+    if isinstance(value, list):
+        return ", ".join(_known(v, resource, prop, names) for v in value)
+    return str(value)
+
+
+def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, str]:
+    """The properties a KMS reviewer looks at first, per resource type."""
+    inputs = resource.inputs
+    shown: dict[str, str] = {}
+
+    def put(label: str, path: str) -> None:
+        value = _get(inputs, path)
+        if value is not None:
+            shown[label] = _known(value, resource, path.split(".")[0], names)
+
+    if resource.type == "azure-native:containerservice:ManagedCluster":
+        put("KMS enabled", "securityProfile.azureKeyVaultKms.enabled")
+        put("key id", "securityProfile.azureKeyVaultKms.keyId")
+        put("network access", "securityProfile.azureKeyVaultKms.keyVaultNetworkAccess")
+        put("key vault id", "securityProfile.azureKeyVaultKms.keyVaultResourceId")
+        put("identity type", "identity.type")
+        put("kubernetes", "kubernetesVersion")
+        put("API server VNet integration", "apiServerAccessProfile.enableVnetIntegration")
+        put("local accounts disabled", "disableLocalAccounts")
+    elif resource.type == "azure-native:keyvault:Vault":
+        put("vault SKU", "properties.sku.name")
+        put("RBAC", "properties.enableRbacAuthorization")
+        put("purge protection", "properties.enablePurgeProtection")
+        put("soft delete days", "properties.softDeleteRetentionInDays")
+        put("public network access", "properties.publicNetworkAccess")
+    elif resource.type == "azure-native:keyvault:Key":
+        put("key type", "properties.kty")
+        put("key size", "properties.keySize")
+        put("key ops", "properties.keyOps")
+        put("rotation expiry", "properties.rotationPolicy.attributes.expiryTime")
+    elif resource.type == "azure-native:keyvault:AccessPolicy":
+        put("key permissions", "policy.permissions.keys")
+        put("object id", "policy.objectId")
+    elif resource.type == "azure-native:authorization:RoleAssignment":
+        role = str(_get(inputs, "roleDefinitionId") or "").rsplit("/", 1)[-1]
+        shown["role"] = ROLE_NAMES.get(role, role)
+        put("scope", "scope")
+        put("principal type", "principalType")
+    elif resource.type == "azure-native:resources:ResourceGroup":
+        put("location", "location")
+    if resource.custom:
+        shown["protected"] = "yes" if resource.protect else "no"
+    return shown
+
+
+def short_type(type_token: str) -> str:
+    return type_token.split(":")[-1].split("/")[-1]
+
+
+# ------------------------------------------------------------------------------------------- building
+
+
+def build_plan(
+    stack: str, *, policy_config: Path | None = None, applied: bool = False, pack_dir: Path = POLICY_PACK_DIR
+) -> tuple[Plan, RecordedStack]:
+    """Runs the program and the pack; raises PlanError for anything the user must fix."""
+    if not stack.endswith((".yaml", ".yml")) and stack not in stack_names(ROOT):
+        raise PlanError(f"unknown stack {stack!r}; stacks: {', '.join(stack_names(ROOT)) or 'none'}")
+    stack_name = Path(stack).stem.removeprefix("Pulumi.") if stack.endswith((".yaml", ".yml")) else stack
+    config_path = policy_config or policy_config_path(stack_name, pack_dir)
+    try:
+        pack_config = load_policy_config(config_path, pack_dir) if policy_config or config_path.is_file() else {}
+    except PolicyConfigError as error:
+        raise PlanError(f"policy config: {error}") from None
+
+    # The pack boots (a Python process importing pulumi_policy) while the program runs.
+    with PolicyPackProcess(pack_dir) as pack:
+        recorded = run_stack(stack, preview=not applied)
+        if recorded.error is not None:
+            raise PlanError(f"stack {stack_name}: {recorded.error}")
+        client = pack.wait_ready()
+        try:
+            client.configure(pack_config)
+        except PolicyConfigError as error:
+            raise PlanError(f"policy config {config_path}: {error}") from None
+        result = client.check(recorded.resources)
+
+    names = {r.urn: r.name for r in recorded.resources}
+    deps = cloud_dependencies(recorded)
+    plan = Plan(
+        stack=stack_name,
+        mode="applied" if applied else "preview",
+        policy_config=str(config_path) if pack_config or policy_config else None,
+        warnings=list(recorded.warnings),
+    )
+    for resource in recorded.resources:
+        plan.resources.append(
+            {
+                "urn": resource.urn,
+                "type": resource.type,
+                "name": resource.name,
+                "parent": resource.parent,
+                "custom": resource.custom,
+                "protect": resource.protect,
+                "dependencies": deps.get(resource.urn, []),
+                "highlights": highlights(resource, names),
+                "inputs": resource.inputs,
+            }
+        )
+    plan.waves = [[r.name for r in wave] for wave in deployment_waves(recorded)]
+    plan.critical_path = [r.name for r in critical_path(recorded)]
+    plan.violations = [_violation(v, names) for v in result.violations]
+    if any(v.mandatory for v in result.violations):
+        plan.verdict = "blocked"
+    elif result.violations:
+        plan.verdict = "advisory"
+    return plan, recorded
+
+
+def _violation(violation: PolicyViolation, names: dict[str, str]) -> dict[str, str]:
+    return {
+        "policy": violation.policy_name,
+        "enforcementLevel": violation.enforcement_level,
+        "urn": violation.urn,
+        "resource": names.get(violation.urn, violation.urn or "(stack)"),
+        "message": violation.detail,
+    }
+
+
+# ------------------------------------------------------------------------------------------- output
+
+
+def render(plan: Plan, console: Console) -> None:
+    """The plan as a reviewer reads it: resources, order, then the policy verdict."""
+    by_urn = {r["urn"]: r for r in plan.resources}
+    root = next((r for r in plan.resources if r["type"] == "pulumi:pulumi:Stack"), None)
+    tree = Tree(f"[bold]stack {escape(plan.stack)}[/] ({plan.mode})")
+    nodes: dict[str, Tree] = {root["urn"]: tree} if root else {}
+    for resource in plan.resources:
+        if resource is root:
+            continue
+        parent = nodes.get(resource["parent"], tree)
+        style = "bold cyan" if not resource["custom"] else "green"
+        label = f"[{style}]{escape(resource['name'])}[/] [dim]{escape(resource['type'])}[/]"
+        node = parent.add(label)
+        for key, value in resource["highlights"].items():
+            node.add(f"[dim]{escape(key)}:[/] {escape(value)}")
+        nodes[resource["urn"]] = node
+    console.print(tree)
+
+    console.print("[bold]Deployment order[/] (each wave can be created in parallel)")
+    for index, wave in enumerate(plan.waves, start=1):
+        console.print(f"  wave {index}: {escape(', '.join(wave))}")
+    console.print(f"Critical path ({len(plan.critical_path)}): {escape(' -> '.join(plan.critical_path))}")
+
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+
+    styles = {"mandatory": "bold red", "advisory": "yellow", "remediate": "magenta", "disabled": "dim"}
+    for level, style in styles.items():
+        group = [v for v in plan.violations if v["enforcementLevel"] == level]
+        if group:
+            console.print(f"[{style}]{level} policy violations ({len(group)})[/]")
+        for violation in group:
+            resource = by_urn.get(violation["urn"])
+            where = resource["name"] if resource else violation["resource"]
+            console.print(f"  [{style}]{escape(violation['policy'])}[/] on [bold]{escape(where)}[/]")
+            console.print(f"    {escape(violation['message'])}")
+    config = f" with {plan.policy_config}" if plan.policy_config else " (default policy config)"
+    verdict = {
+        "clean": "[bold green]policy pack: no violations[/]",
+        "advisory": "[bold yellow]policy pack: advisory findings only[/]",
+        "blocked": "[bold red]policy pack: mandatory violations: this stack would be blocked[/]",
+    }[plan.verdict]
+    console.print(f"{verdict}{escape(config)}")
+
+
+def to_dot(plan: Plan) -> str:
+    """The dependency graph of cloud resources in DOT, grouped by component."""
+    by_urn = {r["urn"]: r for r in plan.resources}
+    lines = ["digraph plan {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for resource in plan.resources:
+        if resource["custom"]:
+            groups.setdefault(resource["parent"], []).append(resource)
+    for index, (parent, members) in enumerate(groups.items()):
+        owner = by_urn.get(parent)
+        is_component = owner is not None and owner["type"] != "pulumi:pulumi:Stack"
+        if is_component:
+            lines.append(f"  subgraph cluster_{index} {{")
+            lines.append(f'    label="{owner["name"]} ({short_type(owner["type"])})";')
+        for member in members:
+            shape = ", style=bold" if member["protect"] else ""
+            lines.append(f'    "{member["urn"]}" [label="{member["name"]}\\n{short_type(member["type"])}"{shape}];')
+        if is_component:
+            lines.append("  }")
+    for resource in plan.resources:
+        for dep in resource["dependencies"]:
+            lines.append(f'  "{dep}" -> "{resource["urn"]}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_graph(plan: Plan, target: Path, console: Console) -> None:
+    dot = to_dot(plan)
+    if target.suffix in (".svg", ".png"):
+        if shutil.which("dot") is None:
+            fallback = target.with_suffix(".dot")
+            fallback.write_text(dot)
+            console.print(f"graphviz `dot` not found (make graphviz installs it): wrote DOT to {fallback}")
+            return
+        subprocess.run(["dot", f"-T{target.suffix[1:]}", "-o", str(target)], input=dot.encode(), check=True)
+    else:
+        target.write_text(dot)
+    console.print(f"dependency graph written to {target}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
+    parser.add_argument(
+        "--policy-config", type=Path, help="policy-pack config JSON (default: policies/config/<stack>.json)"
+    )
+    parser.add_argument(
+        "--json", dest="json_out", help="write the plan and verdicts as JSON to this file ('-' for stdout)"
+    )
+    parser.add_argument("--graph", type=Path, help="write the dependency graph: .dot, or .svg/.png with graphviz")
+    parser.add_argument("--applied", action="store_true", help="values as after `pulumi up` instead of preview")
+    args = parser.parse_args(argv)
+
+    # With JSON on stdout, the human-readable plan goes to stderr so the JSON stays parseable.
+    console = Console(stderr=args.json_out == "-", highlight=False)
+    try:
+        plan, _ = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied)
+    except (PlanError, PolicyPackError) as error:
+        console.print(f"[bold red]error:[/] {escape(str(error))}")
+        return EXIT_ERROR
+
+    render(plan, console)
+    if args.json_out:
+        document = json.dumps(asdict(plan), indent=2, default=str)
+        if args.json_out == "-":
+            sys.stdout.write(document + "\n")
+        else:
+            Path(args.json_out).write_text(document + "\n")
+            console.print(f"plan written to {args.json_out}")
+    if args.graph:
+        write_graph(plan, args.graph, console)
+    return EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
