@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # With JSON on stdout, the human-readable plan goes to stderr so the JSON stays parseable.
-    console = Console(stderr=args.json_out == "-", highlight=False)
+    console = Console(stderr=args.json_out == "-", highlight=False, soft_wrap=True)
     try:
         plan, _ = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied)
     except (PlanError, PolicyPackError) as error:

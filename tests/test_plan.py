@@ -1,0 +1,117 @@
+"""`make plan` end to end: the real program, the real pack over its protocol, the exit code and the output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kms_aks.mock_engine import ROOT
+
+STACKS = Path(__file__).parent / "stacks"
+
+
+def plan(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kms_aks.plan", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "TERM": "dumb"},
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_shipped_stacks_plan_clean(stack: str) -> None:
+    result = plan("--stack", stack)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"stack {stack} (preview)" in result.stdout
+    assert "aks-cluster azure-native:containerservice:ManagedCluster" in result.stdout
+    assert "KMS enabled: yes" in result.stdout
+    assert "identity type: UserAssigned" in result.stdout
+    assert "mandatory policy violations" not in result.stdout
+    assert "Critical path" in result.stdout
+
+
+def test_standard_key_against_an_hsm_policy_is_blocked_naming_the_policy() -> None:
+    result = plan("--stack", "dev", "--policy-config", "policies/config/prod.json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "mandatory policy violations" in result.stdout
+    assert "aks-kms-key-vault-fit on kms-key" in result.stdout
+    assert "this stack would be blocked" in result.stdout
+
+
+def test_json_output_parses_and_lists_every_resource(tmp_path: Path) -> None:
+    target = tmp_path / "plan.json"
+    result = plan("--stack", "prod", "--json", str(target), "--applied")
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(target.read_text())
+    names = {r["name"] for r in document["resources"]}
+    assert names >= {"rg", "kms-vault", "kms-key", "kms-identity", "kms-crypto-user", "aks-admins", "aks-cluster"}
+    assert document["mode"] == "applied"
+    assert document["verdict"] == "clean"
+    assert document["critical_path"] == ["rg", "kms-vault", "kms-key", "kms-crypto-user", "aks-cluster"]
+    assert [len(w) for w in document["waves"]] == [2, 2, 1, 1, 1]
+    cluster = next(r for r in document["resources"] if r["name"] == "aks-cluster")
+    assert cluster["highlights"]["key id"].startswith("https://kv-kmsaks-prod-01.vault.azure.net/keys/aks-kms-prod/")
+
+
+def test_json_to_stdout_stays_parseable_with_violations() -> None:
+    result = plan("--stack", "dev", "--policy-config", "policies/config/prod.json", "--json", "-")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["verdict"] == "blocked"
+    assert any(
+        v["policy"] == "aks-kms-key-vault-fit" and v["enforcementLevel"] == "mandatory" for v in document["violations"]
+    )
+    assert "mandatory policy violations" in result.stderr
+
+
+def test_graph_is_written_as_dot(tmp_path: Path) -> None:
+    target = tmp_path / "plan.dot"
+    result = plan("--stack", "dev", "--graph", str(target))
+    assert result.returncode == 0, result.stderr
+    dot = target.read_text()
+    assert dot.startswith("digraph plan {")
+    cluster = (
+        "urn:pulumi:dev::kms-aks::kms-aks:index:KmsAksCluster$azure-native:containerservice:ManagedCluster::aks-cluster"
+    )
+    policy = "urn:pulumi:dev::kms-aks::kms-aks:index:KmsIdentity$azure-native:keyvault:AccessPolicy::kms-access-policy"
+    assert f'"{policy}" -> "{cluster}";' in dot
+
+
+def test_bad_config_exits_non_zero_naming_the_key() -> None:
+    result = plan("--stack", str(STACKS / "Pulumi.bad-node-count.yaml"))
+    assert result.returncode == 2
+    assert "kms-aks:cluster.systemNodePool.count: Input should be a valid integer (got 'banana')" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "stack bad-node-count (preview)" not in result.stdout  # nothing half-printed
+
+
+def test_unknown_stack_lists_the_stacks() -> None:
+    result = plan("--stack", "staging")
+    assert result.returncode == 2
+    assert "unknown stack 'staging'; stacks: dev, prod" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("{not json", "not valid JSON"), ('["aks-kms-enabled"]', "expected an object of policy names")],
+)
+def test_broken_policy_config_gets_a_clear_message(tmp_path: Path, content: str, expected: str) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text(content)
+    result = plan("--stack", "dev", "--policy-config", str(broken))
+    assert result.returncode == 2
+    assert expected in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_missing_policy_config_file_is_named(tmp_path: Path) -> None:
+    result = plan("--stack", "dev", "--policy-config", str(tmp_path / "absent.json"))
+    assert result.returncode == 2
+    assert "absent.json does not exist" in result.stdout
