@@ -159,7 +159,8 @@ def build_plan(
         raise PlanError(f"policy config: {error}") from None
 
     # The pack boots (a Python process importing pulumi_policy) while the program runs.
-    with PolicyPackProcess(pack_dir) as pack:
+    pack = PolicyPackProcess(pack_dir).start()
+    try:
         recorded = run_stack(stack, preview=not applied)
         if recorded.error is not None:
             raise PlanError(f"stack {stack_name}: {recorded.error}")
@@ -169,6 +170,8 @@ def build_plan(
         except PolicyConfigError as error:
             raise PlanError(f"policy config {config_path}: {error}") from None
         result = client.check(recorded.resources)
+    finally:
+        pack.close()
 
     names = {r.urn: r.name for r in recorded.resources}
     deps = cloud_dependencies(recorded)
