@@ -178,10 +178,11 @@ def build_plan(
     plan = Plan(
         stack=stack_name,
         mode="applied" if applied else "preview",
-        policy_config=str(config_path) if pack_config or policy_config else None,
+        policy_config=_relative(config_path) if pack_config or policy_config else None,
         warnings=list(recorded.warnings),
     )
-    for resource in recorded.resources:
+    waves = deployment_waves(recorded)
+    for resource in _in_deployment_order(recorded, waves):
         plan.resources.append(
             {
                 "urn": resource.urn,
@@ -195,7 +196,7 @@ def build_plan(
                 "inputs": resource.inputs,
             }
         )
-    plan.waves = [[r.name for r in wave] for wave in deployment_waves(recorded)]
+    plan.waves = [sorted(r.name for r in wave) for wave in waves]
     plan.critical_path = [r.name for r in critical_path(recorded)]
     plan.violations = [_violation(v, names) for v in result.violations]
     if any(v.mandatory for v in result.violations):
@@ -203,6 +204,34 @@ def build_plan(
     elif result.violations:
         plan.verdict = "advisory"
     return plan, recorded
+
+
+def _relative(path: Path) -> str:
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
+def _in_deployment_order(recorded: RecordedStack, waves: list[list[RecordedResource]]) -> list[RecordedResource]:
+    """Parents before children; siblings by wave (a component by its last child), then name.
+
+    Registration order is a race between outputs, so it would make the plan differ from run to run.
+    """
+    rank = {r.urn: index for index, wave in enumerate(waves) for r in wave}
+    for resource in reversed(recorded.resources):  # children register after their parent
+        if resource.parent and resource.urn in rank:
+            rank[resource.parent] = max(rank.get(resource.parent, rank[resource.urn]), rank[resource.urn])
+    children: dict[str, list[RecordedResource]] = {}
+    for resource in recorded.resources:
+        children.setdefault(resource.parent, []).append(resource)
+    ordered: list[RecordedResource] = []
+
+    def visit(parent: str) -> None:
+        for child in sorted(children.get(parent, []), key=lambda r: (rank.get(r.urn, 0), r.name, r.type)):
+            ordered.append(child)
+            visit(child.urn)
+
+    visit("")
+    return ordered
 
 
 def _violation(violation: PolicyViolation, names: dict[str, str]) -> dict[str, str]:
