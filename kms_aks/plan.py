@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -367,4 +368,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is written and the pack is stopped; skipping interpreter teardown (the SDK's modules,
+    # gRPC threads) saves a fifth of a second on every run.
+    os._exit(exit_code)
