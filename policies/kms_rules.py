@@ -437,9 +437,12 @@ class StackIndex:
             todo.extend(self.dependencies_of(current))
         return False
 
-    @cached_property
+    @property
     def kms_clusters(self) -> list[ClusterKms]:
-        """Every ManagedCluster with KMS enabled (or not yet known), with its key, vault and identity resolved."""
+        """Every ManagedCluster with KMS enabled (or not yet known), with its key, vault and identity resolved.
+
+        Not cached on the index on purpose: ClusterKms refers to the index, and a cycle would keep the SDK's
+        whole resource graph alive until the cyclic garbage collector runs (seconds, on a 10k stack)."""
         result = []
         for cluster in self.by_type[CLUSTER]:
             enabled = dig(_kms_settings(cluster), "enabled")

@@ -734,9 +734,25 @@ def test_the_pack_main_only_builds_the_pack() -> None:
     # Importing __main__.py would block forever: read its syntax tree instead.
     main = ast.parse((Path(__file__).resolve().parent.parent / "policies" / "__main__.py").read_text())
     body = [node for node in main.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
-    assert all(isinstance(node, ast.ImportFrom) for node in body[:-1])
-    assert isinstance(body[-1], ast.Expr) and isinstance(body[-1].value, ast.Call)
-    assert ast.unparse(body[-1].value.func) == "PolicyPack"
+    imports = [node for node in body if isinstance(node, ast.ImportFrom)]
+    calls = [
+        ast.unparse(node.value.func) for node in body if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+    ]
+    assert len(imports) + len(calls) == len(body), "only imports and calls"
+    assert calls == ["tune_garbage_collector", "PolicyPack"]
+    assert {module.module for module in imports} == {"kms_pack", "pulumi_policy"}
+
+
+def test_importing_the_pack_modules_has_no_side_effects() -> None:
+    policies = Path(__file__).resolve().parent.parent / "policies"
+    code = (
+        f"import gc, sys; sys.path.insert(0, {str(policies)!r}); before = gc.get_threshold(); import kms_pack; "
+        "assert gc.get_threshold() == before; kms_pack.tune_garbage_collector(); "
+        "assert gc.get_threshold() == kms_pack.GC_THRESHOLDS; print(len(kms_pack.POLICIES))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "9"
 
 
 def test_rules_module_imports_without_pulumi() -> None:
