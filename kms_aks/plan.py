@@ -40,7 +40,7 @@ from kms_aks.policy_client import (
     load_policy_config,
     policy_config_path,
 )
-from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
 
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
 
@@ -96,7 +96,7 @@ def _known(value: Any, resource: RecordedResource, prop: str, names: dict[str, s
 
 def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, str]:
     """The properties a KMS reviewer looks at first, per resource type."""
-    inputs = resource.inputs
+    inputs = redact_secrets(resource.inputs)
     shown: dict[str, str] = {}
 
     def put(label: str, path: str) -> None:
@@ -194,7 +194,7 @@ def build_plan(
                 "protect": resource.protect,
                 "dependencies": deps.get(resource.urn, []),
                 "highlights": highlights(resource, names),
-                "inputs": resource.inputs,
+                "inputs": redact_secrets(resource.inputs),
             }
         )
     plan.waves = [sorted(r.name for r in wave) for wave in waves]

@@ -60,3 +60,14 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # The engine's wire marker for a secret: {SECRET_SIG_KEY: SECRET_SIG, "value": ...}.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def redact_secrets(value: Any) -> Any:
+    """A copy of `value` with every secret replaced by "[secret]", for anything printed or written."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+            return "[secret]"
+        return {key: redact_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(item) for item in value]
+    return value

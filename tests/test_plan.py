@@ -115,3 +115,12 @@ def test_missing_policy_config_file_is_named(tmp_path: Path) -> None:
     result = plan("--stack", "dev", "--policy-config", str(tmp_path / "absent.json"))
     assert result.returncode == 2
     assert "absent.json does not exist" in result.stdout
+
+
+def test_secrets_are_redacted_from_what_the_plan_prints() -> None:
+    from kms_aks.recording import SECRET_SIG, SECRET_SIG_KEY, redact_secrets
+
+    secret = {SECRET_SIG_KEY: SECRET_SIG, "value": "hunter2"}
+    redacted = redact_secrets({"a": [secret, {"b": secret}], "c": "plain"})
+    assert redacted == {"a": ["[secret]", {"b": "[secret]"}], "c": "plain"}
+    assert "hunter2" not in json.dumps(redacted)
