@@ -2,9 +2,11 @@
 
 Wiring, in dependency order:
     resource group
+      -> KmsNetwork (VNet -> API server subnet -> node subnet)       [private key vault mode only]
       -> KeyVaultWithKey (vault -> key)          and  KmsIdentity (user-assigned identity)
-      -> KmsIdentity's grant (encrypt + decrypt on that key)
-      -> KmsAksCluster (waits for the grant; keyId from the key)
+      -> KmsIdentity's grants (encrypt + decrypt on that key; with a private vault also Key Vault
+         Contributor on the vault and Network Contributor on both subnets)
+      -> KmsAksCluster (waits for every grant; keyId from the key; in private mode VNet-integrated)
 """
 
 import pulumi
@@ -17,6 +19,10 @@ from components import (
     KmsAksClusterArgs,
     KmsIdentity,
     KmsIdentityArgs,
+    KmsNetwork,
+    KmsNetworkArgs,
+    PrivateKeyVaultGrants,
+    PrivateKmsArgs,
 )
 from kms_aks.config import ConfigError, load_stack_config
 from kms_aks.warnings import config_warnings
@@ -41,6 +47,22 @@ resource_group = resources.ResourceGroup(
     tags=tags,
 )
 
+# A private KMS vault is reached from the API server, so the cluster gets a VNet for API server VNet integration.
+kms_network = (
+    KmsNetwork(
+        "kms",
+        KmsNetworkArgs(
+            network=config.network,
+            vnet_name=f"vnet-{config.cluster.name}",
+            resource_group_name=resource_group.name,
+            location=config.location,
+            tags=tags,
+        ),
+    )
+    if config.private_key_vault and config.network is not None
+    else None
+)
+
 kms_key = KeyVaultWithKey(
     "kms",
     KeyVaultWithKeyArgs(
@@ -50,6 +72,7 @@ kms_key = KeyVaultWithKey(
         vault=config.key_vault,
         key=config.kms_key,
         existing_key=config.existing_key,
+        network_access=config.key_vault_network_access,
         protect=config.protect_kms_resources,
         tags=tags,
     ),
@@ -68,6 +91,17 @@ kms_identity = KmsIdentity(
         key_vault_name=kms_key.vault_name,
         key_vault_resource_group_name=kms_key.vault_resource_group_name,
         key_resource_id=kms_key.key_resource_id,
+        private_key_vault=(
+            PrivateKeyVaultGrants(
+                key_vault_resource_id=kms_key.vault_resource_id,
+                subnet_ids={
+                    "apiserver": kms_network.api_server_subnet_id,
+                    "nodes": kms_network.node_subnet_id,
+                },
+            )
+            if kms_network is not None
+            else None
+        ),
         protect=config.protect_kms_resources,
         tags=tags,
     ),
@@ -83,11 +117,20 @@ aks = KmsAksCluster(
         identity_resource_id=kms_identity.identity_resource_id,
         kms_key_id=kms_key.key_id_with_version,
         kms_grants=kms_identity.grants,
-        kms_key_version_pinned=bool(config.kms_key and config.kms_key.version),
+        kms_key_version_pinned=config.kms_key_version_pinned,
+        private_kms=(
+            PrivateKmsArgs(
+                key_vault_resource_id=kms_key.vault_resource_id,
+                api_server_subnet_id=kms_network.api_server_subnet_id,
+                node_subnet_id=kms_network.node_subnet_id,
+            )
+            if kms_network is not None
+            else None
+        ),
         admin_group_owner_object_id=client.object_id,
         tags=tags,
     ),
-    # The key must exist and the identity must hold its grant before AKS validates KMS at create time.
+    # The key must exist and the identity must hold every grant before AKS validates KMS at create time.
     opts=pulumi.ResourceOptions(depends_on=kms_identity.grants),
 )
 
@@ -103,3 +146,7 @@ pulumi.export("kmsIdentityResourceId", kms_identity.identity_resource_id)
 pulumi.export("kmsIdentityPrincipalId", kms_identity.principal_id)
 pulumi.export("kmsIdentityClientId", kms_identity.client_id)
 pulumi.export("adminGroupObjectIds", aks.admin_group_object_ids)
+if kms_network is not None:
+    pulumi.export("vnetId", kms_network.vnet_id)
+    pulumi.export("apiServerSubnetId", kms_network.api_server_subnet_id)
+    pulumi.export("nodeSubnetId", kms_network.node_subnet_id)

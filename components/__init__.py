@@ -1,8 +1,9 @@
-"""The three building blocks of a KMS-encrypted AKS cluster, in the order they are wired."""
+"""The building blocks of a KMS-encrypted AKS cluster, in the order they are wired."""
 
 from components.key_vault_with_key import KeyVaultWithKey, KeyVaultWithKeyArgs
-from components.kms_aks_cluster import KmsAksCluster, KmsAksClusterArgs
-from components.kms_identity import KmsIdentity, KmsIdentityArgs
+from components.kms_aks_cluster import KmsAksCluster, KmsAksClusterArgs, PrivateKmsArgs
+from components.kms_identity import KmsIdentity, KmsIdentityArgs, PrivateKeyVaultGrants
+from components.kms_network import KmsNetwork, KmsNetworkArgs
 
 __all__ = [
     "KeyVaultWithKey",
@@ -11,4 +12,8 @@ __all__ = [
     "KmsAksClusterArgs",
     "KmsIdentity",
     "KmsIdentityArgs",
+    "KmsNetwork",
+    "KmsNetworkArgs",
+    "PrivateKeyVaultGrants",
+    "PrivateKmsArgs",
 ]

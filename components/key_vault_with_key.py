@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import keyvault
 
-from kms_aks.config import ExistingKeyConfig, KeyVaultConfig, KmsKeyConfig, PermissionModel
+from kms_aks.config import ExistingKeyConfig, KeyVaultConfig, KeyVaultNetworkAccess, KmsKeyConfig, PermissionModel
 
 # AKS KMS wraps and unwraps data encryption keys with exactly these two operations.
 KMS_KEY_OPERATIONS = ["encrypt", "decrypt"]
@@ -16,7 +16,11 @@ KMS_KEY_OPERATIONS = ["encrypt", "decrypt"]
 
 @dataclass
 class KeyVaultWithKeyArgs:
-    """Either `vault` + `key` (a new vault and key) or `existing_key` (bring your own key)."""
+    """Either `vault` + `key` (a new vault and key) or `existing_key` (bring your own key).
+
+    `network_access` Private closes a created vault to public traffic (AKS then reaches it through a private
+    endpoint it creates); an adopted vault's network settings belong to its owner.
+    """
 
     resource_group_name: pulumi.Input[str]
     location: str
@@ -24,6 +28,7 @@ class KeyVaultWithKeyArgs:
     vault: KeyVaultConfig | None = None
     key: KmsKeyConfig | None = None
     existing_key: ExistingKeyConfig | None = None
+    network_access: KeyVaultNetworkAccess = "Public"
     protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -79,6 +84,7 @@ class KeyVaultWithKey(pulumi.ComponentResource):
         self.permission_model = vault.permission_model
         # Losing the vault or the key makes every secret in etcd unreadable: both are protected.
         protected = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        public_network_access, network_acls = _network_settings(args.network_access)
         self.vault = keyvault.Vault(
             f"{name}-vault",
             vault_name=vault.name,
@@ -91,9 +97,8 @@ class KeyVaultWithKey(pulumi.ComponentResource):
                 soft_delete_retention_in_days=vault.soft_delete_retention_days,
                 enable_purge_protection=True,
                 enable_rbac_authorization=vault.permission_model == "rbac",
-                # KMS with a public vault: private link and the "selected networks" firewall are unsupported.
-                public_network_access="Enabled",
-                network_acls=keyvault.NetworkRuleSetArgs(bypass="AzureServices", default_action="Allow"),
+                public_network_access=public_network_access,
+                network_acls=network_acls,
                 # No inline access policies: grants are separate AccessPolicy resources, and mixing the two
                 # makes every vault update wipe them.
             ),
@@ -125,6 +130,16 @@ class KeyVaultWithKey(pulumi.ComponentResource):
             # the cluster to a new key version behind the operator's back.
             pulumi.Output.concat(self.key.key_uri, "/", key.version) if key.version else self.key.key_uri_with_version
         )
+
+
+def _network_settings(access: KeyVaultNetworkAccess) -> tuple[str, keyvault.NetworkRuleSetArgs]:
+    """(publicNetworkAccess, networkAcls) of a created vault for how AKS reaches it."""
+    if access == "Private":
+        # Only the private endpoint AKS creates reaches the vault. Trusted Azure services keep their bypass:
+        # the key and its rotation policy are still written through ARM by the Key Vault resource provider.
+        return "Disabled", keyvault.NetworkRuleSetArgs(bypass="AzureServices", default_action="Deny")
+    # KMS with a public vault: private link and the "selected networks" firewall are unsupported.
+    return "Enabled", keyvault.NetworkRuleSetArgs(bypass="AzureServices", default_action="Allow")
 
 
 def _unix_time(key: KmsKeyConfig) -> int | None:

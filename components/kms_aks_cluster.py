@@ -15,12 +15,27 @@ KMS_KEY_ID_PATH = "securityProfile.azureKeyVaultKms.keyId"
 
 
 @dataclass
+class PrivateKmsArgs:
+    """A private KMS vault: where it is, and the subnets API server VNet integration puts the cluster in.
+
+    AKS refuses `keyVaultNetworkAccess: Private` without `keyVaultResourceId`, and without API server VNet
+    integration ("Vnet integration should be enabled when KeyVault network access is Private").
+    """
+
+    key_vault_resource_id: pulumi.Input[str]
+    api_server_subnet_id: pulumi.Input[str]
+    node_subnet_id: pulumi.Input[str]
+
+
+@dataclass
 class KmsAksClusterArgs:
     """The cluster and what it needs from the other components.
 
-    `kms_grants` are the identity's key permissions: the cluster waits for them explicitly, because AKS
-    validates them when it creates the cluster and fails if a grant is missing or still propagating.
+    `kms_grants` are the identity's permissions (on the key; with a private vault also on the vault and the
+    subnets): the cluster waits for them explicitly, because AKS validates and uses them when it creates the
+    cluster and fails if a grant is missing or still propagating.
     There is deliberately no identity-type argument: KMS works only with a user-assigned identity.
+    `private_kms` switches to a private KMS vault; None keeps the vault public, as the 2022 design has it.
     """
 
     cluster: ClusterConfig
@@ -33,6 +48,7 @@ class KmsAksClusterArgs:
     # With no version pinned in config, the cluster keeps the key version it was created with: a new
     # version (rotation, refresh) reaches it only through an explicit config change.
     kms_key_version_pinned: bool = False
+    private_kms: PrivateKmsArgs | None = None
     admin_group_owner_object_id: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -54,6 +70,7 @@ class KmsAksCluster(pulumi.ComponentResource):
         cfg = args.cluster
         self.admin_group_object_ids = self._admin_groups(name, args)
         pool = cfg.system_node_pool
+        private = args.private_kms
 
         self.cluster = containerservice.ManagedCluster(
             f"{name}-cluster",
@@ -72,7 +89,9 @@ class KmsAksCluster(pulumi.ComponentResource):
                 azure_key_vault_kms=containerservice.AzureKeyVaultKmsArgs(
                     enabled=True,
                     key_id=args.kms_key_id,
-                    key_vault_network_access="Public",
+                    key_vault_network_access="Private" if private else "Public",
+                    # AKS takes the vault's resource id only for a private vault, to create its endpoint.
+                    key_vault_resource_id=private.key_vault_resource_id if private else None,
                 ),
                 workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
                 image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
@@ -102,6 +121,9 @@ class KmsAksCluster(pulumi.ComponentResource):
             ),
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 authorized_ip_ranges=[str(r) for r in cfg.api_server_authorized_ip_ranges] or None,
+                # A private KMS vault is reached from the API server's subnet: AKS requires VNet integration.
+                enable_vnet_integration=True if private else None,
+                subnet_id=private.api_server_subnet_id if private else None,
             ),
             addon_profiles={
                 "azurepolicy": containerservice.ManagedClusterAddonProfileArgs(enabled=cfg.azure_policy_addon),
@@ -119,6 +141,8 @@ class KmsAksCluster(pulumi.ComponentResource):
                     availability_zones=pool.zones or None,
                     enable_encryption_at_host=pool.encryption_at_host,
                     enable_node_public_ip=False,
+                    # With VNet integration the nodes reach the API server's internal load balancer in the VNet.
+                    vnet_subnet_id=private.node_subnet_id if private else None,
                     node_taints=["CriticalAddonsOnly=true:NoSchedule"] if pool.only_critical_addons else None,
                     upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
                 )

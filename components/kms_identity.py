@@ -1,7 +1,12 @@
-"""KmsIdentity: the cluster's user-assigned identity, granted exactly encrypt + decrypt on the KMS key."""
+"""KmsIdentity: the cluster's user-assigned identity, granted exactly encrypt + decrypt on the KMS key.
+
+With a private KMS vault it also holds what AKS then does in the identity's name: Key Vault Contributor on the
+vault (AKS creates the vault's private endpoint) and Network Contributor on the subnets it joins.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -11,6 +16,24 @@ from kms_aks.config import PermissionModel
 
 KEY_VAULT_CRYPTO_USER_ROLE = "12338af0-0e69-4776-bea7-57ae8d297424"
 KMS_KEY_PERMISSIONS = ["encrypt", "decrypt"]
+# A management-plane role: AKS creates and approves the private endpoint to a private KMS vault with it.
+KEY_VAULT_CONTRIBUTOR_ROLE = "f25e0fa2-a7c8-4377-a976-54943a77a395"
+# AKS, acting as a user-assigned control-plane identity, joins the node subnet and places the API server's
+# internal load balancer in the delegated subnet (subnets/join/action and friends); in a VNet the cluster does
+# not own, creation fails with LinkedAuthorizationFailed without it.
+NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+
+
+@dataclass
+class PrivateKeyVaultGrants:
+    """What a private KMS vault adds to the identity's grants.
+
+    `key_vault_resource_id` gets Key Vault Contributor; each of `subnet_ids` (a short name, used in the resource
+    name, -> subnet id) gets Network Contributor, scoped to that subnet alone rather than the whole VNet.
+    """
+
+    key_vault_resource_id: pulumi.Input[str]
+    subnet_ids: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -30,6 +53,7 @@ class KmsIdentityArgs:
     key_vault_name: pulumi.Input[str]
     key_vault_resource_group_name: pulumi.Input[str]
     key_resource_id: pulumi.Input[str]
+    private_key_vault: PrivateKeyVaultGrants | None = None
     protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -38,7 +62,8 @@ class KmsIdentity(pulumi.ComponentResource):
     """A user-assigned managed identity and its KMS grant.
 
     KMS cannot use a system-assigned identity: it would not exist before the cluster that needs the key.
-    `grants` are what the cluster must wait for: AKS checks the identity's key permission at create time.
+    `grants` are what the cluster must wait for: AKS checks the identity's key permission at create time, and
+    with a private vault it acts on the vault and the subnets as this identity while creating the cluster.
     """
 
     identity: managedidentity.UserAssignedIdentity
@@ -62,6 +87,8 @@ class KmsIdentity(pulumi.ComponentResource):
         self.principal_id = self.identity.principal_id
         self.client_id = self.identity.client_id
         self.grants = [self._kms_grant(name, args)]
+        if args.private_key_vault is not None:
+            self.grants.extend(self._private_vault_grants(name, args, args.private_key_vault))
 
         self.register_outputs(
             {
@@ -93,6 +120,33 @@ class KmsIdentity(pulumi.ComponentResource):
             scope=args.key_resource_id,
             opts=child,
         )
+
+    def _private_vault_grants(
+        self, name: str, args: KmsIdentityArgs, private: PrivateKeyVaultGrants
+    ) -> list[pulumi.CustomResource]:
+        child = pulumi.ResourceOptions(parent=self)
+        grants: list[pulumi.CustomResource] = [
+            authorization.RoleAssignment(
+                f"{name}-kv-contributor",
+                principal_id=self.principal_id,
+                principal_type="ServicePrincipal",
+                role_definition_id=role_definition_id(args.subscription_id, KEY_VAULT_CONTRIBUTOR_ROLE),
+                scope=private.key_vault_resource_id,
+                opts=child,
+            )
+        ]
+        for subnet, subnet_id in private.subnet_ids.items():
+            grants.append(
+                authorization.RoleAssignment(
+                    f"{name}-network-contributor-{subnet}",
+                    principal_id=self.principal_id,
+                    principal_type="ServicePrincipal",
+                    role_definition_id=role_definition_id(args.subscription_id, NETWORK_CONTRIBUTOR_ROLE),
+                    scope=subnet_id,
+                    opts=child,
+                )
+            )
+        return grants
 
 
 def role_definition_id(subscription_id: pulumi.Input[str], role_guid: str) -> pulumi.Output[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from datetime import date
 from ipaddress import IPv4Network
@@ -43,6 +44,17 @@ VAULT_RESOURCE_ID = re.compile(
 
 # KMS v2 (no 2000-secret limit, no KEK-rotation stalls) is automatic from this Kubernetes minor version.
 KMS_V2_MIN_VERSION = (1, 27)
+
+# Private key vault mode. AKS needs a delegated API server subnet of at least a /28 for VNet integration.
+API_SERVER_SUBNET_MAX_PREFIX_LENGTH = 28
+# Azure keeps the first four addresses and the last address of every subnet.
+AZURE_RESERVED_ADDRESSES_PER_SUBNET = 5
+# The agent pool's upgrade surge (`maxSurge: 33%`): extra nodes that need addresses during an upgrade.
+NODE_UPGRADE_SURGE = 0.33
+# What AKS uses for Azure CNI Overlay when the cluster sets no podCidr / serviceCidr (this project sets
+# neither): a VNet overlapping them makes cluster creation fail, so the config refuses it up front.
+AKS_DEFAULT_POD_CIDR = IPv4Network("10.244.0.0/16")
+AKS_DEFAULT_SERVICE_CIDR = IPv4Network("10.0.0.0/16")
 
 # Each constrained string, with the rule an error message states when a value breaks it.
 _PATTERN_RULES: dict[str, str] = {}
@@ -80,6 +92,8 @@ ObjectId = _matching(
 VmSize = _matching(r"^Standard_[A-Za-z0-9_]+$", "an Azure VM size such as Standard_D4ds_v5")
 
 PermissionModel = Literal["accessPolicy", "rbac"]
+# How AKS reaches the KMS vault: over its public endpoint, or through a private endpoint AKS creates itself.
+KeyVaultNetworkAccess = Literal["Public", "Private"]
 
 
 class _Model(BaseModel):
@@ -246,6 +260,67 @@ class ClusterConfig(_Model):
         return self.version_tuple >= KMS_V2_MIN_VERSION
 
 
+def _parse_networks(data: Any, keys: tuple[str, ...]) -> Any:
+    """Strict mode takes no strings for IPv4Network: parse the given keys, and leave a bad value as it is so
+    that validation names it with its key."""
+    if not isinstance(data, dict):
+        return data
+    parsed = dict(data)
+    for key in keys:
+        if isinstance(parsed.get(key), str):
+            with contextlib.suppress(ValueError):
+                parsed[key] = IPv4Network(parsed[key])
+    return parsed
+
+
+class NetworkConfig(_Model):
+    """`kms-aks:network`: the VNet this project creates for API server VNet integration.
+
+    Only a private KMS key vault (`keyVaultNetworkAccess: Private`) uses it: AKS reaches a private vault from
+    the API server's own subnet, so the API server must be projected into a VNet.
+    """
+
+    vnet_address_space: IPv4Network = Field(description="the VNet's address space, e.g. 10.20.0.0/22")
+    api_server_subnet_prefix: IPv4Network = Field(
+        description="the API server subnet, delegated to AKS; at least a /28, e.g. 10.20.0.0/28"
+    )
+    node_subnet_prefix: IPv4Network = Field(description="the system node pool's subnet, e.g. 10.20.1.0/24")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        return _parse_networks(data, ("vnetAddressSpace", "apiServerSubnetPrefix", "nodeSubnetPrefix"))
+
+    @model_validator(mode="after")
+    def _fits(self) -> NetworkConfig:
+        problems = []
+        vnet, api, nodes = self.vnet_address_space, self.api_server_subnet_prefix, self.node_subnet_prefix
+        for key, subnet in (("apiServerSubnetPrefix", api), ("nodeSubnetPrefix", nodes)):
+            if not subnet.subnet_of(vnet):
+                problems.append(f"{key} {subnet} is not inside vnetAddressSpace {vnet}")
+        if api.overlaps(nodes):
+            problems.append(f"apiServerSubnetPrefix {api} and nodeSubnetPrefix {nodes} overlap")
+        if api.prefixlen > API_SERVER_SUBNET_MAX_PREFIX_LENGTH:
+            problems.append(
+                f"apiServerSubnetPrefix {api} is too small: API server VNet integration needs at least a "
+                f"/{API_SERVER_SUBNET_MAX_PREFIX_LENGTH}"
+            )
+        clashes = [
+            f"{what} {cidr}"
+            for what, cidr in (("pod CIDR", AKS_DEFAULT_POD_CIDR), ("service CIDR", AKS_DEFAULT_SERVICE_CIDR))
+            if vnet.overlaps(cidr)
+        ]
+        if clashes:
+            problems.append(
+                f"vnetAddressSpace {vnet} overlaps the cluster's {' and '.join(clashes)} (AKS's defaults, which "
+                f"this project uses); choose a range outside {AKS_DEFAULT_SERVICE_CIDR} and {AKS_DEFAULT_POD_CIDR}, "
+                "e.g. 10.20.0.0/22"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class StackConfig(_Model):
     """Everything one stack says, validated. Built once by `load_stack_config`; components get parts of it."""
 
@@ -258,12 +333,20 @@ class StackConfig(_Model):
     key_vault: KeyVaultConfig | None = None
     kms_key: KmsKeyConfig | None = None
     existing_key: ExistingKeyConfig | None = None
+    key_vault_network_access: KeyVaultNetworkAccess = Field(
+        default="Public",
+        description="Private: the vault refuses public traffic and AKS reaches it through a private endpoint "
+        "(needs kms-aks:network for API server VNet integration)",
+    )
+    network: NetworkConfig | None = None
     cluster: ClusterConfig
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _key_source(self) -> StackConfig:
-        problems = key_source_problems(self.model_dump(by_alias=True, exclude_none=True))
+        raw = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        # The first problem here; parse_stack_config adds the others from the raw config.
+        problems = key_source_problems(raw) + private_mode_problems(raw)
         if problems:
             raise ValueError(problems[0])
         if self.existing_key is None and self.kms_key is None:
@@ -275,6 +358,22 @@ class StackConfig(_Model):
         source = self.existing_key or self.key_vault
         assert source is not None
         return source.permission_model
+
+    @property
+    def private_key_vault(self) -> bool:
+        """AKS reaches the KMS vault through a private endpoint; the stack has a VNet for it."""
+        return self.key_vault_network_access == "Private"
+
+    @property
+    def kms_key_version_pinned(self) -> bool:
+        """Whether config names the exact key version the cluster uses, so that a config change moves it.
+
+        A bring-your-own key id is always versioned, so it is always pinned: changing existingKey.keyId is how
+        such a key is rotated. A created key is pinned by kmsKey.version.
+        """
+        if self.existing_key is not None:
+            return True
+        return bool(self.kms_key and self.kms_key.version)
 
 
 def key_source_problems(config: dict[str, Any]) -> list[str]:
@@ -297,6 +396,48 @@ def key_source_problems(config: dict[str, Any]) -> list[str]:
             "not exist on 'standard'); set keyVault.sku: premium or kmsKey.type: RSA"
         ]
     return []
+
+
+def private_mode_problems(config: dict[str, Any]) -> list[str]:
+    """A private KMS vault and its network come together; checked on raw config too, beside field errors."""
+    access, network = config.get("keyVaultNetworkAccess", "Public"), config.get("network")
+    if access not in ("Public", "Private"):
+        return []  # reported as a field error, naming what is allowed
+    if access == "Private" and network is None:
+        return [
+            f"{PROJECT}:network: required when {PROJECT}:keyVaultNetworkAccess is Private: a private KMS key vault "
+            "needs API server VNet integration, so set network.vnetAddressSpace, network.apiServerSubnetPrefix "
+            "and network.nodeSubnetPrefix (or set keyVaultNetworkAccess: Public)"
+        ]
+    if access != "Private" and network is not None:
+        return [
+            f"{PROJECT}:network: set, but {PROJECT}:keyVaultNetworkAccess is {access!r}; the VNet exists only for a "
+            f"private KMS key vault, so set {PROJECT}:keyVaultNetworkAccess: Private or remove {PROJECT}:network"
+        ]
+    if access == "Private" and isinstance(network, dict):
+        return _node_subnet_problems(network, config.get("cluster"))
+    return []
+
+
+def _node_subnet_problems(network: dict[str, Any], cluster: Any) -> list[str]:
+    """The node subnet holds every node plus the upgrade surge; Azure keeps five addresses of it."""
+    try:
+        subnet = IPv4Network(str(network["nodeSubnetPrefix"]))
+    except (KeyError, ValueError):
+        return []  # a missing or malformed prefix is reported with its own key
+    pool = cluster.get("systemNodePool", {}) if isinstance(cluster, dict) else {}
+    count = pool.get("count", SystemNodePoolConfig.model_fields["count"].default) if isinstance(pool, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool):
+        return []
+    needed = count + math.ceil(count * NODE_UPGRADE_SURGE)
+    usable = subnet.num_addresses - AZURE_RESERVED_ADDRESSES_PER_SUBNET
+    if usable >= needed:
+        return []
+    return [
+        f"{PROJECT}:network.nodeSubnetPrefix: {subnet} has {max(usable, 0)} usable addresses, but "
+        f"{PROJECT}:cluster.systemNodePool.count {count} needs {needed} (the nodes plus the 33% upgrade surge); "
+        "choose a larger subnet"
+    ]
 
 
 class ConfigError(Exception):
@@ -358,8 +499,8 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
         return StackConfig.model_validate(decoded)
     except ValidationError as exc:
         problems = [_describe(e) for e in exc.errors()]
-    # Field errors stop the model's own cross-field check; run it on the raw values so it is not lost.
-    problems += [p for p in key_source_problems(decoded) if p not in problems]
+    # Field errors stop the model's own cross-field checks; run them on the raw values so they are not lost.
+    problems += [p for p in key_source_problems(decoded) + private_mode_problems(decoded) if p not in problems]
     raise ConfigError(problems)
 
 
