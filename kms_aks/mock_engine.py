@@ -237,6 +237,122 @@ def _managed_cluster(mocks: AzureNativeMocks, args: pulumi_mocks.MockResourceArg
     return f"{_rg_id(rg)}/providers/Microsoft.ContainerService/managedClusters/{name}", outputs
 
 
+def _vnet_id(resource_group: str, vnet: str) -> str:
+    return f"{_rg_id(resource_group)}/providers/Microsoft.Network/virtualNetworks/{vnet}"
+
+
+@provider_outputs("azure-native:network:VirtualNetwork")
+def _virtual_network(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("virtualNetworkName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    outputs = {
+        "name": name,
+        "location": inputs.get("location"),
+        "tags": inputs.get("tags", {}),
+        "addressSpace": inputs.get("addressSpace", {"addressPrefixes": []}),
+        # Subnets declared as their own resources are not part of the VNet's create response.
+        "subnets": inputs.get("subnets", []),
+        "enableDdosProtection": inputs.get("enableDdosProtection", False),
+        "privateEndpointVNetPolicies": "Disabled",
+        "provisioningState": "Succeeded",
+        "resourceGuid": _guid("vnet", rg, name),
+        "etag": f'W/"{_guid("etag", rg, name)}"',
+        "type": "Microsoft.Network/virtualNetworks",
+        "azureApiVersion": "2024-05-01",
+    }
+    return _vnet_id(rg, name), outputs
+
+
+@provider_outputs("azure-native:network:Subnet")
+def _subnet(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("subnetName") or _autoname(args)
+    rg, vnet = inputs["resourceGroupName"], inputs["virtualNetworkName"]
+    subnet_id = f"{_vnet_id(rg, vnet)}/subnets/{name}"
+    # The provider echoes each delegation with its id, type, state and the actions the service is granted.
+    delegations = [
+        {
+            **delegation,
+            "id": f"{subnet_id}/delegations/{delegation.get('name')}",
+            "type": "Microsoft.Network/virtualNetworks/subnets/delegations",
+            "actions": ["Microsoft.Network/virtualNetworks/subnets/join/action"],
+            "provisioningState": "Succeeded",
+        }
+        for delegation in inputs.get("delegations", [])
+    ]
+    outputs = {
+        "name": name,
+        "addressPrefix": inputs.get("addressPrefix"),
+        "delegations": delegations,
+        "privateEndpointNetworkPolicies": inputs.get("privateEndpointNetworkPolicies", "Disabled"),
+        "privateLinkServiceNetworkPolicies": inputs.get("privateLinkServiceNetworkPolicies", "Enabled"),
+        "provisioningState": "Succeeded",
+        "etag": f'W/"{_guid("etag", subnet_id)}"',
+        "type": "Microsoft.Network/virtualNetworks/subnets",
+        "azureApiVersion": "2024-05-01",
+    }
+    return subnet_id, outputs
+
+
+# Path parameters of the storage resources' ARM URLs: inputs only, never in the provider's outputs.
+_STORAGE_PATH_PARAMETERS = frozenset({"resourceGroupName", "accountName", "blobServicesName", "containerName"})
+
+
+def _without_path(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in inputs.items() if k not in _STORAGE_PATH_PARAMETERS}
+
+
+def _storage_account_id(resource_group: str, account: str) -> str:
+    return f"{_rg_id(resource_group)}/providers/Microsoft.Storage/storageAccounts/{account}"
+
+
+@provider_outputs("azure-native:storage:StorageAccount")
+def _storage_account(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("accountName") or _autoname(args)[:24].lower()
+    outputs = {
+        **_without_path(inputs),
+        "name": name,
+        "provisioningState": "Succeeded",
+        "primaryLocation": inputs.get("location"),
+        "statusOfPrimary": "available",
+        "primaryEndpoints": {
+            "blob": f"https://{name}.blob.core.windows.net/",
+            "dfs": f"https://{name}.dfs.core.windows.net/",
+            "queue": f"https://{name}.queue.core.windows.net/",
+            "table": f"https://{name}.table.core.windows.net/",
+            "file": f"https://{name}.file.core.windows.net/",
+            "web": f"https://{name}.z6.web.core.windows.net/",
+        },
+        "type": "Microsoft.Storage/storageAccounts",
+        "azureApiVersion": "2024-01-01",
+    }
+    return _storage_account_id(inputs["resourceGroupName"], name), outputs
+
+
+@provider_outputs("azure-native:storage:BlobServiceProperties")
+def _blob_service(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    # The blob service of an account is a singleton named "default".
+    account_id = _storage_account_id(inputs["resourceGroupName"], inputs["accountName"])
+    outputs = {**_without_path(inputs), "name": "default", "type": "Microsoft.Storage/storageAccounts/blobServices"}
+    return f"{account_id}/blobServices/default", outputs
+
+
+@provider_outputs("azure-native:storage:BlobContainer")
+def _blob_container(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("containerName") or _autoname(args).lower()
+    account_id = _storage_account_id(inputs["resourceGroupName"], inputs["accountName"])
+    outputs = {
+        **_without_path(inputs),
+        "name": name,
+        "hasImmutabilityPolicy": False,
+        "hasLegalHold": False,
+        "deleted": False,
+        "leaseState": "Available",
+        "leaseStatus": "Unlocked",
+        "type": "Microsoft.Storage/storageAccounts/blobServices/containers",
+    }
+    return f"{account_id}/blobServices/default/containers/{name}", outputs
+
+
 @provider_outputs("azuread:index/group:Group")
 def _entra_group(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
     object_id = _guid("group", inputs["displayName"])
