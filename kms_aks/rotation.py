@@ -1,0 +1,447 @@
+"""`make rotate-check`: each KMS key's expiry and rotation policy, and whether they leave time to rotate.
+
+    python -m kms_aks.rotation --stack prod [--as-of 2026-12-01]
+
+An expired key version breaks the cluster, and AKS keeps using the version its `keyId` names until an operator
+moves it (this project pins it; see docs/rotation.md). So every version must stay valid until its successor
+exists and the cluster has been moved to it and its secrets re-encrypted. This runs the real program for the
+stack under the mock engine, as `pulumi preview` would, finds the key(s) each KMS cluster uses, and:
+
+- refuses (exit 1) versions that expire no later than they are rotated (rotation policy `expiryTime` not longer
+  than its rotate trigger), leave less than a week between the two, or a fixed first-version expiry
+  (`kmsKey.expiresOn`) that is past or comes before the first automatic rotation;
+- warns when nothing rotates a key that expires, and when a protected (prod-like) stack's key has neither an
+  expiry nor a rotation policy, or is a bring-your-own key whose expiry this stack cannot see.
+
+A key created in the run is taken to be created on `--as-of` (default: today), which is exact for a new stack
+and errs on the side of refusing for an existing key (created earlier, so rotated earlier).
+
+Exit codes: 0 fit (warnings allowed), 1 refused, 2 bad input (unknown stack, invalid stack config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from kms_aks.config import PROJECT, VERSIONED_KEY_ID, StackConfig, parse_stack_config, read_project_config
+from kms_aks.mock_engine import ROOT, load_stack_file, run_stack, stack_names
+from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+
+EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
+
+CLUSTER = "azure-native:containerservice:ManagedCluster"
+KEY = "azure-native:keyvault:Key"
+KEY_ID_PATH = "securityProfile.azureKeyVaultKms.keyId"
+
+# Key Vault's own floor between a rotation and the expiry of the version it replaces; below it there is no
+# time to move the cluster to the new version and re-encrypt its secrets.
+MIN_ROTATION_WINDOW_DAYS = 7
+# ISO 8601 durations as Key Vault rotation policies write them: P90D, P3M, P1Y (also combined, P1Y2M10D).
+_DURATION = re.compile(r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?$")
+
+Level = Literal["refuse", "warn"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong (`refuse`) or worth a look (`warn`) about a key's expiry and rotation."""
+
+    level: Level
+    message: str
+
+
+@dataclass
+class KeyRotation:
+    """What the stack says about one KMS key: where it comes from, when it expires, how it rotates."""
+
+    name: str
+    source: Literal["created", "existing"]
+    cluster: str
+    key_id: str | None = None
+    pinned_version: str | None = None
+    protected: bool = True
+    expires_on: date | None = None
+    rotate_after_days: int | None = None
+    rotate_before_expiry_days: int | None = None
+    expire_after_days: int | None = None
+    notify_before_expiry_days: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rotation_interval_days(self) -> int | None:
+        """Days from a version's creation to its automatic rotation, whichever trigger the policy uses."""
+        if self.rotate_after_days is not None:
+            return self.rotate_after_days
+        if self.rotate_before_expiry_days is not None and self.expire_after_days is not None:
+            return self.expire_after_days - self.rotate_before_expiry_days
+        return None
+
+    @property
+    def window_days(self) -> int | None:
+        """Days between a rotation and the expiry of the version it replaces: the time to move and re-encrypt."""
+        interval = self.rotation_interval_days
+        if interval is None or self.expire_after_days is None:
+            return None
+        return self.expire_after_days - interval
+
+
+@dataclass
+class RotationReport:
+    """Every KMS key of a stack with its findings; `exit_code` 1 when any is refused."""
+
+    stack: str
+    as_of: date
+    keys: list[KeyRotation] = field(default_factory=list)
+
+    @property
+    def refusals(self) -> list[tuple[KeyRotation, Finding]]:
+        return [(k, f) for k in self.keys for f in k.findings if f.level == "refuse"]
+
+    @property
+    def warnings(self) -> list[tuple[KeyRotation, Finding]]:
+        return [(k, f) for k in self.keys for f in k.findings if f.level == "warn"]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REFUSED if self.refusals else EXIT_OK
+
+
+class RotationCheckError(Exception):
+    """Input the check cannot judge (unknown stack, invalid config): a message, exit status 2."""
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+def duration_days(value: Any) -> int | None:
+    """Days of an ISO 8601 duration as Key Vault writes them (P90D, P3M, P1Y); months count 30 days, years 365."""
+    if not isinstance(value, str) or value == UNKNOWN:
+        return None
+    match = _DURATION.match(value.strip().upper())
+    if match is None or not any(match.groupdict().values()):
+        return None
+    parts = {k: int(v) for k, v in match.groupdict().items() if v}
+    return parts.get("years", 0) * 365 + parts.get("months", 0) * 30 + parts.get("weeks", 0) * 7 + parts.get("days", 0)
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _key_property(key: RecordedResource, name: str) -> Any:
+    # Inputs nest key settings under `properties`; the provider's outputs flatten them.
+    value = _get(key.inputs, "properties", name)
+    return value if value is not None else key.outputs.get(name)
+
+
+def _unix_date(value: Any) -> date | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value, tz=UTC).date()
+
+
+def _read_key(key: RecordedResource, into: KeyRotation) -> None:
+    into.expires_on = _unix_date(_get(_key_property(key, "attributes"), "expires"))
+    policy = _key_property(key, "rotationPolicy")
+    into.expire_after_days = duration_days(_get(policy, "attributes", "expiryTime"))
+    for action in _get(policy, "lifetimeActions") or []:
+        kind = str(_get(action, "action", "type") or "").lower()
+        trigger = _get(action, "trigger") or {}
+        if kind == "rotate":
+            into.rotate_after_days = duration_days(trigger.get("timeAfterCreate"))
+            into.rotate_before_expiry_days = duration_days(trigger.get("timeBeforeExpiry"))
+        elif kind == "notify":
+            into.notify_before_expiry_days = duration_days(trigger.get("timeBeforeExpiry"))
+
+
+def _created_on(key: RecordedResource, as_of: date) -> date:
+    """When the key (its first version) was created: the provider's answer when known, else `as_of`."""
+    return _unix_date(_get(key.outputs, "attributes", "created")) or as_of
+
+
+# ------------------------------------------------------------------------------------------- checking
+
+
+def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
+    interval, expire, window = info.rotation_interval_days, info.expire_after_days, info.window_days
+    if expire is not None and interval is not None:
+        if expire <= interval:
+            info.findings.append(
+                Finding(
+                    "refuse",
+                    f"versions expire {expire} days after creation but are rotated only after {interval} days: "
+                    "the version the cluster uses expires before its successor exists, and an expired key breaks "
+                    f"the cluster. Make the rotation policy's expiry longer than its rotation interval by at least "
+                    f"{MIN_ROTATION_WINDOW_DAYS} days ({PROJECT}:kmsKey.rotation: expireAfterDays > rotateAfterDays).",
+                )
+            )
+        elif window is not None and window < MIN_ROTATION_WINDOW_DAYS:
+            info.findings.append(
+                Finding(
+                    "refuse",
+                    f"a version expires {window} days after it is rotated: too little time to move the cluster to "
+                    f"the new version and re-encrypt every secret (Key Vault requires {MIN_ROTATION_WINDOW_DAYS}). "
+                    f"Leave at least {MIN_ROTATION_WINDOW_DAYS} days between rotateAfterDays and expireAfterDays.",
+                )
+            )
+    elif expire is not None:
+        notify = (
+            f" (Key Vault notifies {info.notify_before_expiry_days} days before)"
+            if info.notify_before_expiry_days
+            else ""
+        )
+        info.findings.append(
+            Finding(
+                "warn",
+                f"versions expire {expire} days after creation and nothing rotates them automatically: rotate by "
+                f"hand before each expiry{notify}.",
+            )
+        )
+
+    if info.expires_on is not None:
+        # The first version's fixed expiry is its own; a "before expiry" trigger fires relative to it.
+        first_rotation: date | None = None
+        if info.rotate_after_days is not None:
+            first_rotation = created + timedelta(days=info.rotate_after_days)
+        elif info.rotate_before_expiry_days is not None:
+            first_rotation = info.expires_on - timedelta(days=info.rotate_before_expiry_days)
+        if info.expires_on <= as_of:
+            info.findings.append(
+                Finding(
+                    "refuse",
+                    f"the first version expires on {info.expires_on}, on or before {as_of}: an expired key breaks "
+                    f"the cluster. Move {PROJECT}:kmsKey.expiresOn later, or rotate to a new version first.",
+                )
+            )
+        elif first_rotation is not None and info.expires_on <= first_rotation:
+            info.findings.append(
+                Finding(
+                    "refuse",
+                    f"{PROJECT}:kmsKey.expiresOn {info.expires_on} comes before the first automatic rotation on "
+                    f"{first_rotation} (created {created} + {info.rotate_after_days} days): the version the cluster "
+                    "uses expires "
+                    f"before its successor exists. Set expiresOn after {first_rotation + timedelta(days=6)}, or "
+                    "remove it and let the rotation policy's expiry apply.",
+                )
+            )
+        elif first_rotation is not None and (info.expires_on - first_rotation).days < MIN_ROTATION_WINDOW_DAYS:
+            days = (info.expires_on - first_rotation).days
+            info.findings.append(
+                Finding(
+                    "refuse",
+                    f"{PROJECT}:kmsKey.expiresOn {info.expires_on} is only {days} days after the first automatic "
+                    f"rotation on {first_rotation}: too little time to move the cluster to the new version and "
+                    f"re-encrypt every secret. Leave at least {MIN_ROTATION_WINDOW_DAYS} days.",
+                )
+            )
+        elif first_rotation is None:
+            info.findings.append(
+                Finding(
+                    "warn",
+                    f"the first version expires on {info.expires_on} ({(info.expires_on - as_of).days} days after "
+                    f"{as_of}) and no rotation policy replaces it: create a new version and rotate the cluster to "
+                    "it before then (docs/rotation.md).",
+                )
+            )
+
+    if info.expires_on is None and expire is None and interval is None:
+        if info.protected:
+            info.findings.append(
+                Finding(
+                    "warn",
+                    "neither an expiry nor a rotation policy on a protected stack: the key is never replaced "
+                    "(Azure Policy 152b15f7-8e1f-4c1f-ab71-8c010ba5dbc0 and d8cf8476-a2ec-4916-896e-992351803c44 "
+                    f"flag both). Set {PROJECT}:kmsKey.rotation.",
+                )
+            )
+        else:
+            info.notes.append("no expiry and no rotation (an unprotected, throwaway stack)")
+
+
+def _cluster_notes(info: KeyRotation, cluster: RecordedResource) -> None:
+    pinned = KEY_ID_PATH not in cluster.ignore_changes
+    if info.source == "existing":
+        info.notes.append("the cluster uses exactly this key id; rotate by setting existingKey.keyId")
+    elif pinned and info.pinned_version:
+        info.notes.append(f"the cluster is pinned to version {info.pinned_version} ({PROJECT}:kmsKey.version)")
+    elif not pinned:
+        info.notes.append(
+            "the cluster keeps the version it was created with (no kmsKey.version): a new version reaches it only "
+            f"by setting {PROJECT}:kmsKey.version"
+        )
+    if info.window_days is not None and info.window_days >= MIN_ROTATION_WINDOW_DAYS:
+        info.notes.append(
+            f"after each automatic rotation, move the cluster to the new version and re-encrypt within "
+            f"{info.window_days} days"
+        )
+
+
+def check_rotation(recorded: RecordedStack, config: StackConfig, *, as_of: date) -> RotationReport:
+    """The expiry and rotation of every key a KMS cluster of `recorded` uses, judged as of `as_of`."""
+    report = RotationReport(stack=recorded.stack, as_of=as_of)
+    by_urn = recorded.by_urn()
+    pinned_version = config.kms_key.version if config.kms_key else None
+    for cluster in recorded.by_type(CLUSTER):
+        kms = _get(cluster.inputs, "securityProfile", "azureKeyVaultKms") or {}
+        if kms.get("enabled") is not True:
+            continue
+        keys = [
+            by_urn[urn]
+            for urn in cluster.property_dependencies.get("securityProfile", ())
+            if urn in by_urn and by_urn[urn].type == KEY
+        ]
+        for key in keys:
+            info = KeyRotation(
+                name=str(key.inputs.get("keyName") or key.name),
+                source="created",
+                cluster=cluster.name,
+                pinned_version=pinned_version,
+                protected=key.protect,
+            )
+            _read_key(key, info)
+            _check_created_key(info, _created_on(key, as_of), as_of)
+            _cluster_notes(info, cluster)
+            report.keys.append(info)
+        key_id = kms.get("keyId")
+        if not keys and isinstance(key_id, str) and key_id != UNKNOWN:
+            report.keys.append(_existing_key(key_id, cluster, config))
+    return report
+
+
+def _existing_key(key_id: str, cluster: RecordedResource, config: StackConfig) -> KeyRotation:
+    match = VERSIONED_KEY_ID.match(key_id)
+    info = KeyRotation(
+        name=match["name"] if match else key_id,
+        source="existing",
+        cluster=cluster.name,
+        key_id=key_id,
+        pinned_version=match["version"] if match else None,
+        protected=config.protect_kms_resources,
+    )
+    vault = f"{match['vault']}" if match else "its vault"
+    if info.protected:
+        info.findings.append(
+            Finding(
+                "warn",
+                f"a bring-your-own key: its expiry and rotation policy live in {vault}, outside this stack, so this "
+                f"check cannot see them. Check them with `az keyvault key show --id {key_id} --query "
+                f"attributes.expires` and `az keyvault key rotation-policy show --vault-name {vault} --name "
+                f"{info.name}`, and keep this version valid until the cluster has moved to the next one.",
+            )
+        )
+    else:
+        info.notes.append("a bring-your-own key: its expiry and rotation are managed outside this stack")
+    _cluster_notes(info, cluster)
+    return info
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def run_rotation_check(stack: str, *, as_of: date, root: Path = ROOT) -> RotationReport:
+    """Runs the program for `stack` (a name or a `Pulumi.<stack>.yaml` path) as in preview, then checks it."""
+    if not stack.endswith((".yaml", ".yml")) and stack not in stack_names(root):
+        raise RotationCheckError(f"unknown stack {stack!r}; stacks: {', '.join(stack_names(root)) or 'none'}")
+    try:
+        raw = load_stack_file(stack, root)
+    except (FileNotFoundError, ValueError) as error:
+        raise RotationCheckError(str(error)) from None
+    recorded = run_stack(stack, preview=True, root=root)
+    if recorded.error is not None:
+        raise RotationCheckError(f"stack {recorded.stack}: {recorded.error}")
+    config = parse_stack_config(read_project_config(raw))
+    return check_rotation(recorded, config, as_of=as_of)
+
+
+def _policy_text(info: KeyRotation) -> str:
+    if info.source == "existing":
+        return "managed outside this stack"
+    parts = []
+    if info.rotate_after_days is not None:
+        parts.append(f"rotate {info.rotate_after_days} days after creation")
+    elif info.rotate_before_expiry_days is not None:
+        parts.append(f"rotate {info.rotate_before_expiry_days} days before expiry")
+    if info.expire_after_days is not None:
+        parts.append(f"versions expire after {info.expire_after_days} days")
+    if info.notify_before_expiry_days is not None:
+        parts.append(f"notify {info.notify_before_expiry_days} days before expiry")
+    return "; ".join(parts) or "none"
+
+
+def render(report: RotationReport, console: Console) -> None:
+    """A table of the keys, then each finding, then the verdict."""
+    table = Table(title=f"KMS keys of stack {escape(report.stack)} (as of {report.as_of})", show_lines=True)
+    for column in ("key", "cluster", "version used", "first version expires", "rotation policy", "window"):
+        table.add_column(column)
+    for info in report.keys:
+        version = info.pinned_version or "creation version (unpinned)"
+        if info.source == "created" and info.pinned_version:
+            version = f"{info.pinned_version} (pinned)"
+        table.add_row(
+            escape(f"{info.name} ({info.source})"),
+            escape(info.cluster),
+            escape(version),
+            str(info.expires_on) if info.expires_on else "not set",
+            escape(_policy_text(info)),
+            f"{info.window_days} days" if info.window_days is not None else "-",
+        )
+    if report.keys:
+        console.print(table)
+    else:
+        console.print(f"stack {escape(report.stack)}: no KMS cluster, no key to check")
+    for info in report.keys:
+        for note in info.notes:
+            console.print(f"[dim]{escape(info.name)}:[/] {escape(note)}")
+    for info, finding in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(info.name)}: {escape(finding.message)}")
+    for info, finding in report.refusals:
+        console.print(f"[bold red]refused:[/] {escape(info.name)}: {escape(finding.message)}")
+    if report.refusals:
+        console.print(f"[bold red]rotate-check: {len(report.refusals)} refusal(s): fix the key's expiry or rotation[/]")
+    else:
+        console.print("[bold green]rotate-check: expiry and rotation fit together[/]")
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make rotate-check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
+    parser.add_argument(
+        "--as-of", type=_date, default=None, help="judge as of this date (YYYY-MM-DD; default: today, UTC)"
+    )
+    args = parser.parse_args(argv)
+    console = Console(highlight=False, soft_wrap=True)
+    as_of = args.as_of or datetime.now(tz=UTC).date()
+    try:
+        report = run_rotation_check(args.stack, as_of=as_of)
+    except RotationCheckError as error:
+        console.print(f"[bold red]error:[/] {escape(str(error))}")
+        return EXIT_ERROR
+    render(report, console)
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
