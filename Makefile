@@ -23,6 +23,11 @@ plan: $(VENV)/.installed
 guard: $(VENV)/.installed
 	$(PY) -m kms_aks.guard $(PREVIEW) $(ARGS)
 
+## rotate-check: each KMS key's expiry and rotation policy for STACK (default dev); exit 1 when they do not
+##               leave time to rotate. make rotate-check STACK=prod ARGS="--as-of 2027-01-01"
+rotate-check: $(VENV)/.installed
+	@$(PY) -m kms_aks.rotation --stack $(STACK) $(ARGS)
+
 ## test: lint, then the whole test suite.
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
