@@ -9,7 +9,7 @@ import pulumi
 import pulumi_azuread as azuread
 from pulumi_azure_native import containerservice
 
-from kms_aks.config import ClusterConfig
+from kms_aks.config import NODE_UPGRADE_MAX_SURGE_PERCENT, ClusterConfig
 
 KMS_KEY_ID_PATH = "securityProfile.azureKeyVaultKms.keyId"
 
@@ -144,7 +144,9 @@ class KmsAksCluster(pulumi.ComponentResource):
                     # With VNet integration the nodes reach the API server's internal load balancer in the VNet.
                     vnet_subnet_id=private.node_subnet_id if private else None,
                     node_taints=["CriticalAddonsOnly=true:NoSchedule"] if pool.only_critical_addons else None,
-                    upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(max_surge="33%"),
+                    upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(
+                        max_surge=f"{NODE_UPGRADE_MAX_SURGE_PERCENT}%"
+                    ),
                 )
             ],
             tags=args.tags,

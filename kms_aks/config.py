@@ -49,8 +49,8 @@ KMS_V2_MIN_VERSION = (1, 27)
 API_SERVER_SUBNET_MAX_PREFIX_LENGTH = 28
 # Azure keeps the first four addresses and the last address of every subnet.
 AZURE_RESERVED_ADDRESSES_PER_SUBNET = 5
-# The agent pool's upgrade surge (`maxSurge: 33%`): extra nodes that need addresses during an upgrade.
-NODE_UPGRADE_SURGE = 0.33
+# The system pool's upgrade surge (`maxSurge`): extra nodes that need addresses during an upgrade.
+NODE_UPGRADE_MAX_SURGE_PERCENT = 33
 # What AKS uses for Azure CNI Overlay when the cluster sets no podCidr / serviceCidr (this project sets
 # neither): a VNet overlapping them makes cluster creation fail, so the config refuses it up front.
 AKS_DEFAULT_POD_CIDR = IPv4Network("10.244.0.0/16")
@@ -429,14 +429,14 @@ def _node_subnet_problems(network: dict[str, Any], cluster: Any) -> list[str]:
     count = pool.get("count", SystemNodePoolConfig.model_fields["count"].default) if isinstance(pool, dict) else None
     if not isinstance(count, int) or isinstance(count, bool):
         return []
-    needed = count + math.ceil(count * NODE_UPGRADE_SURGE)
+    needed = count + math.ceil(count * NODE_UPGRADE_MAX_SURGE_PERCENT / 100)
     usable = subnet.num_addresses - AZURE_RESERVED_ADDRESSES_PER_SUBNET
     if usable >= needed:
         return []
     return [
         f"{PROJECT}:network.nodeSubnetPrefix: {subnet} has {max(usable, 0)} usable addresses, but "
-        f"{PROJECT}:cluster.systemNodePool.count {count} needs {needed} (the nodes plus the 33% upgrade surge); "
-        "choose a larger subnet"
+        f"{PROJECT}:cluster.systemNodePool.count {count} needs {needed} (the nodes plus the "
+        f"{NODE_UPGRADE_MAX_SURGE_PERCENT}% upgrade surge); choose a larger subnet"
     ]
 
 
