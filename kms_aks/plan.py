@@ -29,6 +29,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
+from components.kms_identity import (
+    KEY_VAULT_CONTRIBUTOR_ROLE,
+    KEY_VAULT_CRYPTO_USER_ROLE,
+    NETWORK_CONTRIBUTOR_ROLE,
+)
 from kms_aks.graph import cloud_dependencies, critical_path, deployment_waves
 from kms_aks.mock_engine import ROOT, run_stack, stack_names
 from kms_aks.policy_client import (
@@ -45,8 +50,9 @@ from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack, redact_s
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
 
 ROLE_NAMES = {
-    "12338af0-0e69-4776-bea7-57ae8d297424": "Key Vault Crypto User",
-    "f25e0fa2-a7c8-4377-a976-54943a77a395": "Key Vault Contributor",
+    KEY_VAULT_CRYPTO_USER_ROLE: "Key Vault Crypto User",
+    KEY_VAULT_CONTRIBUTOR_ROLE: "Key Vault Contributor",
+    NETWORK_CONTRIBUTOR_ROLE: "Network Contributor",
 }
 
 
@@ -134,6 +140,13 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
         put("principal type", "principalType")
     elif resource.type == "azure-native:resources:ResourceGroup":
         put("location", "location")
+    elif resource.type == "azure-native:network:VirtualNetwork":
+        put("address space", "addressSpace.addressPrefixes")
+    elif resource.type == "azure-native:network:Subnet":
+        put("prefix", "addressPrefix")
+        delegations = _get(inputs, "delegations") or []
+        if delegations:
+            shown["delegated to"] = ", ".join(str(d.get("serviceName")) for d in delegations)
     if resource.custom:
         shown["protected"] = "yes" if resource.protect else "no"
     return shown
