@@ -1124,7 +1124,18 @@ def _kms_grants(kms: ClusterKms) -> tuple[list[Res], list[str], str | None]:
     return grants, reasons, undecided
 
 
+def _other_principal(grant: Res, kms: ClusterKms) -> str | None:
+    """Why the grant is not for the cluster's identity, when both principals are known and differ."""
+    principal = _grant_principal(grant)
+    if principal is None or not kms.principals or principal in kms.principals:
+        return None
+    return f"{grant.label} is for principal {principal}, not the cluster identity's {', '.join(sorted(kms.principals))}"
+
+
 def _access_policy_verdict(grant: Res, kms: ClusterKms, rbac: bool | None) -> bool | str | None:
+    other = _other_principal(grant, kms)
+    if other:
+        return other
     vault_name = _lower(grant.props.get("vaultName"))
     if vault_name is None:
         on_vault = kms.vault is not None and kms.vault.urn in grant.deps_of("vaultName")
@@ -1151,6 +1162,9 @@ def _role_assignment_verdict(
 
     `rbac` is the vault's permission model: a vault in access-policy mode ignores data-plane role assignments.
     """
+    other = _other_principal(grant, kms)
+    if other:
+        return other
     role = grant.props.get("roleDefinitionId")
     if is_unknown(role):
         return None

@@ -232,6 +232,17 @@ def _weak_grant(resources: Resources) -> Resources:
     return [weaken(r) if r.type in GRANT_TYPES else r for r in resources]
 
 
+def _grant_for_someone_else(resources: Resources) -> Resources:
+    # Only the principal changes; the grant still depends on the identity.
+    other = "99999999-2222-3333-4444-555555555555"
+
+    def retarget(grant):
+        path = ("policy", "objectId") if grant.type == ACCESS_POLICY else ("principalId",)
+        return edited(grant, {path: other})
+
+    return [retarget(r) if r.type in GRANT_TYPES else r for r in resources]
+
+
 def _key_id_names_another_key(resources: Resources) -> Resources:
     # Still depends on the stack's Key, but the id points elsewhere (a hand edit of the keyId).
     return kms_setting(resources, keyId=OTHER_KEY_ID)
@@ -298,6 +309,7 @@ MUTATIONS = {
     "missing grant": (_drop_grants, "aks-kms-identity-grant"),
     "grant not depended on": (cluster_not_depending_on_grants, "aks-kms-identity-grant"),
     "grant without encrypt+decrypt": (_weak_grant, "aks-kms-identity-grant"),
+    "grant for another principal": (_grant_for_someone_else, "aks-kms-identity-grant"),
     # limitation: changing of keys
     "keyId not from a stack Key nor pinned": (lambda r: literal_key_id(r, OTHER_KEY_ID), "aks-kms-key-source"),
     "keyId names another key": (_key_id_names_another_key, "aks-kms-key-source"),

@@ -547,6 +547,18 @@ def test_identity_grant_for_another_principal_does_not_count() -> None:
     assert "has no encrypt + decrypt grant" in message
 
 
+def test_identity_grant_edited_to_another_principal_does_not_count() -> None:
+    # Still wired to the identity (property dependency), but the principal it names is someone else's.
+    other = "99999999-2222-3333-4444-555555555555"
+    [message] = violations(rules.check_identity_grant(stack(*healthy(grant=role_assignment(principal=other)))))
+    assert f"is for principal {other}" in message
+    access_mode = {"vault": vault(enableRbacAuthorization=False)}
+    [message] = violations(
+        rules.check_identity_grant(stack(*healthy(grant=access_policy(object_id=other), **access_mode)))
+    )
+    assert f"is for principal {other}" in message
+
+
 def test_identity_grant_must_be_waited_for() -> None:
     [message] = violations(rules.check_identity_grant(stack(*healthy(cluster=cluster(grant=False)))))
     assert "does not depend on" in message and "depends_on" in message
