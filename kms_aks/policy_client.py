@@ -605,13 +605,11 @@ def resolve_python(pack_dir: Path = POLICY_PACK_DIR) -> str:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
+    # The pack holds no state worth a graceful stop: SIGKILL ends it at once, where SIGTERM would wait
+    # about 0.2 s for gRPC's server shutdown on every `make plan`.
     if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.kill()
+        process.wait()
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
@@ -769,7 +767,7 @@ class PolicyPackProcess:
         return self._client
 
     def close(self) -> None:
-        """Closes the channel and ends the process (terminate, then kill after 3 s)."""
+        """Closes the channel and ends the process."""
         if self._channel is not None:
             self._channel.close()
             self._channel = None
