@@ -372,7 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack_policy_count = kinds.count("stack")
     print("\n== results ==")
     print("AnalyzeStack = protocol floor (stack policies disabled) + the policies' own work (in-process)")
-    print(f"             + pulumi_policy's conversion of every resource, once per stack policy ({stack_policy_count})")
+    print(
+        "             + pulumi_policy's conversion of every resource, once per call for all "
+        f"{stack_policy_count} stack policies (policies/shared_stack_view.py)"
+    )
     print(
         f"{'resources':>10} {'secrets':>8} {'Analyze ms/res':>15} {'AnalyzeStack s':>15} {'floor s':>8} "
         f"{'own work s':>11} {'SDK conversion s':>17} {'one stack policy s':>19}"
@@ -396,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sdk = first.stack_seconds - first.floor_seconds - first.own_work_seconds
             print(
                 f"  the policies' own work is {first.own_work_seconds:.3f} s; pulumi_policy spends {sdk:.3f} s "
-                f"converting every resource once per stack policy ({stack_policy_count}); with a single stack "
+                f"converting every resource for its {stack_policy_count} stack policies; with a single stack "
                 f"policy AnalyzeStack takes {first.one_policy_seconds:.3f} s"
             )
     for r in results:

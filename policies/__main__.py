@@ -4,8 +4,10 @@ Constructing the PolicyPack starts the analyzer server, prints its port and bloc
 file; the policies live in kms_pack.py and their rules in kms_rules.py.
 """
 
+import shared_stack_view
 from kms_pack import PACK_NAME, POLICIES, tune_garbage_collector
 from pulumi_policy import EnforcementLevel, PolicyPack
 
 tune_garbage_collector()
+shared_stack_view.install()
 PolicyPack(name=PACK_NAME, policies=POLICIES, enforcement_level=EnforcementLevel.MANDATORY)

@@ -1,0 +1,65 @@
+"""The pack's shared stack view (policies/shared_stack_view.py) answers AnalyzeStack exactly as pulumi-policy's
+own method does, only faster: both are run side by side over the protocol on the same stacks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from kms_aks.mock_engine import run_stack
+from kms_aks.policy_client import PolicyClient, PolicyPackProcess, analyze_stack_request, load_policy_config
+from tests.policy_support import (
+    IDENTITY,
+    private_endpoint,
+    resources_of,
+    unprotected,
+    vault_property,
+    with_secrets,
+)
+
+
+def _pack(shared: str) -> Iterator[PolicyClient]:
+    with PolicyPackProcess(env={**os.environ, "KMS_AKS_POLICY_SHARED_STACK_VIEW": shared}).start() as pack:
+        yield pack.wait_ready()
+
+
+@pytest.fixture(scope="module")
+def shared_pack() -> Iterator[PolicyClient]:
+    yield from _pack("1")
+
+
+@pytest.fixture(scope="module")
+def sdk_pack() -> Iterator[PolicyClient]:
+    yield from _pack("0")
+
+
+def _stacks() -> dict[str, list]:
+    prod = resources_of(run_stack("prod"))
+    dev_preview = resources_of(run_stack("dev", preview=True))
+    broken = with_secrets(vault_property(unprotected(prod, IDENTITY), enablePurgeProtection=False), 2001)
+    return {
+        "prod": prod,
+        "dev-preview": dev_preview,
+        "many-violations": [*broken, private_endpoint(broken)],
+    }
+
+
+@pytest.mark.parametrize("config_stack", ["dev", "prod"])
+def test_same_answers_as_the_sdk(shared_pack: PolicyClient, sdk_pack: PolicyClient, config_stack: str) -> None:
+    config = load_policy_config(config_stack)
+    shared_pack.configure(config)
+    sdk_pack.configure(config)
+    for name, resources in _stacks().items():
+        request = analyze_stack_request(resources)
+        ours = shared_pack.analyze_stack(request)
+        theirs = sdk_pack.analyze_stack(request)
+        assert ours.violations == theirs.violations, name
+        assert ours.not_applicable == theirs.not_applicable, name
+        if name == "many-violations":
+            assert {v.policy_name for v in ours.mandatory} >= {
+                "aks-kms-secret-limit",
+                "aks-kms-key-vault-fit",
+                "aks-kms-no-private-link",
+            }
