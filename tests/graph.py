@@ -1,4 +1,4 @@
-"""Graph queries over a recorded stack, for assertions about ordering and dependencies."""
+"""Type tokens and graph queries over a recorded stack, for assertions about resources and their ordering."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ ACCESS_POLICY = "azure-native:keyvault:AccessPolicy"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 RESOURCE_GROUP = "azure-native:resources:ResourceGroup"
 ENTRA_GROUP = "azuread:index/group:Group"
+PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
+PRIVATE_ENDPOINT_CONNECTION = "azure-native:keyvault:PrivateEndpointConnection"
+SECRET = "kubernetes:core/v1:Secret"
 
 
 def cloud_resources(stack: RecordedStack) -> list[RecordedResource]:

@@ -14,20 +14,22 @@ from typing import Any
 
 from kms_aks.policy_client import POLICY_PACK_DIR
 from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+from tests.graph import (
+    ACCESS_POLICY,
+    CLUSTER,
+    IDENTITY,
+    KEY,
+    PRIVATE_ENDPOINT,
+    PRIVATE_ENDPOINT_CONNECTION,
+    ROLE_ASSIGNMENT,
+    SECRET,
+    VAULT,
+)
 
 # The pack's modules are top-level modules of its folder, as `python -m pulumi.policy <folder>` runs them.
 if str(POLICY_PACK_DIR) not in sys.path:
     sys.path.insert(0, str(POLICY_PACK_DIR))
 
-CLUSTER = "azure-native:containerservice:ManagedCluster"
-VAULT = "azure-native:keyvault:Vault"
-KEY = "azure-native:keyvault:Key"
-IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
-ACCESS_POLICY = "azure-native:keyvault:AccessPolicy"
-ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
-PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
-PRIVATE_ENDPOINT_CONNECTION = "azure-native:keyvault:PrivateEndpointConnection"
-SECRET = "kubernetes:core/v1:Secret"
 GRANT_TYPES = (ACCESS_POLICY, ROLE_ASSIGNMENT)
 
 KMS = ("securityProfile", "azureKeyVaultKms")

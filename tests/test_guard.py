@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 
 from kms_aks import guard
 from kms_aks.recording import UNKNOWN
+from tests.cli import run_module
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preview"
@@ -569,15 +569,7 @@ def test_binary_file_is_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: 
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kms_aks.guard", *args],
-        cwd=ROOT,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_module("kms_aks.guard", *args, stdin=stdin)
 
 
 def test_cli_exit_codes_and_output() -> None:

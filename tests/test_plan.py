@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from kms_aks.mock_engine import ROOT
+from tests.cli import run_module
 
 STACKS = Path(__file__).parent / "stacks"
 
 
 def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kms_aks.plan", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "TERM": "dumb"},
-    )
+    return run_module("kms_aks.plan", *args)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

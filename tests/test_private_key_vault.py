@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,10 @@ from typing import Any
 import pytest
 
 from components.kms_identity import KEY_VAULT_CONTRIBUTOR_ROLE, KEY_VAULT_CRYPTO_USER_ROLE, NETWORK_CONTRIBUTOR_ROLE
-from kms_aks.mock_engine import ROOT, SUBSCRIPTION_ID, run_stack
+from kms_aks.mock_engine import SUBSCRIPTION_ID, run_stack
 from kms_aks.policy_client import PolicyClient, PolicyPackProcess, load_policy_config
 from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+from tests.cli import run_module
 from tests.graph import ACCESS_POLICY, CLUSTER, IDENTITY, KEY, ROLE_ASSIGNMENT, VAULT, depends_on, longest_chain
 
 STACKS = Path(__file__).parent / "stacks"
@@ -450,14 +450,7 @@ def test_allowed_private_vault_missing_one_requirement_is_still_blocked(
 
 
 def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kms_aks.plan", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "TERM": "dumb"},
-    )
+    return run_module("kms_aks.plan", *args)
 
 
 def test_make_plan_blocks_a_private_stack_under_the_default_policy_config() -> None:

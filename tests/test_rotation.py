@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from kms_aks.rotation import (
     duration_days,
     run_rotation_check,
 )
+from tests.cli import run_module
 from tests.graph import CLUSTER, KEY, ROLE_ASSIGNMENT
 
 STACKS = Path(__file__).parent / "stacks"
@@ -300,14 +300,7 @@ def test_the_config_itself_refuses_expiry_shorter_than_rotation(tmp_path: Path) 
 
 
 def rotate_check(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kms_aks.rotation", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "TERM": "dumb"},
-    )
+    return run_module("kms_aks.rotation", *args)
 
 
 def test_rotate_check_shows_prod_and_passes() -> None:
