@@ -746,13 +746,14 @@ def test_the_pack_main_only_builds_the_pack() -> None:
     # Importing __main__.py would block forever: read its syntax tree instead.
     main = ast.parse((Path(__file__).resolve().parent.parent / "policies" / "__main__.py").read_text())
     body = [node for node in main.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
-    imports = [node for node in body if isinstance(node, ast.ImportFrom)]
+    imports = [node for node in body if isinstance(node, ast.Import | ast.ImportFrom)]
     calls = [
         ast.unparse(node.value.func) for node in body if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
     ]
     assert len(imports) + len(calls) == len(body), "only imports and calls"
-    assert calls == ["tune_garbage_collector", "PolicyPack"]
-    assert {module.module for module in imports} == {"kms_pack", "pulumi_policy"}
+    assert calls == ["tune_garbage_collector", "shared_stack_view.install", "PolicyPack"]
+    modules = {n.module if isinstance(n, ast.ImportFrom) else n.names[0].name for n in imports}
+    assert modules == {"kms_pack", "pulumi_policy", "shared_stack_view"}
 
 
 def test_importing_the_pack_modules_has_no_side_effects() -> None:
