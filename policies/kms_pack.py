@@ -6,8 +6,8 @@ Importing this module builds the policy objects and nothing else: the analyzer s
 Why the split between resource and stack policies: `Analyze` sees one resource's inputs and nothing of the
 graph, so only checks of a cluster's own properties are resource policies. Everything that relates the
 cluster to its key, vault, identity, grants or endpoints, or that needs dependencies, is a stack policy.
-Each stack policy costs the SDK one full conversion of every resource of the stack (see docs/policies.md),
-so the pack has as many stack policies as there are separately configurable concerns, and no more.
+The pack has as many stack policies as there are separately configurable concerns, and no more; they share
+one conversion of the stack per call (shared_stack_view.py; README, Performance).
 """
 
 from __future__ import annotations
