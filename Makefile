@@ -15,7 +15,7 @@ $(VENV)/.installed: $(REQUIREMENTS)
 
 ## plan: the plan of STACK (default dev) under the mock engine, with the policy pack enforced.
 ##       make plan STACK=prod ARGS="--json plan.json --graph plan.svg"
-plan: $(VENV)/.installed
+plan: $(VENV)/.installed $(if $(findstring --graph,$(ARGS)),graphviz)
 	@$(PY) -m kms_aks.plan --stack $(STACK) $(ARGS)
 
 ## guard: refuse irreversible KMS changes in a `pulumi preview --json` file (exit 1 findings, 2 bad input).

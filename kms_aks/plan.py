@@ -309,7 +309,12 @@ def render(plan: Plan, console: Console) -> None:
 def to_dot(plan: Plan) -> str:
     """The dependency graph of cloud resources in DOT, grouped by component."""
     by_urn = {r["urn"]: r for r in plan.resources}
-    lines = ["digraph plan {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+    lines = [
+        "digraph plan {",
+        "  rankdir=LR;",
+        f'  label="{plan.stack}: arrows point from a resource to what waits for it; bold: protected from deletion";',
+        '  node [shape=box, fontname="Helvetica"];',
+    ]
     groups: dict[str, list[dict[str, Any]]] = {}
     for resource in plan.resources:
         if resource["custom"]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from kms_aks.mock_engine import ROOT
 from tests.cli import run_module
 
 STACKS = Path(__file__).parent / "stacks"
@@ -116,3 +118,23 @@ def test_secrets_are_redacted_from_what_the_plan_prints() -> None:
     redacted = redact_secrets({"a": [secret, {"b": secret}], "c": "plain"})
     assert redacted == {"a": ["[secret]", {"b": "[secret]"}], "c": "plain"}
     assert "hunter2" not in json.dumps(redacted)
+
+
+def test_graph_as_svg_uses_graphviz_or_says_it_wrote_dot(tmp_path: Path) -> None:
+    target = tmp_path / "plan.svg"
+    result = plan("--stack", "prod", "--graph", str(target))
+    assert result.returncode == 0, result.stderr
+    if shutil.which("dot"):
+        assert target.read_text().lstrip().startswith(("<?xml", "<svg"))
+        assert "ManagedCluster" in target.read_text()
+    else:
+        assert "graphviz `dot` not found" in result.stdout
+        assert (tmp_path / "plan.dot").read_text().startswith("digraph plan {")
+
+
+def test_make_plan_installs_graphviz_only_when_a_graph_is_asked_for() -> None:
+    def dry_run(*args: str) -> str:
+        return subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    assert "apt-get install" in dry_run("plan", "ARGS=--graph plan.svg")
+    assert "apt-get" not in dry_run("plan")
