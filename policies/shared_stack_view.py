@@ -25,7 +25,10 @@ from pulumi.runtime import proto
 from pulumi_policy import policy as sdk
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+from pulumi_policy.version import VERSION as SDK_VERSION
 
+# The release whose AnalyzeStack this module mirrors (tests/test_shared_stack_view.py compares the two).
+CHECKED_RELEASE = "1.21."
 _SERVICER = sdk._PolicyAnalyzerServicer
 # The SDK's private state this relies on; install() leaves the SDK alone when any of it is missing.
 _NEEDED = (
@@ -131,8 +134,18 @@ def _analyze_stack_once(self: Any, request: Any) -> Any:
 
 
 def install() -> bool:
-    """Makes AnalyzeStack build the stack once per call; returns whether it did."""
+    """Makes AnalyzeStack build the stack once per call; returns whether it did.
+
+    Only on the pulumi-policy release this copy was checked against: a later one may have changed the
+    method, and the SDK's own (slower) method is always correct.
+    """
     if os.environ.get("KMS_AKS_POLICY_SHARED_STACK_VIEW", "1") == "0":
+        return False
+    if not SDK_VERSION.startswith(CHECKED_RELEASE):
+        print(
+            f"kms-aks: pulumi-policy {SDK_VERSION} is not {CHECKED_RELEASE}x; using its own AnalyzeStack (slower)",
+            file=sys.stderr,
+        )
         return False
     missing = [name for name in _NEEDED if not hasattr(_SERVICER, name)]
     if missing or not hasattr(sdk, "_NotApplicableError"):

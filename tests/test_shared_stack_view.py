@@ -19,9 +19,13 @@ from tests.policy_support import (
     with_secrets,
 )
 
+SHARED_PACK_STDERR: list = []
+
 
 def _pack(shared: str) -> Iterator[PolicyClient]:
     with PolicyPackProcess(env={**os.environ, "KMS_AKS_POLICY_SHARED_STACK_VIEW": shared}).start() as pack:
+        if shared == "1":
+            SHARED_PACK_STDERR[:] = [pack.stderr]
         yield pack.wait_ready()
 
 
@@ -63,3 +67,25 @@ def test_same_answers_as_the_sdk(shared_pack: PolicyClient, sdk_pack: PolicyClie
                 "aks-kms-key-vault-fit",
                 "aks-kms-no-private-link",
             }
+
+
+def test_the_pack_really_runs_the_shared_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without this, a silent fallback to the SDK's method would make the comparison above vacuous.
+    import shared_stack_view  # the pack's folder is on sys.path (tests.policy_support)
+    from pulumi_policy import policy as sdk
+
+    monkeypatch.setattr(sdk._PolicyAnalyzerServicer, "AnalyzeStack", sdk._PolicyAnalyzerServicer.AnalyzeStack)
+    monkeypatch.delenv("KMS_AKS_POLICY_SHARED_STACK_VIEW", raising=False)
+    assert shared_stack_view.install() is True
+    assert sdk._PolicyAnalyzerServicer.AnalyzeStack is shared_stack_view._analyze_stack
+
+    monkeypatch.setattr(shared_stack_view, "SDK_VERSION", "1.22.0")
+    monkeypatch.setattr(sdk._PolicyAnalyzerServicer, "AnalyzeStack", "sdk method")
+    assert shared_stack_view.install() is False
+    assert sdk._PolicyAnalyzerServicer.AnalyzeStack == "sdk method"
+
+
+def test_shared_pack_logs_no_fallback(shared_pack: PolicyClient) -> None:
+    shared_pack.configure(load_policy_config("prod"))
+    shared_pack.analyze_stack(analyze_stack_request(resources_of(run_stack("prod"))))
+    assert "using its own AnalyzeStack" not in SHARED_PACK_STDERR[0]()
