@@ -1268,7 +1268,23 @@ def check_key_source(index: StackIndex, *, pinned_key_ids: Iterable[str] = ()) -
         if kms.dependency_keys:
             if kms.key_ref is None:
                 continue  # aks-kms-key-id-versioned reports a malformed id
-            if any(_key_matches(k, kms.key_ref) for k in kms.dependency_keys):
+            matching = [k for k in kms.dependency_keys if _key_matches(k, kms.key_ref)]
+            current = {v for v in (_current_version(k) for k in matching) if v is not None}
+            if matching and (not current or (kms.key_ref.version or "").lower() in current):
+                continue
+            if matching:
+                findings.append(
+                    _violation(
+                        f'{cluster.label}: keyId "{key_id}" names version {kms.key_ref.version} of key '
+                        f'"{kms.key_ref.name}", but that Key\'s current version is {", ".join(sorted(current))}. '
+                        "Moving the cluster to another key version is a change of keys, which the AKS KMS "
+                        "integration of the 2022 design does not support. Keep keyId on the Key's "
+                        "key_uri_with_version, or, for a planned rotation (README: Planned key rotation), pin "
+                        "this exact id in this policy's config: "
+                        f'{{"aks-kms-key-source": {{"pinnedKeyIds": ["{key_id}"]}}}}.',
+                        cluster.urn,
+                    )
+                )
                 continue
             names = ", ".join(k.label for k in kms.dependency_keys)
             findings.append(
@@ -1290,6 +1306,12 @@ def check_key_source(index: StackIndex, *, pinned_key_ids: Iterable[str] = ()) -
             )
         )
     return findings
+
+
+def _current_version(key: Res) -> str | None:
+    """The version the Key resource has now (its `keyUriWithVersion` output), when known."""
+    ref = parse_key_url(key.props.get("keyUriWithVersion"))
+    return ref.version.lower() if ref is not None and ref.versioned and ref.version else None
 
 
 def _key_matches(key: Res, ref: KeyRef) -> bool:

@@ -259,6 +259,23 @@ def _unprotect_all(resources: Resources) -> Resources:
     return resources
 
 
+OTHER_VERSION = "ffeeddccbbaa99887766554433221100"
+
+
+def _key_id_other_version(resources: Resources) -> Resources:
+    """The cluster's keyId moved to another version of the same Key, its dependency on the Key kept."""
+
+    def move(cluster):
+        key_id = dig_key_id(cluster)
+        return edited(cluster, {(*KMS, "keyId"): key_id.rsplit("/", 1)[0] + "/" + OTHER_VERSION})
+
+    return replaced(resources, CLUSTER, move)
+
+
+def dig_key_id(cluster) -> str:
+    return cluster.inputs["securityProfile"]["azureKeyVaultKms"]["keyId"]
+
+
 MUTATIONS = {
     # limitation: disabling KMS
     "kms disabled": (lambda r: kms_setting(r, enabled=False), "aks-kms-enabled"),
@@ -313,6 +330,7 @@ MUTATIONS = {
     # limitation: changing of keys
     "keyId not from a stack Key nor pinned": (lambda r: literal_key_id(r, OTHER_KEY_ID), "aks-kms-key-source"),
     "keyId names another key": (_key_id_names_another_key, "aks-kms-key-source"),
+    "keyId moved to another version of the stack's key": (_key_id_other_version, "aks-kms-key-source"),
     "key unprotected": (lambda r: unprotected(r, KEY), "aks-kms-deletion-protection"),
     "vault unprotected": (lambda r: unprotected(r, VAULT), "aks-kms-deletion-protection"),
     "identity unprotected": (lambda r: unprotected(r, IDENTITY), "aks-kms-deletion-protection"),
@@ -778,3 +796,14 @@ def test_rules_module_imports_without_pulumi() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "8"
+
+
+def test_a_planned_version_pinned_in_the_policy_config_passes(client: PolicyClient, prod_stack: RecordedStack) -> None:
+    resources = _key_id_other_version(resources_of(prod_stack))
+    moved = dig_key_id(one(resources, CLUSTER))
+    assert moved.endswith(OTHER_VERSION)
+    blocked = check(client, resources, load_policy_config("prod"))
+    assert "aks-kms-key-source" in mandatory_policies(blocked)
+    assert any("current version is" in v.detail for v in blocked.by_policy("aks-kms-key-source"))
+    pinned = check(client, resources, stack_config(prod_stack, **{"aks-kms-key-source": {"pinnedKeyIds": [moved]}}))
+    assert "aks-kms-key-source" not in mandatory_policies(pinned)
