@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from kms_aks.mock_engine import ROOT
-from tests.cli import run_module
+from tests.cli import TERMINAL, run_module
 
 STACKS = Path(__file__).parent / "stacks"
 
@@ -138,3 +139,18 @@ def test_make_plan_installs_graphviz_only_when_a_graph_is_asked_for() -> None:
 
     assert "apt-get install" in dry_run("plan", "ARGS=--graph plan.svg")
     assert "apt-get" not in dry_run("plan")
+
+
+def test_make_plan_is_the_same_command_and_fails_on_a_mandatory_violation() -> None:
+    # Through the Makefile, as the README says to run it (the suite itself runs under `make test`, so the
+    # venv stamp is there and make installs nothing).
+    result = subprocess.run(
+        ["make", "-s", "plan", "STACK=dev", "ARGS=--policy-config policies/config/prod.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**TERMINAL, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
+    )
+    assert result.returncode != 0
+    assert "aks-kms-key-vault-fit on kms-key" in result.stdout
