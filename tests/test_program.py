@@ -243,19 +243,13 @@ def test_key_version_follows_config_only(dev_stack: RecordedStack) -> None:
 # ------------------------------------------------------------------------------------------- other modes
 
 
+def _bring_your_own_key(stack: str, permission_model: str) -> RecordedStack:
+    byok = {"keyId": BYOK_KEY_ID, "keyVaultResourceId": BYOK_VAULT_ID, "permissionModel": permission_model}
+    return run_stack(stack, config={"kms-aks:keyVault": None, "kms-aks:kmsKey": None, "kms-aks:existingKey": byok})
+
+
 def test_bring_your_own_key_creates_no_vault_or_key_and_grants_on_that_key() -> None:
-    recorded = run_stack(
-        "prod",
-        config={
-            "kms-aks:keyVault": None,
-            "kms-aks:kmsKey": None,
-            "kms-aks:existingKey": {
-                "keyId": BYOK_KEY_ID,
-                "keyVaultResourceId": BYOK_VAULT_ID,
-                "permissionModel": "rbac",
-            },
-        },
-    )
+    recorded = _bring_your_own_key("prod", "rbac")
     assert recorded.error is None
     assert recorded.by_type(VAULT) == [] and recorded.by_type(KEY) == []
     grant = recorded.one(ROLE_ASSIGNMENT)
@@ -268,18 +262,7 @@ def test_bring_your_own_key_creates_no_vault_or_key_and_grants_on_that_key() -> 
 
 
 def test_bring_your_own_key_in_access_policy_mode_targets_its_vault() -> None:
-    recorded = run_stack(
-        "dev",
-        config={
-            "kms-aks:keyVault": None,
-            "kms-aks:kmsKey": None,
-            "kms-aks:existingKey": {
-                "keyId": BYOK_KEY_ID,
-                "keyVaultResourceId": BYOK_VAULT_ID,
-                "permissionModel": "accessPolicy",
-            },
-        },
-    )
+    recorded = _bring_your_own_key("dev", "accessPolicy")
     assert recorded.error is None
     policy = recorded.one(ACCESS_POLICY).inputs
     assert policy["vaultName"] == "kv-team-keys"
