@@ -831,6 +831,16 @@ def _private_vault_requirements(kms: ClusterKms, vault_resource_id: Any) -> list
                     cluster.urn,
                 )
             )
+    elif not kms.index.depends_on(cluster.urn, {g.urn for g in grants}):
+        findings.append(
+            _violation(
+                f"{cluster.label} does not depend on {', '.join(g.label for g in grants)}: AKS creates the private "
+                "endpoint while creating the cluster and fails if the Key Vault Contributor grant is missing or "
+                "still propagating. Add the grant to the cluster's depends_on "
+                "(pulumi.ResourceOptions(depends_on=[grant])).",
+                cluster.urn,
+            )
+        )
     return findings
 
 

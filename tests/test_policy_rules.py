@@ -3,6 +3,7 @@ inputs (what `Analyze` sees) and azure-native outputs (what `AnalyzeStack` sees)
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -381,8 +382,14 @@ def test_allow_private_key_vault_requirements() -> None:
         scope=VAULT_ID,
     )
     contributor = Res(contributor.type, urn(rules.ROLE_ASSIGNMENT, "contributor"), contributor.props, "contributor")
-    resources = [*healthy(cluster=cluster(private), vault=vault(publicNetworkAccess="Disabled")), contributor]
+    waiting = cluster(private)
+    waiting = dataclasses.replace(waiting, dependencies=(*waiting.dependencies, contributor.urn))
+    resources = [*healthy(cluster=waiting, vault=vault(publicNetworkAccess="Disabled")), contributor]
     assert rules.check_no_private_link(stack(*resources), allow_private_key_vault=True) == []
+    # The cluster must wait for it: AKS creates the endpoint while creating the cluster.
+    not_waiting = [*healthy(cluster=cluster(private), vault=vault(publicNetworkAccess="Disabled")), contributor]
+    [message] = violations(rules.check_no_private_link(stack(*not_waiting), allow_private_key_vault=True))
+    assert "does not depend on" in message and "contributor" in message
     # Contributor at the key's scope does not let AKS create the vault's private endpoint.
     at_key = Res(contributor.type, contributor.urn, {**contributor.props, "scope": KEY_ARM_ID}, "contributor")
     [message] = violations(rules.check_no_private_link(stack(*resources[:-1], at_key), allow_private_key_vault=True))
