@@ -278,6 +278,13 @@ def render(plan: Plan, console: Console) -> None:
             node.add(f"[dim]{escape(key)}:[/] {escape(value)}")
         nodes[resource["urn"]] = node
     console.print(tree)
+    cloud = [r for r in plan.resources if r["custom"]]
+    components = [r for r in plan.resources if not r["custom"] and r is not root]
+    protected = sum(1 for r in cloud if r["protect"])
+    console.print(
+        f"[bold]{len(cloud)} cloud resources to create[/] ({protected} protected from deletion), "
+        f"in {len(components)} components"
+    )
 
     console.print("[bold]Deployment order[/] (each wave can be created in parallel)")
     for index, wave in enumerate(plan.waves, start=1):

@@ -30,6 +30,8 @@ def test_shipped_stacks_plan_clean(stack: str) -> None:
     assert "identity type: UserAssigned" in result.stdout
     assert "mandatory policy violations" not in result.stdout
     assert "Critical path" in result.stdout
+    protected = {"dev": 0, "prod": 3}[stack]
+    assert f"7 cloud resources to create ({protected} protected from deletion), in 3 components" in result.stdout
 
 
 def test_standard_key_against_an_hsm_policy_is_blocked_naming_the_policy() -> None:
