@@ -21,7 +21,6 @@ from components import (
     KmsIdentityArgs,
     KmsNetwork,
     KmsNetworkArgs,
-    PrivateKeyVaultGrants,
     PrivateKmsArgs,
 )
 from kms_aks.config import ConfigError, load_stack_config
@@ -78,6 +77,17 @@ kms_key = KeyVaultWithKey(
     ),
 )
 
+# With a private vault the identity needs more grants and the cluster joins the network: both see the same facts.
+private_kms = (
+    PrivateKmsArgs(
+        key_vault_resource_id=kms_key.vault_resource_id,
+        api_server_subnet_id=kms_network.api_server_subnet_id,
+        node_subnet_id=kms_network.node_subnet_id,
+    )
+    if kms_network is not None
+    else None
+)
+
 kms_identity = KmsIdentity(
     "kms",
     KmsIdentityArgs(
@@ -91,17 +101,7 @@ kms_identity = KmsIdentity(
         key_vault_name=kms_key.vault_name,
         key_vault_resource_group_name=kms_key.vault_resource_group_name,
         key_resource_id=kms_key.key_resource_id,
-        private_key_vault=(
-            PrivateKeyVaultGrants(
-                key_vault_resource_id=kms_key.vault_resource_id,
-                subnet_ids={
-                    "apiserver": kms_network.api_server_subnet_id,
-                    "nodes": kms_network.node_subnet_id,
-                },
-            )
-            if kms_network is not None
-            else None
-        ),
+        private_kms=private_kms,
         protect=config.protect_kms_resources,
         tags=tags,
     ),
@@ -118,15 +118,7 @@ aks = KmsAksCluster(
         kms_key_id=kms_key.key_id_with_version,
         kms_grants=kms_identity.grants,
         kms_key_version_pinned=config.kms_key_version_pinned,
-        private_kms=(
-            PrivateKmsArgs(
-                key_vault_resource_id=kms_key.vault_resource_id,
-                api_server_subnet_id=kms_network.api_server_subnet_id,
-                node_subnet_id=kms_network.node_subnet_id,
-            )
-            if kms_network is not None
-            else None
-        ),
+        private_kms=private_kms,
         admin_group_owner_object_id=client.object_id,
         tags=tags,
     ),

@@ -1,9 +1,9 @@
 """The building blocks of a KMS-encrypted AKS cluster, in the order they are wired."""
 
 from components.key_vault_with_key import KeyVaultWithKey, KeyVaultWithKeyArgs
-from components.kms_aks_cluster import KmsAksCluster, KmsAksClusterArgs, PrivateKmsArgs
-from components.kms_identity import KmsIdentity, KmsIdentityArgs, PrivateKeyVaultGrants
-from components.kms_network import KmsNetwork, KmsNetworkArgs
+from components.kms_aks_cluster import KmsAksCluster, KmsAksClusterArgs
+from components.kms_identity import KmsIdentity, KmsIdentityArgs
+from components.kms_network import KmsNetwork, KmsNetworkArgs, PrivateKmsArgs
 
 __all__ = [
     "KeyVaultWithKey",
@@ -14,6 +14,5 @@ __all__ = [
     "KmsIdentityArgs",
     "KmsNetwork",
     "KmsNetworkArgs",
-    "PrivateKeyVaultGrants",
     "PrivateKmsArgs",
 ]

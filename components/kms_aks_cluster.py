@@ -9,22 +9,10 @@ import pulumi
 import pulumi_azuread as azuread
 from pulumi_azure_native import containerservice
 
+from components.kms_network import PrivateKmsArgs
 from kms_aks.config import NODE_UPGRADE_MAX_SURGE_PERCENT, ClusterConfig
 
 KMS_KEY_ID_PATH = "securityProfile.azureKeyVaultKms.keyId"
-
-
-@dataclass
-class PrivateKmsArgs:
-    """A private KMS vault: where it is, and the subnets API server VNet integration puts the cluster in.
-
-    AKS refuses `keyVaultNetworkAccess: Private` without `keyVaultResourceId`, and without API server VNet
-    integration ("Vnet integration should be enabled when KeyVault network access is Private").
-    """
-
-    key_vault_resource_id: pulumi.Input[str]
-    api_server_subnet_id: pulumi.Input[str]
-    node_subnet_id: pulumi.Input[str]
 
 
 @dataclass

@@ -6,12 +6,12 @@ vault (AKS creates the vault's private endpoint) and Network Contributor on the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_azure_native import authorization, keyvault, managedidentity
 
+from components.kms_network import PrivateKmsArgs
 from kms_aks.config import PermissionModel
 
 KEY_VAULT_CRYPTO_USER_ROLE = "12338af0-0e69-4776-bea7-57ae8d297424"
@@ -22,18 +22,6 @@ KEY_VAULT_CONTRIBUTOR_ROLE = "f25e0fa2-a7c8-4377-a976-54943a77a395"
 # internal load balancer in the delegated subnet (subnets/join/action and friends); in a VNet the cluster does
 # not own, creation fails with LinkedAuthorizationFailed without it.
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
-
-
-@dataclass
-class PrivateKeyVaultGrants:
-    """What a private KMS vault adds to the identity's grants.
-
-    `key_vault_resource_id` gets Key Vault Contributor; each of `subnet_ids` (a short name, used in the resource
-    name, -> subnet id) gets Network Contributor, scoped to that subnet alone rather than the whole VNet.
-    """
-
-    key_vault_resource_id: pulumi.Input[str]
-    subnet_ids: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,7 +41,7 @@ class KmsIdentityArgs:
     key_vault_name: pulumi.Input[str]
     key_vault_resource_group_name: pulumi.Input[str]
     key_resource_id: pulumi.Input[str]
-    private_key_vault: PrivateKeyVaultGrants | None = None
+    private_kms: PrivateKmsArgs | None = None
     protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -87,8 +75,8 @@ class KmsIdentity(pulumi.ComponentResource):
         self.principal_id = self.identity.principal_id
         self.client_id = self.identity.client_id
         self.grants = [self._kms_grant(name, args)]
-        if args.private_key_vault is not None:
-            self.grants.extend(self._private_vault_grants(name, args, args.private_key_vault))
+        if args.private_kms is not None:
+            self.grants.extend(self._private_vault_grants(name, args, args.private_kms))
 
         self.register_outputs(
             {
@@ -112,41 +100,34 @@ class KmsIdentity(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-        return authorization.RoleAssignment(
-            f"{name}-crypto-user",
-            principal_id=self.principal_id,
-            principal_type="ServicePrincipal",
-            role_definition_id=role_definition_id(args.subscription_id, KEY_VAULT_CRYPTO_USER_ROLE),
-            scope=args.key_resource_id,
-            opts=child,
-        )
+        return self._role_assignment(f"{name}-crypto-user", args, KEY_VAULT_CRYPTO_USER_ROLE, args.key_resource_id)
 
     def _private_vault_grants(
-        self, name: str, args: KmsIdentityArgs, private: PrivateKeyVaultGrants
+        self, name: str, args: KmsIdentityArgs, private: PrivateKmsArgs
     ) -> list[pulumi.CustomResource]:
-        child = pulumi.ResourceOptions(parent=self)
-        grants: list[pulumi.CustomResource] = [
-            authorization.RoleAssignment(
-                f"{name}-kv-contributor",
-                principal_id=self.principal_id,
-                principal_type="ServicePrincipal",
-                role_definition_id=role_definition_id(args.subscription_id, KEY_VAULT_CONTRIBUTOR_ROLE),
-                scope=private.key_vault_resource_id,
-                opts=child,
-            )
+        # Network Contributor is scoped to each subnet AKS joins, not to the whole VNet.
+        subnets = {"apiserver": private.api_server_subnet_id, "nodes": private.node_subnet_id}
+        return [
+            self._role_assignment(
+                f"{name}-kv-contributor", args, KEY_VAULT_CONTRIBUTOR_ROLE, private.key_vault_resource_id
+            ),
+            *(
+                self._role_assignment(f"{name}-network-contributor-{subnet}", args, NETWORK_CONTRIBUTOR_ROLE, subnet_id)
+                for subnet, subnet_id in subnets.items()
+            ),
         ]
-        for subnet, subnet_id in private.subnet_ids.items():
-            grants.append(
-                authorization.RoleAssignment(
-                    f"{name}-network-contributor-{subnet}",
-                    principal_id=self.principal_id,
-                    principal_type="ServicePrincipal",
-                    role_definition_id=role_definition_id(args.subscription_id, NETWORK_CONTRIBUTOR_ROLE),
-                    scope=subnet_id,
-                    opts=child,
-                )
-            )
-        return grants
+
+    def _role_assignment(
+        self, resource_name: str, args: KmsIdentityArgs, role_guid: str, scope: pulumi.Input[str]
+    ) -> authorization.RoleAssignment:
+        return authorization.RoleAssignment(
+            resource_name,
+            principal_id=self.principal_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=role_definition_id(args.subscription_id, role_guid),
+            scope=scope,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
 
 def role_definition_id(subscription_id: pulumi.Input[str], role_guid: str) -> pulumi.Output[str]:

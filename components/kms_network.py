@@ -14,6 +14,19 @@ API_SERVER_DELEGATION = "Microsoft.ContainerService/managedClusters"
 
 
 @dataclass
+class PrivateKmsArgs:
+    """A private KMS vault: where it is, and the subnets API server VNet integration puts the cluster in.
+
+    AKS refuses `keyVaultNetworkAccess: Private` without `keyVaultResourceId`, and without API server VNet
+    integration ("Vnet integration should be enabled when KeyVault network access is Private").
+    """
+
+    key_vault_resource_id: pulumi.Input[str]
+    api_server_subnet_id: pulumi.Input[str]
+    node_subnet_id: pulumi.Input[str]
+
+
+@dataclass
 class KmsNetworkArgs:
     """Where the VNet lives and its address plan (validated by `NetworkConfig`).
 
