@@ -16,17 +16,17 @@ $(VENV)/.installed: $(REQUIREMENTS)
 ## plan: the plan of STACK (default dev) under the mock engine, with the policy pack enforced.
 ##       make plan STACK=prod ARGS="--json plan.json --graph plan.svg"
 plan: $(VENV)/.installed $(if $(findstring --graph,$(ARGS)),graphviz)
-	@$(PY) -m kms_aks.plan --stack $(STACK) $(ARGS)
+	@$(PY) -m kms_aks_tools.plan --stack $(STACK) $(ARGS)
 
 ## guard: refuse irreversible KMS changes in a `pulumi preview --json` file (exit 1 findings, 2 bad input).
 ##        make guard PREVIEW=preview.json ARGS="--overrides guard-overrides.yaml"
 guard: $(VENV)/.installed
-	$(PY) -m kms_aks.guard $(PREVIEW) $(ARGS)
+	$(PY) -m kms_aks_tools.guard $(PREVIEW) $(ARGS)
 
 ## rotate-check: each KMS key's expiry and rotation policy for STACK (default dev); exit 1 when they do not
 ##               leave time to rotate. make rotate-check STACK=prod ARGS="--as-of 2027-01-01"
 rotate-check: $(VENV)/.installed
-	@$(PY) -m kms_aks.rotation --stack $(STACK) $(ARGS)
+	@$(PY) -m kms_aks_tools.rotation --stack $(STACK) $(ARGS)
 
 ## test: lint, then the whole test suite.
 test: $(VENV)/.installed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from kms_aks.mock_engine import ROOT
+from kms_aks_tools.mock_engine import ROOT
 
 # A wide, colourless terminal, so that assertions on long lines do not depend on wrapping.
 TERMINAL = {"COLUMNS": "400", "PATH": "/usr/bin:/bin", "TERM": "dumb"}

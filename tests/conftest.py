@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kms_aks.mock_engine import run_stack
-from kms_aks.recording import RecordedStack
+from kms_aks_tools.mock_engine import run_stack
+from kms_aks_tools.recording import RecordedStack
 
 
 def _clean(stack: str, *, preview: bool = False) -> RecordedStack:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from kms_aks import guard
-from kms_aks.recording import UNKNOWN
+from kms_aks_tools import guard
+from kms_aks_tools.recording import UNKNOWN
 from tests.cli import run_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -569,7 +569,7 @@ def test_binary_file_is_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: 
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return run_module("kms_aks.guard", *args, stdin=stdin)
+    return run_module("kms_aks_tools.guard", *args, stdin=stdin)
 
 
 def test_cli_exit_codes_and_output() -> None:

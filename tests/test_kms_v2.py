@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from kms_aks.mock_engine import load_stack_file, run_stack
-from kms_aks.policy_client import PolicyClient, PolicyPackProcess, load_policy_config
-from kms_aks.recording import RecordedResource, RecordedStack
+from kms_aks_tools.mock_engine import load_stack_file, run_stack
+from kms_aks_tools.policy_client import PolicyClient, PolicyPackProcess, load_policy_config
+from kms_aks_tools.recording import RecordedResource, RecordedStack
 from tests.cli import run_module
 from tests.graph import CLUSTER
 from tests.policy_support import SECRET, with_secrets
@@ -66,7 +66,7 @@ def test_make_plan_prints_the_warning(tmp_path: Path) -> None:
     config = load_stack_file("dev")
     config["kms-aks:cluster"] = {**config["kms-aks:cluster"], "kubernetesVersion": "1.26"}
     stack.write_text(yaml.safe_dump({"config": config}))
-    result = run_module("kms_aks.plan", "--stack", str(stack), "--policy-config", "policies/config/dev.json")
+    result = run_module("kms_aks_tools.plan", "--stack", str(stack), "--policy-config", "policies/config/dev.json")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning: kms-aks:cluster.kubernetesVersion 1.26 is below 1.27" in result.stdout
     assert "needs KMS disabled first" in result.stdout

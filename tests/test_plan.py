@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks.mock_engine import ROOT
+from kms_aks_tools.mock_engine import ROOT
 from tests.cli import TERMINAL, run_module
 
 STACKS = Path(__file__).parent / "stacks"
 
 
 def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_module("kms_aks.plan", *args)
+    return run_module("kms_aks_tools.plan", *args)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -115,7 +115,7 @@ def test_missing_policy_config_file_is_named(tmp_path: Path) -> None:
 
 
 def test_secrets_are_redacted_from_what_the_plan_prints() -> None:
-    from kms_aks.recording import SECRET_SIG, SECRET_SIG_KEY, redact_secrets
+    from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, redact_secrets
 
     secret = {SECRET_SIG_KEY: SECRET_SIG, "value": "hunter2"}
     redacted = redact_secrets({"a": [secret, {"b": secret}], "c": "plain"})

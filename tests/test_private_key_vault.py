@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from components.kms_identity import KEY_VAULT_CONTRIBUTOR_ROLE, KEY_VAULT_CRYPTO_USER_ROLE, NETWORK_CONTRIBUTOR_ROLE
-from kms_aks.mock_engine import SUBSCRIPTION_ID, run_stack
-from kms_aks.policy_client import PolicyClient, PolicyPackProcess, load_policy_config
-from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.mock_engine import SUBSCRIPTION_ID, run_stack
+from kms_aks_tools.policy_client import PolicyClient, PolicyPackProcess, load_policy_config
+from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
 from tests.cli import run_module
 from tests.graph import ACCESS_POLICY, CLUSTER, IDENTITY, KEY, ROLE_ASSIGNMENT, VAULT, depends_on, longest_chain
 
@@ -465,7 +465,7 @@ def test_allowed_private_vault_missing_one_requirement_is_still_blocked(
 
 
 def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_module("kms_aks.plan", *args)
+    return run_module("kms_aks_tools.plan", *args)
 
 
 def test_make_plan_blocks_a_private_stack_under_the_default_policy_config() -> None:

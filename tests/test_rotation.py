@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from kms_aks.config import parse_stack_config, read_project_config
-from kms_aks.guard import KeyRotationOverride, Preview, check_preview
-from kms_aks.mock_engine import ROOT, load_stack_file, run_stack
-from kms_aks.recording import RecordedResource, RecordedStack
-from kms_aks.rotation import (
+from kms_aks_tools.guard import KeyRotationOverride, Preview, check_preview
+from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack
+from kms_aks_tools.recording import RecordedResource, RecordedStack
+from kms_aks_tools.rotation import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_REFUSED,
@@ -300,7 +300,7 @@ def test_the_config_itself_refuses_expiry_shorter_than_rotation(tmp_path: Path) 
 
 
 def rotate_check(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_module("kms_aks.rotation", *args)
+    return run_module("kms_aks_tools.rotation", *args)
 
 
 def test_rotate_check_shows_prod_and_passes() -> None:
@@ -343,4 +343,4 @@ def test_make_rotate_check_runs_the_module_for_the_stack() -> None:
         timeout=60,
         check=True,
     )
-    assert ".venv/bin/python -m kms_aks.rotation --stack prod --as-of 2027-01-01" in result.stdout
+    assert ".venv/bin/python -m kms_aks_tools.rotation --stack prod --as-of 2027-01-01" in result.stdout

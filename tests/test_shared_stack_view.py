@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kms_aks.mock_engine import run_stack
-from kms_aks.policy_client import PolicyClient, PolicyPackProcess, analyze_stack_request, load_policy_config
+from kms_aks_tools.mock_engine import run_stack
+from kms_aks_tools.policy_client import PolicyClient, PolicyPackProcess, analyze_stack_request, load_policy_config
 from tests.policy_support import (
     IDENTITY,
     private_endpoint,

@@ -261,7 +261,7 @@ def test_make_guard_runs_the_guard_module() -> None:
     result = _make_dry_run("guard", "PREVIEW=preview.json", "ARGS=--overrides guard-overrides.yaml")
     assert result.returncode == 0, result.stderr
     assert re.search(
-        r"-m kms_aks\.guard preview\.json --overrides guard-overrides\.yaml\s*$", result.stdout, re.MULTILINE
+        r"-m kms_aks_tools\.guard preview\.json --overrides guard-overrides\.yaml\s*$", result.stdout, re.MULTILINE
     ), result.stdout
 
 

@@ -41,7 +41,7 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from kms_aks.recording import RecordedResource
+from kms_aks_tools.recording import RecordedResource
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_PACK_DIR = ROOT / "policies"

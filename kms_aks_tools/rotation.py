@@ -1,6 +1,6 @@
 """`make rotate-check`: each KMS key's expiry and rotation policy, and whether they leave time to rotate.
 
-    python -m kms_aks.rotation --stack prod [--as-of 2026-12-01]
+    python -m kms_aks_tools.rotation --stack prod [--as-of 2026-12-01]
 
 An expired key version breaks the cluster, and AKS keeps using the version its `keyId` names until an operator
 moves it (this project pins it; README: Planned key rotation). So every version must stay valid until its successor
@@ -35,8 +35,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from kms_aks.config import PROJECT, VERSIONED_KEY_ID, StackConfig, parse_stack_config, read_project_config
-from kms_aks.mock_engine import ROOT, load_stack_file, run_stack, stack_names
-from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack, stack_names
+from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 

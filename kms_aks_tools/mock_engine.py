@@ -32,7 +32,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
 from kms_aks.config import PROJECT
-from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -558,7 +558,7 @@ async def _run(config: dict[str, Any], stack: str, preview: bool, program: Path)
     mocks = AzureNativeMocks(preview=preview)
     monitor = RecordingMonitor(mocks)
     logs = _LogCollector()
-    logger = logging.getLogger(f"kms_aks.mock_engine.{id(monitor)}")
+    logger = logging.getLogger(f"kms_aks_tools.mock_engine.{id(monitor)}")
     logger.propagate = False
     logger.addHandler(logs)
 

@@ -19,7 +19,7 @@ exact new versioned key id, given in a reviewable file (`--overrides guard-overr
 
 Usage::
 
-    python -m kms_aks.guard preview.json [--overrides FILE] [--allow-key-rotation URN=KEY_ID ...]
+    python -m kms_aks_tools.guard preview.json [--overrides FILE] [--allow-key-rotation URN=KEY_ID ...]
 
 Exit status: 0 when the plan is clean, 1 when there are findings, 2 when the input is unusable (not
 JSON, not the preview shape, no steps, a failed preview, a malformed override). Nothing passes by
@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich.console import Console
 from rich.text import Text
 
-from kms_aks.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
+from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -774,7 +774,7 @@ def render(result: GuardResult, preview: Preview, source: str, console: Console)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m kms_aks.guard",
+        prog="python -m kms_aks_tools.guard",
         description="Refuse a `pulumi preview --json` plan that makes an irreversible KMS change.",
         epilog="Exit status: 0 clean, 1 findings, 2 bad input.",
     )

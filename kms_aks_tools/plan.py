@@ -1,6 +1,6 @@
 """`make plan`: what a stack would create, and whether the policy pack lets it, with no Azure and no CLI.
 
-    python -m kms_aks.plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied]
+    python -m kms_aks_tools.plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied]
 
 It runs the real program for `Pulumi.<stack>.yaml` under the mock engine while the real policy pack starts
 in parallel (as the Pulumi CLI starts it), sends every resource through the pack (`Analyze` each,
@@ -34,9 +34,9 @@ from components.kms_identity import (
     KEY_VAULT_CRYPTO_USER_ROLE,
     NETWORK_CONTRIBUTOR_ROLE,
 )
-from kms_aks.graph import cloud_dependencies, critical_path, deployment_waves
-from kms_aks.mock_engine import ROOT, run_stack, stack_names
-from kms_aks.policy_client import (
+from kms_aks_tools.graph import cloud_dependencies, critical_path, deployment_waves
+from kms_aks_tools.mock_engine import ROOT, run_stack, stack_names
+from kms_aks_tools.policy_client import (
     POLICY_PACK_DIR,
     PolicyConfigError,
     PolicyPackError,
@@ -45,7 +45,7 @@ from kms_aks.policy_client import (
     load_policy_config,
     policy_config_path,
 )
-from kms_aks.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
+from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
 
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
 

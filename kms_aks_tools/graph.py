@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kms_aks.recording import RecordedResource, RecordedStack
+from kms_aks_tools.recording import RecordedResource, RecordedStack
 
 
 def cloud_dependencies(stack: RecordedStack) -> dict[str, list[str]]:
