@@ -72,3 +72,12 @@ def test_a_failed_run_leaves_nothing_behind_for_the_next() -> None:
     after = run_stack("prod", preview=True)
     assert after.error is None
     assert len([r for r in after.resources if r.custom]) == 7
+
+
+def test_urns_are_shaped_like_the_real_engines(dev_stack: RecordedStack) -> None:
+    # The real engine omits the root Stack's type from a top-level resource's URN; children carry their parent's.
+    rg = dev_stack.one(RESOURCE_GROUP)
+    assert rg.urn == "urn:pulumi:dev::kms-aks::azure-native:resources:ResourceGroup::rg"
+    key = dev_stack.one(KEY)
+    assert key.urn == "urn:pulumi:dev::kms-aks::kms-aks:index:KeyVaultWithKey$azure-native:keyvault:Key::kms-key"
+    assert not any("pulumi:pulumi:Stack$" in resource.urn for resource in dev_stack.resources)
