@@ -40,58 +40,97 @@ class Rules:
         return frozenset(self.path) | self.force_new
 
 
-# ARM path templates (azure-native metadata `path`, same as the REST API specs); `location` is create-only
-# (`x-ms-mutability: [read, create]` on TrackedResource.location in the ARM common types), which azure-native's
-# generator turns into `forceNew` (provider/pkg/gen/schema.go, `ForceNew: ... !isUpdatable`).
+# Path parameters: the ARM PUT path of each type (azure-native metadata `path`, same as the REST specs).
+# Force-new: `provider/pkg/gen/replacement.go` (`forceNewMap`, read for 3.x) plus spec properties whose
+# `x-ms-mutability` lacks "update" (`provider/pkg/gen/properties.go`, `propChangeForcesRecreate`).
+_AKS_FORCE_NEW = frozenset(
+    {
+        # replacement.go forceNewMap["ContainerService"]["ManagedCluster"], top level ...
+        "diskEncryptionSetID",
+        "dnsPrefix",
+        "fqdnSubdomain",
+        "linuxProfile",
+        "location",
+        "nodeResourceGroup",
+        "windowsProfile",
+        # ... and networkProfile's create-only sub-properties (pulumi-azure-native#4756); diff.go looks one
+        # level into a body property's type, so these are `networkProfile.<name>`.
+        *(
+            f"networkProfile.{name}"
+            for name in (
+                "serviceCidr",
+                "serviceCidrs",
+                "podCidrs",
+                "dnsServiceIP",
+                "networkMode",
+                "networkPlugin",
+                "networkPluginMode",
+                "podCidr",
+                "networkDataplane",
+                "networkPolicy",
+                "outboundType",
+                "ipFamilies",
+            )
+        ),
+    }
+)
+
 RULES: dict[str, Rules] = {
     "azure-native:resources:ResourceGroup": Rules(
         path=("resourceGroupName",),
         force_new=frozenset({"location"}),
-        source="PUT /subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}",
+        source="PUT /subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}; forceNewMap Resources",
     ),
     "azure-native:keyvault:Vault": Rules(
         path=("resourceGroupName", "vaultName"),
         force_new=frozenset({"location"}),
-        source="PUT .../providers/Microsoft.KeyVault/vaults/{vaultName}",
+        source="PUT .../vaults/{vaultName}; keyvault.json VaultCreateOrUpdateParameters.location x-ms-mutability",
     ),
+    # Keys: only the path replaces. keys.json (2024-11-01) KeyProperties has no x-ms-mutability on kty,
+    # keySize, curveName, keyOps or attributes, and Keyvault is not in forceNewMap: a changed kty plans as an
+    # in-place UPDATE, whose re-PUT ARM then answers (see `key_reput`).
     "azure-native:keyvault:Key": Rules(
         path=("resourceGroupName", "vaultName", "keyName"),
-        force_new=frozenset(),
-        source="PUT .../vaults/{vaultName}/keys/{keyName} (Keys_CreateIfNotExist)",
+        source="PUT .../vaults/{vaultName}/keys/{keyName} (Keys_CreateIfNotExist); no force-new",
     ),
     "azure-native:managedidentity:UserAssignedIdentity": Rules(
         path=("resourceGroupName", "resourceName"),
         force_new=frozenset({"location"}),
-        source="PUT .../providers/Microsoft.ManagedIdentity/userAssignedIdentities/{resourceName}",
+        source="PUT .../userAssignedIdentities/{resourceName}; TrackedResource.location x-ms-mutability",
     ),
+    # Custom resource: provider/pkg/resources/customresources/custom_keyvault_accesspolicy.go, whose
+    # metadata puts `policy.objectId` in the path (.../vaults/{vaultName}/accessPolicy/{policy.objectId}).
     "azure-native:keyvault:AccessPolicy": Rules(
-        path=("resourceGroupName", "vaultName"),
-        force_new=frozenset(),
-        source="custom resource (provider/pkg/resources/customresources/custom_keyvault.go)",
+        path=("resourceGroupName", "vaultName", "policy.objectId"),
+        source="custom_keyvault_accesspolicy.go PutParameters",
     ),
+    # Role assignments are immutable in ARM ("RoleAssignmentUpdateNotPermitted: Tenant ID, application ID,
+    # principal ID, and scope are not allowed to be updated"); azure-native replaces on principalId and
+    # scope (forceNewMap Authorization, pulumi-azure-native#771 / PR #1010). roleDefinitionId is NOT in the
+    # map: azure-native plans a role change as an in-place update.
     "azure-native:authorization:RoleAssignment": Rules(
         path=("scope", "roleAssignmentName"),
-        force_new=frozenset(),
-        source="PUT /{scope}/providers/Microsoft.Authorization/roleAssignments/{roleAssignmentName}",
+        force_new=frozenset({"principalId", "scope"}),
+        source="PUT /{scope}/providers/Microsoft.Authorization/roleAssignments/{roleAssignmentName}; forceNewMap",
     ),
     "azure-native:containerservice:ManagedCluster": Rules(
         path=("resourceGroupName", "resourceName"),
-        force_new=frozenset({"location"}),
-        source="PUT .../providers/Microsoft.ContainerService/managedClusters/{resourceName}",
+        force_new=_AKS_FORCE_NEW,
+        source="PUT .../managedClusters/{resourceName}; forceNewMap ContainerService.ManagedCluster",
     ),
     "azure-native:network:VirtualNetwork": Rules(
         path=("resourceGroupName", "virtualNetworkName"),
         force_new=frozenset({"location"}),
-        source="PUT .../providers/Microsoft.Network/virtualNetworks/{virtualNetworkName}",
+        source="PUT .../virtualNetworks/{virtualNetworkName}; forceNewMap Network.VirtualNetwork",
     ),
     "azure-native:network:Subnet": Rules(
         path=("resourceGroupName", "virtualNetworkName", "subnetName"),
-        source="PUT .../virtualNetworks/{virtualNetworkName}/subnets/{subnetName}",
+        source="PUT .../virtualNetworks/{virtualNetworkName}/subnets/{subnetName}; forceNewMap: no force-news",
     ),
     "azure-native:storage:StorageAccount": Rules(
         path=("resourceGroupName", "accountName"),
-        force_new=frozenset({"location"}),
-        source="PUT .../providers/Microsoft.Storage/storageAccounts/{accountName}",
+        force_new=frozenset({"location", "isHnsEnabled"}),
+        source="PUT .../storageAccounts/{accountName}; forceNewMap Storage.StorageAccount",
     ),
     "azure-native:storage:BlobServiceProperties": Rules(
         path=("resourceGroupName", "accountName", "blobServicesName"),
@@ -99,18 +138,19 @@ RULES: dict[str, Rules] = {
     ),
     "azure-native:storage:BlobContainer": Rules(
         path=("resourceGroupName", "accountName", "containerName"),
-        source="PUT .../storageAccounts/{accountName}/blobServices/default/containers/{containerName}",
+        source="PUT .../blobServices/default/containers/{containerName}; forceNewMap: no force-news",
     ),
-    # Bridged Terraform providers: replace keys are the schema's ForceNew attributes.
+    # Bridged Terraform providers replace on the schema's ForceNew attributes. NOT verified against their
+    # source in this session: assumptions from the providers' docs ("Changing this forces a new resource").
     "azuread:index/group:Group": Rules(
         path=(),
         force_new=frozenset({"assignableToRole", "onpremisesGroupType"}),
-        source="terraform-provider-azuread internal/services/groups/group_resource.go (ForceNew)",
+        source="unverified: terraform-provider-azuread group_resource.go ForceNew (docs)",
     ),
     "time:index/sleep:Sleep": Rules(
         path=(),
         force_new=frozenset({"triggers"}),
-        source="terraform-provider-time internal/provider/resource_time_sleep.go (triggers: RequiresReplace)",
+        source="unverified: terraform-provider-time time_sleep `triggers` RequiresReplace (docs)",
     ),
 }
 
@@ -127,9 +167,17 @@ def rules_for(type_token: str, inputs: dict[str, Any]) -> Rules:
     return Rules(path=(), source="no replace rules known")
 
 
-def name_parameter(type_token: str) -> str | None:
+def autonamed(type_token: str, old_inputs: dict[str, Any]) -> bool:
+    """Whether azure-native auto-named the resource (its Check then stores `__createBeforeDelete: true`).
+
+    The resource's own name is the last path parameter; a resource whose inputs never held it was named by
+    the provider. Only then does azure-native create the replacement before deleting the old one.
+    """
     rules = RULES.get(type_token)
-    return rules.path[-1] if rules and rules.path and type_token.startswith("azure-native:") else None
+    if not type_token.startswith("azure-native:") or not rules or not rules.path:
+        return False
+    name = rules.path[-1]
+    return "." not in name and name not in old_inputs
 
 
 # ---------------------------------------------------------------------------------------------- detailed diff
@@ -179,6 +227,28 @@ def _same(old: Any, new: Any) -> bool:
     if new == UNKNOWN:
         return False
     return bool(old == new)
+
+
+def apply_azure_specific_diff(olds: dict[str, Any], news: dict[str, Any]) -> None:
+    """azure-native's `applyAzureSpecificDiff` (diff.go): top-level changes that are no change in Azure.
+
+    `resourceGroupName` compares case-insensitively, `location` ignoring case and spaces ("West Europe" ==
+    "westeurope"), and an AKS `sku` {name, tier} treats Basic/Base and Paid/Standard as the same. The old
+    value is set to the new one so the differ sees no change.
+    """
+    for key in ("resourceGroupName", "location"):
+        old, new = olds.get(key), news.get(key)
+        if isinstance(old, str) and isinstance(new, str) and _norm(old) == _norm(new):
+            olds[key] = new
+    old_sku, new_sku = olds.get("sku"), news.get("sku")
+    if isinstance(old_sku, dict) and isinstance(new_sku, dict) and set(old_sku) == set(new_sku) == {"name", "tier"}:
+        same = {("Basic", "Base"), ("Base", "Basic"), ("Paid", "Standard"), ("Standard", "Paid")}
+        if all(old_sku[k] == new_sku[k] or (old_sku[k], new_sku[k]) in same for k in ("name", "tier")):
+            olds["sku"] = new_sku
+
+
+def _norm(text: str) -> str:
+    return text.replace(" ", "").lower()
 
 
 def is_replacement(kind: int) -> bool:

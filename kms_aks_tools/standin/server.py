@@ -190,15 +190,19 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             _ignore(path, old_inputs, news)
 
         rule = rules.rules_for(type_token, news)
+        if type_token.startswith("azure-native:"):
+            rules.apply_azure_specific_diff(old_inputs, news)
         detailed = rules.detailed_diff(old_inputs, news, rule.replace_keys)
         for path, kind in list(detailed.items()):
             # azure-native's Diff: a property newly set to the value the resource already has is no replace.
             if kind == rules.Kind.ADD_REPLACE and path in news and old_outputs.get(path) == news[path]:
                 detailed[path] = rules.Kind.ADD
         replaces = sorted(p for p, k in detailed.items() if rules.is_replacement(k))
-        name_param = rules.name_parameter(type_token)
-        # Fixed names delete before replace; auto-named resources (no name in the old inputs) create first.
-        delete_before_replace = bool(replaces) and name_param is not None and name_param in old_inputs
+        # azure-native: deleteBeforeReplace whenever something replaces, unless the name was auto-named;
+        # bridged providers (azuread, time) leave it to the resource option.
+        delete_before_replace = (
+            bool(replaces) and type_token.startswith("azure-native:") and not rules.autonamed(type_token, old_inputs)
+        )
         changes = provider_pb2.DiffResponse.DIFF_SOME if detailed else provider_pb2.DiffResponse.DIFF_NONE
         self._log(
             "Diff",
@@ -208,7 +212,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.DiffResponse(
             changes=changes,
             replaces=replaces,
-            diffs=sorted({re.split(r"[.\[]", p, maxsplit=1)[0] for p in detailed}),
+            # azure-native lists `strings.Split(path, ".")[0]` of every detailed path (diff.go).
+            diffs=sorted({p.split(".", 1)[0] for p in detailed}),
             detailedDiff={p: provider_pb2.PropertyDiff(kind=k, inputDiff=True) for p, k in detailed.items()},
             hasDetailedDiff=True,
             deleteBeforeReplace=delete_before_replace,
