@@ -370,3 +370,53 @@ def test_secret_inputs_stay_secret_and_out_of_the_log(
     assert state["tags"]["value"]["token"] == "s3cr3t-value"
     assert caplog.records, "the stand-in logs every RPC"
     assert "s3cr3t-value" not in caplog.text
+
+
+def test_check_autonames_like_azure_native_and_replacement_creates_first(
+    prod_stack: RecordedStack, stubs: dict
+) -> None:
+    grant = _resource(prod_stack, "azure-native:authorization:RoleAssignment")
+    native = stubs["azure-native"]
+    assert "roleAssignmentName" not in grant.inputs
+    checked = from_struct(
+        native.Check(provider_pb2.CheckRequest(urn=grant.urn, type=grant.type, news=to_struct(grant.inputs))).inputs
+    )
+    name = checked["roleAssignmentName"]
+    assert len(name) == 36 and checked["__createBeforeDelete"] is True  # AutoNameUuid
+    again = native.Check(
+        provider_pb2.CheckRequest(urn=grant.urn, type=grant.type, olds=to_struct(checked), news=to_struct(grant.inputs))
+    )
+    assert from_struct(again.inputs)["roleAssignmentName"] == name  # an existing resource keeps its name
+
+    named = RecordedResource(**{**grant.__dict__, "inputs": checked})
+    created = _create(stubs, named)
+    assert created.id.endswith(f"/roleAssignments/{name}")
+    assert "__createBeforeDelete" not in from_struct(created.properties)  # not part of the ARM body
+    moved = _diff(stubs, named, created, {**checked, "principalId": "00000000-0000-4000-8000-000000000003"})
+    assert list(moved.replaces) == ["principalId"]
+    assert not moved.deleteBeforeReplace  # auto-named: the replacement is created first
+
+
+def test_single_port_serves_every_package() -> None:
+    with running_standin(sleep_cap=0.0, single_port=True) as single:
+        assert len(set(single.ports.values())) == 1
+        stub = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{single.ports['azuread']}"))
+        assert stub.GetPluginInfo(empty_pb2.Empty()).version == ""  # cannot tell which package asks
+        urn = "urn:pulumi:dev::kms-aks::azuread:index/group:Group::admins"
+        group = stub.Create(
+            provider_pb2.CreateRequest(
+                urn=urn, properties=to_struct({"displayName": "admins", "securityEnabled": True})
+            )
+        )
+        assert from_struct(group.properties)["objectId"] == group.id
+        config = stub.Invoke(provider_pb2.InvokeRequest(tok="azure-native:authorization:getClientConfig"))
+        assert "subscriptionId" in from_struct(getattr(config, "return"))
+
+
+def test_time_sleep_destroy_duration_is_capped_too(stubs: dict) -> None:
+    urn = "urn:pulumi:dev::kms-aks::time:index/sleep:Sleep::wait"
+    props = to_struct({"createDuration": "0s", "destroyDuration": "1h"})
+    created = stubs["time"].Create(provider_pb2.CreateRequest(urn=urn, properties=props))
+    started = time.monotonic()
+    stubs["time"].Delete(provider_pb2.DeleteRequest(id=created.id, urn=urn, properties=created.properties))
+    assert 0.3 <= time.monotonic() - started < 2.0

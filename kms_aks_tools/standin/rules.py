@@ -17,6 +17,7 @@ Each `Rules` entry cites where its path parameters and force-new properties come
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,7 +289,8 @@ def key_reput(existing: dict[str, Any], new_inputs: dict[str, Any]) -> None:
         mismatches.append("The existing key has a different activation date (nbf).")
     for prop, label in (("kty", "key type"), ("keySize", "key size"), ("curveName", "curve name")):
         if prop in props and props[prop] != existing.get(prop):
-            mismatches.append(f"The existing key has {label} '{existing.get(prop)}', not '{props[prop]}'.")
+            old, new = _text(existing.get(prop)), _text(props[prop])
+            mismatches.append(f"The existing key has {label} '{old}', not '{new}'.")
     if mismatches:
         raise KeyCreationParametersDidNotMatch(
             "[KeyCreationParametersDidNotMatchExistingKey (BadRequest)] "
@@ -298,9 +300,12 @@ def key_reput(existing: dict[str, Any], new_inputs: dict[str, Any]) -> None:
         )
 
 
+def _text(value: Any) -> str:
+    # Numbers arrive as floats on the wire (google.protobuf.Struct); ARM prints key sizes as integers.
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _when(epoch: Any) -> str:
     if epoch is None:
         return "none"
-    import datetime
-
     return datetime.datetime.fromtimestamp(float(epoch), tz=datetime.UTC).strftime("%-m/%-d/%Y %-I:%M:%S %p")

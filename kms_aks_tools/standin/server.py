@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import threading
 import time
+import uuid
 from importlib import metadata
 from typing import Any
 
@@ -43,6 +45,7 @@ PACKAGES = {"azure-native": "pulumi-azure-native", "azuread": "pulumi-azuread", 
 SLEEP_CAP_SECONDS = 3.0
 
 _INPUTS = "__inputs"  # azure-native keeps a resource's inputs in its state (`checkpointObject`), as a secret
+_CREATE_BEFORE_DELETE = "__createBeforeDelete"  # set by azure-native's Check when it auto-names
 
 
 def package_version(package: str) -> str:
@@ -88,10 +91,15 @@ def _duration_seconds(text: Any) -> float:
 
 
 class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
-    """One package (`azure-native`, `azuread` or `time`) of the stand-in, over the shared `Cloud`."""
+    """One package (`azure-native`, `azuread` or `time`) of the stand-in, over the shared `Cloud`.
 
-    def __init__(self, package: str, cloud: Cloud) -> None:
-        self.package = package
+    With `package=None` one servicer answers every package (single-port mode): resource and invoke
+    requests name their package in their type token; only GetPluginInfo cannot tell, and reports no
+    version then.
+    """
+
+    def __init__(self, package: str | None, cloud: Cloud) -> None:
+        self.package = package or "*"
         self.cloud = cloud
         self.engine_address = ""
 
@@ -126,14 +134,15 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
 
     def GetPluginInfo(self, request: Any, context: Any) -> Any:
         self._log("GetPluginInfo")
-        return plugin_pb2.PluginInfo(version=package_version(self.package))
+        return plugin_pb2.PluginInfo(version=package_version(self.package) if self.package in PACKAGES else "")
 
     def GetSchema(self, request: provider_pb2.GetSchemaRequest, context: Any) -> Any:
         # The engine asks only for `pulumi package`/codegen; a minimal schema names the package.
         self._log("GetSchema")
         import json
 
-        schema = {"name": self.package, "version": package_version(self.package) or "0.0.0"}
+        name = self.package if self.package in PACKAGES else "azure-native"
+        schema = {"name": name, "version": package_version(name) or "0.0.0"}
         return provider_pb2.GetSchemaResponse(schema=json.dumps(schema))
 
     def CheckConfig(self, request: provider_pb2.CheckRequest, context: Any) -> Any:
@@ -175,6 +184,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
                 for p in rule.path[:-1]
                 if p not in news
             ]
+            _autoname(type_token, rule, name_of(request.urn, request.name), from_struct(request.olds), news)
         return provider_pb2.CheckResponse(inputs=to_struct(news), failures=failures)
 
     def Diff(self, request: provider_pb2.DiffRequest, context: Any) -> Any:
@@ -184,6 +194,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         old_inputs = unwrap_secrets(old_inputs)
         old_outputs = unwrap_secrets({k: v for k, v in olds_state.items() if k != _INPUTS})
         news = unwrap_secrets(from_struct(request.news, skip_nulls=True))
+        # Check records `__createBeforeDelete: true` when it auto-named the resource (`getDefaultName`).
+        create_before_delete = old_inputs.get(_CREATE_BEFORE_DELETE, rules.autonamed(type_token, old_inputs))
         old_inputs = {k: v for k, v in old_inputs.items() if not k.startswith("__")}
         news = {k: v for k, v in news.items() if not k.startswith("__")}
         for path in request.ignoreChanges:
@@ -200,9 +212,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         replaces = sorted(p for p, k in detailed.items() if rules.is_replacement(k))
         # azure-native: deleteBeforeReplace whenever something replaces, unless the name was auto-named;
         # bridged providers (azuread, time) leave it to the resource option.
-        delete_before_replace = (
-            bool(replaces) and type_token.startswith("azure-native:") and not rules.autonamed(type_token, old_inputs)
-        )
+        delete_before_replace = bool(replaces) and type_token.startswith("azure-native:") and not create_before_delete
         changes = provider_pb2.DiffResponse.DIFF_SOME if detailed else provider_pb2.DiffResponse.DIFF_NONE
         self._log(
             "Diff",
@@ -228,8 +238,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             # treats it as unknown (azure-native: `PreviewOutputs`, mirrored by mock_engine.preview_outputs).
             return provider_pb2.CreateResponse(properties=to_struct(preview_outputs(inputs)))
         if type_token == "time:index/sleep:Sleep":
-            self._sleep(request.urn, inputs.get("createDuration"))
-        plain = unwrap_secrets(inputs)
+            self._sleep(request.urn, unwrap_secrets(inputs).get("createDuration"), "createDuration")
+        plain = _body(inputs)
         args = pulumi_mocks.MockResourceArgs(type_token, name_of(request.urn, request.name), plain, custom=True)
         with self.cloud.lock:
             try:
@@ -281,7 +291,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
                 if stable in olds_state:
                     outputs[stable] = olds_state[stable]
             return provider_pb2.UpdateResponse(properties=to_struct(outputs))
-        plain = unwrap_secrets(news)
+        plain = _body(news)
         with self.cloud.lock:
             found = self.cloud.states.get(request.id)
             if found is None:
@@ -306,6 +316,9 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         )
 
     def Delete(self, request: provider_pb2.DeleteRequest, context: Any) -> Any:
+        if type_of(request.urn, request.type) == "time:index/sleep:Sleep":
+            state = unwrap_secrets(from_struct(request.properties))
+            self._sleep(request.urn, state.get("destroyDuration"), "destroyDuration")
         with self.cloud.lock:
             gone = self.cloud.states.pop(request.id, None)
         # azure-native treats a 404 on DELETE as done.
@@ -321,11 +334,38 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             self._fail(context, str(error), grpc.StatusCode.UNIMPLEMENTED)
         return provider_pb2.InvokeResponse(**{"return": to_struct(result)})
 
-    def _sleep(self, urn: str, duration: Any) -> None:
+    def _sleep(self, urn: str, duration: Any, what: str) -> None:
+        # pulumiverse-time waits the whole duration; the stand-in caps it and says so in its log.
         wanted = _duration_seconds(duration)
         waited = min(wanted, self.cloud.sleep_cap)
-        self._log("Sleep", urn, f"createDuration={duration} waits {waited:.1f}s (capped at {self.cloud.sleep_cap}s)")
+        self._log("Sleep", urn, f"{what}={duration} waits {waited:.1f}s (capped at {self.cloud.sleep_cap}s)")
         time.sleep(waited)
+
+
+def _body(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs a builder sees: plain values, without the provider's internal `__` keys."""
+    return {k: v for k, v in unwrap_secrets(inputs).items() if not k.startswith("__")}
+
+
+def _autoname(type_token: str, rule: rules.Rules, name: str, olds: dict[str, Any], news: dict[str, Any]) -> None:
+    """azure-native's Check auto-naming (`getDefaultName` in provider.go): a resource whose name input is
+    unset keeps the name it already has (old inputs), else gets a new one: a random UUID for role
+    assignments (AutoNameUuid), the logical name plus 8 random hex digits otherwise (AutoNameRandom,
+    `resource.NewUniqueHex(name, 8, 0)`), and `__createBeforeDelete: true` so a replacement creates first.
+    The engine re-runs Check without olds for a replacement, so the replacement gets a fresh name.
+    """
+    key = rule.path[-1] if rule.path else ""
+    if not key or "." in key or key in news:
+        return
+    if key in olds:
+        news[key] = olds[key]
+        news[_CREATE_BEFORE_DELETE] = bool(olds.get(_CREATE_BEFORE_DELETE, False))
+        return
+    if type_token == "azure-native:authorization:RoleAssignment":
+        news[key] = str(uuid.uuid4())
+    else:
+        news[key] = f"{name}{secrets.token_hex(4)}"
+    news[_CREATE_BEFORE_DELETE] = True
 
 
 def _ignore(path: str, olds: dict[str, Any], news: dict[str, Any]) -> None:
