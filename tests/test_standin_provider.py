@@ -132,15 +132,9 @@ def test_create_gives_what_the_mock_engine_builders_give(
     assert {"azure-native:keyvault:Key", "azure-native:containerservice:ManagedCluster"} <= {r.type for r in custom}
     for r in custom:
         response = _create(stubs, r)
-        state = from_struct(response.properties)
-        checkpoint = state.pop("__inputs", None)
         assert response.id == r.id, r.type
-        assert state == _without_nulls(r.outputs), r.type
-        if r.type.startswith("azure-native:"):
-            # azure-native keeps the inputs in the state, as a secret (`checkpointObject`).
-            assert checkpoint == secret(r.inputs), r.type
-        else:
-            assert checkpoint is None
+        # Exactly the builder's outputs: azure-native 3.x keeps no `__inputs` in the state any more.
+        assert from_struct(response.properties) == _without_nulls(r.outputs), r.type
     assert set(standin.cloud.states) == {r.id for r in custom}
 
 
@@ -294,7 +288,6 @@ def test_key_change_arm_ignores_returns_the_old_key(dev_stack: RecordedStack, st
     updated = from_struct(_update(stubs, key, created, news).properties)
     assert updated["keyOps"] == ["encrypt", "decrypt"]  # no write: the existing key comes back
     assert updated["keyUriWithVersion"] == from_struct(created.properties)["keyUriWithVersion"]
-    assert updated["__inputs"] == secret(news)  # azure-native still records the inputs it sent
 
 
 def test_cluster_update_in_place_stores_new_outputs(prod_stack: RecordedStack, stubs: dict, standin: Standin) -> None:
@@ -315,7 +308,13 @@ def test_read_returns_the_stored_state_and_delete_removes_it(dev_stack: Recorded
     created = _create(stubs, identity)
     native = stubs["azure-native"]
     read = native.Read(
-        provider_pb2.ReadRequest(id=created.id, urn=identity.urn, type=identity.type, properties=created.properties)
+        provider_pb2.ReadRequest(
+            id=created.id,
+            urn=identity.urn,
+            type=identity.type,
+            properties=created.properties,
+            inputs=to_struct(identity.inputs),  # a refresh sends the inputs it has (azure-native 3.x: no __inputs)
+        )
     )
     assert read.id == created.id
     assert from_struct(read.properties) == from_struct(created.properties)
@@ -420,3 +419,33 @@ def test_time_sleep_destroy_duration_is_capped_too(stubs: dict) -> None:
     started = time.monotonic()
     stubs["time"].Delete(provider_pb2.DeleteRequest(id=created.id, urn=urn, properties=created.properties))
     assert 0.3 <= time.monotonic() - started < 2.0
+
+
+def test_preview_update_keeps_what_each_provider_keeps(dev_stack: RecordedStack, stubs: dict) -> None:
+    created = _create_all(stubs, dev_stack)
+    group = _resource(dev_stack, "azuread:index/group:Group")
+    renamed = {**group.inputs, "displayName": "aks-admins-renamed"}
+    request = provider_pb2.UpdateRequest(
+        id=created[group.urn].id,
+        urn=group.urn,
+        olds=created[group.urn].properties,
+        news=to_struct(renamed),
+        preview=True,
+    )
+    planned = from_struct(stubs["azuread"].Update(request).properties)
+    assert planned["objectId"] == created[group.urn].id and planned["displayName"] == "aks-admins-renamed"
+
+    identity = _resource(dev_stack, "azure-native:managedidentity:UserAssignedIdentity")
+    tagged = {**identity.inputs, "tags": {"stack": "dev", "owner": "x"}}
+    request = provider_pb2.UpdateRequest(
+        id=created[identity.urn].id,
+        urn=identity.urn,
+        olds=created[identity.urn].properties,
+        news=to_struct(tagged),
+        preview=True,
+    )
+    planned = from_struct(stubs["azure-native"].Update(request).properties)
+    assert (
+        planned["tags"] == tagged["tags"] and planned["name"] == from_struct(created[identity.urn].properties)["name"]
+    )
+    assert "principalId" not in planned  # azure-native's PreviewOutputs: computed outputs are unknown

@@ -2,8 +2,8 @@
 
 How azure-native diffs (pulumi/pulumi-azure-native `provider/pkg/provider/diff.go`,
 `calculateDetailedDiff`, and `Diff` in `provider/pkg/provider/provider.go`):
-- it diffs the OLD INPUTS (kept in the state under the secret `__inputs`, `checkpointObject`) with the
-  new inputs, not old outputs with new inputs;
+- it diffs the OLD INPUTS (3.x: `DiffRequest.old_inputs`, SendOldInputs; v2 kept them in the state under
+  a secret `__inputs`) with the new inputs, not old outputs with new inputs;
 - every PUT parameter located in the URL path (resource group, the resource's name, parent names,
   `scope`) is a replace key, under its SDK name;
 - every top-level body property marked `forceNew` in the metadata is a replace key;

@@ -30,7 +30,6 @@ from kms_aks_tools.standin.wire import (
     from_struct,
     is_secret,
     mark_secrets,
-    secret,
     to_struct,
     unwrap_secrets,
 )
@@ -44,7 +43,10 @@ PACKAGES = {"azure-native": "pulumi-azure-native", "azuread": "pulumi-azuread", 
 # enough to show the wait in a run's timing without making e2e runs slow.
 SLEEP_CAP_SECONDS = 3.0
 
-_INPUTS = "__inputs"  # azure-native keeps a resource's inputs in its state (`checkpointObject`), as a secret
+# azure-native v2 kept a resource's inputs in its state under this secret key; v3 no longer does
+# (`checkpointObject`: "In v2, we stored the inputs in an `__inputs` field of the state; removed in v3") and
+# turned on SendOldInputs, so the engine sends old inputs with Diff/Update/Read. Read only as a fallback.
+_INPUTS = "__inputs"
 _CREATE_BEFORE_DELETE = "__createBeforeDelete"  # set by azure-native's Check when it auto-names
 
 
@@ -113,12 +115,11 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def _fail(context: grpc.ServicerContext, message: str, code: grpc.StatusCode = grpc.StatusCode.UNKNOWN) -> None:
         context.abort(code, message)
 
-    def _checkpoint(self, type_token: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-        # azure-native marshals its checkpoint with SkipNulls: a null output is absent from the state.
-        state = mark_secrets(outputs, inputs)
-        if type_token.startswith("azure-native:"):
-            state[_INPUTS] = secret(inputs)
-        return state
+    @staticmethod
+    def _checkpoint(type_token: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        # The state is the outputs, secrets re-marked (azure-native 3.x stores no `__inputs`); it is marshalled
+        # with SkipNulls, so a null output is absent from the state.
+        return mark_secrets(outputs, inputs)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -285,6 +286,10 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         olds_state = from_struct(request.olds)
         if request.preview:
             self._log("Update", request.urn, "preview")
+            if not type_token.startswith("azure-native:"):
+                # Bridged Terraform providers (azuread, time) plan an update from the prior state: computed
+                # attributes such as a group's objectId keep their known values.
+                return provider_pb2.UpdateResponse(properties=to_struct({**olds_state, **news}))
             # azure-native: PreviewOutputs(new inputs), keeping the old `name` and `location` (stable outputs).
             outputs = preview_outputs(news)
             for stable in ("name", "location"):
