@@ -26,7 +26,6 @@ from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 from kms_aks_tools.mock_engine import AzureNativeMocks, preview_outputs
 from kms_aks_tools.standin import rules
 from kms_aks_tools.standin.wire import (
-    contains_unknown,
     from_struct,
     is_secret,
     mark_secrets,
@@ -387,4 +386,4 @@ def _ignore(path: str, olds: dict[str, Any], news: dict[str, Any]) -> None:
         new.pop(keys[-1], None)
 
 
-__all__ = ["PACKAGES", "Cloud", "StandinProvider", "contains_unknown", "package_version"]
+__all__ = ["PACKAGES", "Cloud", "StandinProvider", "package_version"]
