@@ -387,16 +387,22 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         if not args.custom:
             return None, {}
         if self.preview:
-            return None, _preview_outputs(args.inputs)
+            return None, preview_outputs(args.inputs)
+        resource_id, outputs = self.build(args)
+        self.states[resource_id] = (args.typ, outputs)
+        return resource_id, outputs
+
+    def build(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        """What the provider answers a create (or re-PUT) of `args` with, without storing it.
+
+        The Azure stand-in (`kms_aks_tools.standin_provider`) calls this too: one set of builders.
+        """
         builder = BUILDERS.get(args.typ)
         if builder is None and args.typ.startswith("azure-native:"):
             builder = _generic_arm
         if builder is None:
-            resource_id, outputs = f"{args.name}-id", dict(args.inputs)
-        else:
-            resource_id, outputs = builder(self, args, dict(args.inputs))
-        self.states[resource_id] = (args.typ, outputs)
-        return resource_id, outputs
+            return f"{args.name}-id", dict(args.inputs)
+        return builder(self, args, dict(args.inputs))
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:
         if args.token == "azure-native:authorization:getClientConfig":
@@ -439,7 +445,7 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         return vault.get("location") if vault else None
 
 
-def _preview_outputs(inputs: dict[str, Any]) -> dict[str, Any]:
+def preview_outputs(inputs: dict[str, Any]) -> dict[str, Any]:
     # A create in preview knows only its inputs; the provider computes the rest (ids, names, principal
     # ids, key versions) when it runs, so anything absent here resolves as unknown in the program.
     known = dict(inputs)
