@@ -387,7 +387,7 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         if not args.custom:
             return None, {}
         if self.preview:
-            return None, preview_outputs(args.inputs)
+            return None, preview_outputs(args.inputs, self.try_build(args))
         resource_id, outputs = self.build(args)
         self.states[resource_id] = (args.typ, outputs)
         return resource_id, outputs
@@ -403,6 +403,13 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         if builder is None:
             return f"{args.name}-id", dict(args.inputs)
         return builder(self, args, dict(args.inputs))
+
+    def try_build(self, args: pulumi_mocks.MockResourceArgs) -> dict[str, Any] | None:
+        """The outputs a create would give, or None when preview inputs (unknowns) are too incomplete to build."""
+        try:
+            return self.build(args)[1]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:
         if args.token == "azure-native:authorization:getClientConfig":
@@ -445,12 +452,42 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         return vault.get("location") if vault else None
 
 
-def preview_outputs(inputs: dict[str, Any]) -> dict[str, Any]:
-    # A create in preview knows only its inputs; the provider computes the rest (ids, names, principal
-    # ids, key versions) when it runs, so anything absent here resolves as unknown in the program.
-    known = dict(inputs)
-    known.pop("identity", None)  # a map on output where the input is a list: unknown until created
-    return known
+def preview_outputs(inputs: dict[str, Any], created: dict[str, Any] | None) -> dict[str, Any]:
+    """What a preview knows of a resource it would create: the outputs' shape, with the inputs where they give a
+    value and unknown everywhere the provider computes one.
+
+    That is azure-native's `PreviewOutputs` ("maps [the inputs] to the outputs shape, adding unknowns for all
+    properties that are not defined in inputs", provider/pkg/convert): a nested computed value such as a vault's
+    `properties.vaultUri` is unknown, not absent. Absent would reach the program as None, and a component that
+    registers it as an output then breaks an update plan (`up --plan` saw `vaultUri` change from nothing to a
+    value, "resource violates plan"), which the real engine showed and the old inputs-only answer hid.
+    `created` is what the builder would answer a create with; None when it cannot be built from preview inputs.
+    """
+    if created is None:
+        known = dict(inputs)
+        known.pop("identity", None)  # a map on output where the input is a list: unknown until created
+        return known
+    # Resources whose outputs flatten the inputs' `properties` (a Key's `kty`, `keySize`) take them from there.
+    flattened = inputs.get("properties") if "properties" not in created else None
+    given = {**flattened, **inputs} if isinstance(flattened, dict) else inputs
+    # Top level: inputs that are not outputs (ARM path parameters such as resourceGroupName) are dropped.
+    return {
+        key: _known_where_given(given[key], value, key) if key in given else UNKNOWN for key, value in created.items()
+    }
+
+
+def _known_where_given(given: Any, created: Any, key: str) -> Any:
+    if isinstance(created, dict) and isinstance(given, dict):
+        if key == "tags":
+            return given  # a free-form map: exactly what the inputs say
+        known = {
+            name: _known_where_given(value, created[name], name) if name in created else value
+            for name, value in given.items()
+        }
+        return {**known, **{name: UNKNOWN for name in created if name not in given}}
+    if isinstance(created, dict) != isinstance(given, dict) or isinstance(created, list) != isinstance(given, list):
+        return UNKNOWN  # a different shape on output (e.g. identities: a list in, a map out) is computed
+    return given
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):

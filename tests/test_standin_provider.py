@@ -142,20 +142,24 @@ def test_preview_create_leaves_computed_outputs_unknown(dev_stack: RecordedStack
     key = _resource(dev_stack, "azure-native:keyvault:Key")
     identity = _resource(dev_stack, "azure-native:managedidentity:UserAssignedIdentity")
     cluster = _resource(dev_stack, "azure-native:containerservice:ManagedCluster")
-    key_preview = _create(stubs, key, preview=True)
-    assert key_preview.id == ""
-    assert from_struct(key_preview.properties) == key.inputs
-    assert not {"keyUri", "keyUriWithVersion"} & set(from_struct(key_preview.properties))
-    assert "principalId" not in from_struct(_create(stubs, identity, preview=True).properties)
+    key_preview = from_struct(_create(stubs, key, preview=True).properties)
+    # The outputs' shape: values the inputs give (flattened from `properties`), unknown what Azure computes.
+    assert key_preview["kty"] == key.inputs["properties"]["kty"] == "RSA"
+    assert key_preview["keySize"] == 2048
+    assert key_preview["keyUri"] == key_preview["keyUriWithVersion"] == UNKNOWN
+    assert "vaultName" not in key_preview  # a path parameter, never an output
+    assert from_struct(_create(stubs, identity, preview=True).properties)["principalId"] == UNKNOWN
     cluster_preview = from_struct(_create(stubs, cluster, preview=True).properties)
-    assert not {"identity", "fqdn", "identityProfile"} & set(cluster_preview)
+    assert cluster_preview["fqdn"] == cluster_preview["identityProfile"] == UNKNOWN
+    # A list of ids on input, a map on output: known type, unknown map.
+    assert cluster_preview["identity"] == {"type": "UserAssigned", "userAssignedIdentities": UNKNOWN}
     assert cluster_preview["dnsPrefix"] == cluster.inputs["dnsPrefix"]
 
 
 def test_preview_create_keeps_unknown_inputs_unknown(dev_stack: RecordedStack, stubs: dict) -> None:
     key = _resource(dev_stack, "azure-native:keyvault:Key")
-    inputs = {**key.inputs, "vaultName": UNKNOWN}
-    assert from_struct(_create(stubs, key, inputs, preview=True).properties)["vaultName"] == UNKNOWN
+    inputs = {**key.inputs, "properties": {**key.inputs["properties"], "kty": UNKNOWN}}
+    assert from_struct(_create(stubs, key, inputs, preview=True).properties)["kty"] == UNKNOWN
 
 
 def test_check_reports_a_missing_parent_path_parameter(dev_stack: RecordedStack, stubs: dict) -> None:
@@ -448,4 +452,4 @@ def test_preview_update_keeps_what_each_provider_keeps(dev_stack: RecordedStack,
     assert (
         planned["tags"] == tagged["tags"] and planned["name"] == from_struct(created[identity.urn].properties)["name"]
     )
-    assert "principalId" not in planned  # azure-native's PreviewOutputs: computed outputs are unknown
+    assert planned["principalId"] == UNKNOWN  # azure-native's PreviewOutputs: computed outputs are unknown

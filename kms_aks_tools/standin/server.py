@@ -234,9 +234,13 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         inputs = from_struct(request.properties, skip_nulls=True)
         if request.preview:
             self._log("Create", request.urn, "preview")
-            # A preview knows the inputs only; whatever the provider computes is left out, so the engine
-            # treats it as unknown (azure-native: `PreviewOutputs`, mirrored by mock_engine.preview_outputs).
-            return provider_pb2.CreateResponse(properties=to_struct(preview_outputs(inputs)))
+            # The outputs' shape with the inputs' values and unknown for everything computed (azure-native's
+            # `PreviewOutputs`, mirrored by mock_engine.preview_outputs).
+            name = name_of(request.urn, request.name)
+            args = pulumi_mocks.MockResourceArgs(type_token, name, _body(inputs), custom=True)
+            with self.cloud.lock:
+                created = self.cloud.mocks.try_build(args)
+            return provider_pb2.CreateResponse(properties=to_struct(preview_outputs(inputs, created)))
         if type_token == "time:index/sleep:Sleep":
             self._sleep(request.urn, unwrap_secrets(inputs).get("createDuration"), "createDuration")
         plain = _body(inputs)
@@ -290,7 +294,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
                 # attributes such as a group's objectId keep their known values.
                 return provider_pb2.UpdateResponse(properties=to_struct({**olds_state, **news}))
             # azure-native: PreviewOutputs(new inputs), keeping the old `name` and `location` (stable outputs).
-            outputs = preview_outputs(news)
+            outputs = preview_outputs(news, olds_state)
             for stable in ("name", "location"):
                 if stable in olds_state:
                     outputs[stable] = olds_state[stable]
