@@ -13,18 +13,117 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from components import (
+    ClusterSpec,
+    ExistingKeySpec,
     KeyVaultWithKey,
     KeyVaultWithKeyArgs,
     KmsAksCluster,
     KmsAksClusterArgs,
     KmsIdentity,
     KmsIdentityArgs,
+    KmsKeySpec,
     KmsNetwork,
     KmsNetworkArgs,
+    NetworkSpec,
+    NodePoolSpec,
     PrivateKmsArgs,
+    RotationSpec,
+    VaultSpec,
 )
-from kms_aks.config import ConfigError, load_stack_config
+from kms_aks.config import (
+    NODE_UPGRADE_MAX_SURGE_PERCENT,
+    ClusterConfig,
+    ConfigError,
+    ExistingKeyConfig,
+    KeyVaultConfig,
+    KmsKeyConfig,
+    NetworkConfig,
+    load_stack_config,
+)
 from kms_aks.warnings import config_warnings
+
+# ---- stack config -> component args: the only place that knows both.
+
+
+def vault_spec(vault: KeyVaultConfig | None) -> VaultSpec | None:
+    if vault is None:
+        return None
+    return VaultSpec(
+        name=vault.name,
+        sku=vault.sku,
+        permission_model=vault.permission_model,
+        soft_delete_retention_days=vault.soft_delete_retention_days,
+    )
+
+
+def key_spec(key: KmsKeyConfig | None) -> KmsKeySpec | None:
+    if key is None:
+        return None
+    rotation = key.rotation
+    return KmsKeySpec(
+        name=key.name,
+        type=key.type,
+        size=key.size,
+        expires_on=key.expires_on,
+        rotation=RotationSpec(
+            rotate_after_days=rotation.rotate_after_days,
+            expire_after_days=rotation.expire_after_days,
+            notify_before_expiry_days=rotation.notify_before_expiry_days,
+        )
+        if rotation
+        else None,
+        version=key.version,
+    )
+
+
+def existing_key_spec(existing: ExistingKeyConfig | None) -> ExistingKeySpec | None:
+    if existing is None:
+        return None
+    return ExistingKeySpec(
+        key_id=existing.key_id,
+        key_name=existing.key_name,
+        vault_resource_id=existing.key_vault_resource_id,
+        vault_name=existing.vault_name,
+        vault_resource_group=existing.vault_resource_group,
+        vault_uri=existing.vault_uri,
+        permission_model=existing.permission_model,
+    )
+
+
+def network_spec(network: NetworkConfig) -> NetworkSpec:
+    return NetworkSpec(
+        vnet_address_space=str(network.vnet_address_space),
+        api_server_subnet_prefix=str(network.api_server_subnet_prefix),
+        node_subnet_prefix=str(network.node_subnet_prefix),
+    )
+
+
+def cluster_spec(cluster: ClusterConfig) -> ClusterSpec:
+    pool = cluster.system_node_pool
+    return ClusterSpec(
+        name=cluster.name,
+        kubernetes_version=cluster.kubernetes_version,
+        dns_prefix=cluster.dns_prefix,
+        sku_tier=cluster.sku_tier,
+        system_node_pool=NodePoolSpec(
+            vm_size=pool.vm_size,
+            count=pool.count,
+            # The same surge the config's node-subnet sizing check counts with.
+            upgrade_max_surge_percent=NODE_UPGRADE_MAX_SURGE_PERCENT,
+            zones=tuple(pool.zones),
+            max_pods=pool.max_pods,
+            os_sku=pool.os_sku,
+            encryption_at_host=pool.encryption_at_host,
+            only_critical_addons=pool.only_critical_addons,
+        ),
+        admin_group_object_ids=tuple(cluster.admin_group_object_ids),
+        admin_group_name=cluster.admin_group_name,
+        api_server_authorized_ip_ranges=tuple(str(r) for r in cluster.api_server_authorized_ip_ranges),
+        upgrade_channel=cluster.upgrade_channel,
+        node_os_upgrade_channel=cluster.node_os_upgrade_channel,
+        azure_policy_addon=cluster.azure_policy_addon,
+    )
+
 
 try:
     config = load_stack_config()
@@ -51,7 +150,7 @@ kms_network = (
     KmsNetwork(
         "kms",
         KmsNetworkArgs(
-            network=config.network,
+            network=network_spec(config.network),
             vnet_name=f"vnet-{config.cluster.name}",
             resource_group_name=resource_group.name,
             location=config.location,
@@ -68,9 +167,9 @@ kms_key = KeyVaultWithKey(
         resource_group_name=resource_group.name,
         location=config.location,
         tenant_id=client.tenant_id,
-        vault=config.key_vault,
-        key=config.kms_key,
-        existing_key=config.existing_key,
+        vault=vault_spec(config.key_vault),
+        key=key_spec(config.kms_key),
+        existing_key=existing_key_spec(config.existing_key),
         network_access=config.key_vault_network_access,
         protect=config.protect_kms_resources,
         tags=tags,
@@ -110,7 +209,7 @@ kms_identity = KmsIdentity(
 aks = KmsAksCluster(
     "aks",
     KmsAksClusterArgs(
-        cluster=config.cluster,
+        cluster=cluster_spec(config.cluster),
         resource_group_name=resource_group.name,
         location=config.location,
         tenant_id=client.tenant_id,

@@ -4,15 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pulumi
 import pulumi_azuread as azuread
 from pulumi_azure_native import containerservice
 
 from components.kms_network import PrivateKmsArgs
-from kms_aks.config import NODE_UPGRADE_MAX_SURGE_PERCENT, ClusterConfig
 
 KMS_KEY_ID_PATH = "securityProfile.azureKeyVaultKms.keyId"
+
+
+@dataclass(frozen=True)
+class NodePoolSpec:
+    """The system node pool. `upgrade_max_surge_percent` is the extra nodes (in %) an upgrade adds."""
+
+    vm_size: str
+    count: int
+    upgrade_max_surge_percent: int
+    zones: Sequence[str] = ()
+    max_pods: int = 110
+    os_sku: Literal["AzureLinux", "Ubuntu"] = "AzureLinux"
+    encryption_at_host: bool = False
+    only_critical_addons: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """The cluster's own settings. Empty `admin_group_object_ids` creates an Entra ID admin group."""
+
+    name: str
+    kubernetes_version: str
+    system_node_pool: NodePoolSpec
+    dns_prefix: str | None = None
+    sku_tier: Literal["Free", "Standard", "Premium"] = "Standard"
+    admin_group_object_ids: Sequence[str] = ()
+    admin_group_name: str | None = None
+    api_server_authorized_ip_ranges: Sequence[str] = ()
+    upgrade_channel: str = "patch"
+    node_os_upgrade_channel: str = "NodeImage"
+    azure_policy_addon: bool = True
 
 
 @dataclass
@@ -26,7 +57,7 @@ class KmsAksClusterArgs:
     `private_kms` switches to a private KMS vault; None keeps the vault public, as the 2022 design has it.
     """
 
-    cluster: ClusterConfig
+    cluster: ClusterSpec
     resource_group_name: pulumi.Input[str]
     location: str
     tenant_id: pulumi.Input[str]
@@ -108,7 +139,7 @@ class KmsAksCluster(pulumi.ComponentResource):
                 outbound_type="loadBalancer",
             ),
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
-                authorized_ip_ranges=[str(r) for r in cfg.api_server_authorized_ip_ranges] or None,
+                authorized_ip_ranges=list(cfg.api_server_authorized_ip_ranges) or None,
                 # A private KMS vault is reached from the API server's subnet: AKS requires VNet integration.
                 enable_vnet_integration=True if private else None,
                 subnet_id=private.api_server_subnet_id if private else None,
@@ -126,14 +157,14 @@ class KmsAksCluster(pulumi.ComponentResource):
                     vm_size=pool.vm_size,
                     count=pool.count,
                     max_pods=pool.max_pods,
-                    availability_zones=pool.zones or None,
+                    availability_zones=list(pool.zones) or None,
                     enable_encryption_at_host=pool.encryption_at_host,
                     enable_node_public_ip=False,
                     # With VNet integration the nodes reach the API server's internal load balancer in the VNet.
                     vnet_subnet_id=private.node_subnet_id if private else None,
                     node_taints=["CriticalAddonsOnly=true:NoSchedule"] if pool.only_critical_addons else None,
                     upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(
-                        max_surge=f"{NODE_UPGRADE_MAX_SURGE_PERCENT}%"
+                        max_surge=f"{pool.upgrade_max_surge_percent}%"
                     ),
                 )
             ],

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import authorization, keyvault, managedidentity
 
+from components.key_vault_with_key import PermissionModel
 from components.kms_network import PrivateKmsArgs
-from kms_aks.config import PermissionModel
 
 KEY_VAULT_CRYPTO_USER_ROLE = "12338af0-0e69-4776-bea7-57ae8d297424"
 KMS_KEY_PERMISSIONS = ["encrypt", "decrypt"]
