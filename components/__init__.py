@@ -14,9 +14,11 @@ from components.key_vault_with_key import (
 )
 from components.kms_aks_cluster import ClusterSpec, KmsAksCluster, KmsAksClusterArgs, NodePoolSpec
 from components.kms_identity import KmsIdentity, KmsIdentityArgs
+from components.kms_monitoring import AlertReceivers, KmsMonitoring, KmsMonitoringArgs
 from components.kms_network import KmsNetwork, KmsNetworkArgs, NetworkSpec, PrivateKmsArgs
 
 __all__ = [
+    "AlertReceivers",
     "ClusterSpec",
     "ExistingKeySpec",
     "KeyVaultWithKey",
@@ -26,6 +28,8 @@ __all__ = [
     "KmsIdentity",
     "KmsIdentityArgs",
     "KmsKeySpec",
+    "KmsMonitoring",
+    "KmsMonitoringArgs",
     "KmsNetwork",
     "KmsNetworkArgs",
     "NetworkSpec",

@@ -27,6 +27,10 @@ class NodePoolSpec:
     os_sku: Literal["AzureLinux", "Ubuntu"] = "AzureLinux"
     encryption_at_host: bool = False
     only_critical_addons: bool = False
+    # Ephemeral: the OS disk lives on the VM's local disk (faster reimage and upgrade, no OS disk in Azure Storage);
+    # the caller checks the VM size can hold `os_disk_size_gb` locally.
+    os_disk_type: Literal["Ephemeral", "Managed"] = "Managed"
+    os_disk_size_gb: int = 128
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class ClusterSpec:
     upgrade_channel: str = "patch"
     node_os_upgrade_channel: str = "NodeImage"
     azure_policy_addon: bool = True
+    # The Azure Key Vault Secrets Provider add-on (Secrets Store CSI driver) with secret rotation: 0 turns it off.
+    secrets_rotation_poll_minutes: int = 2
+    # Microsoft Defender for Containers' sensor, reporting to the monitoring workspace.
+    defender: bool = False
 
 
 @dataclass
@@ -51,8 +59,8 @@ class KmsAksClusterArgs:
     """The cluster and what it needs from the other components.
 
     `kms_grants` are the identity's permissions (on the key; with a private vault also on the vault and the
-    subnets): the cluster waits for them explicitly, because AKS validates and uses them when it creates the
-    cluster and fails if a grant is missing or still propagating.
+    subnets), or the propagation wait that follows them all: the cluster waits for them explicitly, because AKS
+    validates and uses them when it creates the cluster and fails if a grant is missing or still propagating.
     There is deliberately no identity-type argument: KMS works only with a user-assigned identity.
     `private_kms` switches to a private KMS vault; None keeps the vault public, as the 2022 design has it.
     """
@@ -69,6 +77,8 @@ class KmsAksClusterArgs:
     kms_key_version_pinned: bool = False
     private_kms: PrivateKmsArgs | None = None
     admin_group_owner_object_id: pulumi.Input[str] | None = None
+    # Container Insights (and Defender) report to this Log Analytics workspace; None: neither is enabled.
+    monitoring_workspace_resource_id: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -90,6 +100,7 @@ class KmsAksCluster(pulumi.ComponentResource):
         self.admin_group_object_ids = self._admin_groups(name, args)
         pool = cfg.system_node_pool
         private = args.private_kms
+        workspace = args.monitoring_workspace_resource_id
 
         self.cluster = containerservice.ManagedCluster(
             f"{name}-cluster",
@@ -113,6 +124,14 @@ class KmsAksCluster(pulumi.ComponentResource):
                     key_vault_resource_id=private.key_vault_resource_id if private else None,
                 ),
                 workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
+                defender=containerservice.ManagedClusterSecurityProfileDefenderArgs(
+                    log_analytics_workspace_resource_id=workspace,
+                    security_monitoring=containerservice.ManagedClusterSecurityProfileDefenderSecurityMonitoringArgs(
+                        enabled=True
+                    ),
+                )
+                if cfg.defender and workspace is not None
+                else None,
                 image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
                     enabled=True, interval_hours=168
                 ),
@@ -144,9 +163,7 @@ class KmsAksCluster(pulumi.ComponentResource):
                 enable_vnet_integration=True if private else None,
                 subnet_id=private.api_server_subnet_id if private else None,
             ),
-            addon_profiles={
-                "azurepolicy": containerservice.ManagedClusterAddonProfileArgs(enabled=cfg.azure_policy_addon),
-            },
+            addon_profiles=_addon_profiles(cfg, workspace),
             agent_pool_profiles=[
                 containerservice.ManagedClusterAgentPoolProfileArgs(
                     name="system",
@@ -159,6 +176,8 @@ class KmsAksCluster(pulumi.ComponentResource):
                     max_pods=pool.max_pods,
                     availability_zones=list(pool.zones) or None,
                     enable_encryption_at_host=pool.encryption_at_host,
+                    os_disk_type=pool.os_disk_type,
+                    os_disk_size_gb=pool.os_disk_size_gb,
                     enable_node_public_ip=False,
                     # With VNet integration the nodes reach the API server's internal load balancer in the VNet.
                     vnet_subnet_id=private.node_subnet_id if private else None,
@@ -201,3 +220,23 @@ class KmsAksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return group.object_id.apply(lambda object_id: [object_id])
+
+
+def _addon_profiles(
+    cfg: ClusterSpec, workspace: pulumi.Input[str] | None
+) -> dict[str, containerservice.ManagedClusterAddonProfileArgs]:
+    """The add-ons, keyed and configured as ARM has them (add-on config values are strings)."""
+    addons = {"azurepolicy": containerservice.ManagedClusterAddonProfileArgs(enabled=cfg.azure_policy_addon)}
+    if cfg.secrets_rotation_poll_minutes > 0:
+        # Mounted secrets follow rotations in Key Vault without a pod restart.
+        addons["azureKeyvaultSecretsProvider"] = containerservice.ManagedClusterAddonProfileArgs(
+            enabled=True,
+            config={"enableSecretRotation": "true", "rotationPollInterval": f"{cfg.secrets_rotation_poll_minutes}m"},
+        )
+    if workspace is not None:
+        # Container Insights; Entra ID (managed identity) authentication instead of the workspace key.
+        addons["omsagent"] = containerservice.ManagedClusterAddonProfileArgs(
+            enabled=True,
+            config={"logAnalyticsWorkspaceResourceID": workspace, "useAADAuth": "true"},
+        )
+    return addons
