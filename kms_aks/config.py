@@ -16,6 +16,7 @@ from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -359,7 +360,17 @@ class NetworkConfig(_Model):
 # An email receiver of the action group; deliberately loose (Azure Monitor validates the address itself).
 EmailAddress = _matching(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,}$", "an email address such as sre@contoso.com")
 # A webhook receiver; HTTPS only, since the URL (and any token in it) crosses the internet.
-WebhookUrl = _matching(r"^https://[^\s]{1,2040}$", "an https:// URL")
+_WEBHOOK_URL = re.compile(r"^https://[^\s]{1,2040}$")
+
+
+def _webhook_url(value: str) -> str:
+    # Checked here rather than by a pattern: a refused URL is not echoed, since it may carry a token.
+    if not _WEBHOOK_URL.match(value):
+        raise ValueError("must be an https:// URL without spaces (the value is not shown: it may carry a token)")
+    return value
+
+
+WebhookUrl = Annotated[str, StringConstraints(strict=True), AfterValidator(_webhook_url)]
 WorkspaceResourceId = _matching(
     r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w._()]{1,90}/providers/"
     r"Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$",

@@ -214,3 +214,12 @@ def test_the_shipped_stacks_parse_with_their_new_keys() -> None:
     assert prod.monitoring.key_new_version_alert is True
     dev = parse_stack_config(_raw("dev"))
     assert dev.monitoring.alert_emails == [] and dev.cluster.system_node_pool.resolved_os_disk_type == "Ephemeral"
+
+
+def test_a_refused_webhook_url_is_not_echoed() -> None:
+    # A webhook URL may carry its token: a config error must name the key without showing the value.
+    with pytest.raises(ConfigError) as refused:
+        parse_stack_config({**_raw(), "monitoring": {"alertWebhooks": ["http://hooks.contoso.com/x?token=hunter2"]}})
+    [problem] = refused.value.problems
+    assert problem.startswith("kms-aks:monitoring.alertWebhooks.0: must be an https:// URL")
+    assert "hunter2" not in str(refused.value)
