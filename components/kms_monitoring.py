@@ -32,6 +32,24 @@ VAULT_LOG_CATEGORIES = ("AuditEvent",)
 # the CSI categories: cost without a KMS or access question they answer.
 CLUSTER_LOG_CATEGORIES = ("kube-audit-admin", "kube-apiserver", "guard")
 
+# Container Insights with Entra ID (managed identity) auth collects what a data collection rule names, and the
+# rule reaches the cluster through an association: the add-on alone collects nothing. Streams and settings follow
+# Microsoft's own onboarding template (microsoft/Docker-Provider, scripts/onboarding/aks/onboarding-msi-terraform),
+# without the legacy ContainerLog stream (ContainerLogV2 replaces it; both would ingest every log line twice).
+CONTAINER_INSIGHTS_STREAMS = (
+    "Microsoft-ContainerLogV2",
+    "Microsoft-KubeEvents",
+    "Microsoft-KubePodInventory",
+    "Microsoft-KubeNodeInventory",
+    "Microsoft-KubePVInventory",
+    "Microsoft-KubeServices",
+    "Microsoft-KubeMonAgentEvents",
+    "Microsoft-InsightsMetrics",
+    "Microsoft-ContainerInventory",
+    "Microsoft-ContainerNodeInventory",
+    "Microsoft-Perf",
+)
+
 # Key Vault audit OperationName of the two operations AKS KMS performs.
 KMS_OPERATIONS = ("KeyEncrypt", "KeyDecrypt")
 
@@ -82,6 +100,8 @@ class KmsMonitoring(pulumi.ComponentResource):
     system_topic: eventgrid.SystemTopic | None
     key_alerts: list[eventgrid.SystemTopicEventSubscription]
     kms_access_alert: monitor.ScheduledQueryRule
+    container_insights_rule: monitor.DataCollectionRule
+    container_insights_association: monitor.DataCollectionRuleAssociation | None
     cluster_diagnostics: monitor.DiagnosticSetting | None
 
     def __init__(self, name: str, args: KmsMonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -125,6 +145,8 @@ class KmsMonitoring(pulumi.ComponentResource):
             self._key_event_alerts(name, args, args.vault_resource_id)
 
         self.kms_access_alert = self._kms_access_alert(name, args)
+        self.container_insights_rule = self._container_insights_rule(name, args)
+        self.container_insights_association = None
         self.cluster_diagnostics = None
 
         self.register_outputs(
@@ -135,7 +157,16 @@ class KmsMonitoring(pulumi.ComponentResource):
         )
 
     def watch_cluster(self, cluster_resource_id: pulumi.Input[str]) -> monitor.DiagnosticSetting:
-        """The cluster's control-plane logs (CLUSTER_LOG_CATEGORIES) to the workspace."""
+        """The cluster's control-plane logs (CLUSTER_LOG_CATEGORIES) to the workspace, and Container Insights' data
+        collection rule associated with the cluster."""
+        self.container_insights_association = monitor.DataCollectionRuleAssociation(
+            f"{self._name}-container-insights-association",
+            association_name="ContainerInsightsExtension",
+            resource_uri=cluster_resource_id,
+            data_collection_rule_id=self.container_insights_rule.id,
+            description="Container Insights data collection; deleting it stops collection for this cluster.",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.cluster_diagnostics = monitor.DiagnosticSetting(
             f"{self._name}-cluster-diagnostics",
             name="aks-control-plane",
@@ -148,6 +179,44 @@ class KmsMonitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return self.cluster_diagnostics
+
+    def _container_insights_rule(self, name: str, args: KmsMonitoringArgs) -> monitor.DataCollectionRule:
+        streams = list(CONTAINER_INSIGHTS_STREAMS)
+        return monitor.DataCollectionRule(
+            f"{name}-container-insights",
+            # The name Container Insights gives the rule it creates itself (MSCI-<region>-<cluster>).
+            data_collection_rule_name=f"MSCI-{args.location}-{args.name_prefix}",
+            resource_group_name=args.resource_group_name,
+            # A rule sends to workspaces in its own region: an existing workspace belongs in the stack's region.
+            location=args.location,
+            description="Container Insights for the KMS-encrypted AKS cluster",
+            destinations=monitor.DataCollectionRuleDestinationsArgs(
+                log_analytics=[
+                    monitor.LogAnalyticsDestinationArgs(
+                        name="ciworkspace", workspace_resource_id=self.workspace_resource_id
+                    )
+                ]
+            ),
+            data_flows=[monitor.DataFlowArgs(streams=streams, destinations=["ciworkspace"])],
+            data_sources=monitor.DataCollectionRuleDataSourcesArgs(
+                extensions=[
+                    monitor.ExtensionDataSourceArgs(
+                        name="ContainerInsightsExtension",
+                        extension_name="ContainerInsights",
+                        streams=streams,
+                        extension_settings={
+                            "dataCollectionSettings": {
+                                "interval": "1m",
+                                "namespaceFilteringMode": "Off",
+                                "enableContainerLogV2": True,
+                            }
+                        },
+                    )
+                ]
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _action_group(self, name: str, args: KmsMonitoringArgs) -> monitor.ActionGroup:
         return monitor.ActionGroup(

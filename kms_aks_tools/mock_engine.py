@@ -467,6 +467,41 @@ def _scheduled_query_rule(_: AzureNativeMocks, args: pulumi_mocks.MockResourceAr
     return f"{_rg_id(rg)}/providers/Microsoft.Insights/scheduledQueryRules/{name}", outputs
 
 
+@provider_outputs("azure-native:monitor:DataCollectionRule")
+def _data_collection_rule(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("dataCollectionRuleName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    outputs = {
+        **_without_path(inputs),
+        "name": name,
+        # The id agents use to find the rule: "dcr-" and 32 hex characters.
+        "immutableId": f"dcr-{_hex(32, rg, name)}",
+        "provisioningState": "Succeeded",
+        "type": "Microsoft.Insights/dataCollectionRules",
+        "azureApiVersion": "2022-06-01",
+    }
+    outputs.pop("dataCollectionRuleName", None)
+    return f"{_rg_id(rg)}/providers/Microsoft.Insights/dataCollectionRules/{name}", outputs
+
+
+@provider_outputs("azure-native:monitor:DataCollectionRuleAssociation")
+def _data_collection_rule_association(
+    _: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
+) -> tuple[str, dict]:
+    name = inputs.get("associationName") or _autoname(args)
+    resource_uri = inputs["resourceUri"]
+    outputs = {
+        **inputs,
+        "name": name,
+        "provisioningState": "Succeeded",
+        "type": "Microsoft.Insights/dataCollectionRuleAssociations",
+        "azureApiVersion": "2022-06-01",
+    }
+    outputs.pop("associationName", None)
+    outputs.pop("resourceUri", None)
+    return f"{resource_uri}/providers/Microsoft.Insights/dataCollectionRuleAssociations/{name}", outputs
+
+
 @provider_outputs("time:index/sleep:Sleep")
 def _sleep(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
     # The time provider keeps only its inputs; the id is when the wait ended.

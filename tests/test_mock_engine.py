@@ -71,4 +71,4 @@ def test_a_failed_run_leaves_nothing_behind_for_the_next() -> None:
     assert failed.error is not None
     after = run_stack("prod", preview=True)
     assert after.error is None
-    assert len([r for r in after.resources if r.custom]) == 17
+    assert len([r for r in after.resources if r.custom]) == 19

@@ -134,6 +134,25 @@ def test_container_insights_reports_to_the_workspace(stack_name: str, request) -
     assert omsagent["config"] == {"logAnalyticsWorkspaceResourceID": stack.one(WORKSPACE).id, "useAADAuth": "true"}
 
 
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_container_insights_collects_through_a_rule_associated_with_the_cluster(stack_name: str, request) -> None:
+    stack: RecordedStack = request.getfixturevalue(f"{stack_name}_stack")
+    cluster, workspace = stack.one(CLUSTER), stack.one(WORKSPACE)
+    rule = stack.one("azure-native:monitor:DataCollectionRule")
+    [destination] = rule.inputs["destinations"]["logAnalytics"]
+    assert destination["workspaceResourceId"] == workspace.id
+    [flow] = rule.inputs["dataFlows"]
+    assert flow["destinations"] == [destination["name"]]
+    [extension] = rule.inputs["dataSources"]["extensions"]
+    assert extension["extensionName"] == "ContainerInsights"
+    assert extension["streams"] == flow["streams"]
+    assert "Microsoft-ContainerLogV2" in flow["streams"] and "Microsoft-ContainerLog" not in flow["streams"]
+    association = stack.one("azure-native:monitor:DataCollectionRuleAssociation")
+    assert association.inputs["resourceUri"] == cluster.id
+    assert association.inputs["dataCollectionRuleId"] == rule.id
+    assert association.id.startswith(f"{cluster.id}/providers/Microsoft.Insights/dataCollectionRuleAssociations/")
+
+
 # ---------------------------------------------------------------------------------------------- action group
 
 

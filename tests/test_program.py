@@ -198,27 +198,24 @@ def test_nothing_waits_on_what_it_does_not_need(dev_stack: RecordedStack, prod_s
     assert depends_on(prod_stack, prod_stack.one(ROLE_ASSIGNMENT), prod_stack.one(KEY))
 
 
+AFTER_THE_CLUSTER = {"monitoring-cluster-diagnostics", "monitoring-container-insights-association"}
+
+
 def test_critical_path_is_only_as_long_as_the_real_dependencies(
     dev_stack: RecordedStack, prod_stack: RecordedStack
 ) -> None:
     # Access policy on the vault: resource group -> (vault | identity) -> grant -> wait -> cluster -> its
     # diagnostic setting.
-    assert len(longest_chain(dev_stack)) == 6
-    assert longest_chain(dev_stack)[0] == "rg" and longest_chain(dev_stack)[-3:] == [
-        "kms-grant-propagation",
-        "aks-cluster",
-        "monitoring-cluster-diagnostics",
-    ]
+    dev_path = longest_chain(dev_stack)
+    assert len(dev_path) == 6
+    assert dev_path[0] == "rg" and dev_path[-3:-1] == ["kms-grant-propagation", "aks-cluster"]
+    # Two extension resources on the cluster tie for last: the cluster's diagnostic setting and the Container
+    # Insights association.
+    assert dev_path[-1] in AFTER_THE_CLUSTER
     # RBAC at the key's scope needs the key first: resource group -> vault -> key -> grant -> wait -> cluster.
-    assert longest_chain(prod_stack) == [
-        "rg",
-        "kms-vault",
-        "kms-key",
-        "kms-crypto-user",
-        "kms-grant-propagation",
-        "aks-cluster",
-        "monitoring-cluster-diagnostics",
-    ]
+    prod_path = longest_chain(prod_stack)
+    assert prod_path[:-1] == ["rg", "kms-vault", "kms-key", "kms-crypto-user", "kms-grant-propagation", "aks-cluster"]
+    assert prod_path[-1] in AFTER_THE_CLUSTER
 
 
 # ------------------------------------------------------------------------------------------- protection
@@ -343,6 +340,6 @@ def test_exports_what_an_operator_needs(prod_stack: RecordedStack) -> None:
 
 def test_every_cloud_resource_is_registered_once(dev_stack: RecordedStack) -> None:
     urns = [r.urn for r in cloud_resources(dev_stack)]
-    # 7 for the cluster and its key, 1 propagation wait, 8 for monitoring (workspace, action group, 2 diagnostic
-    # settings, system topic, 2 key alerts, the KMS access alert).
-    assert len(urns) == len(set(urns)) == 16
+    # 7 for the cluster and its key, 1 propagation wait, 10 for monitoring (workspace, action group, 2 diagnostic
+    # settings, system topic, 2 key alerts, the KMS access alert, Container Insights' rule and its association).
+    assert len(urns) == len(set(urns)) == 18
