@@ -24,6 +24,8 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -225,16 +227,19 @@ class SystemNodePoolConfig(_Model):
         description="Ephemeral or Managed; unset: Ephemeral where the VM size's local disk holds the OS disk",
     )
 
-    @model_validator(mode="after")
-    def _ephemeral_fits(self) -> SystemNodePoolConfig:
-        capacity = ephemeral_capacity(self.vm_size)
-        if self.os_disk_type == "Ephemeral" and capacity is not None and capacity < OS_DISK_SIZE_GB:
+    @field_validator("os_disk_type")
+    @classmethod
+    def _ephemeral_fits(cls, value: OsDiskType | None, info: ValidationInfo) -> OsDiskType | None:
+        # vmSize is validated first (it is declared first); a bad vmSize is reported on its own key.
+        vm_size = info.data.get("vm_size")
+        capacity = ephemeral_capacity(vm_size) if vm_size else None
+        if value == "Ephemeral" and capacity is not None and capacity < OS_DISK_SIZE_GB:
             raise ValueError(
-                f"osDiskType Ephemeral does not fit {self.vm_size}: its cache or temporary disk holds {capacity} GiB "
-                f"and the OS disk is {OS_DISK_SIZE_GB} GiB; choose a VM size with a local disk of at least "
-                f"{OS_DISK_SIZE_GB} GiB (e.g. Standard_D4ds_v5) or set osDiskType: Managed"
+                f"Ephemeral does not fit {vm_size}: its cache or temporary disk holds {capacity} GiB and the OS disk "
+                f"is {OS_DISK_SIZE_GB} GiB; choose a VM size with a local disk of at least {OS_DISK_SIZE_GB} GiB "
+                "(e.g. Standard_D4ds_v5) or set osDiskType: Managed"
             )
-        return self
+        return value
 
     @property
     def resolved_os_disk_type(self) -> OsDiskType:

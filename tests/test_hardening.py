@@ -143,8 +143,8 @@ def test_the_wait_is_configurable_and_zero_removes_it() -> None:
     [
         (
             lambda c: c["cluster"]["systemNodePool"].update(vmSize="Standard_D2ds_v5", osDiskType="Ephemeral"),
-            "kms-aks:cluster.systemNodePool",
-            "osDiskType Ephemeral does not fit Standard_D2ds_v5: its cache or temporary disk holds 75 GiB",
+            "kms-aks:cluster.systemNodePool.osDiskType",
+            "Ephemeral does not fit Standard_D2ds_v5: its cache or temporary disk holds 75 GiB",
         ),
         (
             lambda c: c["cluster"]["systemNodePool"].update(osDiskType="Local"),
