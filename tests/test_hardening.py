@@ -102,6 +102,11 @@ def test_the_plan_names_the_os_disk_and_host_encryption() -> None:
     assert "encryption at host: yes" in result.stdout
     assert "kms-grant-propagation time:index/sleep:Sleep" in result.stdout
     assert "wait: 30s" in result.stdout
+    # The monitoring resources show what a reviewer checks: categories, event types, receivers (counted only).
+    assert "logs: AuditEvent" in result.stdout and "metrics: AllMetrics" in result.stdout
+    assert "logs: kube-audit-admin, kube-apiserver, guard" in result.stdout
+    assert "events: Microsoft.KeyVault.KeyNearExpiry" in result.stdout
+    assert "receivers: 1 email, 0 webhook" in result.stdout
 
 
 # ---------------------------------------------------------------------------------------------- propagation wait
