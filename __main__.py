@@ -6,25 +6,137 @@ Wiring, in dependency order:
       -> KeyVaultWithKey (vault -> key)          and  KmsIdentity (user-assigned identity)
       -> KmsIdentity's grants (encrypt + decrypt on that key; with a private vault also Key Vault
          Contributor on the vault and Network Contributor on both subnets)
-      -> KmsAksCluster (waits for every grant; keyId from the key; in private mode VNet-integrated)
+      -> a propagation wait after every grant (pulumiverse-time Sleep; grants exist before they take effect)
+      -> KmsMonitoring (workspace, action group, vault audit log, key expiry and KMS-access alerts)
+      -> KmsAksCluster (waits for the propagation wait; keyId from the key; in private mode VNet-integrated;
+         Container Insights to the workspace) -> the cluster's diagnostic setting
 """
 
 import pulumi
 from pulumi_azure_native import authorization, resources
 
 from components import (
+    AlertReceivers,
+    ClusterSpec,
+    ExistingKeySpec,
     KeyVaultWithKey,
     KeyVaultWithKeyArgs,
     KmsAksCluster,
     KmsAksClusterArgs,
     KmsIdentity,
     KmsIdentityArgs,
+    KmsKeySpec,
+    KmsMonitoring,
+    KmsMonitoringArgs,
     KmsNetwork,
     KmsNetworkArgs,
+    NetworkSpec,
+    NodePoolSpec,
     PrivateKmsArgs,
+    RotationSpec,
+    VaultSpec,
 )
-from kms_aks.config import ConfigError, load_stack_config
+from kms_aks.config import (
+    NODE_UPGRADE_MAX_SURGE_PERCENT,
+    ClusterConfig,
+    ConfigError,
+    ExistingKeyConfig,
+    KeyVaultConfig,
+    KmsKeyConfig,
+    NetworkConfig,
+    load_stack_config,
+)
+from kms_aks.vm_sizes import OS_DISK_SIZE_GB
 from kms_aks.warnings import config_warnings
+
+# ---- stack config -> component args: the only place that knows both.
+
+
+def vault_spec(vault: KeyVaultConfig | None) -> VaultSpec | None:
+    if vault is None:
+        return None
+    return VaultSpec(
+        name=vault.name,
+        sku=vault.sku,
+        permission_model=vault.permission_model,
+        soft_delete_retention_days=vault.soft_delete_retention_days,
+    )
+
+
+def key_spec(key: KmsKeyConfig | None) -> KmsKeySpec | None:
+    if key is None:
+        return None
+    rotation = key.rotation
+    return KmsKeySpec(
+        name=key.name,
+        type=key.type,
+        size=key.size,
+        expires_on=key.expires_on,
+        rotation=RotationSpec(
+            rotate_after_days=rotation.rotate_after_days,
+            expire_after_days=rotation.expire_after_days,
+            notify_before_expiry_days=rotation.notify_before_expiry_days,
+        )
+        if rotation
+        else None,
+        version=key.version,
+    )
+
+
+def existing_key_spec(existing: ExistingKeyConfig | None) -> ExistingKeySpec | None:
+    if existing is None:
+        return None
+    return ExistingKeySpec(
+        key_id=existing.key_id,
+        key_name=existing.key_name,
+        vault_resource_id=existing.key_vault_resource_id,
+        vault_name=existing.vault_name,
+        vault_resource_group=existing.vault_resource_group,
+        vault_uri=existing.vault_uri,
+        permission_model=existing.permission_model,
+    )
+
+
+def network_spec(network: NetworkConfig) -> NetworkSpec:
+    return NetworkSpec(
+        vnet_address_space=str(network.vnet_address_space),
+        api_server_subnet_prefix=str(network.api_server_subnet_prefix),
+        node_subnet_prefix=str(network.node_subnet_prefix),
+    )
+
+
+def cluster_spec(cluster: ClusterConfig) -> ClusterSpec:
+    pool = cluster.system_node_pool
+    return ClusterSpec(
+        name=cluster.name,
+        kubernetes_version=cluster.kubernetes_version,
+        dns_prefix=cluster.dns_prefix,
+        sku_tier=cluster.sku_tier,
+        system_node_pool=NodePoolSpec(
+            vm_size=pool.vm_size,
+            count=pool.count,
+            # The same surge the config's node-subnet sizing check counts with.
+            upgrade_max_surge_percent=NODE_UPGRADE_MAX_SURGE_PERCENT,
+            zones=tuple(pool.zones),
+            max_pods=pool.max_pods,
+            os_sku=pool.os_sku,
+            encryption_at_host=pool.encryption_at_host,
+            only_critical_addons=pool.only_critical_addons,
+            os_disk_type=pool.resolved_os_disk_type,
+            os_disk_size_gb=OS_DISK_SIZE_GB,
+        ),
+        admin_group_object_ids=tuple(cluster.admin_group_object_ids),
+        admin_group_name=cluster.admin_group_name,
+        api_server_authorized_ip_ranges=tuple(str(r) for r in cluster.api_server_authorized_ip_ranges),
+        upgrade_channel=cluster.upgrade_channel,
+        node_os_upgrade_channel=cluster.node_os_upgrade_channel,
+        azure_policy_addon=cluster.azure_policy_addon,
+        secrets_rotation_poll_minutes=(
+            cluster.secrets_provider.rotation_poll_interval_minutes if cluster.secrets_provider.enabled else 0
+        ),
+        defender=cluster.defender,
+    )
+
 
 try:
     config = load_stack_config()
@@ -51,7 +163,7 @@ kms_network = (
     KmsNetwork(
         "kms",
         KmsNetworkArgs(
-            network=config.network,
+            network=network_spec(config.network),
             vnet_name=f"vnet-{config.cluster.name}",
             resource_group_name=resource_group.name,
             location=config.location,
@@ -68,9 +180,9 @@ kms_key = KeyVaultWithKey(
         resource_group_name=resource_group.name,
         location=config.location,
         tenant_id=client.tenant_id,
-        vault=config.key_vault,
-        key=config.kms_key,
-        existing_key=config.existing_key,
+        vault=vault_spec(config.key_vault),
+        key=key_spec(config.kms_key),
+        existing_key=existing_key_spec(config.existing_key),
         network_access=config.key_vault_network_access,
         protect=config.protect_kms_resources,
         tags=tags,
@@ -102,7 +214,28 @@ kms_identity = KmsIdentity(
         key_vault_resource_group_name=kms_key.vault_resource_group_name,
         key_resource_id=kms_key.key_resource_id,
         private_kms=private_kms,
+        propagation_wait_seconds=config.grant_propagation_wait_seconds,
         protect=config.protect_kms_resources,
+        tags=tags,
+    ),
+)
+
+monitoring = KmsMonitoring(
+    "monitoring",
+    KmsMonitoringArgs(
+        name_prefix=config.cluster.name,
+        resource_group_name=resource_group.name,
+        location=config.location,
+        kms_principal_id=kms_identity.principal_id,
+        receivers=AlertReceivers(
+            emails=tuple(config.monitoring.alert_emails), webhooks=tuple(config.monitoring.alert_webhooks)
+        ),
+        # A bring-your-own-key vault belongs to its owner: its diagnostic settings and its one Event Grid system
+        # topic are theirs to set (config_warnings says what to ask them for).
+        vault_resource_id=kms_key.vault_resource_id if config.existing_key is None else None,
+        workspace_resource_id=config.monitoring.workspace_resource_id,
+        retention_days=config.monitoring.retention_days,
+        key_new_version_alert=config.monitoring.key_new_version_alert,
         tags=tags,
     ),
 )
@@ -110,21 +243,24 @@ kms_identity = KmsIdentity(
 aks = KmsAksCluster(
     "aks",
     KmsAksClusterArgs(
-        cluster=config.cluster,
+        cluster=cluster_spec(config.cluster),
         resource_group_name=resource_group.name,
         location=config.location,
         tenant_id=client.tenant_id,
         identity_resource_id=kms_identity.identity_resource_id,
         kms_key_id=kms_key.key_id_with_version,
-        kms_grants=kms_identity.grants,
+        # The propagation wait, which itself waits for every grant (or the grants, with no wait configured).
+        kms_grants=kms_identity.ready,
         kms_key_version_pinned=config.kms_key_version_pinned,
         private_kms=private_kms,
         admin_group_owner_object_id=client.object_id,
+        monitoring_workspace_resource_id=monitoring.workspace_resource_id,
         tags=tags,
     ),
-    # The key must exist and the identity must hold every grant before AKS validates KMS at create time.
-    opts=pulumi.ResourceOptions(depends_on=kms_identity.grants),
+    # The key must exist and the identity's grants must be in effect before AKS validates KMS at create time.
+    opts=pulumi.ResourceOptions(depends_on=kms_identity.ready),
 )
+monitoring.watch_cluster(aks.cluster_resource_id)
 
 pulumi.export("resourceGroupName", resource_group.name)
 pulumi.export("clusterName", aks.cluster_name)
@@ -138,6 +274,8 @@ pulumi.export("kmsIdentityResourceId", kms_identity.identity_resource_id)
 pulumi.export("kmsIdentityPrincipalId", kms_identity.principal_id)
 pulumi.export("kmsIdentityClientId", kms_identity.client_id)
 pulumi.export("adminGroupObjectIds", aks.admin_group_object_ids)
+pulumi.export("logAnalyticsWorkspaceId", monitoring.workspace_resource_id)
+pulumi.export("alertActionGroupId", monitoring.action_group_id)
 if kms_network is not None:
     pulumi.export("vnetId", kms_network.vnet_id)
     pulumi.export("apiServerSubnetId", kms_network.api_server_subnet_id)

@@ -4,14 +4,63 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
 
 import pulumi
 from pulumi_azure_native import keyvault
 
-from kms_aks.config import ExistingKeyConfig, KeyVaultConfig, KeyVaultNetworkAccess, KmsKeyConfig, PermissionModel
-
 # AKS KMS wraps and unwraps data encryption keys with exactly these two operations.
 KMS_KEY_OPERATIONS = ["encrypt", "decrypt"]
+
+# How the cluster's identity is granted the key: vault access policies, or Azure RBAC on the key.
+PermissionModel = Literal["accessPolicy", "rbac"]
+# How AKS reaches the KMS vault: over its public endpoint, or through a private endpoint AKS creates itself.
+KeyVaultNetworkAccess = Literal["Public", "Private"]
+
+
+@dataclass(frozen=True)
+class VaultSpec:
+    """The vault to create: its globally unique name, SKU, permission model and soft-delete retention."""
+
+    name: str
+    sku: Literal["standard", "premium"] = "standard"
+    permission_model: PermissionModel = "rbac"
+    soft_delete_retention_days: int = 90
+
+
+@dataclass(frozen=True)
+class RotationSpec:
+    """Key Vault's automatic rotation: rotate after, expire after and notify before expiry, in days."""
+
+    rotate_after_days: int
+    expire_after_days: int
+    notify_before_expiry_days: int = 30
+
+
+@dataclass(frozen=True)
+class KmsKeySpec:
+    """The key to create. `version` pins the version the cluster uses (None: the version created first)."""
+
+    name: str = "aks-kms"
+    type: Literal["RSA", "RSA-HSM"] = "RSA"
+    size: int = 2048
+    expires_on: date | None = None
+    rotation: RotationSpec | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class ExistingKeySpec:
+    """A key brought by its owner (BYOK): the versioned key id and where the key lives."""
+
+    key_id: str
+    key_name: str
+    vault_resource_id: str
+    vault_name: str
+    vault_resource_group: str
+    vault_uri: str
+    permission_model: PermissionModel
 
 
 @dataclass
@@ -25,9 +74,9 @@ class KeyVaultWithKeyArgs:
     resource_group_name: pulumi.Input[str]
     location: str
     tenant_id: pulumi.Input[str]
-    vault: KeyVaultConfig | None = None
-    key: KmsKeyConfig | None = None
-    existing_key: ExistingKeyConfig | None = None
+    vault: VaultSpec | None = None
+    key: KmsKeySpec | None = None
+    existing_key: ExistingKeySpec | None = None
     network_access: KeyVaultNetworkAccess = "Public"
     protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
@@ -69,18 +118,18 @@ class KeyVaultWithKey(pulumi.ComponentResource):
             }
         )
 
-    def _adopt(self, existing: ExistingKeyConfig) -> None:
+    def _adopt(self, existing: ExistingKeySpec) -> None:
         self.vault = None
         self.key = None
         self.permission_model = existing.permission_model
         self.key_id_with_version = pulumi.Output.from_input(existing.key_id)
-        self.vault_resource_id = pulumi.Output.from_input(existing.key_vault_resource_id)
-        self.key_resource_id = pulumi.Output.from_input(f"{existing.key_vault_resource_id}/keys/{existing.key_name}")
+        self.vault_resource_id = pulumi.Output.from_input(existing.vault_resource_id)
+        self.key_resource_id = pulumi.Output.from_input(f"{existing.vault_resource_id}/keys/{existing.key_name}")
         self.vault_uri = pulumi.Output.from_input(existing.vault_uri)
         self.vault_name = pulumi.Output.from_input(existing.vault_name)
         self.vault_resource_group_name = pulumi.Output.from_input(existing.vault_resource_group)
 
-    def _create(self, name: str, args: KeyVaultWithKeyArgs, vault: KeyVaultConfig, key: KmsKeyConfig) -> None:
+    def _create(self, name: str, args: KeyVaultWithKeyArgs, vault: VaultSpec, key: KmsKeySpec) -> None:
         self.permission_model = vault.permission_model
         # Losing the vault or the key makes every secret in etcd unreadable: both are protected.
         protected = pulumi.ResourceOptions(parent=self, protect=args.protect)
@@ -142,13 +191,13 @@ def _network_settings(access: KeyVaultNetworkAccess) -> tuple[str, keyvault.Netw
     return "Enabled", keyvault.NetworkRuleSetArgs(bypass="AzureServices", default_action="Allow")
 
 
-def _unix_time(key: KmsKeyConfig) -> int | None:
+def _unix_time(key: KmsKeySpec) -> int | None:
     if key.expires_on is None:
         return None
     return calendar.timegm(key.expires_on.timetuple())
 
 
-def _rotation_policy(key: KmsKeyConfig) -> keyvault.RotationPolicyArgs | None:
+def _rotation_policy(key: KmsKeySpec) -> keyvault.RotationPolicyArgs | None:
     if key.rotation is None:
         return None
     rotation = key.rotation

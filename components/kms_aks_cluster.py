@@ -4,15 +4,54 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pulumi
 import pulumi_azuread as azuread
 from pulumi_azure_native import containerservice
 
 from components.kms_network import PrivateKmsArgs
-from kms_aks.config import NODE_UPGRADE_MAX_SURGE_PERCENT, ClusterConfig
 
 KMS_KEY_ID_PATH = "securityProfile.azureKeyVaultKms.keyId"
+
+
+@dataclass(frozen=True)
+class NodePoolSpec:
+    """The system node pool. `upgrade_max_surge_percent` is the extra nodes (in %) an upgrade adds."""
+
+    vm_size: str
+    count: int
+    upgrade_max_surge_percent: int
+    zones: Sequence[str] = ()
+    max_pods: int = 110
+    os_sku: Literal["AzureLinux", "Ubuntu"] = "AzureLinux"
+    encryption_at_host: bool = False
+    only_critical_addons: bool = False
+    # Ephemeral: the OS disk lives on the VM's local disk (faster reimage and upgrade, no OS disk in Azure Storage);
+    # the caller checks the VM size can hold `os_disk_size_gb` locally.
+    os_disk_type: Literal["Ephemeral", "Managed"] = "Managed"
+    os_disk_size_gb: int = 128
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """The cluster's own settings. Empty `admin_group_object_ids` creates an Entra ID admin group."""
+
+    name: str
+    kubernetes_version: str
+    system_node_pool: NodePoolSpec
+    dns_prefix: str | None = None
+    sku_tier: Literal["Free", "Standard", "Premium"] = "Standard"
+    admin_group_object_ids: Sequence[str] = ()
+    admin_group_name: str | None = None
+    api_server_authorized_ip_ranges: Sequence[str] = ()
+    upgrade_channel: str = "patch"
+    node_os_upgrade_channel: str = "NodeImage"
+    azure_policy_addon: bool = True
+    # The Azure Key Vault Secrets Provider add-on (Secrets Store CSI driver) with secret rotation: 0 turns it off.
+    secrets_rotation_poll_minutes: int = 2
+    # Microsoft Defender for Containers' sensor, reporting to the monitoring workspace.
+    defender: bool = False
 
 
 @dataclass
@@ -20,13 +59,13 @@ class KmsAksClusterArgs:
     """The cluster and what it needs from the other components.
 
     `kms_grants` are the identity's permissions (on the key; with a private vault also on the vault and the
-    subnets): the cluster waits for them explicitly, because AKS validates and uses them when it creates the
-    cluster and fails if a grant is missing or still propagating.
+    subnets), or the propagation wait that follows them all: the cluster waits for them explicitly, because AKS
+    validates and uses them when it creates the cluster and fails if a grant is missing or still propagating.
     There is deliberately no identity-type argument: KMS works only with a user-assigned identity.
     `private_kms` switches to a private KMS vault; None keeps the vault public, as the 2022 design has it.
     """
 
-    cluster: ClusterConfig
+    cluster: ClusterSpec
     resource_group_name: pulumi.Input[str]
     location: str
     tenant_id: pulumi.Input[str]
@@ -38,6 +77,8 @@ class KmsAksClusterArgs:
     kms_key_version_pinned: bool = False
     private_kms: PrivateKmsArgs | None = None
     admin_group_owner_object_id: pulumi.Input[str] | None = None
+    # Container Insights (and Defender) report to this Log Analytics workspace; None: neither is enabled.
+    monitoring_workspace_resource_id: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -59,6 +100,7 @@ class KmsAksCluster(pulumi.ComponentResource):
         self.admin_group_object_ids = self._admin_groups(name, args)
         pool = cfg.system_node_pool
         private = args.private_kms
+        workspace = args.monitoring_workspace_resource_id
 
         self.cluster = containerservice.ManagedCluster(
             f"{name}-cluster",
@@ -82,6 +124,14 @@ class KmsAksCluster(pulumi.ComponentResource):
                     key_vault_resource_id=private.key_vault_resource_id if private else None,
                 ),
                 workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True),
+                defender=containerservice.ManagedClusterSecurityProfileDefenderArgs(
+                    log_analytics_workspace_resource_id=workspace,
+                    security_monitoring=containerservice.ManagedClusterSecurityProfileDefenderSecurityMonitoringArgs(
+                        enabled=True
+                    ),
+                )
+                if cfg.defender and workspace is not None
+                else None,
                 image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
                     enabled=True, interval_hours=168
                 ),
@@ -108,14 +158,12 @@ class KmsAksCluster(pulumi.ComponentResource):
                 outbound_type="loadBalancer",
             ),
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
-                authorized_ip_ranges=[str(r) for r in cfg.api_server_authorized_ip_ranges] or None,
+                authorized_ip_ranges=list(cfg.api_server_authorized_ip_ranges) or None,
                 # A private KMS vault is reached from the API server's subnet: AKS requires VNet integration.
                 enable_vnet_integration=True if private else None,
                 subnet_id=private.api_server_subnet_id if private else None,
             ),
-            addon_profiles={
-                "azurepolicy": containerservice.ManagedClusterAddonProfileArgs(enabled=cfg.azure_policy_addon),
-            },
+            addon_profiles=_addon_profiles(cfg, workspace),
             agent_pool_profiles=[
                 containerservice.ManagedClusterAgentPoolProfileArgs(
                     name="system",
@@ -126,14 +174,16 @@ class KmsAksCluster(pulumi.ComponentResource):
                     vm_size=pool.vm_size,
                     count=pool.count,
                     max_pods=pool.max_pods,
-                    availability_zones=pool.zones or None,
+                    availability_zones=list(pool.zones) or None,
                     enable_encryption_at_host=pool.encryption_at_host,
+                    os_disk_type=pool.os_disk_type,
+                    os_disk_size_gb=pool.os_disk_size_gb,
                     enable_node_public_ip=False,
                     # With VNet integration the nodes reach the API server's internal load balancer in the VNet.
                     vnet_subnet_id=private.node_subnet_id if private else None,
                     node_taints=["CriticalAddonsOnly=true:NoSchedule"] if pool.only_critical_addons else None,
                     upgrade_settings=containerservice.AgentPoolUpgradeSettingsArgs(
-                        max_surge=f"{NODE_UPGRADE_MAX_SURGE_PERCENT}%"
+                        max_surge=f"{pool.upgrade_max_surge_percent}%"
                     ),
                 )
             ],
@@ -170,3 +220,23 @@ class KmsAksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return group.object_id.apply(lambda object_id: [object_id])
+
+
+def _addon_profiles(
+    cfg: ClusterSpec, workspace: pulumi.Input[str] | None
+) -> dict[str, containerservice.ManagedClusterAddonProfileArgs]:
+    """The add-ons, keyed and configured as ARM has them (add-on config values are strings)."""
+    addons = {"azurepolicy": containerservice.ManagedClusterAddonProfileArgs(enabled=cfg.azure_policy_addon)}
+    if cfg.secrets_rotation_poll_minutes > 0:
+        # Mounted secrets follow rotations in Key Vault without a pod restart.
+        addons["azureKeyvaultSecretsProvider"] = containerservice.ManagedClusterAddonProfileArgs(
+            enabled=True,
+            config={"enableSecretRotation": "true", "rotationPollInterval": f"{cfg.secrets_rotation_poll_minutes}m"},
+        )
+    if workspace is not None:
+        # Container Insights; Entra ID (managed identity) authentication instead of the workspace key.
+        addons["omsagent"] = containerservice.ManagedClusterAddonProfileArgs(
+            enabled=True,
+            config={"logAnalyticsWorkspaceResourceID": workspace, "useAADAuth": "true"},
+        )
+    return addons

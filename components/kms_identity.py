@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumiverse_time as time
 from pulumi_azure_native import authorization, keyvault, managedidentity
 
+from components.key_vault_with_key import PermissionModel
 from components.kms_network import PrivateKmsArgs
-from kms_aks.config import PermissionModel
 
 KEY_VAULT_CRYPTO_USER_ROLE = "12338af0-0e69-4776-bea7-57ae8d297424"
 KMS_KEY_PERMISSIONS = ["encrypt", "decrypt"]
@@ -42,6 +43,11 @@ class KmsIdentityArgs:
     key_vault_resource_group_name: pulumi.Input[str]
     key_resource_id: pulumi.Input[str]
     private_kms: PrivateKmsArgs | None = None
+    # A grant that exists is not yet effective: AKS's create-time check of the identity's key permission fails
+    # intermittently (AzureKeyVaultKmsValidateIdentityPermissionCustomerError) while it propagates
+    # (MicrosoftDocs/azure-docs#98954). Azure/AKS-Construction waits 30 s after its role assignments for the
+    # same reason. 0 waits for nothing: the cluster then waits only for the grants to exist.
+    propagation_wait_seconds: int = 30
     protect: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -50,8 +56,9 @@ class KmsIdentity(pulumi.ComponentResource):
     """A user-assigned managed identity and its KMS grant.
 
     KMS cannot use a system-assigned identity: it would not exist before the cluster that needs the key.
-    `grants` are what the cluster must wait for: AKS checks the identity's key permission at create time, and
-    with a private vault it acts on the vault and the subnets as this identity while creating the cluster.
+    `ready` is what the cluster must wait for: AKS checks the identity's key permission at create time, and
+    with a private vault it acts on the vault and the subnets as this identity while creating the cluster; a
+    propagation wait after every grant (`propagation_wait`) gives Azure RBAC time to make them effective.
     """
 
     identity: managedidentity.UserAssignedIdentity
@@ -59,6 +66,8 @@ class KmsIdentity(pulumi.ComponentResource):
     principal_id: pulumi.Output[str]
     client_id: pulumi.Output[str]
     grants: list[pulumi.CustomResource]
+    propagation_wait: time.Sleep | None
+    ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: KmsIdentityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kms-aks:index:KmsIdentity", name, None, opts)
@@ -77,6 +86,17 @@ class KmsIdentity(pulumi.ComponentResource):
         self.grants = [self._kms_grant(name, args)]
         if args.private_kms is not None:
             self.grants.extend(self._private_vault_grants(name, args, args.private_kms))
+        self.propagation_wait = None
+        if args.propagation_wait_seconds > 0:
+            self.propagation_wait = time.Sleep(
+                f"{name}-grant-propagation",
+                create_duration=f"{args.propagation_wait_seconds}s",
+                # A new identity (new principal) has new grants to wait for.
+                triggers={"principalId": self.principal_id},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=self.grants),
+            )
+        # What a consumer of the grants waits for: the wait (after every grant), or the grants themselves.
+        self.ready = [self.propagation_wait] if self.propagation_wait is not None else list(self.grants)
 
         self.register_outputs(
             {

@@ -7,10 +7,17 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import network
 
-from kms_aks.config import NetworkConfig
-
 # API server VNet integration projects the API server into a subnet delegated to AKS alone.
 API_SERVER_DELEGATION = "Microsoft.ContainerService/managedClusters"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The VNet's address space and its two subnets' prefixes, as CIDR strings (e.g. 10.20.0.0/22)."""
+
+    vnet_address_space: str
+    api_server_subnet_prefix: str
+    node_subnet_prefix: str
 
 
 @dataclass
@@ -28,12 +35,12 @@ class PrivateKmsArgs:
 
 @dataclass
 class KmsNetworkArgs:
-    """Where the VNet lives and its address plan (validated by `NetworkConfig`).
+    """Where the VNet lives and its address plan (the caller validates it: subnets inside the VNet, no overlap).
 
     `vnet_name` names the VNet; the subnets are `snet-apiserver` and `snet-nodes` inside it.
     """
 
-    network: NetworkConfig
+    network: NetworkSpec
     vnet_name: str
     resource_group_name: pulumi.Input[str]
     location: str
@@ -63,7 +70,7 @@ class KmsNetwork(pulumi.ComponentResource):
             virtual_network_name=args.vnet_name,
             resource_group_name=args.resource_group_name,
             location=args.location,
-            address_space=network.AddressSpaceArgs(address_prefixes=[str(cfg.vnet_address_space)]),
+            address_space=network.AddressSpaceArgs(address_prefixes=[cfg.vnet_address_space]),
             # No inline `subnets`: they are separate Subnet resources below. Declaring both makes every VNet
             # update fight the Subnet resources; omitted, ARM and azure-native keep the existing subnets.
             tags=args.tags,
@@ -74,7 +81,7 @@ class KmsNetwork(pulumi.ComponentResource):
             subnet_name="snet-apiserver",
             virtual_network_name=self.vnet.name,
             resource_group_name=args.resource_group_name,
-            address_prefix=str(cfg.api_server_subnet_prefix),
+            address_prefix=cfg.api_server_subnet_prefix,
             delegations=[network.DelegationArgs(name="aks-apiserver", service_name=API_SERVER_DELEGATION)],
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -83,7 +90,7 @@ class KmsNetwork(pulumi.ComponentResource):
             subnet_name="snet-nodes",
             virtual_network_name=self.vnet.name,
             resource_group_name=args.resource_group_name,
-            address_prefix=str(cfg.node_subnet_prefix),
+            address_prefix=cfg.node_subnet_prefix,
             # The network provider takes one subnet write per VNet at a time and refuses a concurrent one
             # (AnotherOperationInProgress); one after the other costs seconds and never fails on that.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.api_server_subnet]),

@@ -16,6 +16,7 @@ from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,9 +24,13 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from kms_aks.vm_sizes import OS_DISK_SIZE_GB, OsDiskType, default_os_disk_type, ephemeral_capacity
 
 PROJECT = "kms-aks"
 
@@ -217,6 +222,37 @@ class SystemNodePoolConfig(_Model):
         default=False, description="needs the EncryptionAtHost feature registered on the subscription"
     )
     only_critical_addons: StrictBool = False
+    os_disk_type: OsDiskType | None = Field(
+        default=None,
+        description="Ephemeral or Managed; unset: Ephemeral where the VM size's local disk holds the OS disk",
+    )
+
+    @field_validator("os_disk_type")
+    @classmethod
+    def _ephemeral_fits(cls, value: OsDiskType | None, info: ValidationInfo) -> OsDiskType | None:
+        # vmSize is validated first (it is declared first); a bad vmSize is reported on its own key.
+        vm_size = info.data.get("vm_size")
+        capacity = ephemeral_capacity(vm_size) if vm_size else None
+        if value == "Ephemeral" and capacity is not None and capacity < OS_DISK_SIZE_GB:
+            raise ValueError(
+                f"Ephemeral does not fit {vm_size}: its cache or temporary disk holds {capacity} GiB and the OS disk "
+                f"is {OS_DISK_SIZE_GB} GiB; choose a VM size with a local disk of at least {OS_DISK_SIZE_GB} GiB "
+                "(e.g. Standard_D4ds_v5) or set osDiskType: Managed"
+            )
+        return value
+
+    @property
+    def resolved_os_disk_type(self) -> OsDiskType:
+        """What the pool gets: the configured type, else Ephemeral where the VM size allows it."""
+        return self.os_disk_type or default_os_disk_type(self.vm_size)
+
+
+class SecretsProviderConfig(_Model):
+    """`kms-aks:cluster.secretsProvider`: the Azure Key Vault Secrets Provider add-on (Secrets Store CSI driver)."""
+
+    enabled: StrictBool = True
+    # The driver re-reads mounted secrets this often, so a rotated secret reaches pods without a restart.
+    rotation_poll_interval_minutes: Annotated[StrictInt, Field(ge=1, le=1440)] = 2
 
 
 class ClusterConfig(_Model):
@@ -235,6 +271,11 @@ class ClusterConfig(_Model):
     upgrade_channel: Literal["patch", "stable", "rapid", "node-image"] = "patch"
     node_os_upgrade_channel: Literal["NodeImage", "SecurityPatch", "Unmanaged"] = "NodeImage"
     azure_policy_addon: StrictBool = True
+    secrets_provider: SecretsProviderConfig = Field(default_factory=SecretsProviderConfig)
+    defender: StrictBool = Field(
+        default=False,
+        description="Microsoft Defender for Containers sensor, reporting to the monitoring workspace",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -321,6 +362,43 @@ class NetworkConfig(_Model):
         return self
 
 
+# An email receiver of the action group; deliberately loose (Azure Monitor validates the address itself).
+EmailAddress = _matching(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,}$", "an email address such as sre@contoso.com")
+# A webhook receiver; HTTPS only, since the URL (and any token in it) crosses the internet.
+_WEBHOOK_URL = re.compile(r"^https://[^\s]{1,2040}$")
+
+
+def _webhook_url(value: str) -> str:
+    # Checked here rather than by a pattern: a refused URL is not echoed, since it may carry a token.
+    if not _WEBHOOK_URL.match(value):
+        raise ValueError("must be an https:// URL without spaces (the value is not shown: it may carry a token)")
+    return value
+
+
+WebhookUrl = Annotated[str, StringConstraints(strict=True), AfterValidator(_webhook_url)]
+WorkspaceResourceId = _matching(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w._()]{1,90}/providers/"
+    r"Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$",
+    "a Log Analytics workspace resource id: "
+    "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>",
+)
+
+
+class MonitoringConfig(_Model):
+    """`kms-aks:monitoring`: the Log Analytics workspace, diagnostics and the alerts that page someone."""
+
+    workspace_resource_id: WorkspaceResourceId | None = Field(
+        default=None, description="use this existing workspace instead of creating one"
+    )
+    retention_days: Annotated[StrictInt, Field(ge=30, le=730)] = 30
+    alert_emails: Annotated[list[EmailAddress], Field(max_length=20)] = Field(default_factory=list)
+    # Set them with `pulumi config set --secret --path 'monitoring.alertWebhooks[0]' <url>`: they may carry tokens.
+    alert_webhooks: Annotated[list[WebhookUrl], Field(max_length=10)] = Field(default_factory=list)
+    key_new_version_alert: StrictBool = Field(
+        default=False, description="page on every new key version, so the team pins it and re-encrypts"
+    )
+
+
 class StackConfig(_Model):
     """Everything one stack says, validated. Built once by `load_stack_config`; components get parts of it."""
 
@@ -340,7 +418,23 @@ class StackConfig(_Model):
     )
     network: NetworkConfig | None = None
     cluster: ClusterConfig
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    grant_propagation_wait_seconds: Annotated[StrictInt, Field(ge=0, le=600)] = Field(
+        default=30,
+        description="how long the cluster waits after the identity's grants exist, for them to take effect; "
+        "0 waits for nothing",
+    )
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _top_level_integers(cls, data: Any) -> Any:
+        # Pulumi hands a top-level scalar over as text ("30"); only whole decimal numbers become integers, so
+        # "30s" or "banana" is still refused with its key.
+        value = data.get("grantPropagationWaitSeconds") if isinstance(data, dict) else None
+        if isinstance(value, str) and re.fullmatch(r"\d{1,6}", value.strip()):
+            data = {**data, "grantPropagationWaitSeconds": int(value)}
+        return data
 
     @model_validator(mode="after")
     def _key_source(self) -> StackConfig:

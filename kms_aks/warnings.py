@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kms_aks.config import KMS_V2_MIN_VERSION, PROJECT, StackConfig
+from kms_aks.vm_sizes import OS_DISK_SIZE_GB, ephemeral_capacity
 
 KMS_V1_SECRET_LIMIT = 2000
 
@@ -28,6 +29,42 @@ def config_warnings(config: StackConfig) -> list[str]:
         )
     if config.private_key_vault:
         warnings.extend(_private_vault_warnings(config))
+    warnings.extend(_hardening_and_monitoring_warnings(config))
+    return warnings
+
+
+# RFC 2606 reserves these for examples: an address there reaches no one.
+_PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net")
+
+
+def _hardening_and_monitoring_warnings(config: StackConfig) -> list[str]:
+    warnings = []
+    pool = config.cluster.system_node_pool
+    if pool.os_disk_type is None and ephemeral_capacity(pool.vm_size) is None:
+        warnings.append(
+            f"{PROJECT}:cluster.systemNodePool.vmSize {pool.vm_size} is not in this project's table of local disk "
+            f"sizes, so the system pool gets a managed OS disk; if its cache or temporary disk holds "
+            f"{OS_DISK_SIZE_GB} GiB, set cluster.systemNodePool.osDiskType: Ephemeral."
+        )
+    monitoring = config.monitoring
+    if not monitoring.alert_emails and not monitoring.alert_webhooks:
+        warnings.append(
+            f"{PROJECT}:monitoring has no alertEmails and no alertWebhooks: the KMS alerts fire but page no one. "
+            "Set at least one receiver for any stack whose cluster matters."
+        )
+    placeholders = [a for a in monitoring.alert_emails if a.lower().rsplit("@", 1)[-1] in _PLACEHOLDER_DOMAINS]
+    if placeholders:
+        warnings.append(
+            f"{PROJECT}:monitoring.alertEmails {', '.join(placeholders)}: a placeholder domain (RFC 2606) that "
+            "reaches no one; replace it with the on-call address before deploying."
+        )
+    if config.existing_key is not None:
+        warnings.append(
+            f"{PROJECT}:existingKey: this stack does not own the vault, so it sets neither its diagnostic settings "
+            "nor its Event Grid system topic; ask the vault's owner to send its AuditEvent log to this stack's "
+            "workspace (output logAnalyticsWorkspaceId), or the failed-KMS-access alert sees nothing, and to "
+            "alert on Microsoft.KeyVault.KeyNearExpiry and KeyExpired."
+        )
     return warnings
 
 

@@ -362,6 +362,154 @@ def _entra_group(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, input
     return object_id, outputs
 
 
+# ------------------------------------------------------------------ monitoring, alerts and the propagation wait
+# What KmsMonitoring and KmsIdentity's wait consume: ARM ids with the resource providers' casing
+# (Microsoft.OperationalInsights, Microsoft.Insights, Microsoft.EventGrid), a workspace's `customerId`, and the
+# time provider's Sleep, whose id is its creation time (RFC 3339), as the Terraform time provider sets it.
+
+
+@provider_outputs("azure-native:operationalinsights:Workspace")
+def _workspace(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("workspaceName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    outputs = {
+        **_without_path(inputs),
+        "name": name,
+        "customerId": _guid("workspace-customer", rg, name),
+        "sku": {**inputs.get("sku", {"name": "PerGB2018"}), "lastSkuUpdate": "2026-11-28T00:00:00Z"},
+        "retentionInDays": inputs.get("retentionInDays", 30),
+        "provisioningState": "Succeeded",
+        "publicNetworkAccessForIngestion": inputs.get("publicNetworkAccessForIngestion", "Enabled"),
+        "publicNetworkAccessForQuery": inputs.get("publicNetworkAccessForQuery", "Enabled"),
+        "createdDate": "2026-11-28T00:00:00Z",
+        "type": "Microsoft.OperationalInsights/workspaces",
+        "azureApiVersion": "2023-09-01",
+    }
+    outputs.pop("workspaceName", None)
+    return f"{_rg_id(rg)}/providers/Microsoft.OperationalInsights/workspaces/{name}", outputs
+
+
+@provider_outputs("azure-native:monitor:ActionGroup")
+def _action_group(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("actionGroupName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    outputs = {
+        **_without_path(inputs),
+        "name": name,
+        # ARM answers each email receiver with its subscription status.
+        "emailReceivers": [{**r, "status": "Enabled"} for r in inputs.get("emailReceivers", [])],
+        "webhookReceivers": inputs.get("webhookReceivers", []),
+        "type": "Microsoft.Insights/ActionGroups",
+        "azureApiVersion": "2024-10-01-preview",
+    }
+    outputs.pop("actionGroupName", None)
+    return f"{_rg_id(rg)}/providers/Microsoft.Insights/actionGroups/{name}", outputs
+
+
+@provider_outputs("azure-native:monitor:DiagnosticSetting")
+def _diagnostic_setting(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("name") or _autoname(args)
+    # An extension resource: its id hangs under the resource it watches.
+    resource_uri = inputs["resourceUri"]
+    outputs = {**inputs, "name": name, "type": "Microsoft.Insights/diagnosticSettings"}
+    outputs.pop("resourceUri", None)
+    outputs["azureApiVersion"] = "2021-05-01-preview"
+    return f"{resource_uri}/providers/Microsoft.Insights/diagnosticSettings/{name}", outputs
+
+
+@provider_outputs("azure-native:eventgrid:SystemTopic")
+def _system_topic(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("systemTopicName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    outputs = {
+        **_without_path(inputs),
+        "name": name,
+        "metricResourceId": _guid("system-topic-metrics", rg, name),
+        "provisioningState": "Succeeded",
+        "type": "Microsoft.EventGrid/systemTopics",
+        "azureApiVersion": "2025-02-15",
+    }
+    outputs.pop("systemTopicName", None)
+    return f"{_rg_id(rg)}/providers/Microsoft.EventGrid/systemTopics/{name}", outputs
+
+
+@provider_outputs("azure-native:eventgrid:SystemTopicEventSubscription")
+def _system_topic_subscription(
+    _: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
+) -> tuple[str, dict]:
+    name = inputs.get("eventSubscriptionName") or _autoname(args)
+    rg, topic = inputs["resourceGroupName"], inputs["systemTopicName"]
+    topic_id = f"{_rg_id(rg)}/providers/Microsoft.EventGrid/systemTopics/{topic}"
+    outputs = {
+        **inputs,
+        "name": name,
+        "topic": topic_id,
+        "provisioningState": "Succeeded",
+        "type": "Microsoft.EventGrid/systemTopics/eventSubscriptions",
+        "azureApiVersion": "2025-02-15",
+    }
+    for key in ("eventSubscriptionName", "resourceGroupName", "systemTopicName"):
+        outputs.pop(key, None)
+    return f"{topic_id}/eventSubscriptions/{name}", outputs
+
+
+@provider_outputs("azure-native:monitor:ScheduledQueryRule")
+def _scheduled_query_rule(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("ruleName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    outputs = {
+        **_without_path(inputs),
+        "name": name,
+        "isWorkspaceAlertsStorageConfigured": False,
+        "isLegacyLogAnalyticsRule": False,
+        "type": "Microsoft.Insights/scheduledQueryRules",
+        "azureApiVersion": "2025-01-01-preview",
+    }
+    outputs.pop("ruleName", None)
+    return f"{_rg_id(rg)}/providers/Microsoft.Insights/scheduledQueryRules/{name}", outputs
+
+
+@provider_outputs("azure-native:monitor:DataCollectionRule")
+def _data_collection_rule(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("dataCollectionRuleName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    outputs = {
+        **_without_path(inputs),
+        "name": name,
+        # The id agents use to find the rule: "dcr-" and 32 hex characters.
+        "immutableId": f"dcr-{_hex(32, rg, name)}",
+        "provisioningState": "Succeeded",
+        "type": "Microsoft.Insights/dataCollectionRules",
+        "azureApiVersion": "2022-06-01",
+    }
+    outputs.pop("dataCollectionRuleName", None)
+    return f"{_rg_id(rg)}/providers/Microsoft.Insights/dataCollectionRules/{name}", outputs
+
+
+@provider_outputs("azure-native:monitor:DataCollectionRuleAssociation")
+def _data_collection_rule_association(
+    _: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
+) -> tuple[str, dict]:
+    name = inputs.get("associationName") or _autoname(args)
+    resource_uri = inputs["resourceUri"]
+    outputs = {
+        **inputs,
+        "name": name,
+        "provisioningState": "Succeeded",
+        "type": "Microsoft.Insights/dataCollectionRuleAssociations",
+        "azureApiVersion": "2022-06-01",
+    }
+    outputs.pop("associationName", None)
+    outputs.pop("resourceUri", None)
+    return f"{resource_uri}/providers/Microsoft.Insights/dataCollectionRuleAssociations/{name}", outputs
+
+
+@provider_outputs("time:index/sleep:Sleep")
+def _sleep(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    # The time provider keeps only its inputs; the id is when the wait ended.
+    return "2026-11-28T00:00:30Z", dict(inputs)
+
+
 def _generic_arm(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
     """Any other azure-native resource: an ARM id under its resource group, named like the provider would."""
     _, module, kind = args.typ.split(":")

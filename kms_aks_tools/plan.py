@@ -119,6 +119,38 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
         put("kubernetes", "kubernetesVersion")
         put("API server VNet integration", "apiServerAccessProfile.enableVnetIntegration")
         put("local accounts disabled", "disableLocalAccounts")
+        pools = _get(inputs, "agentPoolProfiles") or []
+        if pools and isinstance(pools[0], dict):
+            # Which OS disk the nodes get (Ephemeral where the VM size's local disk holds it) and host encryption.
+            system = pools[0]
+            size = system.get("osDiskSizeGB")
+            size_text = f"{int(size)} GB" if isinstance(size, int | float) else "default size"
+            shown["OS disk"] = f"{system.get('osDiskType', 'AKS default')} ({size_text})"
+            shown["encryption at host"] = "yes" if system.get("enableEncryptionAtHost") else "no"
+        put("secret rotation", "addonProfiles.azureKeyvaultSecretsProvider.config.enableSecretRotation")
+        put("Container Insights", "addonProfiles.omsagent.enabled")
+        put("Defender", "securityProfile.defender.securityMonitoring.enabled")
+    elif resource.type == "time:index/sleep:Sleep":
+        put("wait", "createDuration")
+    elif resource.type == "azure-native:monitor:DiagnosticSetting":
+        shown["logs"] = ", ".join(str(e.get("category")) for e in _get(inputs, "logs") or []) or "none"
+        metrics = _get(inputs, "metrics") or []
+        if metrics:
+            shown["metrics"] = ", ".join(str(e.get("category")) for e in metrics)
+    elif resource.type == "azure-native:eventgrid:SystemTopicEventSubscription":
+        put("events", "filter.includedEventTypes")
+        put("delivered as", "destination.endpointType")
+        put("severity", "destination.severity")
+    elif resource.type == "azure-native:monitor:ActionGroup":
+        # Counts only: a webhook URL may carry a token.
+        shown["receivers"] = (
+            f"{len(_get(inputs, 'emailReceivers') or [])} email, {len(_get(inputs, 'webhookReceivers') or [])} webhook"
+        )
+    elif resource.type == "azure-native:monitor:ScheduledQueryRule":
+        put("severity", "severity")
+        put("every", "evaluationFrequency")
+    elif resource.type == "azure-native:operationalinsights:Workspace":
+        put("retention days", "retentionInDays")
     elif resource.type == "azure-native:keyvault:Vault":
         put("vault SKU", "properties.sku.name")
         put("RBAC", "properties.enableRbacAuthorization")

@@ -16,6 +16,8 @@ ENTRA_GROUP = "azuread:index/group:Group"
 PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
 PRIVATE_ENDPOINT_CONNECTION = "azure-native:keyvault:PrivateEndpointConnection"
 SECRET = "kubernetes:core/v1:Secret"
+# The grant-propagation wait between the KMS identity's grants and the cluster (pulumiverse-time).
+SLEEP = "time:index/sleep:Sleep"
 
 
 def cloud_resources(stack: RecordedStack) -> list[RecordedResource]:
@@ -25,6 +27,12 @@ def cloud_resources(stack: RecordedStack) -> list[RecordedResource]:
 def longest_chain(stack: RecordedStack) -> list[str]:
     """The names along the deployment's critical path."""
     return [r.name for r in critical_path(stack)]
+
+
+def waits_for_propagation(stack: RecordedStack, resource: RecordedResource, grants: list[RecordedResource]) -> bool:
+    """Whether `resource` waits directly for the propagation wait, and the wait directly for every one of `grants`."""
+    wait = stack.one(SLEEP)
+    return wait.urn in resource.dependencies and all(g.urn in wait.dependencies for g in grants)
 
 
 def depends_on(stack: RecordedStack, resource: RecordedResource, other: RecordedResource) -> bool:

@@ -133,7 +133,8 @@ def unprotected(resources: Resources, type_token: str) -> Resources:
 
 
 def cluster_not_depending_on_grants(resources: Resources) -> Resources:
-    grants = {r.urn for r in resources if r.type in GRANT_TYPES}
+    # The grants and the propagation wait that follows them: without either edge the cluster waits for no grant.
+    grants = {r.urn for r in resources if r.type in GRANT_TYPES or r.type == "time:index/sleep:Sleep"}
     return replaced(
         resources,
         CLUSTER,

@@ -71,7 +71,7 @@ def test_a_failed_run_leaves_nothing_behind_for_the_next() -> None:
     assert failed.error is not None
     after = run_stack("prod", preview=True)
     assert after.error is None
-    assert len([r for r in after.resources if r.custom]) == 7
+    assert len([r for r in after.resources if r.custom]) == 19
 
 
 def test_urns_are_shaped_like_the_real_engines(dev_stack: RecordedStack) -> None:

@@ -31,7 +31,9 @@ def test_shipped_stacks_plan_clean(stack: str) -> None:
     assert "mandatory policy violations" not in result.stdout
     assert "Critical path" in result.stdout
     protected = {"dev": 0, "prod": 3}[stack]
-    assert f"7 cloud resources to create ({protected} protected from deletion), in 3 components" in result.stdout
+    # prod has one more: the key-new-version alert.
+    count = 19 if stack == "prod" else 18
+    assert f"{count} cloud resources to create ({protected} protected from deletion), in 4 components" in result.stdout
 
 
 def test_standard_key_against_an_hsm_policy_is_blocked_naming_the_policy() -> None:
@@ -51,8 +53,13 @@ def test_json_output_parses_and_lists_every_resource(tmp_path: Path) -> None:
     assert names >= {"rg", "kms-vault", "kms-key", "kms-identity", "kms-crypto-user", "aks-admins", "aks-cluster"}
     assert document["mode"] == "applied"
     assert document["verdict"] == "clean"
-    assert document["critical_path"] == ["rg", "kms-vault", "kms-key", "kms-crypto-user", "aks-cluster"]
-    assert [len(w) for w in document["waves"]] == [2, 2, 1, 1, 1]
+    path = document["critical_path"]
+    assert path[:-1] == ["rg", "kms-vault", "kms-key", "kms-crypto-user", "kms-grant-propagation", "aks-cluster"]
+    # Two extension resources on the cluster tie for last place.
+    assert path[-1] in {"monitoring-cluster-diagnostics", "monitoring-container-insights-association"}
+    # The propagation wait and the cluster each form a wave of their own; the cluster's diagnostic setting follows.
+    assert [len(w) for w in document["waves"]] == [2, 4, 5, 4, 1, 1, 2]
+    assert document["waves"][4] == ["kms-grant-propagation"] and document["waves"][5] == ["aks-cluster"]
     cluster = next(r for r in document["resources"] if r["name"] == "aks-cluster")
     assert cluster["highlights"]["key id"].startswith("https://kv-kmsaks-prod-01.vault.azure.net/keys/aks-kms-prod/")
 
@@ -78,7 +85,10 @@ def test_graph_is_written_as_dot(tmp_path: Path) -> None:
         "urn:pulumi:dev::kms-aks::kms-aks:index:KmsAksCluster$azure-native:containerservice:ManagedCluster::aks-cluster"
     )
     policy = "urn:pulumi:dev::kms-aks::kms-aks:index:KmsIdentity$azure-native:keyvault:AccessPolicy::kms-access-policy"
-    assert f'"{policy}" -> "{cluster}";' in dot
+    wait = "urn:pulumi:dev::kms-aks::kms-aks:index:KmsIdentity$time:index/sleep:Sleep::kms-grant-propagation"
+    # The grant -> the propagation wait -> the cluster.
+    assert f'"{policy}" -> "{wait}";' in dot
+    assert f'"{wait}" -> "{cluster}";' in dot
 
 
 def test_bad_config_exits_non_zero_naming_the_key() -> None:

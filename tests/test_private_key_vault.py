@@ -16,7 +16,18 @@ from kms_aks_tools.mock_engine import SUBSCRIPTION_ID, run_stack
 from kms_aks_tools.policy_client import PolicyClient, PolicyPackProcess, load_policy_config
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
 from tests.cli import run_module
-from tests.graph import ACCESS_POLICY, CLUSTER, IDENTITY, KEY, ROLE_ASSIGNMENT, VAULT, depends_on, longest_chain
+from tests.graph import (
+    ACCESS_POLICY,
+    CLUSTER,
+    IDENTITY,
+    KEY,
+    ROLE_ASSIGNMENT,
+    SLEEP,
+    VAULT,
+    depends_on,
+    longest_chain,
+    waits_for_propagation,
+)
 
 STACKS = Path(__file__).parent / "stacks"
 POLICY_CONFIGS = Path(__file__).parent / "policy_configs"
@@ -264,8 +275,9 @@ def test_cluster_waits_explicitly_for_every_grant(private_stack: RecordedStack) 
     component = private_stack.one("kms-aks:index:KmsAksCluster")
     grant_urns = {g.urn for g in private_stack.by_type(ROLE_ASSIGNMENT)}
     assert len(grant_urns) == 4
-    assert grant_urns <= set(cluster.dependencies)
-    assert grant_urns <= set(component.dependencies)
+    grants = private_stack.by_type(ROLE_ASSIGNMENT)
+    assert waits_for_propagation(private_stack, cluster, grants)
+    assert waits_for_propagation(private_stack, component, grants)
 
 
 def test_network_waits_for_nothing_of_the_key_or_the_identity(private_stack: RecordedStack) -> None:
@@ -276,14 +288,18 @@ def test_network_waits_for_nothing_of_the_key_or_the_identity(private_stack: Rec
     assert not depends_on(private_stack, vault, vnet)
     assert not depends_on(private_stack, identity, vnet)
     # The longest chain is the network's: its two subnets are written one after the other.
-    assert longest_chain(private_stack) == [
+    path = longest_chain(private_stack)
+    assert path[:-1] == [
         "rg",
         "kms-vnet",
         "kms-apiserver-subnet",
         "kms-node-subnet",
         "kms-network-contributor-nodes",
+        "kms-grant-propagation",
         "aks-cluster",
     ]
+    # Two extension resources on the cluster tie for last place.
+    assert path[-1] in {"monitoring-cluster-diagnostics", "monitoring-container-insights-association"}
 
 
 def test_private_mode_exports_the_network(private_stack: RecordedStack) -> None:
@@ -313,7 +329,7 @@ def test_bring_your_own_private_key_grants_on_that_vault(private_byok: RecordedS
     grants = _grants(private_byok)
     assert grants["kms-kv-contributor"].inputs["scope"] == BYOK_VAULT_ID
     assert grants["kms-crypto-user"].inputs["scope"] == f"{BYOK_VAULT_ID}/keys/aks-etcd"
-    assert {g.urn for g in grants.values()} <= set(private_byok.one(CLUSTER).dependencies)
+    assert waits_for_propagation(private_byok, private_byok.one(CLUSTER), list(grants.values()))
     # The stack cannot close a vault it does not own: it says so.
     assert any("this stack does not manage that vault" in w for w in private_byok.warnings)
 
@@ -425,9 +441,12 @@ def _contributor_on_the_key(resources: list[RecordedResource]) -> list[RecordedR
 
 
 def _cluster_not_waiting_for(resources: list[RecordedResource], name: str) -> list[RecordedResource]:
+    # Neither the cluster nor the propagation wait before it waits for this grant.
     urn = next(r.urn for r in resources if r.name == name)
     return [
-        dataclasses.replace(r, dependencies=tuple(d for d in r.dependencies if d != urn)) if r.type == CLUSTER else r
+        dataclasses.replace(r, dependencies=tuple(d for d in r.dependencies if d != urn))
+        if r.type in (CLUSTER, SLEEP)
+        else r
         for r in resources
     ]
 

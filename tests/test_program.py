@@ -19,6 +19,7 @@ from tests.graph import (
     cloud_resources,
     depends_on,
     longest_chain,
+    waits_for_propagation,
 )
 
 BYOK_KEY_ID = "https://kv-team-keys.vault.azure.net/keys/aks-etcd/0123456789abcdef0123456789abcdef"
@@ -174,11 +175,13 @@ def test_cluster_waits_explicitly_for_the_grant_and_for_the_key(stack_name: str,
     cluster = stack.one(CLUSTER)
     grant = stack.one(grant_type)
     key = stack.one(KEY)
-    assert grant.urn in cluster.dependencies
+    # The cluster waits for the propagation wait, which waits for the grant: existing is not yet effective.
+    assert waits_for_propagation(stack, cluster, [grant])
+    assert grant.urn not in cluster.dependencies
     assert key.urn in cluster.property_dependencies["securityProfile"]
     assert stack.one(IDENTITY).urn in cluster.property_dependencies["identity"]
     # The component as a whole is ordered after the grant in __main__ too.
-    assert grant.urn in _component(stack, "KmsAksCluster").dependencies
+    assert waits_for_propagation(stack, _component(stack, "KmsAksCluster"), [grant])
 
 
 def test_nothing_waits_on_what_it_does_not_need(dev_stack: RecordedStack, prod_stack: RecordedStack) -> None:
@@ -195,14 +198,24 @@ def test_nothing_waits_on_what_it_does_not_need(dev_stack: RecordedStack, prod_s
     assert depends_on(prod_stack, prod_stack.one(ROLE_ASSIGNMENT), prod_stack.one(KEY))
 
 
+AFTER_THE_CLUSTER = {"monitoring-cluster-diagnostics", "monitoring-container-insights-association"}
+
+
 def test_critical_path_is_only_as_long_as_the_real_dependencies(
     dev_stack: RecordedStack, prod_stack: RecordedStack
 ) -> None:
-    # Access policy on the vault: resource group -> vault -> (key | grant) -> cluster.
-    assert len(longest_chain(dev_stack)) == 4
-    assert longest_chain(dev_stack)[0] == "rg" and longest_chain(dev_stack)[-1] == "aks-cluster"
-    # RBAC at the key's scope needs the key first: resource group -> vault -> key -> grant -> cluster.
-    assert longest_chain(prod_stack) == ["rg", "kms-vault", "kms-key", "kms-crypto-user", "aks-cluster"]
+    # Access policy on the vault: resource group -> (vault | identity) -> grant -> wait -> cluster -> its
+    # diagnostic setting.
+    dev_path = longest_chain(dev_stack)
+    assert len(dev_path) == 6
+    assert dev_path[0] == "rg" and dev_path[-3:-1] == ["kms-grant-propagation", "aks-cluster"]
+    # Two extension resources on the cluster tie for last: the cluster's diagnostic setting and the Container
+    # Insights association.
+    assert dev_path[-1] in AFTER_THE_CLUSTER
+    # RBAC at the key's scope needs the key first: resource group -> vault -> key -> grant -> wait -> cluster.
+    prod_path = longest_chain(prod_stack)
+    assert prod_path[:-1] == ["rg", "kms-vault", "kms-key", "kms-crypto-user", "kms-grant-propagation", "aks-cluster"]
+    assert prod_path[-1] in AFTER_THE_CLUSTER
 
 
 # ------------------------------------------------------------------------------------------- protection
@@ -256,7 +269,7 @@ def test_bring_your_own_key_creates_no_vault_or_key_and_grants_on_that_key() -> 
     assert grant.inputs["scope"] == f"{BYOK_VAULT_ID}/keys/aks-etcd"
     cluster = recorded.one(CLUSTER)
     assert cluster.inputs["securityProfile"]["azureKeyVaultKms"]["keyId"] == BYOK_KEY_ID
-    assert grant.urn in cluster.dependencies
+    assert waits_for_propagation(recorded, cluster, [grant])
     assert recorded.outputs["keyVaultResourceId"] == BYOK_VAULT_ID
     assert recorded.outputs["keyVaultUri"] == "https://kv-team-keys.vault.azure.net/"
 
@@ -327,4 +340,6 @@ def test_exports_what_an_operator_needs(prod_stack: RecordedStack) -> None:
 
 def test_every_cloud_resource_is_registered_once(dev_stack: RecordedStack) -> None:
     urns = [r.urn for r in cloud_resources(dev_stack)]
-    assert len(urns) == len(set(urns)) == 7
+    # 7 for the cluster and its key, 1 propagation wait, 10 for monitoring (workspace, action group, 2 diagnostic
+    # settings, system topic, 2 key alerts, the KMS access alert, Container Insights' rule and its association).
+    assert len(urns) == len(set(urns)) == 18
