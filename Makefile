@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
-REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt
+REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt policies/requirements-sdk.txt \
+	azure_facts/pyproject.toml
 
 .PHONY: plan test lint guard rotate-check bench graphviz clean
 

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich.console import Console
 from rich.text import Text
 
+from azure_facts import VERSIONED_KEY_ID
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 EXIT_CLEAN = 0
@@ -73,11 +74,8 @@ IDENTITY_PATH: tuple[str, ...] = ("identity",)
 # ARM's default when keyVaultNetworkAccess is omitted: an explicit "Public" is no change.
 DEFAULT_NETWORK_ACCESS = "Public"
 
-# A versioned Key Vault key identifier, as AKS KMS requires it (`key.kid`). Versions are 32 hex digits.
-KEY_ID_PATTERN = re.compile(
-    r"^https://[A-Za-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net)(:443)?"
-    r"/keys/[A-Za-z0-9-]{1,127}/[0-9A-Fa-f]{32}$"
-)
+# A versioned Key Vault key identifier, as AKS KMS requires it (`key.kid`), from the shared Azure facts.
+KEY_ID_PATTERN = VERSIONED_KEY_ID
 
 _OVERRIDE_HINT = (
     "For a planned rotation, add an entry {urn, newKeyId, reason} to the overrides file "

@@ -29,11 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
-from components.kms_identity import (
-    KEY_VAULT_CONTRIBUTOR_ROLE,
-    KEY_VAULT_CRYPTO_USER_ROLE,
-    NETWORK_CONTRIBUTOR_ROLE,
-)
+from azure_facts import ROLE_NAMES
 from kms_aks_tools.graph import cloud_dependencies, critical_path, deployment_waves
 from kms_aks_tools.mock_engine import ROOT, run_stack, stack_names
 from kms_aks_tools.policy_client import (
@@ -48,12 +44,6 @@ from kms_aks_tools.policy_client import (
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
 
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
-
-ROLE_NAMES = {
-    KEY_VAULT_CRYPTO_USER_ROLE: "Key Vault Crypto User",
-    KEY_VAULT_CONTRIBUTOR_ROLE: "Key Vault Contributor",
-    NETWORK_CONTRIBUTOR_ROLE: "Network Contributor",
-}
 
 
 class PlanError(Exception):

@@ -16,11 +16,13 @@ same run) or returns an `UNDECIDED` finding, which the pack reports as "could no
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from typing import Any
+
+import azure_facts as facts
 
 # ------------------------------------------------------------------------------------------- type tokens
 
@@ -51,14 +53,13 @@ RELEVANT_TYPES = frozenset(
 
 # ------------------------------------------------------------------------------------------ Azure facts
 
-# Built-in role definition ids. Crypto User is what KMS needs; Crypto Officer and Administrator are
-# supersets that also carry the keys/encrypt + keys/decrypt data actions, so they work too.
-KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
-KEY_VAULT_CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
-KEY_VAULT_ADMINISTRATOR = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
-KMS_CRYPTO_ROLES = frozenset({KEY_VAULT_CRYPTO_USER, KEY_VAULT_CRYPTO_OFFICER, KEY_VAULT_ADMINISTRATOR})
+# Role ids, DNS suffixes, id patterns and the KMS v2 threshold: the project's one place for Azure facts, the only
+# project package the pack imports (tests/test_pack_imports.py). Crypto User is what KMS needs; KMS_CRYPTO_ROLES
+# adds Crypto Officer and Administrator, supersets that also carry the keys/encrypt + keys/decrypt data actions.
+KEY_VAULT_CRYPTO_USER = facts.KEY_VAULT_CRYPTO_USER_ROLE
+KMS_CRYPTO_ROLES = facts.KMS_CRYPTO_ROLES
 # Management-plane role AKS needs on a private vault to create its private endpoint.
-KEY_VAULT_CONTRIBUTOR = "f25e0fa2-a7c8-4377-a976-54943a77a395"
+KEY_VAULT_CONTRIBUTOR = facts.KEY_VAULT_CONTRIBUTOR_ROLE
 
 KMS_KEY_OPERATIONS = frozenset({"encrypt", "decrypt"})
 KMS_KEY_TYPES = frozenset({"RSA", "RSA-HSM"})
@@ -67,24 +68,13 @@ MIN_KEY_SIZE = 2048
 # Key Vault's default RSA size when `keySize` is not given.
 DEFAULT_RSA_KEY_SIZE = 2048
 # Kubernetes 1.27 and later use KMS v2, which has no 2000-secret limit.
-KMS_V2_MIN_VERSION = (1, 27)
+KMS_V2_MIN_VERSION = facts.KMS_V2_MIN_KUBERNETES_VERSION
 DEFAULT_MAX_SECRETS = 2000
 
-KEY_VAULT_DNS_SUFFIXES = ("vault.azure.net", "vault.azure.cn", "vault.usgovcloudapi.net")
-_VAULT_NAME = r"[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]"
 # Any Key Vault key URL, with or without a version, so that a versionless one can be named in a message.
-_KEY_URL = re.compile(
-    rf"^https://(?P<vault>{_VAULT_NAME})\.(?:"
-    + "|".join(re.escape(s) for s in KEY_VAULT_DNS_SUFFIXES)
-    + r")(?::443)?/keys/(?P<name>[a-zA-Z0-9-]{1,127})(?:/(?P<version>[^/?#]*))?/?$",
-    re.IGNORECASE,
-)
-_KEY_VERSION = re.compile(r"^[0-9a-fA-F]{32}$")
-VERSIONED_KEY_ID_PATTERN = (
-    rf"^https://{_VAULT_NAME}\.("
-    + "|".join(re.escape(s) for s in KEY_VAULT_DNS_SUFFIXES)
-    + r")/keys/[a-zA-Z0-9-]{1,127}/[0-9a-fA-F]{32}$"
-)
+_KEY_URL = facts.KEY_URL
+_KEY_VERSION = facts.KEY_VERSION
+VERSIONED_KEY_ID_PATTERN = facts.VERSIONED_KEY_ID_PATTERN
 _KUBERNETES_VERSION = re.compile(r"^v?(\d+)\.(\d+)")
 
 # The engine's sentinels for values not known until a resource is created (pulumi_policy/proxy.py).
@@ -1356,8 +1346,3 @@ def check_deletion_protection(index: StackIndex) -> list[Finding]:
                 )
             )
     return _dedupe(findings)
-
-
-def iter_outcome(findings: Iterable[Finding], outcome: Outcome) -> Iterator[Finding]:
-    """The findings with the given outcome."""
-    return (f for f in findings if f.outcome is outcome)
