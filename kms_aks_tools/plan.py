@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,12 @@ from kms_aks_tools.policy_client import (
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
 
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
+
+KEY_CREATE_TIME_NOTE = (
+    "type, size, ops, expiry and rotation policy are set when the key is created; on an existing key a change is "
+    "not applied (an expiry change fails the deployment): change them on the data plane, then `pulumi refresh` "
+    "(docs/rotation.md)"
+)
 
 
 class PlanError(Exception):
@@ -119,7 +126,12 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
         put("key type", "properties.kty")
         put("key size", "properties.keySize")
         put("key ops", "properties.keyOps")
+        expires = _get(inputs, "properties.attributes.expires")
+        if isinstance(expires, int | float) and not isinstance(expires, bool):
+            shown["expires"] = datetime.fromtimestamp(expires, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
         put("rotation expiry", "properties.rotationPolicy.attributes.expiryTime")
+        # ARM's Keys_CreateIfNotExist applies these only when it creates the key (guard: key-create-time-change).
+        shown["create-time only"] = KEY_CREATE_TIME_NOTE
     elif resource.type == "azure-native:keyvault:AccessPolicy":
         put("key permissions", "policy.permissions.keys")
         put("object id", "policy.objectId")
