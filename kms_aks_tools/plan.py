@@ -1,6 +1,7 @@
 """`make plan`: what a stack would create, and whether the policy pack lets it, with no Azure and no CLI.
 
     python -m kms_aks_tools.plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied]
+                                 [--arm FILE]
 
 It runs the real program for `Pulumi.<stack>.yaml` under the mock engine while the real policy pack starts
 in parallel (as the Pulumi CLI starts it), sends every resource through the pack (`Analyze` each,
@@ -31,6 +32,7 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from azure_facts import ROLE_NAMES
+from kms_aks_tools.arm_export import to_arm_template
 from kms_aks_tools.graph import cloud_dependencies, critical_path, deployment_waves
 from kms_aks_tools.mock_engine import ROOT, run_stack, stack_names
 from kms_aks_tools.policy_client import (
@@ -371,12 +373,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--graph", type=Path, help="write the dependency graph: .dot, or .svg/.png with graphviz")
     parser.add_argument("--applied", action="store_true", help="values as after `pulumi up` instead of preview")
+    parser.add_argument(
+        "--arm", type=Path, metavar="FILE", help="write the planned resources as an ARM template (docs/arm-export.md)"
+    )
     args = parser.parse_args(argv)
 
     # With JSON on stdout, the human-readable plan goes to stderr so the JSON stays parseable.
     console = Console(stderr=args.json_out == "-", highlight=False, soft_wrap=True)
     try:
-        plan, _ = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied)
+        plan, recorded = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied)
     except (PlanError, PolicyPackError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_ERROR
@@ -391,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"plan written to {args.json_out}")
     if args.graph:
         write_graph(plan, args.graph, console)
+    if args.arm:
+        args.arm.write_text(json.dumps(to_arm_template(recorded), indent=2) + "\n")
+        console.print(f"ARM template written to {args.arm}")
     return EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK
 
 
