@@ -402,7 +402,8 @@ VAULT_AUDIT_LOGGING = StackValidationPolicy(
         "recorded, and failed key access can raise an alert."
     ),
     validate=_stack_validation(lambda index, config: rules.check_vault_audit_logging(index)),
-    enforcement_level=EnforcementLevel.MANDATORY,
+    # Observability, not a KMS limitation: a warning unless a stack's config makes it mandatory (prod.json does).
+    enforcement_level=EnforcementLevel.ADVISORY,
     severity=Severity.MEDIUM,
     url="https://learn.microsoft.com/azure/key-vault/general/logging",
 )

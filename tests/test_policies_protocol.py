@@ -120,7 +120,9 @@ def test_analyzer_info_lists_every_policy_with_level_type_and_schema(client: Pol
     assert info.supports_config
     assert info.policy_names == POLICY_NAMES
     for policy in info.policies:
-        assert policy.enforcement_level == "mandatory", policy.name
+        # The audit-logging policy is observability: advisory unless a stack's config (prod.json) says mandatory.
+        expected = "advisory" if policy.name == "aks-kms-vault-audit-logging" else "mandatory"
+        assert policy.enforcement_level == expected, policy.name
         assert policy.policy_type == ("stack" if policy.name in STACK_POLICIES else "resource"), policy.name
         assert len(policy.description) > 80, policy.name
     assert info.policy("aks-kms-secret-limit").config_schema["maxSecrets"]["default"] == 2000
@@ -732,8 +734,14 @@ def test_a_failed_call_carries_the_pack_stderr(client: PolicyClient) -> None:
 
 
 def test_load_policy_config_reads_the_stack_file() -> None:
-    assert load_policy_config("prod") == {"aks-kms-key-vault-fit": {"requireHsm": True}}
-    assert load_policy_config("dev") == {"aks-kms-deletion-protection": "advisory"}
+    assert load_policy_config("prod") == {
+        "aks-kms-key-vault-fit": {"requireHsm": True},
+        "aks-kms-vault-audit-logging": "mandatory",
+    }
+    assert load_policy_config("dev") == {
+        "aks-kms-deletion-protection": "advisory",
+        "aks-kms-vault-audit-logging": "advisory",
+    }
 
 
 def test_load_policy_config_missing_file(tmp_path: Path) -> None:
