@@ -1381,12 +1381,15 @@ def _audit_setting_verdict(setting: Res, kms: ClusterKms) -> bool | str | None:
     vault = kms.vault
     assert vault is not None
     uri = setting.props.get("resourceUri")
-    if is_unknown(uri):
+    if uri is None or is_unknown(uri):
+        # Unknown during preview; absent from azure-native's outputs (it is a path parameter, not in ARM's
+        # response), which is all AnalyzeStack gets for an unchanged resource. The engine's property
+        # dependencies still say where it comes from.
         deps = setting.deps_of("resourceUri")
         if vault.urn in deps:
-            pass  # the vault's id, known once the vault exists
+            pass  # the vault's id
         elif deps:
-            return ""  # comes from another resource
+            return ""  # another resource's id
         else:
             return None
     elif _text(uri) is None or not _is_vault_id(uri, kms.vault_name):

@@ -848,7 +848,8 @@ def vault_diagnostics(resources: Resources, **changes: Any) -> Resources:
         custom=True,
         parent=stack.urn,
         inputs=inputs,
-        outputs=dict(inputs),
+        # As azure-native answers: resourceUri is a path parameter, not part of the outputs.
+        outputs={k: v for k, v in inputs.items() if k != "resourceUri"},
         dependencies=(vault.urn,),
         property_dependencies={"resourceUri": (vault.urn,)},
     )

@@ -683,6 +683,8 @@ def audit(*extra: Res) -> list[rules.Finding]:
         diagnostic_setting(marketplacePartnerId="/subscriptions/s/resourceGroups/r/providers/x/monitors/m"),
         # Preview: the vault's id and the workspace's id are unknown, and come from the vault and a workspace.
         diagnostic_setting(resource_uri=UNKNOWN, uri_dependency=True, workspaceId=UNKNOWN),
+        # azure-native's outputs: no resourceUri (a path parameter), but the dependency on the vault.
+        diagnostic_setting(resource_uri=None, uri_dependency=True),
     ],
 )
 def test_audit_logging_passes(setting: Res) -> None:
@@ -722,6 +724,7 @@ def test_audit_logging_violations(setting: Res | None, reason: str) -> None:
         diagnostic_setting(logs=[{"category": UNKNOWN, "enabled": True}]),
         diagnostic_setting(logs=[{"category": "AuditEvent", "enabled": UNKNOWN}]),
         diagnostic_setting(resource_uri=UNKNOWN),  # from nothing of this stack
+        diagnostic_setting(resource_uri=None),  # outputs without resourceUri and no dependency to tell
         diagnostic_setting(workspaceId=UNKNOWN),  # from nothing of this stack
     ],
 )
