@@ -206,14 +206,24 @@ def to_arm_template(recorded: RecordedStack) -> dict[str, Any]:
         exported[resource.urn] = arm_resource
 
     dependencies = cloud_dependencies(recorded)
+
+    def exported_dependencies(urn: str, seen: set[str]) -> list[str]:
+        # Through resources the template leaves out (a time:Sleep between the grants and the cluster), so the
+        # cluster still waits for the grants.
+        found: list[str] = []
+        for dependency in dependencies.get(urn, []):
+            if dependency in seen:
+                continue
+            seen.add(dependency)
+            found += [dependency] if dependency in exported else exported_dependencies(dependency, seen)
+        return found
+
     for urn, arm_resource in exported.items():
         depends_on = [
-            resource_id_expression(exported[d]["type"], exported[d]["name"])
-            for d in dependencies.get(urn, [])
-            if d in exported and "scope" not in exported[d]
-        ]
-        depends_on += [
-            exported[d]["name"] for d in dependencies.get(urn, []) if d in exported and "scope" in exported[d]
+            exported[d]["name"]
+            if "scope" in exported[d]
+            else resource_id_expression(exported[d]["type"], exported[d]["name"])
+            for d in exported_dependencies(urn, {urn})
         ]
         if depends_on:
             arm_resource["dependsOn"] = sorted(dict.fromkeys(depends_on))

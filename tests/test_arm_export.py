@@ -191,3 +191,26 @@ def test_checkov_172_wants_a_boolean_where_arm_takes_a_string(prod_stack: Record
     assert "CKV_AZURE_172" in checkov_failures(template, tmp_path)
     config["enableSecretRotation"] = True
     assert "CKV_AZURE_172" not in checkov_failures(template, tmp_path)
+
+
+def test_dependencies_through_resources_left_out_are_kept(prod_stack: RecordedStack) -> None:
+    # A resource of another provider between the grant and the cluster (a propagation wait) is not exported;
+    # the cluster must still wait for the grant.
+    resources = list(prod_stack.resources)
+    cluster = prod_stack.one(CLUSTER)
+    (grant,) = [r for r in resources if r.type == "azure-native:authorization:RoleAssignment"]
+    wait = dataclasses.replace(
+        grant,
+        urn=grant.urn.replace("azure-native:authorization:RoleAssignment", "time:index/sleep:Sleep"),
+        type="time:index/sleep:Sleep",
+        inputs={"createDuration": "60s"},
+        outputs={},
+        dependencies=(grant.urn,),
+    )
+    deps = (*(d for d in cluster.dependencies if d != grant.urn), wait.urn)
+    resources = [dataclasses.replace(r, dependencies=deps) if r is cluster else r for r in resources] + [wait]
+    template = to_arm_template(dataclasses.replace(prod_stack, resources=resources))
+    (arm_cluster,) = resources_by_type(template)["Microsoft.ContainerService/managedClusters"]
+    (arm_grant,) = resources_by_type(template)["Microsoft.Authorization/roleAssignments"]
+    assert arm_grant["name"] in arm_cluster["dependsOn"]
+    assert "time:index/sleep:Sleep" in " ".join(template["metadata"]["notExported"])
