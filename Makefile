@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
-REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt
+REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt policies/requirements-sdk.txt \
+	azure_facts/pyproject.toml
 
-.PHONY: plan test lint guard rotate-check bench graphviz clean
+SCAN_VENV := .venv-scan
+
+.PHONY: plan test lint guard rotate-check bench graphviz clean scan scan-venv
 
 # The stamp is rebuilt only when a requirements file changes, so a warm run installs nothing.
 $(VENV)/.installed: $(REQUIREMENTS)
@@ -28,8 +31,23 @@ guard: $(VENV)/.installed
 rotate-check: $(VENV)/.installed
 	@$(PY) -m kms_aks_tools.rotation --stack $(STACK) $(ARGS)
 
+## scan-venv: checkov in its own virtualenv (its pins must not constrain the project's), for the ARM export test.
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	touch $@
+
+scan-venv: $(SCAN_VENV)/.installed
+
+## scan: the plan of STACK as an ARM template, scanned by checkov (docs/arm-export.md).
+scan: $(VENV)/.installed $(SCAN_VENV)/.installed
+	@mkdir -p out
+	@# exit 1 (a mandatory violation) still writes the template; 2 (bad input, program error) stops here.
+	@$(PY) -m kms_aks_tools.plan --stack $(STACK) --applied --arm out/$(STACK).arm.json >/dev/null; test $$? -le 1
+	$(SCAN_VENV)/bin/checkov --framework arm --skip-download -f out/$(STACK).arm.json
+
 ## test: lint, then the whole test suite.
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(SCAN_VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -43,4 +61,4 @@ graphviz:
 		|| echo "graphviz not installed: --graph writes DOT only"; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .ruff_cache

@@ -27,11 +27,14 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, keyvault, resources, storage
 
+# Installed into bootstrap's virtualenv from requirements.txt (`-e ../azure_facts`).
+from azure_facts import KEY_VAULT_CRYPTO_USER_ROLE, STORAGE_BLOB_DATA_CONTRIBUTOR_ROLE
+
 NAMESPACE = "kms-aks-bootstrap"
 
-# Built-in role definition ids (the same in every tenant).
-STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
+# Built-in role definition ids (the same in every tenant), from the facts the main project shares.
+STORAGE_BLOB_DATA_CONTRIBUTOR = STORAGE_BLOB_DATA_CONTRIBUTOR_ROLE
+KEY_VAULT_CRYPTO_USER = KEY_VAULT_CRYPTO_USER_ROLE
 
 PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal")
 STORAGE_SKUS = tuple(sku.value for sku in storage.SkuName)

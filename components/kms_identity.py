@@ -12,17 +12,16 @@ import pulumi
 import pulumiverse_time as time
 from pulumi_azure_native import authorization, keyvault, managedidentity
 
+# Role ids come from azure_facts (one place, checked against Microsoft's docs). Key Vault Contributor: AKS
+# creates and approves the private endpoint to a private KMS vault with it. Network Contributor: AKS, acting as a
+# user-assigned control-plane identity, joins the node subnet and places the API server's internal load balancer
+# in the delegated subnet; in a VNet the cluster does not own, creation fails with LinkedAuthorizationFailed
+# without it.
+from azure_facts import KEY_VAULT_CONTRIBUTOR_ROLE, KEY_VAULT_CRYPTO_USER_ROLE, NETWORK_CONTRIBUTOR_ROLE
 from components.key_vault_with_key import PermissionModel
 from components.kms_network import PrivateKmsArgs
 
-KEY_VAULT_CRYPTO_USER_ROLE = "12338af0-0e69-4776-bea7-57ae8d297424"
 KMS_KEY_PERMISSIONS = ["encrypt", "decrypt"]
-# A management-plane role: AKS creates and approves the private endpoint to a private KMS vault with it.
-KEY_VAULT_CONTRIBUTOR_ROLE = "f25e0fa2-a7c8-4377-a976-54943a77a395"
-# AKS, acting as a user-assigned control-plane identity, joins the node subnet and places the API server's
-# internal load balancer in the delegated subnet (subnets/join/action and friends); in a VNet the cluster does
-# not own, creation fails with LinkedAuthorizationFailed without it.
-NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 
 
 @dataclass

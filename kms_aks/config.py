@@ -30,25 +30,13 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from azure_facts import KMS_V2_MIN_KUBERNETES_VERSION as KMS_V2_MIN_VERSION
+
+# The Azure facts (id patterns, DNS suffixes, the KMS v2 threshold) live in one place, shared with the pack.
+from azure_facts import VAULT_RESOURCE_ID, VERSIONED_KEY_ID
 from kms_aks.vm_sizes import OS_DISK_SIZE_GB, OsDiskType, default_os_disk_type, ephemeral_capacity
 
 PROJECT = "kms-aks"
-
-KEY_VAULT_DNS_SUFFIXES = ("vault.azure.net", "vault.azure.cn", "vault.usgovcloudapi.net")
-# A versioned Key Vault key identifier (`key.kid`), the only form the AKS KMS API accepts as `keyId`.
-VERSIONED_KEY_ID = re.compile(
-    r"^https://(?P<vault>[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9])\.(?P<suffix>"
-    + "|".join(re.escape(s) for s in KEY_VAULT_DNS_SUFFIXES)
-    + r")/keys/(?P<name>[a-zA-Z0-9-]{1,127})/(?P<version>[0-9a-fA-F]{32})$"
-)
-VAULT_RESOURCE_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.KeyVault/vaults/(?P<vault>[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9])$",
-    re.IGNORECASE,
-)
-
-# KMS v2 (no 2000-secret limit, no KEK-rotation stalls) is automatic from this Kubernetes minor version.
-KMS_V2_MIN_VERSION = (1, 27)
 
 # Private key vault mode. AKS needs a delegated API server subnet of at least a /28 for VNet integration.
 API_SERVER_SUBNET_MAX_PREFIX_LENGTH = 28

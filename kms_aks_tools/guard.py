@@ -11,7 +11,10 @@ diff) and refuses:
 - any change of `securityProfile.azureKeyVaultKms.keyVaultNetworkAccess`;
 - a change of the cluster's `identity` (type or user-assigned identities);
 - op `replace`, `create-replacement`, `delete-replaced` or `delete` on a ManagedCluster, a Key Vault,
-  a Key Vault key or a user-assigned identity (and any op on those types the guard does not know).
+  a Key Vault key or a user-assigned identity (and any op on those types the guard does not know);
+- an `update` of an existing Key Vault key's settings (expiry, size, type, operations, rotation policy, ...):
+  azure-native sends it as ARM's `Keys_CreateIfNotExist`, which does not update an existing key. The preview
+  calls it an update; the guard names it for what it is and gives the data-plane command that does it.
 
 A planned key rotation passes only through an explicit override that names the cluster's URN and the
 exact new versioned key id, given in a reviewable file (`--overrides guard-overrides.yaml`) or with
@@ -34,6 +37,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich.console import Console
 from rich.text import Text
 
+from azure_facts import VERSIONED_KEY_ID
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 EXIT_CLEAN = 0
@@ -73,11 +78,29 @@ IDENTITY_PATH: tuple[str, ...] = ("identity",)
 # ARM's default when keyVaultNetworkAccess is omitted: an explicit "Public" is no change.
 DEFAULT_NETWORK_ACCESS = "Public"
 
-# A versioned Key Vault key identifier, as AKS KMS requires it (`key.kid`). Versions are 32 hex digits.
-KEY_ID_PATTERN = re.compile(
-    r"^https://[A-Za-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net)(:443)?"
-    r"/keys/[A-Za-z0-9-]{1,127}/[0-9A-Fa-f]{32}$"
-)
+# A versioned Key Vault key identifier, as AKS KMS requires it (`key.kid`), from the shared Azure facts.
+KEY_ID_PATTERN = VERSIONED_KEY_ID
+
+# An existing key's settings that ARM takes only when it creates the key. azure-native's Key is a "hybrid"
+# resource whose update is the default one: the same PUT as the create, ARM's Keys_CreateIfNotExist ("does not
+# update existing keys"; provider source: provider/pkg/resources/customresources/custom_keyvault.go, and no Key
+# entry in provider/pkg/gen/replacement.go's forceNewMap nor x-ms-mutability in the keys.json spec, so a change is
+# an update, not a replace). A changed expiry fails with KeyCreationParametersDidNotMatchExistingKey
+# (Azure/bicep#8283, Azure/bicep-types-az#1906); other changes are accepted and silently not applied.
+KEY_CREATE_TIME_SETTINGS: dict[tuple[str, ...], str] = {
+    ("properties", "attributes", "expires"): "expiry",
+    ("properties", "attributes", "notBefore"): "activation date",
+    ("properties", "attributes", "enabled"): "enabled flag",
+    ("properties", "attributes", "exportable"): "exportable flag",
+    ("properties", "kty"): "key type",
+    ("properties", "keySize"): "key size",
+    ("properties", "curveName"): "curve",
+    ("properties", "keyOps"): "key operations",
+    ("properties", "rotationPolicy"): "rotation policy",
+    ("properties", "releasePolicy"): "release policy",
+    ("tags",): "tags",
+}
+KEY_DOCS = 'docs/rotation.md, "Changing a key\'s expiry, size or rotation policy"'
 
 _OVERRIDE_HINT = (
     "For a planned rotation, add an entry {urn, newKeyId, reason} to the overrides file "
@@ -572,6 +595,96 @@ def _diff_findings(step: Step, *, only: str | None = None, reason: str) -> Itera
         )
 
 
+def _expiry(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _fmt(value)
+
+
+def _data_plane_path(setting: tuple[str, ...], vault: str, key: str, new: Any) -> str:
+    """The command that really makes the change on an existing key."""
+    where = f"--vault-name {vault} --name {key}"
+    if setting == ("properties", "attributes", "expires"):
+        return f"az keyvault key set-attributes {where} --expires {_expiry(new)}"
+    if setting == ("properties", "attributes", "notBefore"):
+        return f"az keyvault key set-attributes {where} --not-before {_expiry(new)}"
+    if setting == ("properties", "attributes", "enabled"):
+        return f"az keyvault key set-attributes {where} --enabled {str(new).lower()}"
+    if setting == ("tags",):
+        return f"az keyvault key set-attributes {where} --tags ..."
+    if setting == ("properties", "rotationPolicy"):
+        return f"az keyvault key rotation-policy update {where} --value <policy.json>"
+    # Type, size, curve, operations, exportability and release policy are fixed per version: only a new version
+    # has new ones, and the cluster then moves to it as a planned rotation.
+    return (
+        f"az keyvault key create {where} with the new settings (a new version), or az keyvault key rotate {where}; "
+        "then pin the new version and follow the planned rotation (guard override, re-encrypt)"
+    )
+
+
+def _changed_key_settings(step: Step) -> list[tuple[tuple[str, ...], str, Any, Any]]:
+    """(setting path, diff path, old, new) for each create-time setting the step changes."""
+    old_props = step.oldState.properties() if step.oldState else None
+    new_props = step.newState.properties() if step.newState else None
+    changed: list[tuple[tuple[str, ...], str, Any, Any]] = []
+    if old_props is not None and new_props is not None:
+        for setting in KEY_CREATE_TIME_SETTINGS:
+            old, new = lookup(old_props, setting), lookup(new_props, setting)
+            if old != new:
+                changed.append((setting, ".".join(setting), old, new))
+        if not changed:
+            for top in ("properties", "tags"):
+                old, new = lookup(old_props, (top,)), lookup(new_props, (top,))
+                if old != new:
+                    changed.append(((top,), top, old, new))
+        return changed
+    paths = list(step.detailedDiff or {}) or list(step.diffReasons or [])
+    for diff_path in paths:
+        segments = split_property_path(diff_path)
+        if not segments or segments[0] not in ("properties", "tags"):
+            continue
+        setting = next((s for s in KEY_CREATE_TIME_SETTINGS if _touches(segments, s)), segments[:1])
+        changed.append((setting, diff_path, _MISSING, _MISSING))
+    return changed
+
+
+def _key_findings(step: Step) -> Iterator[Finding]:
+    """An update of an existing Key's settings: what ARM really does with it, and the path that works."""
+    if step.op != "update":
+        return
+    state = step.newState or step.oldState
+    inputs = state.properties() if state else None
+    vault = inputs.get("vaultName", "<vault>") if inputs else "<vault>"
+    key = inputs.get("keyName", "<key>") if inputs else "<key>"
+    for setting, diff_path, old, new in _changed_key_settings(step):
+        label = KEY_CREATE_TIME_SETTINGS.get(setting, diff_path)
+        shown = (
+            f" {_expiry(old)} -> {_expiry(new)}"
+            if setting[-1] in ("expires", "notBefore")
+            else ("" if old is _MISSING and new is _MISSING else f" {_fmt(old)} -> {_fmt(new)}")
+        )
+        if setting == ("properties", "attributes", "expires"):
+            effect = (
+                "fails the deployment with KeyCreationParametersDidNotMatchExistingKey: azure-native sends it as "
+                "ARM's Keys_CreateIfNotExist, which does not update an existing key"
+            )
+        else:
+            effect = (
+                "is not applied: azure-native sends it as ARM's Keys_CreateIfNotExist, which returns the existing "
+                "key unchanged, and the stack's state would then claim a setting the key does not have"
+            )
+        yield Finding(
+            rule="key-create-time-change",
+            urn=step.urn,
+            path=diff_path,
+            message=(
+                f"the preview calls this an update, but the key's {label}{shown} {effect}. Make the change on the "
+                f"data plane: {_data_plane_path(setting, vault, key, new)}; then `pulumi refresh` so the state "
+                f"matches, and preview again: this finding is gone. Not overridable ({KEY_DOCS})."
+            ),
+        )
+
+
 def _cluster_findings(step: Step) -> Iterator[Finding]:
     if step.op not in CHANGE_OPS and step.op in NON_DESTRUCTIVE_OPS:
         return  # a create has nothing existing to break; same/read/refresh/import change nothing
@@ -604,6 +717,8 @@ def check_preview(preview: Preview, overrides: Sequence[KeyRotationOverride] = (
         found = list(_op_findings(step, resource_type))
         if resource_type == MANAGED_CLUSTER:
             found.extend(_cluster_findings(step))
+        elif resource_type == KEY:
+            found.extend(_key_findings(step))
         for finding in found:
             # A replacement shows up as several steps for one URN; report each property finding once.
             findings.setdefault((finding.urn, finding.rule, finding.path), finding)
@@ -755,7 +870,8 @@ def render(result: GuardResult, preview: Preview, source: str, console: Console)
             Text(
                 f"plan guard: refused, {count} finding{'s' if count != 1 else ''}. "
                 "Destructive ops, disabling KMS, network access and identity changes are never "
-                "overridable; a key rotation needs an override naming the URN and the new key id.",
+                "overridable; a key rotation needs an override naming the URN and the new key id; a Key's "
+                "create-time settings change on the data plane, then `pulumi refresh`.",
                 style="bold red",
             )
         )

@@ -1,6 +1,7 @@
 """`make plan`: what a stack would create, and whether the policy pack lets it, with no Azure and no CLI.
 
     python -m kms_aks_tools.plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied]
+                                 [--arm FILE]
 
 It runs the real program for `Pulumi.<stack>.yaml` under the mock engine while the real policy pack starts
 in parallel (as the Pulumi CLI starts it), sends every resource through the pack (`Analyze` each,
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
-from components.kms_identity import (
-    KEY_VAULT_CONTRIBUTOR_ROLE,
-    KEY_VAULT_CRYPTO_USER_ROLE,
-    NETWORK_CONTRIBUTOR_ROLE,
-)
+from azure_facts import ROLE_NAMES
+from kms_aks_tools.arm_export import to_arm_template
 from kms_aks_tools.graph import cloud_dependencies, critical_path, deployment_waves
 from kms_aks_tools.mock_engine import ROOT, run_stack, stack_names
 from kms_aks_tools.policy_client import (
@@ -49,11 +48,11 @@ from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack, re
 
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
 
-ROLE_NAMES = {
-    KEY_VAULT_CRYPTO_USER_ROLE: "Key Vault Crypto User",
-    KEY_VAULT_CONTRIBUTOR_ROLE: "Key Vault Contributor",
-    NETWORK_CONTRIBUTOR_ROLE: "Network Contributor",
-}
+KEY_CREATE_TIME_NOTE = (
+    "type, size, ops, expiry and rotation policy are set when the key is created; on an existing key a change is "
+    "not applied (an expiry change fails the deployment): change them on the data plane, then `pulumi refresh` "
+    "(docs/rotation.md)"
+)
 
 
 class PlanError(Exception):
@@ -161,7 +160,12 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
         put("key type", "properties.kty")
         put("key size", "properties.keySize")
         put("key ops", "properties.keyOps")
+        expires = _get(inputs, "properties.attributes.expires")
+        if isinstance(expires, int | float) and not isinstance(expires, bool):
+            shown["expires"] = datetime.fromtimestamp(expires, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
         put("rotation expiry", "properties.rotationPolicy.attributes.expiryTime")
+        # ARM's Keys_CreateIfNotExist applies these only when it creates the key (guard: key-create-time-change).
+        shown["create-time only"] = KEY_CREATE_TIME_NOTE
     elif resource.type == "azure-native:keyvault:AccessPolicy":
         put("key permissions", "policy.permissions.keys")
         put("object id", "policy.objectId")
@@ -401,12 +405,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--graph", type=Path, help="write the dependency graph: .dot, or .svg/.png with graphviz")
     parser.add_argument("--applied", action="store_true", help="values as after `pulumi up` instead of preview")
+    parser.add_argument(
+        "--arm", type=Path, metavar="FILE", help="write the planned resources as an ARM template (docs/arm-export.md)"
+    )
     args = parser.parse_args(argv)
 
     # With JSON on stdout, the human-readable plan goes to stderr so the JSON stays parseable.
     console = Console(stderr=args.json_out == "-", highlight=False, soft_wrap=True)
     try:
-        plan, _ = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied)
+        plan, recorded = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied)
     except (PlanError, PolicyPackError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_ERROR
@@ -421,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"plan written to {args.json_out}")
     if args.graph:
         write_graph(plan, args.graph, console)
+    if args.arm:
+        args.arm.write_text(json.dumps(to_arm_template(recorded), indent=2) + "\n")
+        console.print(f"ARM template written to {args.arm}")
     return EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK
 
 

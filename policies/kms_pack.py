@@ -392,6 +392,22 @@ DELETION_PROTECTION = StackValidationPolicy(
     url=DOCS_URL,
 )
 
+VAULT_AUDIT_LOGGING = StackValidationPolicy(
+    name="aks-kms-vault-audit-logging",
+    display_name="AKS KMS vault records its key operations",
+    description=(
+        "The KMS vault created in this stack has a diagnostic setting (azure-native:monitor:DiagnosticSetting, "
+        "resourceUri = the vault) that sends AuditEvent, or the audit or allLogs category group, enabled, to a "
+        "workspace, storage account, event hub or partner: every encrypt and decrypt by the KMS identity is then "
+        "recorded, and failed key access can raise an alert."
+    ),
+    validate=_stack_validation(lambda index, config: rules.check_vault_audit_logging(index)),
+    # Observability, not a KMS limitation: a warning unless a stack's config makes it mandatory (prod.json does).
+    enforcement_level=EnforcementLevel.ADVISORY,
+    severity=Severity.MEDIUM,
+    url="https://learn.microsoft.com/azure/key-vault/general/logging",
+)
+
 POLICIES = [
     KMS_ENABLED,
     USER_ASSIGNED_IDENTITY,
@@ -402,4 +418,5 @@ POLICIES = [
     IDENTITY_GRANT,
     KEY_SOURCE,
     DELETION_PROTECTION,
+    VAULT_AUDIT_LOGGING,
 ]

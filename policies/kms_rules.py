@@ -16,11 +16,13 @@ same run) or returns an `UNDECIDED` finding, which the pack reports as "could no
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from typing import Any
+
+import azure_facts as facts
 
 # ------------------------------------------------------------------------------------------- type tokens
 
@@ -33,6 +35,8 @@ ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
 PRIVATE_ENDPOINT_CONNECTION = "azure-native:keyvault:PrivateEndpointConnection"
 SECRET = "kubernetes:core/v1:Secret"
+# azure-native 3.x's diagnostic settings (Microsoft.Insights/diagnosticSettings); 2.x called it insights.
+DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
 
 # The resources whose properties the stack rules read. Everything else (thousands of Secrets, say) is only
 # counted by type, so a stack policy never converts the properties of resources it does not look at.
@@ -46,19 +50,19 @@ RELEVANT_TYPES = frozenset(
         ROLE_ASSIGNMENT,
         PRIVATE_ENDPOINT,
         PRIVATE_ENDPOINT_CONNECTION,
+        DIAGNOSTIC_SETTING,
     }
 )
 
 # ------------------------------------------------------------------------------------------ Azure facts
 
-# Built-in role definition ids. Crypto User is what KMS needs; Crypto Officer and Administrator are
-# supersets that also carry the keys/encrypt + keys/decrypt data actions, so they work too.
-KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
-KEY_VAULT_CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
-KEY_VAULT_ADMINISTRATOR = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
-KMS_CRYPTO_ROLES = frozenset({KEY_VAULT_CRYPTO_USER, KEY_VAULT_CRYPTO_OFFICER, KEY_VAULT_ADMINISTRATOR})
+# Role ids, DNS suffixes, id patterns and the KMS v2 threshold: the project's one place for Azure facts, the only
+# project package the pack imports (tests/test_pack_imports.py). Crypto User is what KMS needs; KMS_CRYPTO_ROLES
+# adds Crypto Officer and Administrator, supersets that also carry the keys/encrypt + keys/decrypt data actions.
+KEY_VAULT_CRYPTO_USER = facts.KEY_VAULT_CRYPTO_USER_ROLE
+KMS_CRYPTO_ROLES = facts.KMS_CRYPTO_ROLES
 # Management-plane role AKS needs on a private vault to create its private endpoint.
-KEY_VAULT_CONTRIBUTOR = "f25e0fa2-a7c8-4377-a976-54943a77a395"
+KEY_VAULT_CONTRIBUTOR = facts.KEY_VAULT_CONTRIBUTOR_ROLE
 
 KMS_KEY_OPERATIONS = frozenset({"encrypt", "decrypt"})
 KMS_KEY_TYPES = frozenset({"RSA", "RSA-HSM"})
@@ -67,24 +71,13 @@ MIN_KEY_SIZE = 2048
 # Key Vault's default RSA size when `keySize` is not given.
 DEFAULT_RSA_KEY_SIZE = 2048
 # Kubernetes 1.27 and later use KMS v2, which has no 2000-secret limit.
-KMS_V2_MIN_VERSION = (1, 27)
+KMS_V2_MIN_VERSION = facts.KMS_V2_MIN_KUBERNETES_VERSION
 DEFAULT_MAX_SECRETS = 2000
 
-KEY_VAULT_DNS_SUFFIXES = ("vault.azure.net", "vault.azure.cn", "vault.usgovcloudapi.net")
-_VAULT_NAME = r"[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]"
 # Any Key Vault key URL, with or without a version, so that a versionless one can be named in a message.
-_KEY_URL = re.compile(
-    rf"^https://(?P<vault>{_VAULT_NAME})\.(?:"
-    + "|".join(re.escape(s) for s in KEY_VAULT_DNS_SUFFIXES)
-    + r")(?::443)?/keys/(?P<name>[a-zA-Z0-9-]{1,127})(?:/(?P<version>[^/?#]*))?/?$",
-    re.IGNORECASE,
-)
-_KEY_VERSION = re.compile(r"^[0-9a-fA-F]{32}$")
-VERSIONED_KEY_ID_PATTERN = (
-    rf"^https://{_VAULT_NAME}\.("
-    + "|".join(re.escape(s) for s in KEY_VAULT_DNS_SUFFIXES)
-    + r")/keys/[a-zA-Z0-9-]{1,127}/[0-9a-fA-F]{32}$"
-)
+_KEY_URL = facts.KEY_URL
+_KEY_VERSION = facts.KEY_VERSION
+VERSIONED_KEY_ID_PATTERN = facts.VERSIONED_KEY_ID_PATTERN
 _KUBERNETES_VERSION = re.compile(r"^v?(\d+)\.(\d+)")
 
 # The engine's sentinels for values not known until a resource is created (pulumi_policy/proxy.py).
@@ -1358,6 +1351,142 @@ def check_deletion_protection(index: StackIndex) -> list[Finding]:
     return _dedupe(findings)
 
 
-def iter_outcome(findings: Iterable[Finding], outcome: Outcome) -> Iterator[Finding]:
-    """The findings with the given outcome."""
-    return (f for f in findings if f.outcome is outcome)
+# --------------------------------------------------------------------------------------- audit logging
+
+# Key Vault's log category that records every key operation (encrypt, decrypt, ...), and the category groups that
+# include it (https://learn.microsoft.com/azure/key-vault/general/logging, "Log categories": audit, allLogs).
+AUDIT_EVENT_CATEGORY = "auditevent"
+AUDIT_CATEGORY_GROUPS = frozenset({"audit", "alllogs"})
+# Where a diagnostic setting can send logs; one is enough.
+DIAGNOSTIC_DESTINATIONS = ("workspaceId", "storageAccountId", "eventHubAuthorizationRuleId", "marketplacePartnerId")
+MONITORING_CONFIG_KEY = "kms-aks:monitoring"
+
+
+def _is_vault_id(value: str, vault_name: str | None) -> bool:
+    """Whether an ARM id is exactly a Key Vault (not a key or secret in it) named `vault_name`."""
+    segments = value.strip("/").split("/")
+    return (
+        vault_name is not None
+        and len(segments) == 8
+        and segments[-4].lower() == "providers"
+        and segments[-3].lower() == "microsoft.keyvault"
+        and segments[-2].lower() == "vaults"
+        and segments[-1].lower() == vault_name
+    )
+
+
+def _audit_setting_verdict(setting: Res, kms: ClusterKms) -> bool | str | None:
+    """True when `setting` sends the KMS vault's AuditEvent somewhere; None when that is not known during preview;
+    else why not (the empty string when it is about another resource)."""
+    vault = kms.vault
+    assert vault is not None
+    uri = setting.props.get("resourceUri")
+    if uri is None or is_unknown(uri):
+        # Unknown during preview; absent from azure-native's outputs (it is a path parameter, not in ARM's
+        # response), which is all AnalyzeStack gets for an unchanged resource. The engine's property
+        # dependencies still say where it comes from.
+        deps = setting.deps_of("resourceUri")
+        if vault.urn in deps:
+            pass  # the vault's id
+        elif deps:
+            return ""  # another resource's id
+        else:
+            return None
+    elif _text(uri) is None or not _is_vault_id(uri, kms.vault_name):
+        return ""
+    logs = setting.props.get("logs")
+    if is_unknown(logs):
+        return None
+    audit_logs: list[Any] = []
+    undecided = False
+    for entry in _as_list(logs):
+        if is_unknown(entry) or not isinstance(entry, Mapping):
+            undecided = undecided or is_unknown(entry)
+            continue
+        category, group = entry.get("category"), entry.get("categoryGroup")
+        if is_unknown(category) or is_unknown(group):
+            undecided = True
+        elif _lower(category) == AUDIT_EVENT_CATEGORY or _lower(group) in AUDIT_CATEGORY_GROUPS:
+            audit_logs.append(entry)
+    enabled = [entry.get("enabled") for entry in audit_logs]
+    if True not in enabled:
+        if undecided or any(is_unknown(e) for e in enabled):
+            return None
+        if audit_logs:
+            return f"{setting.label} has AuditEvent disabled (enabled: false)"
+        return f"{setting.label} sends no AuditEvent (neither the category nor the audit or allLogs group)"
+    destinations = [setting.props.get(d) for d in DIAGNOSTIC_DESTINATIONS]
+    if any(_text(d) for d in destinations):
+        return True
+    if any(is_unknown(d) for d in destinations):
+        # A destination taken from a resource of this stack (a workspace's id) is known once it exists.
+        if any(setting.deps_of(d) for d in DIAGNOSTIC_DESTINATIONS if is_unknown(setting.props.get(d))):
+            return True
+        return None
+    return (
+        f"{setting.label} has no destination (workspaceId, storageAccountId, eventHubAuthorizationRuleId or "
+        "marketplacePartnerId)"
+    )
+
+
+def check_vault_audit_logging(index: StackIndex) -> list[Finding]:
+    """The KMS vault created in this stack has a diagnostic setting that sends AuditEvent (or the audit or allLogs
+    group) somewhere, enabled, with resourceUri = that vault: every encrypt and decrypt by the KMS identity is then
+    recorded, which is what the failed-access alert reads."""
+    findings: list[Finding] = []
+    settings = index.by_type[DIAGNOSTIC_SETTING]
+    for kms in index.kms_clusters:
+        if kms.key_unresolved:
+            findings.append(
+                _undecided(
+                    f"{kms.cluster.label}: keyId is not known during preview and does not depend on a Key of this "
+                    "stack, so which vault must record its key operations cannot be decided.",
+                    kms.cluster.urn,
+                )
+            )
+            continue
+        vault = kms.vault
+        if vault is None:
+            findings.append(
+                _not_applicable(
+                    f"the KMS vault of {kms.cluster.label} ({kms.vault_label}) is not created in this stack; its "
+                    "owner's audit logging applies."
+                )
+            )
+            continue
+        reasons: list[str] = []
+        undecided: list[str] = []
+        passed = False
+        for setting in settings:
+            verdict = _audit_setting_verdict(setting, kms)
+            if verdict is True:
+                passed = True
+                break
+            if verdict is None:
+                undecided.append(setting.label)
+            elif verdict:
+                reasons.append(verdict)
+        if passed:
+            continue
+        if undecided:
+            findings.append(
+                _undecided(
+                    f"{vault.label}: whether {', '.join(undecided)} sends the vault's AuditEvent somewhere is not "
+                    "known during preview.",
+                    vault.urn,
+                )
+            )
+            continue
+        why = f" ({'; '.join(reasons)})" if reasons else " (no monitor.DiagnosticSetting has it as resourceUri)"
+        findings.append(
+            _violation(
+                f"{vault.label} is the KMS vault of {kms.cluster.label} and does not send AuditEvent anywhere{why}: "
+                "without it no encrypt or decrypt by the KMS identity is recorded, and failed key access raises no "
+                f"alert. The program creates this setting from the stack config {MONITORING_CONFIG_KEY} (on by "
+                "default; monitoring.workspaceResourceId picks an existing workspace): keep it. In code: a "
+                'monitor.DiagnosticSetting with resource_uri=<the vault>.id, logs=[{category: "AuditEvent" (or '
+                'categoryGroup "audit"), enabled: True}] and a destination such as workspace_id.',
+                vault.urn,
+            )
+        )
+    return _dedupe(findings)

@@ -27,8 +27,9 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 from pulumi_policy.version import VERSION as SDK_VERSION
 
-# The release whose AnalyzeStack this module mirrors (tests/test_shared_stack_view.py compares the two).
-CHECKED_RELEASE = "1.21."
+# The release whose AnalyzeStack this module mirrors (tests/test_shared_stack_view.py compares the two);
+# requirements-sdk.txt pins exactly this release.
+CHECKED_RELEASE = "1.21.0"
 _SERVICER = sdk._PolicyAnalyzerServicer
 # The SDK's private state this relies on; install() leaves the SDK alone when any of it is missing.
 _NEEDED = (
@@ -141,9 +142,9 @@ def install() -> bool:
     """
     if os.environ.get("KMS_AKS_POLICY_SHARED_STACK_VIEW", "1") == "0":
         return False
-    if not SDK_VERSION.startswith(CHECKED_RELEASE):
+    if SDK_VERSION != CHECKED_RELEASE:
         print(
-            f"kms-aks: pulumi-policy {SDK_VERSION} is not {CHECKED_RELEASE}x; using its own AnalyzeStack (slower)",
+            f"kms-aks: pulumi-policy {SDK_VERSION} is not {CHECKED_RELEASE}; using its own AnalyzeStack (slower)",
             file=sys.stderr,
         )
         return False

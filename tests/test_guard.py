@@ -641,3 +641,72 @@ def test_the_same_override_in_file_and_flag_is_not_stale(capsys: pytest.CaptureF
     assert code == 0, out
     assert "STALE" not in out
     assert out.count("ALLOWED ") == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# An existing Key's create-time settings: shown for what ARM does with them
+# --------------------------------------------------------------------------------------------------
+
+SETTINGS_KEY_URN = "urn:pulumi:prod::kms-aks::kms-aks:index:KeyVaultWithKey$azure-native:keyvault:Key::prod-key"
+
+
+def test_changed_key_expiry_is_refused_as_a_deployment_that_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, fixture("key-expiry-change.json"))
+    assert code == 1
+    assert refused(out) == [f"REFUSED [key-create-time-change] {SETTINGS_KEY_URN}"]
+    assert "    at properties.attributes.expires" in out.splitlines()
+    assert "the preview calls this an update, but the key's expiry 2028-01-01T00:00:00Z -> 2029-01-01T00:00:00Z" in out
+    assert "KeyCreationParametersDidNotMatchExistingKey" in out and "Keys_CreateIfNotExist" in out
+    # The path that works: the data plane on the current version, then refresh.
+    assert (
+        "az keyvault key set-attributes --vault-name kv-kms-aks-prod --name etcd-kms --expires 2029-01-01T00:00:00Z"
+        in out
+    )
+    assert "`pulumi refresh`" in out
+
+
+def test_changed_rotation_policy_is_refused_as_not_applied(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, fixture("key-rotation-policy-change.json"))
+    assert code == 1
+    assert refused(out) == [f"REFUSED [key-create-time-change] {SETTINGS_KEY_URN}"]
+    assert "    at properties.rotationPolicy" in out.splitlines()
+    assert "rotation policy" in out and "is not applied" in out
+    assert "az keyvault key rotation-policy update --vault-name kv-kms-aks-prod --name etcd-kms" in out
+    assert "KeyCreationParametersDidNotMatchExistingKey" not in out
+
+
+def test_key_settings_change_is_found_from_the_detailed_diff_alone(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def strip_states(doc: dict[str, Any]) -> None:
+        for step in doc["steps"]:
+            if step["op"] == "update":
+                step.pop("oldState")
+                step.pop("newState")
+
+    code, out, _ = run(capsys, _variant(tmp_path, "key-rotation-policy-change.json", strip_states))
+    assert code == 1
+    lines = out.splitlines()
+    assert "    at properties.rotationPolicy.attributes.expiryTime" in lines
+    assert "    at properties.rotationPolicy.lifetimeActions[0].trigger.timeAfterCreate" in lines
+
+
+def test_key_size_change_points_at_a_new_version(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    def bigger(doc: dict[str, Any]) -> None:
+        step = doc["steps"][1]
+        step["newState"]["inputs"]["properties"]["attributes"] = step["oldState"]["inputs"]["properties"]["attributes"]
+        step["newState"]["inputs"]["properties"]["keySize"] = 4096
+
+    code, out, _ = run(capsys, _variant(tmp_path, "key-expiry-change.json", bigger))
+    assert code == 1
+    assert "    at properties.keySize" in out.splitlines()
+    assert "key size 3072 -> 4096 is not applied" in out
+    assert "az keyvault key create --vault-name kv-kms-aks-prod --name etcd-kms" in out
+
+
+def test_a_key_rotation_override_does_not_excuse_a_key_settings_change(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, fixture("key-expiry-change.json"), "--allow-key-rotation", f"{CLUSTER_URN}={KEY_V2}")
+    assert code == 1
+    assert refused(out) == [f"REFUSED [key-create-time-change] {SETTINGS_KEY_URN}"]

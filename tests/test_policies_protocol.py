@@ -8,6 +8,7 @@ as a `pulumi preview --policy-pack policies --policy-pack-config <file>` would.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from kms_aks_tools.policy_client import (
     load_policy_config,
     running_policy_pack,
 )
-from kms_aks_tools.recording import UNKNOWN, RecordedStack
+from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
 from tests.policy_support import (
     ACCESS_POLICY,
     CLUSTER,
@@ -68,6 +69,7 @@ POLICY_NAMES = [
     "aks-kms-identity-grant",
     "aks-kms-key-source",
     "aks-kms-deletion-protection",
+    "aks-kms-vault-audit-logging",
 ]
 STACK_POLICIES = set(POLICY_NAMES[3:])
 KEY_VAULT_CONTRIBUTOR = "f25e0fa2-a7c8-4377-a976-54943a77a395"
@@ -118,7 +120,9 @@ def test_analyzer_info_lists_every_policy_with_level_type_and_schema(client: Pol
     assert info.supports_config
     assert info.policy_names == POLICY_NAMES
     for policy in info.policies:
-        assert policy.enforcement_level == "mandatory", policy.name
+        # The audit-logging policy is observability: advisory unless a stack's config (prod.json) says mandatory.
+        expected = "advisory" if policy.name == "aks-kms-vault-audit-logging" else "mandatory"
+        assert policy.enforcement_level == expected, policy.name
         assert policy.policy_type == ("stack" if policy.name in STACK_POLICIES else "resource"), policy.name
         assert len(policy.description) > 80, policy.name
     assert info.policy("aks-kms-secret-limit").config_schema["maxSecrets"]["default"] == 2000
@@ -730,8 +734,14 @@ def test_a_failed_call_carries_the_pack_stderr(client: PolicyClient) -> None:
 
 
 def test_load_policy_config_reads_the_stack_file() -> None:
-    assert load_policy_config("prod") == {"aks-kms-key-vault-fit": {"requireHsm": True}}
-    assert load_policy_config("dev") == {"aks-kms-deletion-protection": "advisory"}
+    assert load_policy_config("prod") == {
+        "aks-kms-key-vault-fit": {"requireHsm": True},
+        "aks-kms-vault-audit-logging": "mandatory",
+    }
+    assert load_policy_config("dev") == {
+        "aks-kms-deletion-protection": "advisory",
+        "aks-kms-vault-audit-logging": "advisory",
+    }
 
 
 def test_load_policy_config_missing_file(tmp_path: Path) -> None:
@@ -783,7 +793,7 @@ def test_importing_the_pack_modules_has_no_side_effects() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "9"
+    assert out.stdout.strip() == "10"
 
 
 def test_rules_module_imports_without_pulumi() -> None:
@@ -795,7 +805,7 @@ def test_rules_module_imports_without_pulumi() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "8"
+    assert out.stdout.strip() == "9"
 
 
 def test_a_planned_version_pinned_in_the_policy_config_passes(client: PolicyClient, prod_stack: RecordedStack) -> None:
@@ -807,3 +817,99 @@ def test_a_planned_version_pinned_in_the_policy_config_passes(client: PolicyClie
     assert any("current version is" in v.detail for v in blocked.by_policy("aks-kms-key-source"))
     pinned = check(client, resources, stack_config(prod_stack, **{"aks-kms-key-source": {"pinnedKeyIds": [moved]}}))
     assert "aks-kms-key-source" not in mandatory_policies(pinned)
+
+
+# ------------------------------------------------------------------------------------- vault audit logging
+# Built on the recorded stacks with the program's own diagnostic settings removed and one added by the test, so
+# the verdicts do not depend on whether the program creates the setting.
+
+DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
+AUDIT = "aks-kms-vault-audit-logging"
+
+
+def vault_diagnostics(resources: Resources, **changes: Any) -> Resources:
+    """`resources` without diagnostic settings, plus one that sends the vault's AuditEvent to a workspace;
+    `changes` override its inputs."""
+    stack = one(resources, "pulumi:pulumi:Stack")
+    vault = one(resources, VAULT)
+    inputs = {
+        "name": "kms-audit",
+        "resourceUri": vault.id or UNKNOWN,
+        "workspaceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/log",
+        "logs": [{"category": "AuditEvent", "enabled": True}],
+        "metrics": [{"category": "AllMetrics", "enabled": True}],
+        **changes,
+    }
+    prefix = stack.urn.split("::pulumi:pulumi:Stack::", 1)[0]
+    setting = RecordedResource(
+        urn=f"{prefix}::{DIAGNOSTIC_SETTING}::kms-vault-diagnostics",
+        type=DIAGNOSTIC_SETTING,
+        name="kms-vault-diagnostics",
+        custom=True,
+        parent=stack.urn,
+        inputs=inputs,
+        # As azure-native answers: resourceUri is a path parameter, not part of the outputs.
+        outputs={k: v for k, v in inputs.items() if k != "resourceUri"},
+        dependencies=(vault.urn,),
+        property_dependencies={"resourceUri": (vault.urn,)},
+    )
+    return [*without(resources, DIAGNOSTIC_SETTING), setting]
+
+
+def test_kms_vault_without_audit_logging_is_advisory_in_dev_and_mandatory_in_prod(
+    client: PolicyClient, shipped: RecordedStack
+) -> None:
+    result = check(client, without(shipped.resources, DIAGNOSTIC_SETTING), load_policy_config(shipped.stack))
+    found = result.by_policy(AUDIT)
+    assert len(found) == 1
+    assert found[0].urn == one(shipped.resources, VAULT).urn
+    assert found[0].enforcement_level == ("mandatory" if shipped.stack == "prod" else "advisory")
+    assert "kms-aks:monitoring" in found[0].detail
+
+
+@pytest.mark.parametrize("properties", ["inputs", "outputs", "inputs+outputs"])
+def test_kms_vault_with_audit_logging_passes(client: PolicyClient, shipped: RecordedStack, properties: str) -> None:
+    resources = vault_diagnostics(shipped.resources)
+    assert check(client, resources, load_policy_config(shipped.stack), properties=properties).by_policy(AUDIT) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"logs": [{"category": "AuditEvent", "enabled": False}]}, "AuditEvent disabled"),
+        ({"logs": [{"categoryGroup": "allLogs", "enabled": False}]}, "AuditEvent disabled"),
+        ({"resourceUri": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-other"}, "no "),
+        ({"workspaceId": None}, "has no destination"),
+    ],
+)
+def test_kms_vault_audit_logging_mutations_are_violations(
+    client: PolicyClient, prod_stack: RecordedStack, changes: dict[str, Any], reason: str
+) -> None:
+    resources = vault_diagnostics(prod_stack.resources, **changes)
+    if "resourceUri" in changes:  # a literal id: no dependency on the vault either
+        resources = replaced(
+            resources, DIAGNOSTIC_SETTING, lambda r: dataclasses.replace(r, property_dependencies={}, dependencies=())
+        )
+    found = check(client, resources, load_policy_config("prod")).by_policy(AUDIT)
+    assert [v.enforcement_level for v in found] == ["mandatory"]
+    assert reason in found[0].detail
+
+
+def test_kms_vault_audit_logging_unknown_in_preview_is_could_not_decide(
+    client: PolicyClient, prod_preview: RecordedStack
+) -> None:
+    resources = vault_diagnostics(prod_preview.resources, logs=UNKNOWN)
+    found = check(client, resources, load_policy_config("prod")).by_policy(AUDIT)
+    assert len(found) == 1 and found[0].could_not_decide
+    assert found[0].enforcement_level == "advisory"
+    # Known in the preview (the vault's id unknown but from the vault): decided, and passes.
+    assert check(client, vault_diagnostics(prod_preview.resources), load_policy_config("prod")).by_policy(AUDIT) == []
+
+
+def test_audit_logging_does_not_apply_without_a_kms_vault_in_the_stack(
+    client: PolicyClient, prod_stack: RecordedStack
+) -> None:
+    # Bring your own key: the vault is someone else's, and so is its logging.
+    result = check(client, without(prod_stack.resources, VAULT, DIAGNOSTIC_SETTING), load_policy_config("prod"))
+    assert result.by_policy(AUDIT) == []
+    assert AUDIT in {n.policy_name for n in result.not_applicable}

@@ -636,3 +636,115 @@ def test_deletion_protection() -> None:
     findings = rules.check_deletion_protection(stack(*bare))
     assert {f.urn for f in findings} == {key().urn, vault().urn, identity().urn}
     assert all("protect=True" in f.message for f in findings)
+
+
+# ------------------------------------------------------------------------------- vault audit logging
+
+WORKSPACE_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.OperationalInsights/workspaces/log-kms"
+
+
+def diagnostic_setting(
+    *,
+    resource_uri: Any = VAULT_ID,
+    logs: Any = None,
+    uri_dependency: bool = False,
+    name: str = "kv-diagnostics",
+    **destinations: Any,
+) -> Res:
+    """A monitor:DiagnosticSetting as azure-native passes it (flat properties), by default AuditEvent to a workspace."""
+    props: dict[str, Any] = {
+        "resourceUri": resource_uri,
+        "logs": [{"category": "AuditEvent", "enabled": True}] if logs is None else logs,
+        "metrics": [{"category": "AllMetrics", "enabled": True}],
+    }
+    props.update(destinations if destinations else {"workspaceId": WORKSPACE_ID})
+    return Res(
+        rules.DIAGNOSTIC_SETTING,
+        urn(rules.DIAGNOSTIC_SETTING, name),
+        props,
+        name,
+        property_dependencies={"resourceUri": (urn(rules.VAULT, "vault"),) if uri_dependency else ()},
+    )
+
+
+def audit(*extra: Res) -> list[rules.Finding]:
+    return rules.check_vault_audit_logging(stack(cluster(), key(), vault(), identity(), *extra))
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        diagnostic_setting(),
+        diagnostic_setting(logs=[{"categoryGroup": "audit", "enabled": True}]),
+        diagnostic_setting(logs=[{"categoryGroup": "allLogs", "enabled": True}]),
+        diagnostic_setting(resource_uri=VAULT_ID.upper()),  # ARM ids are case-insensitive
+        diagnostic_setting(storageAccountId=f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/x/storageAccounts/s"),
+        diagnostic_setting(eventHubAuthorizationRuleId="/subscriptions/s/resourceGroups/r/providers/x/rules/y"),
+        diagnostic_setting(marketplacePartnerId="/subscriptions/s/resourceGroups/r/providers/x/monitors/m"),
+        # Preview: the vault's id and the workspace's id are unknown, and come from the vault and a workspace.
+        diagnostic_setting(resource_uri=UNKNOWN, uri_dependency=True, workspaceId=UNKNOWN),
+        # azure-native's outputs: no resourceUri (a path parameter), but the dependency on the vault.
+        diagnostic_setting(resource_uri=None, uri_dependency=True),
+    ],
+)
+def test_audit_logging_passes(setting: Res) -> None:
+    if setting.props.get("workspaceId") == UNKNOWN:
+        setting = dataclasses.replace(
+            setting,
+            property_dependencies={**setting.property_dependencies, "workspaceId": (urn("ws", "log"),)},
+        )
+    assert audit(setting) == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        (None, "no monitor.DiagnosticSetting has it as resourceUri"),
+        (diagnostic_setting(logs=[{"category": "AuditEvent", "enabled": False}]), "AuditEvent disabled"),
+        (diagnostic_setting(logs=[{"category": "AzurePolicyEvaluationDetails", "enabled": True}]), "sends no"),
+        (diagnostic_setting(logs=[]), "sends no AuditEvent"),
+        (diagnostic_setting(workspaceId=None), "has no destination"),
+        (diagnostic_setting(resource_uri=f"{VAULT_ID}/keys/etcd"), "no monitor.DiagnosticSetting"),
+        (diagnostic_setting(resource_uri=VAULT_ID.replace("kv-kms-01", "kv-other")), "no monitor.DiagnosticSetting"),
+    ],
+)
+def test_audit_logging_violations(setting: Res | None, reason: str) -> None:
+    findings = audit(*([setting] if setting else []))
+    assert [f.outcome for f in findings] == [Outcome.VIOLATION]
+    assert findings[0].urn == urn(rules.VAULT, "vault")
+    assert reason in findings[0].message
+    # The message names the fix: the stack config key, and the code-level fix.
+    assert "kms-aks:monitoring" in findings[0].message and "resource_uri=<the vault>.id" in findings[0].message
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        diagnostic_setting(logs=UNKNOWN),
+        diagnostic_setting(logs=[{"category": UNKNOWN, "enabled": True}]),
+        diagnostic_setting(logs=[{"category": "AuditEvent", "enabled": UNKNOWN}]),
+        diagnostic_setting(resource_uri=UNKNOWN),  # from nothing of this stack
+        diagnostic_setting(resource_uri=None),  # outputs without resourceUri and no dependency to tell
+        diagnostic_setting(workspaceId=UNKNOWN),  # from nothing of this stack
+    ],
+)
+def test_audit_logging_undecided_when_unknown(setting: Res) -> None:
+    findings = audit(setting)
+    assert [f.outcome for f in findings] == [Outcome.UNDECIDED]
+    assert setting.label in findings[0].message
+
+
+def test_audit_logging_of_another_resource_does_not_count() -> None:
+    # resourceUri unknown but taken from another resource (the cluster's diagnostics): not the vault's.
+    other = dataclasses.replace(
+        diagnostic_setting(resource_uri=UNKNOWN), property_dependencies={"resourceUri": (urn(rules.CLUSTER, "c"),)}
+    )
+    assert [f.outcome for f in audit(other)] == [Outcome.VIOLATION]
+    assert [f.outcome for f in audit(other, diagnostic_setting())] == []
+
+
+def test_audit_logging_not_applicable_without_the_vault_in_the_stack() -> None:
+    findings = rules.check_vault_audit_logging(stack(cluster(), identity()))
+    assert [f.outcome for f in findings] == [Outcome.NOT_APPLICABLE]
+    unresolved = cluster(cluster_props(keyId=UNKNOWN), key_dependency=False)
+    assert [f.outcome for f in rules.check_vault_audit_logging(stack(unresolved, vault()))] == [Outcome.UNDECIDED]

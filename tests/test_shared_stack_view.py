@@ -5,37 +5,63 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import grpc
 import pytest
+from google.protobuf import json_format
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from kms_aks_tools.mock_engine import run_stack
-from kms_aks_tools.policy_client import PolicyClient, PolicyPackProcess, analyze_stack_request, load_policy_config
+from kms_aks_tools.policy_client import (
+    POLICY_PACK_DIR,
+    PolicyClient,
+    PolicyPackProcess,
+    analyze_stack_request,
+    load_policy_config,
+)
 from tests.policy_support import (
+    CLUSTER,
     IDENTITY,
     private_endpoint,
     resources_of,
+    unknown_key_id_without_dependency,
     unprotected,
     vault_property,
     with_secrets,
+    without,
 )
 
 SHARED_PACK_STDERR: list = []
 
 
-def _pack(shared: str) -> Iterator[PolicyClient]:
-    with PolicyPackProcess(env={**os.environ, "KMS_AKS_POLICY_SHARED_STACK_VIEW": shared}).start() as pack:
+@dataclass
+class Pack:
+    """A running pack: the client, and a raw stub whose answers are the protobuf messages themselves."""
+
+    client: PolicyClient
+    stub: analyzer_pb2_grpc.AnalyzerStub
+
+
+def _pack(shared: str) -> Iterator[Pack]:
+    with PolicyPackProcess(env={**os.environ, "KMS_AKS_POLICY_SHARED_STACK_VIEW": shared}).start() as process:
         if shared == "1":
-            SHARED_PACK_STDERR[:] = [pack.stderr]
-        yield pack.wait_ready()
+            SHARED_PACK_STDERR[:] = [process.stderr]
+        client = process.wait_ready()
+        channel = grpc.insecure_channel(f"127.0.0.1:{process.port}")
+        try:
+            yield Pack(client, analyzer_pb2_grpc.AnalyzerStub(channel))
+        finally:
+            channel.close()
 
 
 @pytest.fixture(scope="module")
-def shared_pack() -> Iterator[PolicyClient]:
+def shared_pack() -> Iterator[Pack]:
     yield from _pack("1")
 
 
 @pytest.fixture(scope="module")
-def sdk_pack() -> Iterator[PolicyClient]:
+def sdk_pack() -> Iterator[Pack]:
     yield from _pack("0")
 
 
@@ -47,26 +73,44 @@ def _stacks() -> dict[str, list]:
         "prod": prod,
         "dev-preview": dev_preview,
         "many-violations": [*broken, private_endpoint(broken)],
+        # keyId unknown and from nothing of this stack: the stack policies cannot decide ("can't run policy"),
+        # after reporting the violations they could decide (secret-limit).
+        "could-not-decide": with_secrets(unknown_key_id_without_dependency(dev_preview), 2001),
+        # No KMS cluster: every stack policy that needs one says it does not apply.
+        "not-applicable": without(prod, CLUSTER),
     }
 
 
 @pytest.mark.parametrize("config_stack", ["dev", "prod"])
-def test_same_answers_as_the_sdk(shared_pack: PolicyClient, sdk_pack: PolicyClient, config_stack: str) -> None:
+def test_same_answers_as_the_sdk(shared_pack: Pack, sdk_pack: Pack, config_stack: str) -> None:
     config = load_policy_config(config_stack)
-    shared_pack.configure(config)
-    sdk_pack.configure(config)
+    shared_pack.client.configure(config)
+    sdk_pack.client.configure(config)
+    seen_undecided = seen_not_applicable = False
     for name, resources in _stacks().items():
         request = analyze_stack_request(resources)
-        ours = shared_pack.analyze_stack(request)
-        theirs = sdk_pack.analyze_stack(request)
-        assert ours.violations == theirs.violations, name
-        assert ours.not_applicable == theirs.not_applicable, name
+        ours = shared_pack.stub.AnalyzeStack(request)
+        theirs = sdk_pack.stub.AnalyzeStack(request)
+        # Whole responses, every field of every diagnostic (message, URN, enforcement level, severity, pack
+        # name and version, description) and every not-applicable entry, in order.
+        assert json_format.MessageToDict(ours) == json_format.MessageToDict(theirs), name
+        assert ours == theirs, name
+        undecided = [d for d in theirs.diagnostics if "can't run policy" in d.message]
+        seen_undecided |= bool(undecided)
+        seen_not_applicable |= bool(theirs.not_applicable)
+        if name == "could-not-decide":
+            assert undecided and all(d.enforcementLevel == analyzer_pb2.ADVISORY for d in undecided)
+            assert any(d.policyName == "aks-kms-secret-limit" for d in theirs.diagnostics)
+        if name == "not-applicable":
+            assert {n.policy_name for n in theirs.not_applicable} >= {"aks-kms-identity-grant", "aks-kms-key-source"}
         if name == "many-violations":
-            assert {v.policy_name for v in ours.mandatory} >= {
+            assert {d.policyName for d in theirs.diagnostics if d.enforcementLevel == analyzer_pb2.MANDATORY} >= {
                 "aks-kms-secret-limit",
                 "aks-kms-key-vault-fit",
                 "aks-kms-no-private-link",
             }
+    # The comparison covers both branches the copied method has besides violations.
+    assert seen_undecided and seen_not_applicable
 
 
 def test_the_pack_really_runs_the_shared_view(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,7 +129,15 @@ def test_the_pack_really_runs_the_shared_view(monkeypatch: pytest.MonkeyPatch) -
     assert sdk._PolicyAnalyzerServicer.AnalyzeStack == "sdk method"
 
 
-def test_shared_pack_logs_no_fallback(shared_pack: PolicyClient) -> None:
-    shared_pack.configure(load_policy_config("prod"))
-    shared_pack.analyze_stack(analyze_stack_request(resources_of(run_stack("prod"))))
+def test_shared_pack_logs_no_fallback(shared_pack: Pack) -> None:
+    shared_pack.client.configure(load_policy_config("prod"))
+    shared_pack.client.analyze_stack(analyze_stack_request(resources_of(run_stack("prod"))))
     assert "using its own AnalyzeStack" not in SHARED_PACK_STDERR[0]()
+
+
+def test_pulumi_policy_is_pinned_to_the_mirrored_release() -> None:
+    # The copy is only known to be right for one release: the pack's venv must get exactly that one.
+    import shared_stack_view
+
+    pins = (POLICY_PACK_DIR / "requirements-sdk.txt").read_text().split()
+    assert f"pulumi-policy=={shared_stack_view.CHECKED_RELEASE}" in pins
