@@ -77,7 +77,17 @@ def test_each_resource_has_its_arm_type_api_version_and_name(prod_stack: Recorde
         "Microsoft.ManagedIdentity/userAssignedIdentities",
         "Microsoft.Authorization/roleAssignments",
         "Microsoft.ContainerService/managedClusters",
-    } | ({"Microsoft.Insights/diagnosticSettings"} & set(by_type))  # the program helper's monitoring adds more
+        # KmsMonitoring: the workspace, Container Insights' rule and its association, both diagnostic settings,
+        # the action group, the vault's Event Grid topic with its alert subscriptions, the failed-access alert.
+        "Microsoft.OperationalInsights/workspaces",
+        "Microsoft.Insights/dataCollectionRules",
+        "Microsoft.Insights/dataCollectionRuleAssociations",
+        "Microsoft.Insights/diagnosticSettings",
+        "Microsoft.Insights/actionGroups",
+        "Microsoft.EventGrid/systemTopics",
+        "Microsoft.EventGrid/systemTopics/eventSubscriptions",
+        "Microsoft.Insights/scheduledQueryRules",
+    }
     (vault,) = by_type["Microsoft.KeyVault/vaults"]
     assert (vault["apiVersion"], vault["name"], vault["location"]) == ("2024-11-01", "kv-kmsaks-prod-01", "westeurope")
     assert vault["properties"]["enablePurgeProtection"] is True and vault["properties"]["sku"]["name"] == "premium"

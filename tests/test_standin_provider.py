@@ -453,3 +453,15 @@ def test_preview_update_keeps_what_each_provider_keeps(dev_stack: RecordedStack,
         planned["tags"] == tagged["tags"] and planned["name"] == from_struct(created[identity.urn].properties)["name"]
     )
     assert planned["principalId"] == UNKNOWN  # azure-native's PreviewOutputs: computed outputs are unknown
+
+
+def test_auto_names_follow_the_engines_random_seed(dev_stack: RecordedStack, stubs: dict) -> None:
+    # An update plan saves the seed: `up --plan` must get the name its preview showed.
+    role = {"principalId": "p", "roleDefinitionId": "r", "scope": "/subscriptions/s", "principalType": "ServicePrincipal"}
+    urn = "urn:pulumi:dev::kms-aks::azure-native:authorization:RoleAssignment::grant"
+
+    def name(seed: bytes) -> str:
+        request = provider_pb2.CheckRequest(urn=urn, news=to_struct(role), randomSeed=seed)
+        return from_struct(stubs["azure-native"].Check(request).inputs)["roleAssignmentName"]
+
+    assert name(b"seed-1") == name(b"seed-1") != name(b"seed-2")

@@ -10,8 +10,8 @@ the process, so successive CLI runs see the same cloud.
 from __future__ import annotations
 
 import logging
+import random
 import re
-import secrets
 import threading
 import time
 import uuid
@@ -184,7 +184,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
                 for p in rule.path[:-1]
                 if p not in news
             ]
-            _autoname(type_token, rule, name_of(request.urn, request.name), from_struct(request.olds), news)
+            name = name_of(request.urn, request.name)
+            _autoname(type_token, rule, name, from_struct(request.olds), news, seed=request.randomSeed)
         return provider_pb2.CheckResponse(inputs=to_struct(news), failures=failures)
 
     def Diff(self, request: provider_pb2.DiffRequest, context: Any) -> Any:
@@ -355,12 +356,17 @@ def _body(inputs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in unwrap_secrets(inputs).items() if not k.startswith("__")}
 
 
-def _autoname(type_token: str, rule: rules.Rules, name: str, olds: dict[str, Any], news: dict[str, Any]) -> None:
+def _autoname(
+    type_token: str, rule: rules.Rules, name: str, olds: dict[str, Any], news: dict[str, Any], seed: bytes = b""
+) -> None:
     """azure-native's Check auto-naming (`getDefaultName` in provider.go): a resource whose name input is
     unset keeps the name it already has (old inputs), else gets a new one: a random UUID for role
     assignments (AutoNameUuid), the logical name plus 8 random hex digits otherwise (AutoNameRandom,
     `resource.NewUniqueHex(name, 8, 0)`), and `__createBeforeDelete: true` so a replacement creates first.
     The engine re-runs Check without olds for a replacement, so the replacement gets a fresh name.
+    "Random" is drawn from the engine's `randomSeed` (CheckRequest), as the provider SDK's NewUniqueHex does: an
+    update plan saves the seed, so `up --plan` gets the same name its preview showed (a fresh random name
+    made the real engine refuse the plan: "violates plan: ... roleAssignmentName").
     """
     key = rule.path[-1] if rule.path else ""
     if not key or "." in key or key in news:
@@ -369,10 +375,11 @@ def _autoname(type_token: str, rule: rules.Rules, name: str, olds: dict[str, Any
         news[key] = olds[key]
         news[_CREATE_BEFORE_DELETE] = bool(olds.get(_CREATE_BEFORE_DELETE, False))
         return
+    draw = random.Random(seed) if seed else random.SystemRandom()
     if type_token == "azure-native:authorization:RoleAssignment":
-        news[key] = str(uuid.uuid4())
+        news[key] = str(uuid.UUID(int=draw.getrandbits(128), version=4))
     else:
-        news[key] = f"{name}{secrets.token_hex(4)}"
+        news[key] = f"{name}{draw.getrandbits(32):08x}"
     news[_CREATE_BEFORE_DELETE] = True
 
 
