@@ -135,12 +135,13 @@ def test_graph_as_svg_uses_graphviz_or_says_it_wrote_dot(tmp_path: Path) -> None
         assert (tmp_path / "plan.dot").read_text().startswith("digraph plan {")
 
 
-def test_make_plan_installs_graphviz_only_when_a_graph_is_asked_for() -> None:
+def test_nothing_but_make_graphviz_runs_apt_get() -> None:
     def dry_run(*args: str) -> str:
         return subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
-    assert "apt-get install" in dry_run("plan", "ARGS=--graph plan.svg")
+    assert "apt-get" not in dry_run("plan", "ARGS=--graph plan.svg")
     assert "apt-get" not in dry_run("plan")
+    assert "apt-get install" in dry_run("graphviz")
 
 
 def test_make_plan_is_the_same_command_and_fails_on_a_mandatory_violation() -> None:
