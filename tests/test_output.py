@@ -1,0 +1,77 @@
+"""`kms-aks plan` output is reproducible and whole: the same input gives the same bytes, and nothing is cut."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from kms_aks_tools.graph import critical_path, deployment_waves, stable_key
+from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.recording import RecordedStack
+
+KMS_AKS = str(Path(sys.executable).parent / "kms-aks")
+# No COLUMNS: as in a CI log or `| cat`, where rich would otherwise assume 80 columns.
+PIPE = {"PATH": "/usr/bin:/bin", "TERM": "dumb"}
+
+
+def kms_aks(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([KMS_AKS, *args], cwd=ROOT, capture_output=True, timeout=120, env=PIPE, check=False)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_two_plans_are_byte_identical(stack: str) -> None:
+    # Two runs side by side, as two CI jobs would: JSON on stdout, the text plan on stderr.
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: kms_aks("plan", "--stack", stack, "--json", "-"), range(2))
+    assert first.returncode == second.returncode == 0, first.stderr.decode()
+    assert json.loads(first.stdout)["critical_path"], "the plan has a critical path to compare"
+    assert first.stdout == second.stdout
+    assert first.stderr == second.stderr
+
+
+def test_piped_plan_shows_whole_key_ids() -> None:
+    result = kms_aks("plan", "--stack", "prod", "--applied")
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout.decode()
+    # Each id is whole on its line: the versioned key id, and the key's resource id (the grant's scope).
+    assert re.search(
+        r"key id: https://kv-kmsaks-prod-01\.vault\.azure\.net/keys/aks-kms-prod/[0-9a-f]{32}$", text, re.M
+    )
+    assert re.search(
+        r"scope: /subscriptions/[-0-9a-f]{36}/resourceGroups/rg-kms-aks-prod/providers/Microsoft\.KeyVault/vaults/"
+        r"kv-kmsaks-prod-01/keys/aks-kms-prod$",
+        text,
+        re.M,
+    )
+    assert max(len(line) for line in text.splitlines()) > 80, "nothing here is longer than rich's default width"
+
+
+def _reordered(stack: RecordedStack) -> RecordedStack:
+    """The same stack as a different race between outputs would register it: every list reversed."""
+    return RecordedStack(
+        project=stack.project,
+        stack=stack.stack,
+        resources=[
+            type(r)(**{**r.__dict__, "dependencies": tuple(reversed(r.dependencies))})
+            for r in reversed(stack.resources)
+        ],
+    )
+
+
+@pytest.mark.parametrize("fixture", ["dev_preview", "prod_preview"])
+def test_waves_and_critical_path_ignore_registration_order(fixture: str, request: pytest.FixtureRequest) -> None:
+    recorded: RecordedStack = request.getfixturevalue(fixture)
+    reordered = _reordered(recorded)
+    assert [r.urn for r in reordered.resources] != [r.urn for r in recorded.resources]
+    names = [[r.name for r in wave] for wave in deployment_waves(recorded)]
+    assert names == [[r.name for r in wave] for wave in deployment_waves(reordered)]
+    assert [r.name for r in critical_path(recorded)] == [r.name for r in critical_path(reordered)]
+    # The rule itself: each wave in architecture order, then name.
+    for wave in deployment_waves(reordered):
+        assert wave == sorted(wave, key=stable_key)
