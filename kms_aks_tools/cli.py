@@ -11,15 +11,25 @@ The Makefile's `make plan`, `make guard`, `make rotate-check` and `make check-co
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from rich.markup import escape
 
-from kms_aks.config import ConfigError, parse_stack_config
-from kms_aks_tools import guard, plan, rotation
-from kms_aks_tools.mock_engine import ROOT, load_stack_file, stack_names
 from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_OK, make_console
+
+# Each subcommand's module and one-line summary. A module is imported only when its subcommand runs (or for
+# `--help`): `kms-aks guard` needs neither the Pulumi SDK nor the program, and starts in a fraction of the time.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "plan": (
+        "kms_aks_tools.plan",
+        "what a stack would create, in what order, and the policy pack's verdict (no Azure needed)",
+    ),
+    "guard": ("kms_aks_tools.guard", "refuse a `pulumi preview --json` plan that makes an irreversible KMS change"),
+    "rotate-check": ("kms_aks_tools.rotation", "whether each KMS key's expiry leaves time to rotate it"),
+    "check-config": ("kms_aks_tools.cli", "validate Pulumi.<stack>.yaml as the program does, nothing else"),
+}
 
 EXIT_CODES = (
     "exit codes (every subcommand):\n"
@@ -33,6 +43,9 @@ EXIT_CODES = (
 
 def check_config(args: argparse.Namespace) -> int:
     """Validates `Pulumi.<stack>.yaml` as the program does, without running it: every problem, then exit 2."""
+    from kms_aks.config import ConfigError, parse_stack_config
+    from kms_aks_tools.mock_engine import ROOT, load_stack_file, stack_names
+
     console = make_console()
     stack = args.stack
     if not stack.endswith((".yaml", ".yml")) and stack not in stack_names(ROOT):
@@ -52,19 +65,15 @@ def check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _subparser(
-    subparsers: argparse._SubParsersAction, name: str, summary: str, description: str | None = None
-) -> argparse.ArgumentParser:
-    return subparsers.add_parser(
-        name,
-        help=summary,
-        description=description or summary,
-        epilog=EXIT_CODES_HELP[name],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `kms-aks check-config`."""
+    parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
+    parser.set_defaults(run=check_config)
+    return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, just that subcommand's options are built (and its module imported)."""
     parser = argparse.ArgumentParser(
         prog="kms-aks",
         description="Plan, guard and check an AKS cluster with KMS etcd encryption, offline.",
@@ -72,27 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<subcommand>")
-    plan.configure_parser(
-        _subparser(
-            subparsers,
-            "plan",
-            "what a stack would create, in what order, and the policy pack's verdict (no Azure needed)",
+    for name, (module, summary) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=EXIT_CODES_HELP[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-    )
-    guard.configure_parser(
-        _subparser(subparsers, "guard", "refuse a `pulumi preview --json` plan that makes an irreversible KMS change")
-    )
-    rotation.configure_parser(
-        _subparser(subparsers, "rotate-check", "whether each KMS key's expiry leaves time to rotate it")
-    )
-    checker = _subparser(subparsers, "check-config", "validate Pulumi.<stack>.yaml as the program does, nothing else")
-    checker.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
-    checker.set_defaults(run=check_config)
+        if only is None or only == name:
+            importlib.import_module(module).configure_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=argv[0] if argv and argv[0] in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
         parser.print_help(sys.stderr)

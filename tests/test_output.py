@@ -14,31 +14,35 @@ import pytest
 from kms_aks_tools.graph import critical_path, deployment_waves, stable_key
 from kms_aks_tools.mock_engine import ROOT
 from kms_aks_tools.recording import RecordedStack
+from tests.conftest import KmsAks
 
 KMS_AKS = str(Path(sys.executable).parent / "kms-aks")
 # No COLUMNS: as in a CI log or `| cat`, where rich would otherwise assume 80 columns.
 PIPE = {"PATH": "/usr/bin:/bin", "TERM": "dumb"}
 
 
-def kms_aks(*args: str) -> subprocess.CompletedProcess[bytes]:
+def kms_aks_process(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([KMS_AKS, *args], cwd=ROOT, capture_output=True, timeout=120, env=PIPE, check=False)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_two_plans_are_byte_identical(stack: str) -> None:
-    # Two runs side by side, as two CI jobs would: JSON on stdout, the text plan on stderr.
+    # Two processes side by side, as two CI jobs would (each with its own hash seed, so set order differs):
+    # JSON on stdout, the text plan on stderr.
     with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda _: kms_aks("plan", "--stack", stack, "--json", "-"), range(2))
+        first, second = pool.map(lambda _: kms_aks_process("plan", "--stack", stack, "--json", "-"), range(2))
     assert first.returncode == second.returncode == 0, first.stderr.decode()
     assert json.loads(first.stdout)["critical_path"], "the plan has a critical path to compare"
     assert first.stdout == second.stdout
     assert first.stderr == second.stderr
 
 
-def test_piped_plan_shows_whole_key_ids() -> None:
+def test_piped_plan_shows_whole_key_ids(kms_aks: KmsAks, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Captured output is not a terminal, exactly like `kms-aks plan | cat`; no COLUMNS to lean on.
+    monkeypatch.delenv("COLUMNS", raising=False)
     result = kms_aks("plan", "--stack", "prod", "--applied")
-    assert result.returncode == 0, result.stderr.decode()
-    text = result.stdout.decode()
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
     # Each id is whole on its line: the versioned key id, and the key's resource id (the grant's scope).
     assert re.search(
         r"key id: https://kv-kmsaks-prod-01\.vault\.azure\.net/keys/aks-kms-prod/[0-9a-f]{32}$", text, re.M

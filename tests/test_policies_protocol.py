@@ -11,7 +11,6 @@ import ast
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +73,9 @@ KEY_VAULT_CONTRIBUTOR = "f25e0fa2-a7c8-4377-a976-54943a77a395"
 OTHER_KEY_ID = "https://kv-elsewhere-01.vault.azure.net/keys/borrowed/00112233445566778899aabbccddeeff"
 
 
-@pytest.fixture(scope="module")
-def pack() -> Iterator[PolicyPackProcess]:
-    with PolicyPackProcess() as process:
-        yield process
+@pytest.fixture
+def pack(policy_pack: PolicyPackProcess) -> PolicyPackProcess:
+    return policy_pack  # started once per session (tests/conftest.py)
 
 
 @pytest.fixture

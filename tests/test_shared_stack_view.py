@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kms_aks_tools.mock_engine import run_stack
 from kms_aks_tools.policy_client import PolicyClient, PolicyPackProcess, analyze_stack_request, load_policy_config
+from kms_aks_tools.recording import RecordedStack
 from tests.policy_support import (
     IDENTITY,
     private_endpoint,
@@ -39,9 +39,9 @@ def sdk_pack() -> Iterator[PolicyClient]:
     yield from _pack("0")
 
 
-def _stacks() -> dict[str, list]:
-    prod = resources_of(run_stack("prod"))
-    dev_preview = resources_of(run_stack("dev", preview=True))
+def _stacks(prod_stack: RecordedStack, dev_preview: RecordedStack) -> dict[str, list]:
+    prod = resources_of(prod_stack)
+    dev_preview = resources_of(dev_preview)
     broken = with_secrets(vault_property(unprotected(prod, IDENTITY), enablePurgeProtection=False), 2001)
     return {
         "prod": prod,
@@ -51,11 +51,17 @@ def _stacks() -> dict[str, list]:
 
 
 @pytest.mark.parametrize("config_stack", ["dev", "prod"])
-def test_same_answers_as_the_sdk(shared_pack: PolicyClient, sdk_pack: PolicyClient, config_stack: str) -> None:
+def test_same_answers_as_the_sdk(
+    shared_pack: PolicyClient,
+    sdk_pack: PolicyClient,
+    config_stack: str,
+    prod_stack: RecordedStack,
+    dev_preview: RecordedStack,
+) -> None:
     config = load_policy_config(config_stack)
     shared_pack.configure(config)
     sdk_pack.configure(config)
-    for name, resources in _stacks().items():
+    for name, resources in _stacks(prod_stack, dev_preview).items():
         request = analyze_stack_request(resources)
         ours = shared_pack.analyze_stack(request)
         theirs = sdk_pack.analyze_stack(request)
@@ -85,7 +91,7 @@ def test_the_pack_really_runs_the_shared_view(monkeypatch: pytest.MonkeyPatch) -
     assert sdk._PolicyAnalyzerServicer.AnalyzeStack == "sdk method"
 
 
-def test_shared_pack_logs_no_fallback(shared_pack: PolicyClient) -> None:
+def test_shared_pack_logs_no_fallback(shared_pack: PolicyClient, prod_stack: RecordedStack) -> None:
     shared_pack.configure(load_policy_config("prod"))
-    shared_pack.analyze_stack(analyze_stack_request(resources_of(run_stack("prod"))))
+    shared_pack.analyze_stack(analyze_stack_request(resources_of(prod_stack)))
     assert "using its own AnalyzeStack" not in SHARED_PACK_STDERR[0]()
