@@ -48,9 +48,10 @@ check-config: $(VENV)/.installed
 	@$(KMS_AKS) check-config --stack $(STACK)
 
 ## test: lint, then the whole test suite on both cores.
+# --dist loadfile keeps each test file on one worker, so a file's module fixtures (recorded stacks) are built once.
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ## lint: ruff only.
 lint: $(VENV)/.installed
