@@ -3,7 +3,7 @@
     kms-aks rotate-check --stack prod [--as-of 2026-12-01]
 
 An expired key version breaks the cluster, and AKS keeps using the version its `keyId` names until an operator
-moves it (this project pins it; README: Planned key rotation). So every version must stay valid until its successor
+moves it (this project pins it; docs/rotation.md). So every version must stay valid until its successor
 exists and the cluster has been moved to it and its secrets re-encrypted. This runs the real program for the
 stack under the mock engine, as `pulumi preview` would, finds the key(s) each KMS cluster uses, and:
 
@@ -257,7 +257,7 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
                     "warn",
                     f"the first version expires on {info.expires_on} ({(info.expires_on - as_of).days} days after "
                     f"{as_of}) and no rotation policy replaces it: create a new version and rotate the cluster to "
-                    "it before then (README: Planned key rotation).",
+                    "it before then (docs/rotation.md).",
                 )
             )
 
