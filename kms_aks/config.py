@@ -476,13 +476,13 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def model_of(annotation: Any) -> type[BaseModel] | None:
     """The config model inside a field's annotation (`X | None`, `list[X]`, `Annotated[X, ...]`), if any."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     if typing.get_origin(annotation) in (typing.Union, types.UnionType, Annotated, list):
         for arg in typing.get_args(annotation):
-            found = _model_of(arg)
+            found = model_of(arg)
             if found is not None:
                 return found
     return None
@@ -497,7 +497,7 @@ def model_at(path: list[str], model: type[BaseModel] | None = None) -> type[Base
         fields = {field.alias or name: field for name, field in current.model_fields.items()}
         if part not in fields:
             return None
-        current = _model_of(fields[part].annotation)
+        current = model_of(fields[part].annotation)
     return current
 
 

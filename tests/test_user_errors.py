@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
+from kms_aks.config import StackConfig, model_of
 from kms_aks_tools import cli
 from kms_aks_tools.mock_engine import ROOT, run_stack
 from tests.cli import TERMINAL
@@ -259,3 +262,28 @@ def test_the_installed_script_exits_2_without_a_traceback(case_id: str, tmp_path
         check=False,
     )
     _assert_one_clear_message(case, result.returncode, result.stdout + result.stderr)
+
+
+def _numeric_fields(model: type[BaseModel], path: str = "") -> list[tuple[str, FieldInfo]]:
+    """Every int/float field of the config model, at any depth, with its YAML key path."""
+    found: list[tuple[str, FieldInfo]] = []
+    for name, field in model.model_fields.items():
+        key = f"{path}{field.alias or name}"
+        nested = model_of(field.annotation)
+        if nested is not None:
+            found.extend(_numeric_fields(nested, f"{key}."))
+        elif field.annotation in (int, float):
+            found.append((key, field))
+    return found
+
+
+def test_every_number_in_the_config_is_bounded() -> None:
+    # A new numeric key must say its range, so `expireAfterDays: 1000000000` cannot come back.
+    numbers = _numeric_fields(StackConfig)
+    assert "kmsKey.rotation.expireAfterDays" in dict(numbers)
+    unbounded = []
+    for key, field in numbers:
+        kinds = {type(m).__name__ for m in field.metadata}
+        if not ({"Ge", "Gt"} & kinds and {"Le", "Lt"} & kinds):
+            unbounded.append(key)
+    assert unbounded == [], "numeric config keys without a lower and an upper bound"
