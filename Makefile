@@ -1,37 +1,55 @@
 # Two commands do everything on a fresh machine: `make plan` and `make test`.
+# Every target that runs something is a shortcut for the `kms-aks` command line (see `kms-aks --help`);
+# CI calls `kms-aks` directly, because its exit codes are exact (0 ok, 1 blocked, 2 bad input).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+KMS_AKS := $(VENV)/bin/kms-aks
 STACK ?= dev
 REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt policies/requirements-sdk.txt \
-	azure_facts/pyproject.toml
-
+	azure_facts/pyproject.toml pyproject.toml
 SCAN_VENV := .venv-scan
+# ARGS is passed on unexpanded, with every `$` escaped for the shell: Pulumi URNs contain `$`
+# (`...KmsAksCluster$azure-native:...`), which make and the shell would otherwise both eat.
+SAFE_ARGS = $(subst $$,\$$,$(value ARGS))
 
-.PHONY: plan test lint guard rotate-check bench graphviz clean scan scan-venv
+.DEFAULT_GOAL := help
+.PHONY: help plan test e2e lint guard rotate-check check-config bench graphviz clean scan scan-venv
+
+## help: this list.
+help:
+	@echo "Shortcuts for the kms-aks command line (.venv/bin/kms-aks --help):"
+	@awk '/^## [a-z-]+:/ { sub(/^## /, "  make "); print; next } /^##  / { sub(/^##/, "    "); print }' $(MAKEFILE_LIST)
 
 # The stamp is rebuilt only when a requirements file changes, so a warm run installs nothing.
 $(VENV)/.installed: $(REQUIREMENTS)
+	@echo "Installing the project into $(VENV) (first run: about 2 minutes; pip's progress follows)."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check --no-deps -e .
 	touch $@
+	@echo "Installed. Next time nothing is installed unless a requirements file changes."
 
 ## plan: the plan of STACK (default dev) under the mock engine, with the policy pack enforced.
-##       make plan STACK=prod ARGS="--json plan.json --graph plan.svg"
-plan: $(VENV)/.installed $(if $(findstring --graph,$(ARGS)),graphviz)
-	@$(PY) -m kms_aks_tools.plan --stack $(STACK) $(ARGS)
+##       make plan STACK=prod ARGS="--json plan.json --graph plan.svg"   (= kms-aks plan --stack prod ...)
+plan: $(VENV)/.installed
+	@$(KMS_AKS) plan --stack $(STACK) $(SAFE_ARGS)
 
 ## guard: refuse irreversible KMS changes in a `pulumi preview --json` file (exit 1 findings, 2 bad input).
-##        make guard PREVIEW=preview.json ARGS="--overrides guard-overrides.yaml"
+##        make guard PREVIEW=preview.json ARGS="--overrides guard-overrides.yaml"   (= kms-aks guard ...)
 guard: $(VENV)/.installed
-	$(PY) -m kms_aks_tools.guard $(PREVIEW) $(ARGS)
+	@$(KMS_AKS) guard $(PREVIEW) $(SAFE_ARGS)
 
 ## rotate-check: each KMS key's expiry and rotation policy for STACK (default dev); exit 1 when they do not
 ##               leave time to rotate. make rotate-check STACK=prod ARGS="--as-of 2027-01-01"
 rotate-check: $(VENV)/.installed
-	@$(PY) -m kms_aks_tools.rotation --stack $(STACK) $(ARGS)
+	@$(KMS_AKS) rotate-check --stack $(STACK) $(SAFE_ARGS)
 
-## scan-venv: checkov in its own virtualenv (its pins must not constrain the project's), for the ARM export test.
+## check-config: validate Pulumi.<STACK>.yaml only (fast; exit 2 with every problem named).
+check-config: $(VENV)/.installed
+	@$(KMS_AKS) check-config --stack $(STACK)
+
+# checkov in its own virtualenv (its pins must not constrain the project's), for the ARM export test and `make scan`.
 $(SCAN_VENV)/.installed: requirements-scan.txt
 	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
 	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
@@ -43,22 +61,37 @@ scan-venv: $(SCAN_VENV)/.installed
 scan: $(VENV)/.installed $(SCAN_VENV)/.installed
 	@mkdir -p out
 	@# exit 1 (a mandatory violation) still writes the template; 2 (bad input, program error) stops here.
-	@$(PY) -m kms_aks_tools.plan --stack $(STACK) --applied --arm out/$(STACK).arm.json >/dev/null; test $$? -le 1
+	@$(KMS_AKS) plan --stack $(STACK) --applied --arm out/$(STACK).arm.json >/dev/null; test $$? -le 1
 	$(SCAN_VENV)/bin/checkov --framework arm --skip-download -f out/$(STACK).arm.json
 
-## test: lint, then the whole test suite.
+## test: lint, then the whole test suite on both cores (the real-CLI scenarios are `make e2e`).
+# --dist loadfile keeps each test file on one worker, so a file's module fixtures (recorded stacks) are built once.
 test: $(VENV)/.installed $(SCAN_VENV)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/e2e $(PYTEST_ARGS)
 
+## e2e: the scenarios under the real Pulumi CLI and engine, against the Azure stand-in (docs/real-cli.md).
+##      The first run builds the CLI from its Go module into .tools/ (needs Go); later runs reuse it.
+e2e: $(VENV)/.installed
+	@bash e2e/toolchain/build.sh >/dev/null
+	$(PY) -m pytest -q -p no:xdist tests/e2e $(PYTEST_ARGS)
+
+## lint: ruff only.
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
-## graphviz: installs graphviz's `dot` (for `--graph x.svg`) where the machine allows it.
-graphviz:
-	@command -v dot >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
-		&& (apt-get install -y -qq graphviz >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq graphviz)) \
-		|| echo "graphviz not installed: --graph writes DOT only"; }
+## bench: the benchmarks (benchmarks/): a warm plan against its floor, then the policy pack at scale.
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_plan.py
+	$(PY) benchmarks/bench_policy_pack.py
 
+## graphviz: install graphviz's `dot` with apt-get (needs root), for `--graph x.svg`. Nothing else installs it.
+graphviz:
+	@if command -v dot >/dev/null 2>&1; then echo "graphviz is already installed: $$(command -v dot)"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "no apt-get here: install graphviz with your package manager (brew install graphviz)"; exit 2; \
+	elif [ "$$(id -u)" != 0 ]; then echo "run as root (sudo make graphviz) or: sudo apt-get install graphviz"; exit 2; \
+	else echo "apt-get install graphviz"; apt-get install -y -qq graphviz || (apt-get update -qq && apt-get install -y -qq graphviz); fi
+
+## clean: remove the venv and caches.
 clean:
 	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .ruff_cache

@@ -11,6 +11,8 @@ import contextlib
 import json
 import math
 import re
+import types
+import typing
 from datetime import date
 from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
@@ -48,6 +50,9 @@ NODE_UPGRADE_MAX_SURGE_PERCENT = 33
 # neither): a VNet overlapping them makes cluster creation fail, so the config refuses it up front.
 AKS_DEFAULT_POD_CIDR = IPv4Network("10.244.0.0/16")
 AKS_DEFAULT_SERVICE_CIDR = IPv4Network("10.0.0.0/16")
+
+# The longest a KMS key version may live (about five years): every day count in the config is bounded by it.
+MAX_KEY_LIFETIME_DAYS = 1826
 
 # Each constrained string, with the rule an error message states when a value breaks it.
 _PATTERN_RULES: dict[str, str] = {}
@@ -107,9 +112,11 @@ class KeyVaultConfig(_Model):
 class RotationPolicyConfig(_Model):
     """`kms-aks:kmsKey.rotation`: Key Vault's automatic rotation, with every version's expiry planned with it."""
 
-    rotate_after_days: Annotated[StrictInt, Field(ge=7)]
-    expire_after_days: Annotated[StrictInt, Field(ge=28)]
-    notify_before_expiry_days: Annotated[StrictInt, Field(ge=7)] = 30
+    # Key Vault's floors (rotate >= 7 days after creation, expiry >= 28 days); the ceilings are this project's:
+    # a KMS key version meant to live longer than MAX_KEY_LIFETIME_DAYS is not being rotated.
+    rotate_after_days: Annotated[StrictInt, Field(ge=7, le=MAX_KEY_LIFETIME_DAYS)]
+    expire_after_days: Annotated[StrictInt, Field(ge=28, le=MAX_KEY_LIFETIME_DAYS)]
+    notify_before_expiry_days: Annotated[StrictInt, Field(ge=7, le=MAX_KEY_LIFETIME_DAYS)] = 30
 
     @model_validator(mode="after")
     def _rotation_before_expiry(self) -> RotationPolicyConfig:
@@ -551,17 +558,83 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def model_of(annotation: Any) -> type[BaseModel] | None:
+    """The config model inside a field's annotation (`X | None`, `list[X]`, `Annotated[X, ...]`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, Annotated, list):
+        for arg in typing.get_args(annotation):
+            found = model_of(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def model_at(path: list[str], model: type[BaseModel] | None = None) -> type[BaseModel] | None:
+    """The config model at a key path (`["kmsKey", "rotation"]`), walking the models by their YAML keys."""
+    current: type[BaseModel] | None = model or StackConfig
+    for part in path:
+        if current is None:
+            return None
+        fields = {field.alias or name: field for name, field in current.model_fields.items()}
+        if part not in fields:
+            return None
+        current = model_of(fields[part].annotation)
+    return current
+
+
+def allowed_keys(model: type[BaseModel]) -> list[str]:
+    """The YAML keys a config block accepts, in the order the model declares them."""
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+SYSTEM_ASSIGNED_MESSAGE = (
+    "KMS requires a user-assigned identity: AKS KMS etcd encryption cannot use a system-assigned identity, so "
+    "this project always creates a user-assigned one and grants it the key; remove this key "
+    "(there is no identity setting to choose)"
+)
+
+
+def _asks_for_system_assigned(key: str, value: Any) -> bool:
+    """An unknown key that tries to choose the cluster's identity (`identity`, `identityType: SystemAssigned`)."""
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return "identity" in key.lower() or "systemassigned" in text.replace("-", "").replace(" ", "").lower()
+
+
+def _unquoted_version_hint(value: Any) -> str | None:
+    """YAML reads `kubernetesVersion: 1.30` as the number 1.3: say so, and how to quote it."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    text = str(value)
+    lost_zero = re.fullmatch(r"1\.\d", text) is not None
+    if isinstance(value, str) and not lost_zero:
+        return None
+    written = f"{text}0" if lost_zero else text
+    return (
+        f'must be a quoted string such as "1.33" (got {text}: YAML reads an unquoted version as a number, '
+        f'so 1.30 becomes 1.3); write kubernetesVersion: "{written}"'
+    )
+
+
 def _describe(error: dict[str, Any]) -> str:
     loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
     key = f"{PROJECT}:" + ".".join(loc) if loc else ""
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        if len(loc) == 1:
+        block = model_at(loc[:-1])
+        if _asks_for_system_assigned(loc[-1], error.get("input")):
+            message = SYSTEM_ASSIGNED_MESSAGE
+        elif len(loc) == 1:
             message = f"unknown config key; allowed keys: {', '.join(sorted(CONFIG_KEYS))}"
+        elif block is not None:
+            parent = f"{PROJECT}:" + ".".join(loc[:-1])
+            message = f"unknown setting in {parent}; allowed: {', '.join(allowed_keys(block))}"
         else:
-            message = "unknown setting (check its spelling against the README's config reference)"
+            message = "unknown setting (see docs/configuration.md)"
     elif error["type"] == "missing":
         message = "required but not set"
+    elif loc and loc[-1] == "kubernetesVersion" and (hint := _unquoted_version_hint(error.get("input"))):
+        message = hint
     elif error["type"] == "string_pattern_mismatch":
         message = f"must be {_PATTERN_RULES.get(error['ctx']['pattern'], 'of the documented form')}"
         message += f" (got {error['input']!r})"
@@ -574,13 +647,43 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{key}: {message}"
 
 
-def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
-    """Validates raw project config (keys without the `kms-aks:` prefix, values as Pulumi gives them)."""
+def _version_problems(config: dict[str, Any]) -> list[str]:
+    """A version string that passes the pattern but is an unquoted number in disguise (`"1.3"` from `1.30`)."""
+    cluster = config.get("cluster")
+    version = cluster.get("kubernetesVersion") if isinstance(cluster, dict) else None
+    if isinstance(version, str) and re.fullmatch(r"1\.\d", version):
+        return [f"{PROJECT}:cluster.kubernetesVersion: {_unquoted_version_hint(version)}"]
+    return []
+
+
+def location_problems(config: dict[str, Any], provider_location: str | None) -> list[str]:
+    """`azure-native:location` is the provider's default region; a second region in one stack is a mistake."""
+    location = config.get("location")
+    if provider_location is None or not isinstance(location, str) or provider_location == location:
+        return []
+    return [
+        f"{PROJECT}:location: {location!r}, but azure-native:location is {provider_location!r}; resources "
+        f"would be split across two regions. Set both to the same region, or remove azure-native:location "
+        f"(this project passes {PROJECT}:location to every resource)"
+    ]
+
+
+def parse_stack_config(raw: dict[str, Any], *, provider_location: str | None = None) -> StackConfig:
+    """Validates raw project config (keys without the `kms-aks:` prefix, values as Pulumi gives them).
+
+    `provider_location` is `azure-native:location` when the stack sets it; it must agree with `location`.
+    """
     decoded = {key: _decode(value) for key, value in raw.items()}
+    early = _version_problems(decoded) + location_problems(decoded, provider_location)
     try:
-        return StackConfig.model_validate(decoded)
+        config = StackConfig.model_validate(decoded)
     except ValidationError as exc:
         problems = [_describe(e) for e in exc.errors()]
+    else:
+        if early:
+            raise ConfigError(early)
+        return config
+    problems += [p for p in early if p not in problems]
     # Field errors stop the model's own cross-field checks; run them on the raw values so they are not lost.
     problems += [p for p in key_source_problems(decoded) + private_mode_problems(decoded) if p not in problems]
     raise ConfigError(problems)
@@ -597,4 +700,6 @@ def load_stack_config() -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     all_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return parse_stack_config(read_project_config(all_config))
+    return parse_stack_config(
+        read_project_config(all_config), provider_location=all_config.get("azure-native:location")
+    )

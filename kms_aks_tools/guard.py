@@ -46,6 +46,7 @@ from rich.console import Console
 from rich.text import Text
 
 from azure_facts import VERSIONED_KEY_ID
+from kms_aks_tools.output import EXIT_CODES_HELP, make_console
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 EXIT_CLEAN = 0
@@ -888,12 +889,8 @@ def render(result: GuardResult, preview: Preview, source: str, console: Console)
         console.print(Text("plan guard: passed, no irreversible KMS change in this plan.", style="bold green"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m kms_aks_tools.guard",
-        description="Refuse a `pulumi preview --json` plan that makes an irreversible KMS change.",
-        epilog="Exit status: 0 clean, 1 findings, 2 bad input.",
-    )
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of `kms-aks guard`, shared by `kms_aks_tools.cli` and `python -m`."""
     parser.add_argument("preview", help="file written by `pulumi preview --json` (`-` for stdin)")
     parser.add_argument(
         "--overrides",
@@ -905,16 +902,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URN=KEY_ID",
         action="append",
         default=[],
-        help="allow exactly this cluster's key id to change to exactly this versioned key id (repeatable)",
+        help="allow exactly this cluster's key id to change to exactly this versioned key id (repeatable; "
+        "quote it in single quotes: URNs contain `$`)",
     )
+    parser.set_defaults(run=run)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser(prog: str = "kms-aks guard") -> argparse.ArgumentParser:
+    return configure_parser(
+        argparse.ArgumentParser(
+            prog=prog,
+            description="Refuse a `pulumi preview --json` plan that makes an irreversible KMS change.",
+            epilog=EXIT_CODES_HELP["guard"],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     """Run the guard; returns the exit status instead of raising, so tests can call it directly."""
-    args = build_parser().parse_args(argv)
-    out = Console(soft_wrap=True, highlight=False)
-    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    out = make_console()
+    err = make_console(stderr=True)
     try:
         overrides: list[KeyRotationOverride] = []
         if args.overrides:
@@ -928,6 +937,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     render(result, preview, args.preview, out)
     return result.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

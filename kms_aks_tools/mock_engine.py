@@ -700,10 +700,35 @@ def load_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
     if not path.is_file():
         known = ", ".join(stack_names(root)) or "none"
         raise FileNotFoundError(f"no stack {stack!r}: {path.name} does not exist (stacks: {known})")
-    document = yaml.safe_load(path.read_text()) or {}
+    text = path.read_text()
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.MarkedYAMLError as error:
+        raise StackFileError(_yaml_problem(path, text, error)) from None
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path.name}: not valid YAML: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
-        raise ValueError(f"{path.name}: expected a mapping with a `config:` mapping")
+        raise StackFileError(f"{path.name}: expected a mapping with a `config:` mapping")
     return dict(document.get("config") or {})
+
+
+class StackFileError(ValueError):
+    """`Pulumi.<stack>.yaml` cannot be read as a stack file: one message naming the file, line and column."""
+
+
+def _yaml_problem(path: Path, text: str, error: yaml.MarkedYAMLError) -> str:
+    # PyYAML marks are 0-based and name the stream "<unicode string>" when given text; say it as an editor would.
+    mark = error.problem_mark or error.context_mark
+    what = " ".join(part for part in (error.context, error.problem) if part) or "not valid YAML"
+    if mark is None:
+        return f"{path.name}: {what}"
+    lines = text.splitlines()
+    shown = lines[mark.line] if mark.line < len(lines) else ""
+    return (
+        f"{path.name}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: {what}\n"
+        f"    {mark.line + 1} | {shown}\n"
+        f"    {' ' * len(str(mark.line + 1))} | {' ' * mark.column}^"
+    )
 
 
 def _as_engine_value(value: Any) -> str:

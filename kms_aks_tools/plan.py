@@ -1,7 +1,6 @@
-"""`make plan`: what a stack would create, and whether the policy pack lets it, with no Azure and no CLI.
+"""`kms-aks plan`: what a stack would create, and whether the policy pack lets it, with no Azure and no CLI.
 
-    python -m kms_aks_tools.plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied]
-                                 [--arm FILE]
+    kms-aks plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied] [--arm FILE]
 
 It runs the real program for `Pulumi.<stack>.yaml` under the mock engine while the real policy pack starts
 in parallel (as the Pulumi CLI starts it), sends every resource through the pack (`Analyze` each,
@@ -12,6 +11,7 @@ principal ids) are unknown, exactly what the pack sees in a PR check. `--applied
 would, with the values the mock providers answer.
 
 Exit codes: 0 clean or advisory only, 1 a mandatory violation, 2 bad input, bad config or a program error.
+The same input always gives the same text and the same JSON, byte for byte (see `kms_aks_tools.graph`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,9 +33,11 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from azure_facts import ROLE_NAMES
+from kms_aks.config import ConfigError, parse_stack_config
 from kms_aks_tools.arm_export import to_arm_template
-from kms_aks_tools.graph import cloud_dependencies, critical_path, deployment_waves
-from kms_aks_tools.mock_engine import ROOT, run_stack, stack_names
+from kms_aks_tools.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
+from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack, stack_names
+from kms_aks_tools.output import EXIT_CODES_HELP, make_console
 from kms_aks_tools.policy_client import (
     POLICY_PACK_DIR,
     PolicyConfigError,
@@ -202,6 +205,17 @@ def build_plan(
     if not stack.endswith((".yaml", ".yml")) and stack not in stack_names(ROOT):
         raise PlanError(f"unknown stack {stack!r}; stacks: {', '.join(stack_names(ROOT)) or 'none'}")
     stack_name = Path(stack).stem.removeprefix("Pulumi.") if stack.endswith((".yaml", ".yml")) else stack
+    try:
+        raw = load_stack_file(stack)
+        # The same validation as the program's, before the pack starts: a config mistake costs no process.
+        parse_stack_config(
+            {k.removeprefix("kms-aks:"): v for k, v in raw.items() if k.startswith("kms-aks:")},
+            provider_location=raw.get("azure-native:location"),
+        )
+    except (FileNotFoundError, ValueError) as error:
+        raise PlanError(str(error)) from None
+    except ConfigError as error:
+        raise PlanError(f"stack {stack_name}: {error}") from None
     config_path = policy_config or policy_config_path(stack_name, pack_dir)
     try:
         pack_config = load_policy_config(config_path, pack_dir) if policy_config or config_path.is_file() else {}
@@ -243,17 +257,33 @@ def build_plan(
                 "protect": resource.protect,
                 "dependencies": deps.get(resource.urn, []),
                 "highlights": highlights(resource, names),
-                "inputs": redact_secrets(resource.inputs),
+                "inputs": _sorted_keys(redact_secrets(resource.inputs)),
             }
         )
-    plan.waves = [sorted(r.name for r in wave) for wave in waves]
+    plan.waves = [[r.name for r in wave] for wave in waves]
     plan.critical_path = [r.name for r in critical_path(recorded)]
-    plan.violations = [_violation(v, names) for v in result.violations]
+    # The pack answers in the order resources reached it; sort so that two runs print the same.
+    plan.violations = sorted(
+        (_violation(v, names) for v in result.violations),
+        key=lambda v: (LEVEL_ORDER.get(v["enforcementLevel"], 9), v["policy"], v["resource"], v["urn"], v["message"]),
+    )
     if any(v.mandatory for v in result.violations):
         plan.verdict = "blocked"
     elif result.violations:
         plan.verdict = "advisory"
     return plan, recorded
+
+
+LEVEL_ORDER = {"mandatory": 0, "advisory": 1, "remediate": 2, "disabled": 3}
+
+
+def _sorted_keys(value: Any) -> Any:
+    """Inputs with every mapping's keys sorted: the wire's key order is not stable from run to run."""
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
 
 
 def _relative(path: Path) -> str:
@@ -276,7 +306,7 @@ def _in_deployment_order(recorded: RecordedStack, waves: list[list[RecordedResou
     ordered: list[RecordedResource] = []
 
     def visit(parent: str) -> None:
-        for child in sorted(children.get(parent, []), key=lambda r: (rank.get(r.urn, 0), r.name, r.type)):
+        for child in sorted(children.get(parent, []), key=lambda r: (rank.get(r.urn, 0), *stable_key(r))):
             ordered.append(child)
             visit(child.urn)
 
@@ -381,21 +411,31 @@ def to_dot(plan: Plan) -> str:
 
 
 def write_graph(plan: Plan, target: Path, console: Console) -> None:
+    """Always writes DOT; renders SVG/PNG only with graphviz's `dot`, and never installs anything itself.
+
+    Without `dot`, the DOT file sits next to the asked-for target and the message says how to render it;
+    the exit code stays the plan's (the graph is an extra, the policy verdict is the point).
+    """
     dot = to_dot(plan)
-    if target.suffix in (".svg", ".png"):
-        if shutil.which("dot") is None:
-            fallback = target.with_suffix(".dot")
-            fallback.write_text(dot)
-            console.print(f"graphviz `dot` not found (make graphviz installs it): wrote DOT to {fallback}")
-            return
-        subprocess.run(["dot", f"-T{target.suffix[1:]}", "-o", str(target)], input=dot.encode(), check=True)
-    else:
-        target.write_text(dot)
-    console.print(f"dependency graph written to {target}")
+    dot_file = target if target.suffix not in (".svg", ".png") else target.with_suffix(".dot")
+    dot_file.write_text(dot)
+    if dot_file == target:
+        console.print(f"dependency graph written to {escape(str(target))} (DOT)")
+        return
+    if shutil.which("dot") is None:
+        render = shlex.join(["dot", f"-T{target.suffix[1:]}", str(dot_file), "-o", str(target)])
+        console.print(
+            f"graphviz `dot` not found: wrote DOT to {escape(str(dot_file))}. To render {escape(target.suffix)}, "
+            f"install graphviz (`make graphviz`, `sudo apt-get install graphviz` or `brew install graphviz`), "
+            f"then run: {escape(render)}"
+        )
+        return
+    subprocess.run(["dot", f"-T{target.suffix[1:]}", "-o", str(target)], input=dot.encode(), check=True)
+    console.print(f"dependency graph written to {escape(str(target))} (DOT beside it: {escape(str(dot_file))})")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make plan", description=__doc__.split("\n\n")[0])
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `kms-aks plan`; `kms_aks_tools.cli` and `python -m kms_aks_tools.plan` share them."""
     parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
     parser.add_argument(
         "--policy-config", type=Path, help="policy-pack config JSON (default: policies/config/<stack>.json)"
@@ -403,15 +443,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", dest="json_out", help="write the plan and verdicts as JSON to this file ('-' for stdout)"
     )
-    parser.add_argument("--graph", type=Path, help="write the dependency graph: .dot, or .svg/.png with graphviz")
+    parser.add_argument(
+        "--graph",
+        type=Path,
+        help="write the dependency graph as DOT; .svg/.png also renders it when graphviz's `dot` is installed",
+    )
     parser.add_argument("--applied", action="store_true", help="values as after `pulumi up` instead of preview")
     parser.add_argument(
         "--arm", type=Path, metavar="FILE", help="write the planned resources as an ARM template (docs/arm-export.md)"
     )
-    args = parser.parse_args(argv)
+    parser.set_defaults(run=run)
+    return parser
 
+
+def build_parser(prog: str = "kms-aks plan") -> argparse.ArgumentParser:
+    return configure_parser(
+        argparse.ArgumentParser(
+            prog=prog,
+            description=__doc__.split("\n\n")[0],
+            epilog=EXIT_CODES_HELP["plan"],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     # With JSON on stdout, the human-readable plan goes to stderr so the JSON stays parseable.
-    console = Console(stderr=args.json_out == "-", highlight=False, soft_wrap=True)
+    console = make_console(stderr=args.json_out == "-")
     try:
         plan, recorded = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied)
     except (PlanError, PolicyPackError) as error:
@@ -425,13 +483,17 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(document + "\n")
         else:
             Path(args.json_out).write_text(document + "\n")
-            console.print(f"plan written to {args.json_out}")
+            console.print(f"plan written to {escape(args.json_out)}")
     if args.graph:
         write_graph(plan, args.graph, console)
     if args.arm:
         args.arm.write_text(json.dumps(to_arm_template(recorded), indent=2) + "\n")
         console.print(f"ARM template written to {args.arm}")
     return EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -739,9 +739,11 @@ class PolicyPackProcess:
         port = self.port
         if port is None:
             line = (self._port_line or b"").decode(errors="replace").strip()
-            # A pack that printed nothing is exiting: wait for its exit code and stderr.
-            with suppress(subprocess.TimeoutExpired):
-                self._process.wait(timeout=5)  # type: ignore[union-attr]
+            # A pack that printed nothing is exiting: wait for its exit code and stderr. One that printed
+            # something else is refused as it is, without waiting for an exit that may never come.
+            if not line:
+                with suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=5)  # type: ignore[union-attr]
             code = self.returncode
             what = (
                 f"exited with code {code} before printing its port"

@@ -1,9 +1,9 @@
-"""`make rotate-check`: each KMS key's expiry and rotation policy, and whether they leave time to rotate.
+"""`kms-aks rotate-check`: each KMS key's expiry and rotation policy, and whether they leave time to rotate.
 
-    python -m kms_aks_tools.rotation --stack prod [--as-of 2026-12-01]
+    kms-aks rotate-check --stack prod [--as-of 2026-12-01]
 
 An expired key version breaks the cluster, and AKS keeps using the version its `keyId` names until an operator
-moves it (this project pins it; README: Planned key rotation). So every version must stay valid until its successor
+moves it (this project pins it; docs/rotation.md). So every version must stay valid until its successor
 exists and the cluster has been moved to it and its secrets re-encrypted. This runs the real program for the
 stack under the mock engine, as `pulumi preview` would, finds the key(s) each KMS cluster uses, and:
 
@@ -36,6 +36,7 @@ from rich.table import Table
 
 from kms_aks.config import PROJECT, VERSIONED_KEY_ID, StackConfig, parse_stack_config, read_project_config
 from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack, stack_names
+from kms_aks_tools.output import EXIT_CODES_HELP, make_console
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -256,7 +257,7 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
                     "warn",
                     f"the first version expires on {info.expires_on} ({(info.expires_on - as_of).days} days after "
                     f"{as_of}) and no rotation policy replaces it: create a new version and rotate the cluster to "
-                    "it before then (README: Planned key rotation).",
+                    "it before then (docs/rotation.md).",
                 )
             )
 
@@ -365,7 +366,7 @@ def run_rotation_check(stack: str, *, as_of: date, root: Path = ROOT) -> Rotatio
     recorded = run_stack(stack, preview=True, root=root)
     if recorded.error is not None:
         raise RotationCheckError(f"stack {recorded.stack}: {recorded.error}")
-    config = parse_stack_config(read_project_config(raw))
+    config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
     return check_rotation(recorded, config, as_of=as_of)
 
 
@@ -425,14 +426,29 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make rotate-check", description=__doc__.split("\n\n")[0])
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `kms-aks rotate-check`, shared by `kms_aks_tools.cli` and `python -m`."""
     parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
     parser.add_argument(
         "--as-of", type=_date, default=None, help="judge as of this date (YYYY-MM-DD; default: today, UTC)"
     )
-    args = parser.parse_args(argv)
-    console = Console(highlight=False, soft_wrap=True)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def build_parser(prog: str = "kms-aks rotate-check") -> argparse.ArgumentParser:
+    return configure_parser(
+        argparse.ArgumentParser(
+            prog=prog,
+            description=__doc__.split("\n\n")[0],
+            epilog=EXIT_CODES_HELP["rotate-check"],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    console = make_console()
     as_of = args.as_of or datetime.now(tz=UTC).date()
     try:
         report = run_rotation_check(args.stack, as_of=as_of)
@@ -441,6 +457,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     render(report, console)
     return report.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Why the split between resource and stack policies: `Analyze` sees one resource's
 graph, so only checks of a cluster's own properties are resource policies. Everything that relates the
 cluster to its key, vault, identity, grants or endpoints, or that needs dependencies, is a stack policy.
 The pack has as many stack policies as there are separately configurable concerns, and no more; they share
-one conversion of the stack per call (shared_stack_view.py; README, Performance).
+one conversion of the stack per call (shared_stack_view.py; docs/policies.md, Performance).
 """
 
 from __future__ import annotations

@@ -582,6 +582,18 @@ class ClusterKms:
 # Each takes a ManagedCluster's input properties and the policy's config, and returns findings about it.
 
 
+def _fix(stack_config: str | None, code: str) -> str:
+    """The fix, as a sentence appended to a finding: the stack config first, then the code-level fix.
+
+    `stack_config` names the `Pulumi.<stack>.yaml` key and value of this project (docs/configuration.md) that
+    fixes it; None when this project's components always get it right and only code that builds the
+    resources itself can break it. The pack imports nothing from the program: these are plain strings.
+    """
+    if stack_config is None:
+        return f" Stack config: nothing to set, this project's components do it. In code: {code}."
+    return f" Fix in Pulumi.<stack>.yaml: {stack_config}. In code: {code}."
+
+
 def check_kms_enabled(props: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[Finding]:
     """KMS is on and has a key: `securityProfile.azureKeyVaultKms.enabled` true and `keyId` set."""
     kms = dig(props, "securityProfile", "azureKeyVaultKms")
@@ -597,8 +609,11 @@ def check_kms_enabled(props: Mapping[str, Any], config: Mapping[str, Any] | None
             _violation(
                 f"securityProfile.azureKeyVaultKms.enabled is {state}: etcd secrets would not be encrypted with "
                 "the customer-managed key, and turning KMS off on a cluster that has it is not supported. "
-                "Set securityProfile.azureKeyVaultKms.enabled to true (azure_key_vault_kms="
-                "AzureKeyVaultKmsArgs(enabled=True, key_id=<the Key's key_uri_with_version>))."
+                + _fix(
+                    None,
+                    "KmsAksCluster always enables KMS; on a raw ManagedCluster set azure_key_vault_kms="
+                    "AzureKeyVaultKmsArgs(enabled=True, key_id=<the Key's key_uri_with_version>)",
+                )
             )
         )
     key_id = dig(kms, "keyId")
@@ -606,8 +621,12 @@ def check_kms_enabled(props: Mapping[str, Any], config: Mapping[str, Any] | None
         findings.append(
             _violation(
                 "securityProfile.azureKeyVaultKms.keyId is not set: KMS needs the versioned id of the key that "
-                "encrypts etcd. Set keyId to the Key Vault key's versioned id (the Key resource's "
-                "key_uri_with_version, https://<vault>.vault.azure.net/keys/<name>/<version>)."
+                "encrypts etcd."
+                + _fix(
+                    "kms-aks:keyVault with kms-aks:kmsKey (the stack creates the key), or "
+                    "kms-aks:existingKey.keyId: https://<vault>.vault.azure.net/keys/<name>/<version>",
+                    "set keyId to the Key resource's key_uri_with_version",
+                )
             )
         )
     return findings
@@ -621,11 +640,12 @@ def check_user_assigned_identity(props: Mapping[str, Any], config: Mapping[str, 
     identity_type = dig(identity, "type")
     if is_unknown(identity_type):
         return [_undecided("identity.type is not known during preview.")]
-    fix = (
-        'Set identity to {"type": "UserAssigned", "userAssignedIdentities": [<id of a '
-        "managedidentity.UserAssignedIdentity>]}, created before the cluster and granted encrypt + decrypt on the "
-        "KMS key."
-    )
+    fix = _fix(
+        None,
+        "KmsAksCluster always uses KmsIdentity's user-assigned identity; on a raw ManagedCluster set identity to "
+        '{"type": "UserAssigned", "userAssignedIdentities": [<id of a managedidentity.UserAssignedIdentity>]}, '
+        "created before the cluster and granted encrypt + decrypt on the KMS key",
+    ).strip()
     if not _is_user_assigned(identity_type):
         shown = f'"{identity_type}"' if identity_type is not None else "not set"
         return [
@@ -672,15 +692,21 @@ def check_key_id_versioned(props: Mapping[str, Any], config: Mapping[str, Any] |
         )
         return [
             _violation(
-                f'keyId "{key_id}" {problem}: AKS KMS takes the key identifier with its version. Set keyId to '
-                f"https://{ref.vault}.vault.azure.net/keys/{ref.name}/<version> - the Key resource's "
-                "key_uri_with_version output, or its keyUri plus a pinned version."
+                f'keyId "{key_id}" {problem}: AKS KMS takes the key identifier with its version.'
+                + _fix(
+                    f"kms-aks:existingKey.keyId: https://{ref.vault}.vault.azure.net/keys/{ref.name}/<32-hex version> "
+                    "(bring your own key), or kms-aks:kmsKey.version: <32-hex version> (a key this stack creates)",
+                    "set keyId to the Key resource's key_uri_with_version output, or its keyUri plus a pinned version",
+                )
             )
         ]
     return [
         _violation(
-            f'keyId "{key_id}" is not a Key Vault key identifier. Set it to the versioned key id '
-            "https://<vault>.vault.azure.net/keys/<name>/<32-hex version> (the Key resource's key_uri_with_version)."
+            f'keyId "{key_id}" is not a Key Vault key identifier.'
+            + _fix(
+                "kms-aks:existingKey.keyId: https://<vault>.vault.azure.net/keys/<name>/<32-hex version>",
+                "set keyId to the Key resource's key_uri_with_version",
+            )
         )
     ]
 
@@ -710,9 +736,13 @@ def check_no_private_link(index: StackIndex, *, allow_private_key_vault: bool = 
             findings.append(
                 _violation(
                     f'{cluster.label}: securityProfile.azureKeyVaultKms.keyVaultNetworkAccess is "{access}": a KMS '
-                    "key vault behind Private Link is not supported by the AKS KMS integration this stack follows. "
-                    'Set keyVaultNetworkAccess to "Public" and remove keyVaultResourceId (or, for current AKS with a '
-                    "private vault, set allowPrivateKeyVault: true in this policy's config and meet its requirements).",
+                    "key vault behind Private Link is not supported by the AKS KMS integration this stack follows."
+                    + _fix(
+                        "kms-aks:keyVaultNetworkAccess: Public (and remove kms-aks:network); or, for current AKS "
+                        'with a private vault, allow it in policies/config/<stack>.json: {"aks-kms-no-private-link": '
+                        '{"allowPrivateKeyVault": true}} and meet its requirements (docs/private-key-vault.md)',
+                        'set keyVaultNetworkAccess to "Public" and remove keyVaultResourceId',
+                    ),
                     cluster.urn,
                 )
             )
@@ -720,7 +750,11 @@ def check_no_private_link(index: StackIndex, *, allow_private_key_vault: bool = 
             findings.append(
                 _violation(
                     f"{cluster.label}: keyVaultResourceId is set while keyVaultNetworkAccess is Public; AKS takes it "
-                    "only for a private vault. Remove securityProfile.azureKeyVaultKms.keyVaultResourceId.",
+                    "only for a private vault."
+                    + _fix(
+                        "kms-aks:keyVaultNetworkAccess: Public (this project then leaves keyVaultResourceId unset)",
+                        "remove securityProfile.azureKeyVaultKms.keyVaultResourceId",
+                    ),
                     cluster.urn,
                 )
             )
@@ -743,7 +777,11 @@ def check_no_private_link(index: StackIndex, *, allow_private_key_vault: bool = 
                 findings.append(
                     _violation(
                         f'{vault.label} is the KMS vault of {cluster.label} and has publicNetworkAccess "{network}": '
-                        f'{reason}. Set properties.publicNetworkAccess to "Enabled" on the vault.',
+                        f"{reason}."
+                        + _fix(
+                            "kms-aks:keyVaultNetworkAccess: Public",
+                            'set properties.publicNetworkAccess to "Enabled" on the vault',
+                        ),
                         vault.urn,
                     )
                 )
@@ -757,8 +795,12 @@ def check_no_private_link(index: StackIndex, *, allow_private_key_vault: bool = 
                 findings.append(
                     _violation(
                         f"{link.label} is a {what} to {kms.vault_label}, the KMS vault of {cluster.label}: a KMS key "
-                        "vault with Private Link is not supported by the AKS KMS integration this stack follows. "
-                        "Remove it, or use another vault for what needs Private Link.",
+                        "vault with Private Link is not supported by the AKS KMS integration this stack follows."
+                        + _fix(
+                            "kms-aks:keyVaultNetworkAccess: Public; this project never creates such a link, so it "
+                            "comes from code added to the stack",
+                            "remove it, or use another vault for what needs Private Link",
+                        ),
                         link.urn,
                     )
                 )
@@ -781,8 +823,12 @@ def _private_vault_requirements(kms: ClusterKms, vault_resource_id: Any) -> list
     elif not _text(vault_resource_id):
         findings.append(
             _violation(
-                f"{cluster.label}: keyVaultNetworkAccess is Private but keyVaultResourceId is not set. Set "
-                "securityProfile.azureKeyVaultKms.keyVaultResourceId to the KMS vault's resource id.",
+                f"{cluster.label}: keyVaultNetworkAccess is Private but keyVaultResourceId is not set."
+                + _fix(
+                    None,
+                    "KmsAksCluster sets it with kms-aks:keyVaultNetworkAccess: Private; by hand set "
+                    "securityProfile.azureKeyVaultKms.keyVaultResourceId to the KMS vault's resource id",
+                ),
                 cluster.urn,
             )
         )
@@ -805,8 +851,12 @@ def _private_vault_requirements(kms: ClusterKms, vault_resource_id: Any) -> list
         findings.append(
             _violation(
                 f"{cluster.label}: a private KMS key vault needs API server VNet integration (AKS rejects it with "
-                '"Vnet integration should be enabled when KeyVault network access is Private"). Set '
-                "apiServerAccessProfile.enableVnetIntegration to true (with its subnetId).",
+                '"Vnet integration should be enabled when KeyVault network access is Private").'
+                + _fix(
+                    "kms-aks:network (vnetAddressSpace, apiServerSubnetPrefix, nodeSubnetPrefix) with "
+                    "kms-aks:keyVaultNetworkAccess: Private",
+                    "set apiServerAccessProfile.enableVnetIntegration to true (with its subnetId)",
+                ),
                 cluster.urn,
             )
         )
@@ -819,8 +869,12 @@ def _private_vault_requirements(kms: ClusterKms, vault_resource_id: Any) -> list
                 _violation(
                     f"{cluster.label}: with a private KMS vault, AKS creates the private endpoint itself and needs "
                     f'"Key Vault Contributor" ({KEY_VAULT_CONTRIBUTOR}) on {kms.vault_label} for '
-                    f"{kms.identity_label}. Add an authorization.RoleAssignment with that role at the vault's scope, "
-                    'principalType "ServicePrincipal", and make the cluster depend on it.',
+                    f"{kms.identity_label}."
+                    + _fix(
+                        "kms-aks:keyVaultNetworkAccess: Private with kms-aks:network (KmsIdentity then grants it)",
+                        "add an authorization.RoleAssignment with that role at the vault's scope, principalType "
+                        '"ServicePrincipal", and make the cluster depend on it',
+                    ),
                     cluster.urn,
                 )
             )
@@ -829,8 +883,12 @@ def _private_vault_requirements(kms: ClusterKms, vault_resource_id: Any) -> list
             _violation(
                 f"{cluster.label} does not depend on {', '.join(g.label for g in grants)}: AKS creates the private "
                 "endpoint while creating the cluster and fails if the Key Vault Contributor grant is missing or "
-                "still propagating. Add the grant to the cluster's depends_on "
-                "(pulumi.ResourceOptions(depends_on=[grant])).",
+                "still propagating."
+                + _fix(
+                    None,
+                    "KmsAksCluster waits for it with kms-aks:keyVaultNetworkAccess: Private; by hand add the grant "
+                    "to the cluster's depends_on (pulumi.ResourceOptions(depends_on=[grant]))",
+                ),
                 cluster.urn,
             )
         )
@@ -852,8 +910,13 @@ def check_secret_limit(
     if not kms_v2_aware:
         return [
             _violation(
-                f"{limit}. {fix}; for clusters on Kubernetes {KMS_V2_MIN_VERSION[0]}.{KMS_V2_MIN_VERSION[1]} or "
-                "later (KMS v2, no such limit) set kmsV2Aware: true in this policy's config."
+                f"{limit}."
+                + _fix(
+                    f'kms-aks:cluster.kubernetesVersion: "{KMS_V2_MIN_VERSION[0]}.{KMS_V2_MIN_VERSION[1]}" or later '
+                    '(KMS v2, no such limit) with {"aks-kms-secret-limit": {"kmsV2Aware": true}} in '
+                    "policies/config/<stack>.json",
+                    f"{fix[0].lower()}{fix[1:]}",
+                )
             )
         ]
     clusters = index.kms_clusters
@@ -881,8 +944,13 @@ def check_secret_limit(
             shown = f'Kubernetes "{version}"' if version is not None else "no kubernetesVersion (AKS's default)"
             findings.append(
                 _violation(
-                    f"{limit}, and {kms.cluster.label} runs {shown}, which uses KMS v1. Set kubernetesVersion to "
-                    f"{KMS_V2_MIN_VERSION[0]}.{KMS_V2_MIN_VERSION[1]} or later (KMS v2), or {fix[0].lower()}{fix[1:]}.",
+                    f"{limit}, and {kms.cluster.label} runs {shown}, which uses KMS v1."
+                    + _fix(
+                        f'kms-aks:cluster.kubernetesVersion: "{KMS_V2_MIN_VERSION[0]}.{KMS_V2_MIN_VERSION[1]}" or '
+                        "later (KMS v2; quoted)",
+                        f"set kubernetesVersion to {KMS_V2_MIN_VERSION[0]}.{KMS_V2_MIN_VERSION[1]} or later, or "
+                        f"{fix[0].lower()}{fix[1:]}",
+                    ),
                     kms.cluster.urn,
                 )
             )
@@ -921,17 +989,24 @@ def _key_fit(key: Res, kms: ClusterKms, require_hsm: bool, min_key_size: int) ->
     elif _text(kty) is None or kty.upper() not in KMS_KEY_TYPES:
         findings.append(
             _violation(
-                f'{of} has key type "{kty}": AKS KMS wraps its data keys with RSA (EC keys fail). Set properties.kty '
-                'to "RSA", or "RSA-HSM" for an HSM-protected key.',
+                f'{of} has key type "{kty}": AKS KMS wraps its data keys with RSA (EC keys fail).'
+                + _fix(
+                    "kms-aks:kmsKey.type: RSA (or RSA-HSM, with kms-aks:keyVault.sku: premium)",
+                    'set properties.kty to "RSA", or "RSA-HSM" for an HSM-protected key',
+                ),
                 key.urn,
             )
         )
     elif require_hsm and kty.upper() != HSM_KEY_TYPE:
         findings.append(
             _violation(
-                f'{of} has key type "{kty}", and this stack requires an HSM-protected key (requireHsm). Set '
-                'properties.kty to "RSA-HSM" (in a premium vault). Changing the type creates a new key: plan it as '
-                "a key change.",
+                f'{of} has key type "{kty}", and this stack requires an HSM-protected key (requireHsm).'
+                + _fix(
+                    "kms-aks:kmsKey.type: RSA-HSM with kms-aks:keyVault.sku: premium",
+                    'set properties.kty to "RSA-HSM" in a premium vault',
+                )
+                + " On a deployed stack a new type is a new key: roll it out as a planned rotation "
+                "(docs/rotation.md).",
                 key.urn,
             )
         )
@@ -943,8 +1018,11 @@ def _key_fit(key: Res, kms: ClusterKms, require_hsm: bool, min_key_size: int) ->
         if not isinstance(bits, int | float) or bits < min_key_size:
             findings.append(
                 _violation(
-                    f"{of} is {size}-bit; KMS needs an RSA key of at least {min_key_size} bits. Set "
-                    f"properties.keySize to {max(min_key_size, 2048)}, 3072 or 4096.",
+                    f"{of} is {size}-bit; KMS needs an RSA key of at least {min_key_size} bits."
+                    + _fix(
+                        f"kms-aks:kmsKey.size: {max(min_key_size, 2048)} (2048, 3072 or 4096)",
+                        f"set properties.keySize to {max(min_key_size, 2048)}, 3072 or 4096",
+                    ),
                     key.urn,
                 )
             )
@@ -957,8 +1035,12 @@ def _key_fit(key: Res, kms: ClusterKms, require_hsm: bool, min_key_size: int) ->
         if missing:
             findings.append(
                 _violation(
-                    f"{of} does not permit {' and '.join(missing)}: AKS KMS encrypts and decrypts with it. Add "
-                    f'{missing} to properties.keyOps (["encrypt", "decrypt"] is enough).',
+                    f"{of} does not permit {' and '.join(missing)}: AKS KMS encrypts and decrypts with it."
+                    + _fix(
+                        None,
+                        f"KeyVaultWithKey always permits both; on a raw Key add {missing} to properties.keyOps "
+                        '(["encrypt", "decrypt"] is enough)',
+                    ),
                     key.urn,
                 )
             )
@@ -966,7 +1048,10 @@ def _key_fit(key: Res, kms: ClusterKms, require_hsm: bool, min_key_size: int) ->
     if enabled is False:
         findings.append(
             _violation(
-                f"{of} is disabled: the cluster cannot decrypt its secrets. Set properties.attributes.enabled to true.",
+                f"{of} is disabled: the cluster cannot decrypt its secrets."
+                + _fix(
+                    None, "KeyVaultWithKey creates it enabled; on a raw Key set properties.attributes.enabled to true"
+                ),
                 key.urn,
             )
         )
@@ -988,7 +1073,11 @@ def _vault_fit(vault: Res, kms: ClusterKms, require_hsm: bool) -> list[Finding]:
             findings.append(
                 _violation(
                     f"{of} has soft delete off: a deleted key would be gone for good, and with it every secret in "
-                    "etcd. Set properties.enableSoftDelete to true.",
+                    "etcd."
+                    + _fix(
+                        None,
+                        "KeyVaultWithKey always turns it on; on a raw Vault set properties.enableSoftDelete to true",
+                    ),
                     vault.urn,
                 )
             )
@@ -996,8 +1085,12 @@ def _vault_fit(vault: Res, kms: ClusterKms, require_hsm: bool) -> list[Finding]:
             findings.append(
                 _violation(
                     f"{of} has no purge protection: anyone with purge rights could destroy the key, and with it every "
-                    "secret in etcd, before its retention period ends. Set properties.enablePurgeProtection to true "
-                    "(it cannot be turned off again).",
+                    "secret in etcd, before its retention period ends."
+                    + _fix(
+                        None,
+                        "KeyVaultWithKey always turns it on; on a raw Vault set properties.enablePurgeProtection to "
+                        "true (it cannot be turned off again)",
+                    ),
                     vault.urn,
                 )
             )
@@ -1008,8 +1101,8 @@ def _vault_fit(vault: Res, kms: ClusterKms, require_hsm: bool) -> list[Finding]:
         elif _lower(sku) != "premium":
             findings.append(
                 _violation(
-                    f'{of} has SKU "{sku}"; HSM-protected keys (requireHsm) need a premium vault. Set '
-                    'properties.sku.name to "premium".',
+                    f'{of} has SKU "{sku}"; HSM-protected keys (requireHsm) need a premium vault.'
+                    + _fix("kms-aks:keyVault.sku: premium", 'set properties.sku.name to "premium"'),
                     vault.urn,
                 )
             )
@@ -1018,7 +1111,11 @@ def _vault_fit(vault: Res, kms: ClusterKms, require_hsm: bool) -> list[Finding]:
         findings.append(
             _violation(
                 f'{of} has networkAcls.defaultAction "Deny" ("selected networks"), which AKS KMS does not support '
-                'with keyVaultNetworkAccess Public. Set properties.networkAcls.defaultAction to "Allow".',
+                "with keyVaultNetworkAccess Public."
+                + _fix(
+                    "kms-aks:keyVaultNetworkAccess: Public with no firewall (the default)",
+                    'set properties.networkAcls.defaultAction to "Allow"',
+                ),
                 vault.urn,
             )
         )
@@ -1055,10 +1152,15 @@ def check_identity_grant(index: StackIndex) -> list[Finding]:
                 _violation(
                     f"{cluster.label}: {kms.identity_label} has no encrypt + decrypt grant on the KMS key in "
                     f"{kms.vault_label}{why}. AKS checks it while creating the cluster and fails with "
-                    "AzureKeyVaultKmsValidateIdentityPermissionCustomerError. Add a keyvault.AccessPolicy for the "
-                    'identity\'s principalId with key permissions ["encrypt", "decrypt"] (vault in access-policy '
-                    f'mode), or an authorization.RoleAssignment of "Key Vault Crypto User" ({KEY_VAULT_CRYPTO_USER}) '
-                    'with principalType "ServicePrincipal" at the key\'s scope (vault in RBAC mode).',
+                    "AzureKeyVaultKmsValidateIdentityPermissionCustomerError."
+                    + _fix(
+                        None,
+                        "KmsIdentity grants it for kms-aks:keyVault.permissionModel accessPolicy or rbac; by hand add "
+                        'a keyvault.AccessPolicy for the identity\'s principalId with key permissions ["encrypt", '
+                        '"decrypt"] (vault in access-policy mode), or an authorization.RoleAssignment of "Key Vault '
+                        f'Crypto User" ({KEY_VAULT_CRYPTO_USER}) with principalType "ServicePrincipal" at the key\'s '
+                        "scope (vault in RBAC mode)",
+                    ),
                     cluster.urn,
                 )
             )
@@ -1069,8 +1171,12 @@ def check_identity_grant(index: StackIndex) -> list[Finding]:
                 _violation(
                     f"{cluster.label} does not depend on {names}: without the dependency the cluster can be created "
                     "before the grant exists (or has propagated), and AKS fails with "
-                    "AzureKeyVaultKmsValidateIdentityPermissionCustomerError. Add the grant to the cluster's "
-                    "depends_on (pulumi.ResourceOptions(depends_on=[grant])).",
+                    "AzureKeyVaultKmsValidateIdentityPermissionCustomerError."
+                    + _fix(
+                        None,
+                        "KmsAksCluster waits for KmsIdentity's grants; by hand add the grant to the cluster's "
+                        "depends_on (pulumi.ResourceOptions(depends_on=[grant]))",
+                    ),
                     cluster.urn,
                 )
             )
@@ -1280,11 +1386,15 @@ def check_key_source(index: StackIndex, *, pinned_key_ids: Iterable[str] = ()) -
                     _violation(
                         f'{cluster.label}: keyId "{key_id}" names version {kms.key_ref.version} of key '
                         f'"{kms.key_ref.name}", but that Key\'s current version is {", ".join(sorted(current))}. '
-                        "Moving the cluster to another key version is a change of keys, which the AKS KMS "
-                        "integration of the 2022 design does not support. Keep keyId on the Key's "
-                        "key_uri_with_version, or, for a planned rotation (README: Planned key rotation), pin "
-                        "this exact id in this policy's config: "
-                        f'{{"aks-kms-key-source": {{"pinnedKeyIds": ["{key_id}"]}}}}.',
+                        "Moving the cluster to another key version is a key rotation, which must be planned "
+                        "(docs/rotation.md) rather than happen by accident."
+                        + _fix(
+                            f"kms-aks:kmsKey.version: {kms.key_ref.version} for a planned rotation, with this id "
+                            "pinned in policies/config/<stack>.json: "
+                            f'{{"aks-kms-key-source": {{"pinnedKeyIds": ["{key_id}"]}}}}; or remove '
+                            "kms-aks:kmsKey.version to follow the Key's current version",
+                            "keep keyId on the Key's key_uri_with_version, or pin this exact id as above",
+                        ),
                         cluster.urn,
                     )
                 )
@@ -1293,8 +1403,11 @@ def check_key_source(index: StackIndex, *, pinned_key_ids: Iterable[str] = ()) -
             findings.append(
                 _violation(
                     f'{cluster.label}: keyId "{key_id}" names key "{kms.key_ref.name}" in vault "{kms.key_ref.vault}", '
-                    f"but the cluster's securityProfile depends on {names}. Set keyId from that Key's "
-                    f"key_uri_with_version {pin}.",
+                    f"but the cluster's securityProfile depends on {names}."
+                    + _fix(
+                        "kms-aks:kmsKey (the key this stack creates) or kms-aks:existingKey.keyId, not both",
+                        f"set keyId from that Key's key_uri_with_version {pin}",
+                    ),
                     cluster.urn,
                 )
             )
@@ -1303,8 +1416,12 @@ def check_key_source(index: StackIndex, *, pinned_key_ids: Iterable[str] = ()) -
             _violation(
                 f'{cluster.label}: keyId "{key_id}" is neither taken from a Key of this stack (securityProfile has no '
                 "property dependency on an azure-native:keyvault:Key) nor pinned in this policy's config, so a key "
-                "change would go unnoticed; the AKS KMS integration does not support changing keys. Set keyId from "
-                f"the Key resource's key_uri_with_version, {pin}.",
+                "change would go unnoticed instead of being a planned rotation (docs/rotation.md)."
+                + _fix(
+                    "kms-aks:existingKey.keyId names a bring-your-own key; pin that id in "
+                    f'policies/config/<stack>.json: {{"aks-kms-key-source": {{"pinnedKeyIds": ["{key_id}"]}}}}',
+                    f"set keyId from the Key resource's key_uri_with_version, {pin}",
+                ),
                 cluster.urn,
             )
         )
@@ -1342,9 +1459,12 @@ def check_deletion_protection(index: StackIndex) -> list[Finding]:
             findings.append(
                 _violation(
                     f"{res.label} is {role} of {kms.cluster.label} and is not protected: deleting it (a pulumi "
-                    "destroy, a rename, a replace) makes every secret in the cluster's etcd unreadable, and changing "
-                    "keys is not supported. Set protect=True in its resource options "
-                    "(pulumi.ResourceOptions(protect=True)).",
+                    "destroy, a rename, a replace) makes every secret in the cluster's etcd unreadable; moving to "
+                    "another key is a planned rotation (docs/rotation.md), never a delete."
+                    + _fix(
+                        "kms-aks:protectKmsResources: true",
+                        "pass protect=True in its resource options (pulumi.ResourceOptions(protect=True))",
+                    ),
                     res.urn,
                 )
             )

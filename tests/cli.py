@@ -1,19 +1,22 @@
-"""Running the project's commands as a user does: `python -m <module>` in the project, in a plain terminal."""
+"""Running the installed `kms-aks` console script as CI does: a process in the project, in a plain terminal."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from kms_aks_tools.mock_engine import ROOT
 
 # A wide, colourless terminal, so that assertions on long lines do not depend on wrapping.
 TERMINAL = {"COLUMNS": "400", "PATH": "/usr/bin:/bin", "TERM": "dumb"}
+# Installed into the venv by `make` (pip install -e .), next to the interpreter running the tests.
+KMS_AKS = Path(sys.executable).parent / "kms-aks"
 
 
-def run_module(module: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_kms_aks(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [str(KMS_AKS), *args],
         cwd=ROOT,
         input=stdin,
         capture_output=True,

@@ -1,10 +1,23 @@
-"""Shared fixtures: the real program for the shipped stacks, run once per session under the mock engine."""
+"""Shared fixtures, one of each per test session (per xdist worker): the shipped stacks recorded once under the
+mock engine, one policy pack process, and `kms-aks` run in-process against that pack.
+
+Starting Python, importing the SDKs and booting the pack cost more than most tests themselves, so a test runs
+the command line in-process unless it is about the process (exit status reaching the shell, the Makefile).
+"""
 
 from __future__ import annotations
 
+import io
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pytest
 
+from kms_aks_tools import cli
+from kms_aks_tools import plan as plan_module
 from kms_aks_tools.mock_engine import run_stack
+from kms_aks_tools.policy_client import POLICY_PACK_DIR, PolicyClient, PolicyPackProcess
 from kms_aks_tools.recording import RecordedStack
 
 
@@ -32,3 +45,59 @@ def dev_preview() -> RecordedStack:
 @pytest.fixture(scope="session")
 def prod_preview() -> RecordedStack:
     return _clean("prod", preview=True)
+
+
+@pytest.fixture(scope="session")
+def policy_pack() -> Iterator[PolicyPackProcess]:
+    """The real pack, started once and driven over its gRPC protocol; each user configures it before a check."""
+    with PolicyPackProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def pack_client(policy_pack: PolicyPackProcess) -> PolicyClient:
+    return policy_pack.client
+
+
+class _RunningPack:
+    """Stands in for a fresh `PolicyPackProcess` in `kms-aks plan`: the session's pack, already running."""
+
+    def __init__(self, pack: PolicyPackProcess) -> None:
+        self._pack = pack
+
+    def start(self) -> _RunningPack:
+        return self
+
+    def wait_ready(self, timeout: float = 0) -> PolicyClient:
+        return self._pack.client
+
+    def close(self) -> None:
+        """The session owns the process."""
+
+
+KmsAks = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def kms_aks(
+    policy_pack: PolicyPackProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> KmsAks:
+    """`kms-aks <args>` in this process, as the console script runs it; returns (returncode, stdout, stderr)."""
+
+    def process(pack_dir: Path = POLICY_PACK_DIR) -> PolicyPackProcess | _RunningPack:
+        return _RunningPack(policy_pack) if Path(pack_dir) == POLICY_PACK_DIR else PolicyPackProcess(pack_dir)
+
+    monkeypatch.setattr(plan_module, "PolicyPackProcess", process)
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()  # start from nothing
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code if isinstance(exit_.code, int) else 2
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(["kms-aks", *args], code, captured.out, captured.err)
+
+    return run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 
 from kms_aks_tools import guard
 from kms_aks_tools.recording import UNKNOWN
-from tests.cli import run_module
+from tests.cli import TERMINAL
+from tests.conftest import KmsAks
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preview"
@@ -568,8 +570,16 @@ def test_binary_file_is_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: 
 # --------------------------------------------------------------------------------------------------
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return run_module("kms_aks_tools.guard", *args, stdin=stdin)
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as CI calls it: the exit status must reach the shell."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "kms-aks"), "guard", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=TERMINAL,
+        check=False,
+    )
 
 
 def test_cli_exit_codes_and_output() -> None:
@@ -585,18 +595,18 @@ def test_cli_exit_codes_and_output() -> None:
     assert "is not JSON" in bad.stderr
 
 
-def test_cli_reads_stdin() -> None:
-    result = _cli("-", stdin=fixture("kms-disabled.json").read_text())
+def test_cli_reads_stdin(kms_aks: KmsAks) -> None:
+    result = kms_aks("guard", "-", stdin=fixture("kms-disabled.json").read_text())
     assert result.returncode == 1
     assert f"REFUSED [kms-disabled] {CLUSTER_URN}" in result.stdout.splitlines()
-    empty = _cli("-", stdin="")
+    empty = kms_aks("guard", "-", stdin="")
     assert empty.returncode == 2
 
 
-def test_cli_without_arguments_is_a_usage_error() -> None:
-    result = _cli()
+def test_cli_without_arguments_is_a_usage_error(kms_aks: KmsAks) -> None:
+    result = kms_aks("guard")
     assert result.returncode == 2
-    assert "usage:" in result.stderr
+    assert "usage: kms-aks guard" in result.stderr
 
 
 # --------------------------------------------------------------------------------------------------

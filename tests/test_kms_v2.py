@@ -3,7 +3,6 @@ own warning and in the policy pack's KMS-v2-aware option, on the real program re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,9 @@ import pytest
 import yaml
 
 from kms_aks_tools.mock_engine import load_stack_file, run_stack
-from kms_aks_tools.policy_client import PolicyClient, PolicyPackProcess, load_policy_config
+from kms_aks_tools.policy_client import PolicyClient, load_policy_config
 from kms_aks_tools.recording import RecordedResource, RecordedStack
-from tests.cli import run_module
+from tests.conftest import KmsAks
 from tests.graph import CLUSTER
 from tests.policy_support import SECRET, with_secrets
 
@@ -38,10 +37,9 @@ def at_1_27() -> RecordedStack:
     return _at("1.27")
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[PolicyClient]:
-    with PolicyPackProcess() as process:
-        yield process.client
+@pytest.fixture
+def client(pack_client: PolicyClient) -> PolicyClient:
+    return pack_client  # the session's pack (tests/conftest.py)
 
 
 # ---------------------------------------------------------------------------------------------- program
@@ -61,12 +59,12 @@ def test_from_1_27_there_is_no_kms_v1_warning(version: str) -> None:
     assert not [w for w in recorded.warnings if "kubernetesVersion" in w or "2000" in w]
 
 
-def test_make_plan_prints_the_warning(tmp_path: Path) -> None:
+def test_kms_aks_plan_prints_the_warning(kms_aks: KmsAks, tmp_path: Path) -> None:
     stack = tmp_path / "Pulumi.kms-v1.yaml"
     config = load_stack_file("dev")
     config["kms-aks:cluster"] = {**config["kms-aks:cluster"], "kubernetesVersion": "1.26"}
     stack.write_text(yaml.safe_dump({"config": config}))
-    result = run_module("kms_aks_tools.plan", "--stack", str(stack), "--policy-config", "policies/config/dev.json")
+    result = kms_aks("plan", "--stack", str(stack), "--policy-config", "policies/config/dev.json")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning: kms-aks:cluster.kubernetesVersion 1.26 is below 1.27" in result.stdout
     assert "needs KMS disabled first" in result.stdout
@@ -85,7 +83,8 @@ def _limit(client: PolicyClient, resources: list[RecordedResource], **options: A
     config = load_policy_config("prod")
     config[SECRET_LIMIT] = {"enforcementLevel": "mandatory", **options}
     client.configure(config)
-    return client.check(resources).by_policy(SECRET_LIMIT)
+    # The secret limit is a stack policy: AnalyzeStack alone decides it (no need to Analyze 2001 secrets one by one).
+    return client.analyze_stack(resources).by_policy(SECRET_LIMIT)
 
 
 @pytest.mark.parametrize(

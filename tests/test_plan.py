@@ -1,4 +1,6 @@
-"""`make plan` end to end: the real program, the real pack over its protocol, the exit code and the output."""
+"""`kms-aks plan` end to end: the real program, the real pack over its protocol, the exit code and the output.
+
+In-process through `kms-aks`'s own `main` (the `kms_aks` fixture); the last test runs it through make."""
 
 from __future__ import annotations
 
@@ -11,18 +13,15 @@ from pathlib import Path
 import pytest
 
 from kms_aks_tools.mock_engine import ROOT
-from tests.cli import TERMINAL, run_module
+from tests.cli import TERMINAL
+from tests.conftest import KmsAks
 
 STACKS = Path(__file__).parent / "stacks"
 
 
-def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_module("kms_aks_tools.plan", *args)
-
-
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_shipped_stacks_plan_clean(stack: str) -> None:
-    result = plan("--stack", stack)
+def test_shipped_stacks_plan_clean(kms_aks: KmsAks, stack: str) -> None:
+    result = kms_aks("plan", "--stack", stack)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"stack {stack} (preview)" in result.stdout
     assert "aks-cluster azure-native:containerservice:ManagedCluster" in result.stdout
@@ -36,17 +35,17 @@ def test_shipped_stacks_plan_clean(stack: str) -> None:
     assert f"{count} cloud resources to create ({protected} protected from deletion), in 4 components" in result.stdout
 
 
-def test_standard_key_against_an_hsm_policy_is_blocked_naming_the_policy() -> None:
-    result = plan("--stack", "dev", "--policy-config", "policies/config/prod.json")
+def test_standard_key_against_an_hsm_policy_is_blocked_naming_the_policy(kms_aks: KmsAks) -> None:
+    result = kms_aks("plan", "--stack", "dev", "--policy-config", "policies/config/prod.json")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "mandatory policy violations" in result.stdout
     assert "aks-kms-key-vault-fit on kms-key" in result.stdout
     assert "this stack would be blocked" in result.stdout
 
 
-def test_json_output_parses_and_lists_every_resource(tmp_path: Path) -> None:
+def test_json_output_parses_and_lists_every_resource(kms_aks: KmsAks, tmp_path: Path) -> None:
     target = tmp_path / "plan.json"
-    result = plan("--stack", "prod", "--json", str(target), "--applied")
+    result = kms_aks("plan", "--stack", "prod", "--json", str(target), "--applied")
     assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads(target.read_text())
     names = {r["name"] for r in document["resources"]}
@@ -64,8 +63,8 @@ def test_json_output_parses_and_lists_every_resource(tmp_path: Path) -> None:
     assert cluster["highlights"]["key id"].startswith("https://kv-kmsaks-prod-01.vault.azure.net/keys/aks-kms-prod/")
 
 
-def test_json_to_stdout_stays_parseable_with_violations() -> None:
-    result = plan("--stack", "dev", "--policy-config", "policies/config/prod.json", "--json", "-")
+def test_json_to_stdout_stays_parseable_with_violations(kms_aks: KmsAks) -> None:
+    result = kms_aks("plan", "--stack", "dev", "--policy-config", "policies/config/prod.json", "--json", "-")
     assert result.returncode == 1
     document = json.loads(result.stdout)
     assert document["verdict"] == "blocked"
@@ -75,9 +74,9 @@ def test_json_to_stdout_stays_parseable_with_violations() -> None:
     assert "mandatory policy violations" in result.stderr
 
 
-def test_graph_is_written_as_dot(tmp_path: Path) -> None:
+def test_graph_is_written_as_dot(kms_aks: KmsAks, tmp_path: Path) -> None:
     target = tmp_path / "plan.dot"
-    result = plan("--stack", "dev", "--graph", str(target))
+    result = kms_aks("plan", "--stack", "dev", "--graph", str(target))
     assert result.returncode == 0, result.stderr
     dot = target.read_text()
     assert dot.startswith("digraph plan {")
@@ -91,16 +90,16 @@ def test_graph_is_written_as_dot(tmp_path: Path) -> None:
     assert f'"{wait}" -> "{cluster}";' in dot
 
 
-def test_bad_config_exits_non_zero_naming_the_key() -> None:
-    result = plan("--stack", str(STACKS / "Pulumi.bad-node-count.yaml"))
+def test_bad_config_exits_non_zero_naming_the_key(kms_aks: KmsAks) -> None:
+    result = kms_aks("plan", "--stack", str(STACKS / "Pulumi.bad-node-count.yaml"))
     assert result.returncode == 2
     assert "kms-aks:cluster.systemNodePool.count: Input should be a valid integer (got 'banana')" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert "stack bad-node-count (preview)" not in result.stdout  # nothing half-printed
 
 
-def test_unknown_stack_lists_the_stacks() -> None:
-    result = plan("--stack", "staging")
+def test_unknown_stack_lists_the_stacks(kms_aks: KmsAks) -> None:
+    result = kms_aks("plan", "--stack", "staging")
     assert result.returncode == 2
     assert "unknown stack 'staging'; stacks: dev, prod" in result.stdout
 
@@ -109,17 +108,19 @@ def test_unknown_stack_lists_the_stacks() -> None:
     ("content", "expected"),
     [("{not json", "not valid JSON"), ('["aks-kms-enabled"]', "expected an object of policy names")],
 )
-def test_broken_policy_config_gets_a_clear_message(tmp_path: Path, content: str, expected: str) -> None:
+def test_broken_policy_config_gets_a_clear_message(
+    kms_aks: KmsAks, tmp_path: Path, content: str, expected: str
+) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text(content)
-    result = plan("--stack", "dev", "--policy-config", str(broken))
+    result = kms_aks("plan", "--stack", "dev", "--policy-config", str(broken))
     assert result.returncode == 2
     assert expected in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_missing_policy_config_file_is_named(tmp_path: Path) -> None:
-    result = plan("--stack", "dev", "--policy-config", str(tmp_path / "absent.json"))
+def test_missing_policy_config_file_is_named(kms_aks: KmsAks, tmp_path: Path) -> None:
+    result = kms_aks("plan", "--stack", "dev", "--policy-config", str(tmp_path / "absent.json"))
     assert result.returncode == 2
     assert "absent.json does not exist" in result.stdout
 
@@ -133,24 +134,40 @@ def test_secrets_are_redacted_from_what_the_plan_prints() -> None:
     assert "hunter2" not in json.dumps(redacted)
 
 
-def test_graph_as_svg_uses_graphviz_or_says_it_wrote_dot(tmp_path: Path) -> None:
+def test_graph_as_svg_uses_graphviz_and_keeps_the_dot(kms_aks: KmsAks, tmp_path: Path) -> None:
+    if not shutil.which("dot"):
+        pytest.skip("graphviz is not installed here (make graphviz); the next test covers that case")
     target = tmp_path / "plan.svg"
-    result = plan("--stack", "prod", "--graph", str(target))
+    result = kms_aks("plan", "--stack", "prod", "--graph", str(target))
     assert result.returncode == 0, result.stderr
-    if shutil.which("dot"):
-        assert target.read_text().lstrip().startswith(("<?xml", "<svg"))
-        assert "ManagedCluster" in target.read_text()
-    else:
-        assert "graphviz `dot` not found" in result.stdout
-        assert (tmp_path / "plan.dot").read_text().startswith("digraph plan {")
+    assert target.read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert "ManagedCluster" in target.read_text()
+    assert (tmp_path / "plan.dot").read_text().startswith("digraph plan {")
 
 
-def test_make_plan_installs_graphviz_only_when_a_graph_is_asked_for() -> None:
+def test_graph_without_graphviz_writes_dot_and_says_how_to_render(
+    kms_aks: KmsAks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kms_aks_tools import plan as plan_module
+
+    monkeypatch.setattr(plan_module.shutil, "which", lambda _: None)
+    target = tmp_path / "plan.svg"
+    result = kms_aks("plan", "--stack", "prod", "--graph", str(target))
+    assert result.returncode == 0, result.stderr  # the graph is an extra; the verdict decides the exit code
+    assert not target.exists()
+    assert (tmp_path / "plan.dot").read_text().startswith("digraph plan {")
+    assert "graphviz `dot` not found: wrote DOT to" in result.stdout
+    assert "make graphviz" in result.stdout
+    assert f"dot -Tsvg {tmp_path / 'plan.dot'} -o {target}" in result.stdout
+
+
+def test_nothing_but_make_graphviz_runs_apt_get() -> None:
     def dry_run(*args: str) -> str:
         return subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
-    assert "apt-get install" in dry_run("plan", "ARGS=--graph plan.svg")
+    assert "apt-get" not in dry_run("plan", "ARGS=--graph plan.svg")
     assert "apt-get" not in dry_run("plan")
+    assert "apt-get install" in dry_run("graphviz")
 
 
 def test_make_plan_is_the_same_command_and_fails_on_a_mandatory_violation() -> None:

@@ -262,7 +262,8 @@ def test_user_assigned_identity_accepts_input_list_output_map_and_unknown_ids() 
 def test_key_id_versioned_violations(key_id: str, problem: str) -> None:
     [message] = violations(rules.check_key_id_versioned(cluster_props(keyId=key_id)))
     assert problem in message
-    assert "Set " in message
+    assert "Fix in Pulumi.<stack>.yaml: kms-aks:existingKey.keyId: https://" in message
+    assert "In code: set keyId to the Key resource's key_uri_with_version" in message
 
 
 def test_key_id_versioned_passes_and_defers_unknowns() -> None:
@@ -315,10 +316,14 @@ def test_no_private_link_passes_the_public_setup() -> None:
 def test_private_network_access_and_vault_resource_id_on_public() -> None:
     index = stack(*healthy(cluster=cluster(cluster_props(keyVaultNetworkAccess="Private"))))
     [message] = violations(rules.check_no_private_link(index))
-    assert 'keyVaultNetworkAccess is "Private"' in message and 'Set keyVaultNetworkAccess to "Public"' in message
+    assert 'keyVaultNetworkAccess is "Private"' in message
+    assert "Fix in Pulumi.<stack>.yaml: kms-aks:keyVaultNetworkAccess: Public (and remove kms-aks:network)" in message
+    assert '"allowPrivateKeyVault": true' in message
+    assert 'In code: set keyVaultNetworkAccess to "Public"' in message
     index = stack(*healthy(cluster=cluster(cluster_props(keyVaultResourceId=VAULT_ID))))
     [message] = violations(rules.check_no_private_link(index))
-    assert "Remove securityProfile.azureKeyVaultKms.keyVaultResourceId" in message
+    assert "Fix in Pulumi.<stack>.yaml: kms-aks:keyVaultNetworkAccess: Public" in message
+    assert "In code: remove securityProfile.azureKeyVaultKms.keyVaultResourceId" in message
 
 
 @pytest.mark.parametrize("nested", [False, True])
@@ -369,7 +374,8 @@ def test_private_endpoint_connection_on_the_kms_vault() -> None:
 def test_vault_public_network_access_disabled() -> None:
     [finding] = rules.check_no_private_link(stack(*healthy(vault=vault(publicNetworkAccess="Disabled"))))
     assert finding.urn == urn(rules.VAULT, "vault")
-    assert 'Set properties.publicNetworkAccess to "Enabled"' in finding.message
+    assert "Fix in Pulumi.<stack>.yaml: kms-aks:keyVaultNetworkAccess: Public." in finding.message
+    assert 'In code: set properties.publicNetworkAccess to "Enabled"' in finding.message
     unknown = rules.check_no_private_link(stack(*healthy(vault=vault(publicNetworkAccess=UNKNOWN))))
     assert outcomes(unknown) == {Outcome.UNDECIDED}
 
@@ -635,7 +641,11 @@ def test_deletion_protection() -> None:
     )
     findings = rules.check_deletion_protection(stack(*bare))
     assert {f.urn for f in findings} == {key().urn, vault().urn, identity().urn}
-    assert all("protect=True" in f.message for f in findings)
+    for finding in findings:
+        assert "Fix in Pulumi.<stack>.yaml: kms-aks:protectKmsResources: true." in finding.message
+        assert "In code: pass protect=True in its resource options" in finding.message
+        assert "planned rotation (docs/rotation.md)" in finding.message
+        assert "not supported" not in finding.message
 
 
 # ------------------------------------------------------------------------------- vault audit logging

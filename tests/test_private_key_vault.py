@@ -4,8 +4,6 @@ that blocks it by default and, once a team allows it, insists on everything curr
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +11,9 @@ import pytest
 
 from components.kms_identity import KEY_VAULT_CONTRIBUTOR_ROLE, KEY_VAULT_CRYPTO_USER_ROLE, NETWORK_CONTRIBUTOR_ROLE
 from kms_aks_tools.mock_engine import SUBSCRIPTION_ID, run_stack
-from kms_aks_tools.policy_client import PolicyClient, PolicyPackProcess, load_policy_config
+from kms_aks_tools.policy_client import PolicyClient, load_policy_config
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
-from tests.cli import run_module
+from tests.conftest import KmsAks
 from tests.graph import (
     ACCESS_POLICY,
     CLUSTER,
@@ -358,10 +356,9 @@ def test_default_stacks_stay_public_and_create_no_network(stack_name: str, reque
 # ---------------------------------------------------------------------------------------------- policy pack
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[PolicyClient]:
-    with PolicyPackProcess() as process:
-        yield process.client
+@pytest.fixture
+def client(pack_client: PolicyClient) -> PolicyClient:
+    return pack_client  # the session's pack (tests/conftest.py)
 
 
 def _allow() -> dict[str, Any]:
@@ -480,23 +477,19 @@ def test_allowed_private_vault_missing_one_requirement_is_still_blocked(
     assert {v.urn for v in violations} == {private_stack.one(CLUSTER).urn}
 
 
-# ---------------------------------------------------------------------------------------------- make plan
+# ---------------------------------------------------------------------------------------------- kms-aks plan
 
 
-def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_module("kms_aks_tools.plan", *args)
-
-
-def test_make_plan_blocks_a_private_stack_under_the_default_policy_config() -> None:
-    result = plan("--stack", PRIVATE)
+def test_kms_aks_plan_blocks_a_private_stack_under_the_default_policy_config(kms_aks: KmsAks) -> None:
+    result = kms_aks("plan", "--stack", PRIVATE)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{NO_PRIVATE_LINK} on aks-cluster" in result.stdout
     assert f"{NO_PRIVATE_LINK} on kms-vault" in result.stdout
     assert "this stack would be blocked" in result.stdout
 
 
-def test_make_plan_passes_a_private_stack_the_policy_config_allows() -> None:
-    result = plan("--stack", PRIVATE, "--policy-config", str(POLICY_CONFIGS / "allow-private.json"))
+def test_kms_aks_plan_passes_a_private_stack_the_policy_config_allows(kms_aks: KmsAks) -> None:
+    result = kms_aks("plan", "--stack", PRIVATE, "--policy-config", str(POLICY_CONFIGS / "allow-private.json"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "network access: Private" in result.stdout
     assert "API server VNet integration: yes" in result.stdout
@@ -505,8 +498,8 @@ def test_make_plan_passes_a_private_stack_the_policy_config_allows() -> None:
     assert "policy pack: no violations" in result.stdout
 
 
-def test_make_plan_refuses_a_half_configured_private_stack_naming_the_keys() -> None:
-    result = plan("--stack", str(STACKS / "Pulumi.private-half.yaml"))
+def test_kms_aks_plan_refuses_a_half_configured_private_stack_naming_the_keys(kms_aks: KmsAks) -> None:
+    result = kms_aks("plan", "--stack", str(STACKS / "Pulumi.private-half.yaml"))
     assert result.returncode == 2
     assert "kms-aks:network: required when kms-aks:keyVaultNetworkAccess is Private" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr

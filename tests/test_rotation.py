@@ -1,5 +1,5 @@
 """Planned key rotation: the version pin in config, rotation of a bring-your-own key, the plan guard letting exactly
-that change through, and `make rotate-check` judging each key's expiry against its rotation."""
+that change through, and `kms-aks rotate-check` judging each key's expiry against its rotation."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from kms_aks_tools.rotation import (
     duration_days,
     run_rotation_check,
 )
-from tests.cli import run_module
+from tests.conftest import KmsAks
 from tests.graph import CLUSTER, KEY, ROLE_ASSIGNMENT
 
 STACKS = Path(__file__).parent / "stacks"
@@ -299,12 +299,8 @@ def test_the_config_itself_refuses_expiry_shorter_than_rotation(tmp_path: Path) 
 # ------------------------------------------------------------------------------------------- the command
 
 
-def rotate_check(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_module("kms_aks_tools.rotation", *args)
-
-
-def test_rotate_check_shows_prod_and_passes() -> None:
-    result = rotate_check("--stack", "prod", "--as-of", "2026-06-01")
+def test_rotate_check_shows_prod_and_passes(kms_aks: KmsAks) -> None:
+    result = kms_aks("rotate-check", "--stack", "prod", "--as-of", "2026-06-01")
     assert result.returncode == EXIT_OK, result.stdout + result.stderr
     assert "KMS keys of stack prod (as of 2026-06-01)" in result.stdout
     assert "aks-kms-prod (created)" in result.stdout
@@ -313,23 +309,23 @@ def test_rotate_check_shows_prod_and_passes() -> None:
     assert "rotate-check: expiry and rotation fit together" in result.stdout
 
 
-def test_rotate_check_refuses_an_expiry_before_the_first_rotation() -> None:
-    result = rotate_check("--stack", EXPIRES_EARLY, "--as-of", "2026-06-01")
+def test_rotate_check_refuses_an_expiry_before_the_first_rotation(kms_aks: KmsAks) -> None:
+    result = kms_aks("rotate-check", "--stack", EXPIRES_EARLY, "--as-of", "2026-06-01")
     assert result.returncode == EXIT_REFUSED, result.stdout + result.stderr
     assert "refused: aks-kms-rot: kms-aks:kmsKey.expiresOn 2027-03-01 comes before" in result.stdout
     assert "rotate-check: 1 refusal(s)" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_rotate_check_bad_input_exits_2() -> None:
-    unknown = rotate_check("--stack", "staging")
+def test_rotate_check_bad_input_exits_2(kms_aks: KmsAks) -> None:
+    unknown = kms_aks("rotate-check", "--stack", "staging")
     assert unknown.returncode == EXIT_ERROR
     assert "unknown stack 'staging'; stacks: dev, prod" in unknown.stdout
-    bad_config = rotate_check("--stack", str(STACKS / "Pulumi.bad-node-count.yaml"))
+    bad_config = kms_aks("rotate-check", "--stack", str(STACKS / "Pulumi.bad-node-count.yaml"))
     assert bad_config.returncode == EXIT_ERROR
     assert "kms-aks:cluster.systemNodePool.count" in bad_config.stdout
     assert "Traceback" not in bad_config.stdout + bad_config.stderr
-    bad_date = rotate_check("--stack", "prod", "--as-of", "tomorrow")
+    bad_date = kms_aks("rotate-check", "--stack", "prod", "--as-of", "tomorrow")
     assert bad_date.returncode == 2
     assert "not a date (YYYY-MM-DD): 'tomorrow'" in bad_date.stderr
 
@@ -343,4 +339,4 @@ def test_make_rotate_check_runs_the_module_for_the_stack() -> None:
         timeout=60,
         check=True,
     )
-    assert ".venv/bin/python -m kms_aks_tools.rotation --stack prod --as-of 2027-01-01" in result.stdout
+    assert ".venv/bin/kms-aks rotate-check --stack prod --as-of 2027-01-01" in result.stdout

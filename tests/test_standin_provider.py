@@ -457,7 +457,7 @@ def test_preview_update_keeps_what_each_provider_keeps(dev_stack: RecordedStack,
 
 def test_auto_names_follow_the_engines_random_seed(dev_stack: RecordedStack, stubs: dict) -> None:
     # An update plan saves the seed: `up --plan` must get the name its preview showed.
-    role = {"principalId": "p", "roleDefinitionId": "r", "scope": "/subscriptions/s", "principalType": "ServicePrincipal"}
+    role = {"principalId": "p", "roleDefinitionId": "r", "scope": "/subscriptions/s"}
     urn = "urn:pulumi:dev::kms-aks::azure-native:authorization:RoleAssignment::grant"
 
     def name(seed: bytes) -> str:

@@ -257,11 +257,11 @@ def _make_dry_run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([make, "-n", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_make_guard_runs_the_guard_module() -> None:
+def test_make_guard_runs_the_guard() -> None:
     result = _make_dry_run("guard", "PREVIEW=preview.json", "ARGS=--overrides guard-overrides.yaml")
     assert result.returncode == 0, result.stderr
     assert re.search(
-        r"-m kms_aks_tools\.guard preview\.json --overrides guard-overrides\.yaml\s*$", result.stdout, re.MULTILINE
+        r"kms-aks guard preview\.json --overrides guard-overrides\.yaml\s*$", result.stdout, re.MULTILINE
     ), result.stdout
 
 

@@ -1,0 +1,30 @@
+"""Terminal output shared by every `kms-aks` subcommand: one console setup and the documented exit codes."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+# Off a terminal (a pipe, a CI log) rich would assume 80 columns and break long lines such as key ids in the
+# middle. A fixed wide width keeps every line whole, and the same for every run, so logs diff cleanly.
+PIPE_WIDTH = 400
+
+EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT = 0, 1, 2
+
+EXIT_CODES_HELP = {
+    "plan": "exit codes:\n  0  clean, or advisory findings only\n  1  blocked: a mandatory policy violation\n"
+    "  2  bad input: unknown stack, invalid stack config or YAML, broken policy config, program error",
+    "guard": "exit codes:\n  0  clean: no irreversible KMS change\n  1  findings: an irreversible KMS change\n"
+    "  2  bad input: unreadable preview, bad override (nothing passes by default)",
+    "rotate-check": "exit codes:\n  0  expiry and rotation fit together (warnings allowed)\n"
+    "  1  refused: the key's expiry does not leave time to rotate\n  2  bad input: unknown stack, invalid config",
+    "check-config": "exit codes:\n  0  the stack config is valid\n"
+    "  2  bad input: invalid YAML or config, unknown stack",
+}
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console that wraps nothing it should not: soft wrap on a terminal, a fixed wide width elsewhere."""
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH
+    return console
