@@ -131,8 +131,13 @@ def test_offline_job_needs_no_secrets_and_covers_every_stack() -> None:
     assert "vars." not in text
     assert "id-token" not in text
     assert offline.get("permissions") == {"contents": "read"}
-    index_of(offline, lambda s: runs(s, r"^make test\b"), "running `make test`")
-    plan = steps(offline)[index_of(offline, lambda s: runs(s, r"make plan STACK="), "running `make plan`")]
+    test = index_of(offline, lambda s: runs(s, r"^make test\b"), "running `make test`")
+    e2e = index_of(offline, lambda s: runs(s, r"^make e2e\b"), "running `make e2e`")
+    go = index_of(offline, lambda s: uses(s, "actions/setup-go"), "setting up Go for make e2e")
+    assert go < e2e and test < e2e
+    # kms-aks itself, not make: its exit code tells a policy block (1) from bad input (2).
+    plan = steps(offline)[index_of(offline, lambda s: runs(s, r"kms-aks plan --stack"), "running `kms-aks plan`")]
+    assert "make plan" not in plan["run"]
     # The loop plans every Pulumi.<stack>.yaml; prove the glob picks up exactly the project's stacks.
     assert "Pulumi.*.yaml" in plan["run"]
     assert sorted(p.name for p in ROOT.glob("Pulumi.*.yaml")) == [f"Pulumi.{s}.yaml" for s in stacks()]
@@ -149,41 +154,42 @@ def _oidc_env(job: dict[str, Any]) -> None:
         assert env[name] == f"${{{{ vars.{var} }}}}"
     assert env["PULUMI_BACKEND_URL"].startswith("azblob://${{ vars.")
     assert env["AZURE_STORAGE_ACCOUNT"].startswith("${{ vars.")
-    assert env["PULUMI_SECRETS_PROVIDER"].startswith("${{ vars.")
     assert job["permissions"]["id-token"] == "write"
     assert job["permissions"]["contents"] == "read"
     login = index_of(job, lambda s: uses(s, "azure/login"), "with azure/login")
     assert steps(job)[login]["uses"] == "azure/login@v2"
     assert set(steps(job)[login]["with"]) == {"client-id", "tenant-id", "subscription-id"}
-    select = index_of(job, lambda s: runs(s, r"pulumi stack select --create"), "selecting the stack")
-    assert "--secrets-provider" in steps(job)[select]["run"]
-    assert login < select
+    # No `stack select --create`: it wrote the secrets provider only into the runner's checkout, and every
+    # later run fell back to the passphrase provider. The stack file must name it; the job checks first.
+    assert "stack select" not in yaml.safe_dump(job)
+    check = index_of(job, lambda s: runs(s, r"\.ci/pulumi-stack check-secrets"), "checking the secrets provider")
+    assert check < _pulumi_step(job, "preview")
 
 
-def _guard_after_json_preview(job: dict[str, Any]) -> int:
-    json_preview = index_of(
-        job, lambda s: runs(s, r"pulumi preview\b.*--json\b.*> ?preview\.json"), "writing preview.json"
+def _pulumi_step(job: dict[str, Any], command: str) -> int:
+    return index_of(
+        job, lambda s: runs(s, rf"^\.ci/pulumi-stack {command} \"\$\{{STACK\}}\""), f".ci/pulumi-stack {command}"
     )
-    guard = index_of(job, lambda s: runs(s, r"make guard PREVIEW=preview\.json"), "running make guard")
-    assert json_preview < guard
-    assert "--overrides guard-overrides.yaml" in steps(job)[guard]["run"]
-    return guard
 
 
-def test_preview_job_is_a_stack_matrix_with_oidc_policy_pack_pr_comment_and_guard() -> None:
+def _cli_installed_at_the_e2e_version(job: dict[str, Any]) -> None:
+    install = steps(job)[index_of(job, lambda s: uses(s, "pulumi/actions"), "installing the Pulumi CLI")]
+    assert install["uses"] == "pulumi/actions@v6"
+    assert set(install["with"]) == {"pulumi-version"}, "pulumi/actions only installs; .ci/pulumi-stack runs"
+    assert f"v{install['with']['pulumi-version']}" == e2e_cli_version()
+    venv = index_of(job, lambda s: runs(s, r"\.ci/pulumi-stack policy-venv"), "preparing policies/venv")
+    assert venv < _pulumi_step(job, "preview")
+
+
+def test_preview_job_is_a_stack_matrix_with_oidc_the_pack_and_the_guard() -> None:
     job = load(PREVIEW)["jobs"]["preview"]
     assert sorted(job["strategy"]["matrix"]["stack"]) == stacks()
     assert job["needs"] == "offline"
     assert job["permissions"]["pull-requests"] == "write"
     _oidc_env(job)
-    action = steps(job)[index_of(job, lambda s: uses(s, "pulumi/actions") and "with" in s, "running pulumi/actions")]
-    assert action["uses"] == "pulumi/actions@v6"
-    assert action["with"]["command"] == "preview"
-    assert action["with"]["stack-name"] == "${{ matrix.stack }}"
-    assert action["with"]["comment-on-pr"] is True
-    assert action["with"]["policyPacks"] == "policies"
-    assert action["with"]["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
-    _guard_after_json_preview(job)
+    _cli_installed_at_the_e2e_version(job)
+    comment = index_of(job, lambda s: runs(s, r"gh pr comment"), "commenting the guard's verdict")
+    assert _pulumi_step(job, "preview") < comment
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,20 +225,43 @@ def test_deploy_concurrency_is_per_stack_and_never_cancels() -> None:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_deploy_guards_a_preview_then_ups_with_the_policy_pack(stack: str) -> None:
+def test_deploy_guards_a_preview_then_applies_exactly_its_plan(stack: str) -> None:
     job = load(DEPLOY)["jobs"][stack]
     assert job["env"]["STACK"] == stack
     _oidc_env(job)
+    _cli_installed_at_the_e2e_version(job)
     assert "pull-requests" not in job["permissions"]
-    guard = _guard_after_json_preview(job)
-    up = index_of(job, lambda s: uses(s, "pulumi/actions") and s.get("with", {}).get("command") == "up", "up")
-    assert guard < up
-    action = steps(job)[up]
-    assert action["uses"] == "pulumi/actions@v6"
-    assert action["with"]["stack-name"] == stack
-    assert action["with"]["policyPacks"] == "policies"
-    assert action["with"]["policyPackConfigs"] == f"policies/config/{stack}.json"
-    assert action["with"]["cloud-url"].startswith("azblob://")
+    assert _pulumi_step(job, "preview") < _pulumi_step(job, "up")
+
+
+def test_the_shared_commands_preview_save_a_plan_guard_it_and_up_applies_it() -> None:
+    script = (ROOT / ".ci" / "pulumi-stack").read_text()
+    preview = re.search(r"pulumi preview (.*?)>", script, re.S)
+    assert preview and "--json" in preview[1] and '--save-plan "$out/plan.json"' in preview[1]
+    assert "policy_pack_args" in preview[1]
+    assert '--policy-pack policies --policy-pack-config "policies/config/${stack}.json"' in script
+    assert re.search(r'"\$KMS_AKS" guard "\$out/preview\.json"', script)
+    assert "--overrides guard-overrides.yaml" in script
+    up = re.search(r"pulumi up (.*?)\n\s*\$\(policy_pack_args", script, re.S)
+    assert up and '--plan "$out/plan.json"' in up[1] and "--skip-preview" in up[1]
+
+
+def test_every_shared_command_the_workflows_run_is_exercised_by_the_e2e() -> None:
+    # One source for the commands: the workflows and the real-CLI scenarios both call .ci/pulumi-stack.
+    used = set()
+    for path in (PREVIEW, DEPLOY):
+        used |= set(re.findall(r"\.ci/pulumi-stack ([a-z-]+)", path.read_text()))
+    e2e = "\n".join(p.read_text() for p in (ROOT / "tests" / "e2e").glob("*.py"))
+    exercised = set(re.findall(r"\.ci\(\s*\"([a-z-]+)\"", e2e))
+    assert used == {"policy-venv", "check-secrets", "preview", "up"}
+    assert used <= exercised
+
+
+def e2e_cli_version() -> str:
+    """The CLI version `make e2e` builds: the wrapper module's requirement on pulumi/pkg/v3."""
+    found = re.search(r"github\.com/pulumi/pulumi/pkg/v3 (v[0-9.]+)", (ROOT / "e2e/toolchain/cli/go.mod").read_text())
+    assert found
+    return found[1]
 
 
 def test_workflows_use_no_long_lived_secrets() -> None:

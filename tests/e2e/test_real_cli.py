@@ -177,13 +177,14 @@ def test_a_system_assigned_identity_is_blocked_by_the_real_cli(workspace: Worksp
     variant.stack_file("sysid").write_text(
         re.sub(r"(?m)^encryptionsalt:.*\n", "", variant.stack_file("sysid").read_text())
     )
+    shutil.copy(variant.path / "policies" / "config" / "dev.json", variant.path / "policies" / "config" / "sysid.json")
     assert variant.pulumi("stack", "init", "sysid", "--secrets-provider", "passphrase").returncode == 0
-    result = variant.pulumi(
-        "preview", "--stack", "sysid", "--policy-pack", "policies", "--policy-pack-config", "policies/config/dev.json"
-    )
-    assert result.returncode != 0
-    assert "aks-kms-user-assigned-identity" in result.stdout
-    assert "[mandatory]" in result.stdout
+    # The workflows' preview: it fails, and shows the pack's verdict that --json alone would not carry.
+    result = variant.ci("preview", "sysid", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "aks-kms-user-assigned-identity" in result.stderr
+    assert "[mandatory]" in result.stderr
+    assert not (tmp_path / "out" / "guard.txt").exists(), "no guard verdict on a preview the pack refused"
 
 
 # ------------------------------------------------------------------------------------ 4. changes after up
