@@ -30,9 +30,15 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	touch $@
 	@echo "Installed. Next time nothing is installed unless a requirements file changes."
 
+# The policy pack's own virtualenv, as the Pulumi CLI runs it (PulumiPolicy.yaml: virtualenv: venv).
+POLICY_VENV := policies/venv/.installed
+$(POLICY_VENV): policies/requirements.txt policies/requirements-sdk.txt azure_facts/pyproject.toml
+	@echo "Installing the policy pack into policies/venv (as CI does: .ci/pulumi-stack policy-venv)."
+	@PYTHON=$(PYTHON) bash .ci/pulumi-stack policy-venv
+
 ## plan: the plan of STACK (default dev) under the mock engine, with the policy pack enforced.
 ##       make plan STACK=prod ARGS="--json plan.json --graph plan.svg"   (= kms-aks plan --stack prod ...)
-plan: $(VENV)/.installed
+plan: $(VENV)/.installed $(POLICY_VENV)
 	@$(KMS_AKS) plan --stack $(STACK) $(SAFE_ARGS)
 
 ## guard: refuse irreversible KMS changes in a `pulumi preview --json` file (exit 1 findings, 2 bad input).
@@ -58,7 +64,7 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 scan-venv: $(SCAN_VENV)/.installed
 
 ## scan: the plan of STACK as an ARM template, scanned by checkov (docs/arm-export.md).
-scan: $(VENV)/.installed $(SCAN_VENV)/.installed
+scan: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV)
 	@mkdir -p out
 	@# exit 1 (a mandatory violation) still writes the template; 2 (bad input, program error) stops here.
 	@$(KMS_AKS) plan --stack $(STACK) --applied --arm out/$(STACK).arm.json >/dev/null; test $$? -le 1
@@ -66,7 +72,7 @@ scan: $(VENV)/.installed $(SCAN_VENV)/.installed
 
 ## test: lint, then the whole test suite on both cores (the real-CLI scenarios are `make e2e`).
 # --dist loadfile keeps each test file on one worker, so a file's module fixtures (recorded stacks) are built once.
-test: $(VENV)/.installed $(SCAN_VENV)/.installed
+test: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/e2e $(PYTEST_ARGS)
 

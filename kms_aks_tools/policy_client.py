@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -583,10 +583,12 @@ class PolicyClient:
 
 
 def resolve_python(pack_dir: Path = POLICY_PACK_DIR) -> str:
-    """The interpreter the CLI would use: the pack's `virtualenv` (PulumiPolicy.yaml) when it exists.
+    """The interpreter the Pulumi CLI runs the pack with, resolved as its Python toolchain does, no fallback.
 
-    Otherwise this interpreter, whose environment holds the pack's requirements (requirements-dev.txt
-    includes policies/requirements.txt); the CLI would create the virtualenv at this point.
+    `virtualenv: <dir>` in PulumiPolicy.yaml: `<pack>/<dir>/bin/python`, which must exist: for `--policy-pack
+    <dir>` the CLI installs nothing, it starts that interpreter (python/toolchain/pip.go, Command). Without the
+    option: `python3`, else `python`, from PATH. A missing virtualenv is a PolicyPackError saying how to create
+    it, where a silent fallback to this interpreter would pass here and fail in CI.
     """
     manifest = Path(pack_dir) / "PulumiPolicy.yaml"
     try:
@@ -596,12 +598,20 @@ def resolve_python(pack_dir: Path = POLICY_PACK_DIR) -> str:
     runtime = document.get("runtime")
     options = runtime.get("options") if isinstance(runtime, dict) else None
     virtualenv = options.get("virtualenv") if isinstance(options, dict) else None
-    if virtualenv:
-        venv = Path(pack_dir) / virtualenv
-        for candidate in (venv / "bin" / "python", venv / "Scripts" / "python.exe"):
-            if candidate.is_file():
-                return str(candidate)
-    return sys.executable
+    if not virtualenv:
+        found = shutil.which("python3") or shutil.which("python")
+        if found is None:
+            raise PolicyPackError("no python3 or python on PATH to run the policy pack with")
+        return found
+    venv = Path(pack_dir) / str(virtualenv)
+    for candidate in (venv / "bin" / "python", venv / "Scripts" / "python.exe"):
+        if candidate.is_file():
+            return str(candidate)
+    raise PolicyPackError(
+        f"the policy pack's virtualenv {venv} does not exist: {manifest.name} sets `virtualenv: {virtualenv}`, so "
+        f"the Pulumi CLI runs the pack with {venv / 'bin' / 'python'}. Create it with `.ci/pulumi-stack policy-venv` "
+        "(make does this), or `pulumi install` in the pack's folder."
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

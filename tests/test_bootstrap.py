@@ -183,12 +183,16 @@ def test_exports_are_ready_for_pulumi_login_and_the_workflows(runs: dict[str, Re
     }
 
 
-def test_the_workflows_read_the_variables_bootstrap_exports(runs: dict[str, RecordedStack]) -> None:
-    names = clean(runs, "default").outputs["githubVariables"]
+def test_the_workflows_and_the_stack_setup_use_the_variables_bootstrap_exports(runs: dict[str, RecordedStack]) -> None:
+    names = set(clean(runs, "default").outputs["githubVariables"])
+    # The state backend is the workflows'; the secrets provider is named once, when a stack is created, and
+    # lives in the committed Pulumi.<stack>.yaml from then on (docs/ci-and-state.md).
     for workflow in ("preview.yml", "deploy.yml"):
         text = (ROOT / ".github" / "workflows" / workflow).read_text()
-        for name in names:
+        for name in names - {"PULUMI_SECRETS_PROVIDER"}:
             assert f"vars.{name}" in text, (workflow, name)
+    setup = (ROOT / "docs" / "ci-and-state.md").read_text()
+    assert "--secrets-provider" in setup and "PULUMI_SECRETS_PROVIDER" in setup
 
 
 def test_preview_runs_with_unknown_outputs(runs: dict[str, RecordedStack]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from kms_aks_tools.policy_client import (
+    POLICY_PACK_DIR,
     UNUSED_ENGINE_ADDRESS,
     AnalysisResult,
     PolicyClient,
@@ -631,7 +632,9 @@ def test_a_violation_is_still_reported_next_to_an_undecided_part(
 
 
 def _pack(tmp_path: Path, main: str) -> Path:
-    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    # The shipped pack's virtualenv runs these packs, as the CLI would run a pack that names it.
+    venv = POLICY_PACK_DIR / "venv"
+    (tmp_path / "PulumiPolicy.yaml").write_text(f"runtime:\n  name: python\n  options:\n    virtualenv: {venv}\n")
     (tmp_path / "__main__.py").write_text(main)
     return tmp_path
 
