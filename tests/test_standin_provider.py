@@ -20,7 +20,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from kms_aks_tools.recording import RecordedResource, RecordedStack
-from kms_aks_tools.standin.wire import SECRET_SIG, SIG_KEY, UNKNOWN, from_struct, secret, to_struct
+from kms_aks_tools.standin.wire import SECRET_SIG, SIG_KEY, UNKNOWN, from_struct, secret, to_struct, without_nulls
 from kms_aks_tools.standin_provider import Standin, running_standin
 
 Kind = provider_pb2.PropertyDiff
@@ -91,14 +91,6 @@ def _update(stubs: dict, r: RecordedResource, created: Any, news: dict) -> provi
     )
 
 
-def _without_nulls(value: Any) -> Any:
-    # azure-native marshals its state with SkipNulls: a null output is absent.
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
 
 # ---------------------------------------------------------------------------------------------- plumbing
 
@@ -134,7 +126,7 @@ def test_create_gives_what_the_mock_engine_builders_give(
         response = _create(stubs, r)
         assert response.id == r.id, r.type
         # Exactly the builder's outputs: azure-native 3.x keeps no `__inputs` in the state any more.
-        assert from_struct(response.properties) == _without_nulls(r.outputs), r.type
+        assert from_struct(response.properties) == without_nulls(r.outputs), r.type
     assert set(standin.cloud.states) == {r.id for r in custom}
 
 

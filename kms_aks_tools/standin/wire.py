@@ -25,13 +25,13 @@ def from_struct(message: struct_pb2.Struct | None, *, keep_secrets: bool = True,
     if not keep_secrets:
         value = unwrap_secrets(value)
     if skip_nulls:
-        value = _without_nulls(value)
+        value = without_nulls(value)
     return value
 
 
 def to_struct(value: dict[str, Any], *, skip_nulls: bool = False) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
-    message.update(_without_nulls(value) if skip_nulls else value)
+    message.update(without_nulls(value) if skip_nulls else value)
     return message
 
 
@@ -114,9 +114,10 @@ def mark_secrets(outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, A
     return marked
 
 
-def _without_nulls(value: Any) -> Any:
+def without_nulls(value: Any) -> Any:
+    """azure-native marshals its state with SkipNulls: a null output is absent."""
     if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
+        return [without_nulls(v) for v in value]
     return value
