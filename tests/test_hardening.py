@@ -10,7 +10,7 @@ import pytest
 from kms_aks.config import ConfigError, parse_stack_config
 from kms_aks_tools.mock_engine import load_stack_file, run_stack
 from kms_aks_tools.recording import RecordedStack
-from tests.cli import run_module
+from tests.conftest import KmsAks
 from tests.graph import ACCESS_POLICY, CLUSTER, SLEEP
 
 WORKSPACE = "azure-native:operationalinsights:Workspace"
@@ -95,8 +95,8 @@ def test_defender_reports_to_the_workspace_in_prod_only(dev_stack: RecordedStack
     assert "defender" not in dev_stack.one(CLUSTER).inputs["securityProfile"]
 
 
-def test_the_plan_names_the_os_disk_and_host_encryption() -> None:
-    result = run_module("kms_aks_tools.plan", "--stack", "prod")
+def test_the_plan_names_the_os_disk_and_host_encryption(kms_aks: KmsAks) -> None:
+    result = kms_aks("plan", "--stack", "prod")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OS disk: Ephemeral (128 GB)" in result.stdout
     assert "encryption at host: yes" in result.stdout
