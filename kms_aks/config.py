@@ -213,8 +213,10 @@ class SystemNodePoolConfig(_Model):
     zones: list[Literal["1", "2", "3"]] = Field(default_factory=list)
     max_pods: Annotated[StrictInt, Field(ge=30, le=250)] = 110
     os_sku: Literal["AzureLinux", "Ubuntu"] = "AzureLinux"
+    # On by default (hardening on where the design allows, issue 10); it needs the subscription feature
+    # Microsoft.Compute/EncryptionAtHost registered first (docs/observability.md#encryption-at-host).
     encryption_at_host: StrictBool = Field(
-        default=False, description="needs the EncryptionAtHost feature registered on the subscription"
+        default=True, description="needs the EncryptionAtHost feature registered on the subscription"
     )
     only_critical_addons: StrictBool = False
     os_disk_type: OsDiskType | None = Field(

@@ -10,7 +10,7 @@ import pytest
 from kms_aks.config import ConfigError, parse_stack_config
 from kms_aks_tools.mock_engine import load_stack_file, run_stack
 from kms_aks_tools.recording import RecordedStack
-from tests.cli import run_module
+from tests.conftest import KmsAks
 from tests.graph import ACCESS_POLICY, CLUSTER, SLEEP
 
 WORKSPACE = "azure-native:operationalinsights:Workspace"
@@ -65,9 +65,18 @@ def test_managed_os_disk_is_the_way_out() -> None:
 # ---------------------------------------------------------------------------------------------- encryption, add-ons
 
 
-def test_encryption_at_host_is_on_in_prod_and_off_in_dev(dev_stack: RecordedStack, prod_stack: RecordedStack) -> None:
+def test_encryption_at_host_is_on_in_both_stacks(dev_stack: RecordedStack, prod_stack: RecordedStack) -> None:
+    # prod sets it; dev gets it from the default (hardening on by default), as its stack file does not name it.
+    assert "encryptionAtHost" in load_stack_file("prod")["kms-aks:cluster"]["systemNodePool"]
+    assert "encryptionAtHost" not in load_stack_file("dev")["kms-aks:cluster"]["systemNodePool"]
     assert _pool(prod_stack)["enableEncryptionAtHost"] is True
-    assert _pool(dev_stack)["enableEncryptionAtHost"] is False
+    assert _pool(dev_stack)["enableEncryptionAtHost"] is True
+
+
+def test_encryption_at_host_can_be_turned_off() -> None:
+    # The way out for a subscription without the Microsoft.Compute/EncryptionAtHost feature.
+    recorded = _dev_with(systemNodePool={"vmSize": "Standard_D4ds_v5", "count": 2, "encryptionAtHost": False})
+    assert _pool(recorded)["enableEncryptionAtHost"] is False
 
 
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])
@@ -95,8 +104,8 @@ def test_defender_reports_to_the_workspace_in_prod_only(dev_stack: RecordedStack
     assert "defender" not in dev_stack.one(CLUSTER).inputs["securityProfile"]
 
 
-def test_the_plan_names_the_os_disk_and_host_encryption() -> None:
-    result = run_module("kms_aks_tools.plan", "--stack", "prod")
+def test_the_plan_names_the_os_disk_and_host_encryption(kms_aks: KmsAks) -> None:
+    result = kms_aks("plan", "--stack", "prod")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OS disk: Ephemeral (128 GB)" in result.stdout
     assert "encryption at host: yes" in result.stdout
@@ -219,6 +228,8 @@ def test_the_shipped_stacks_parse_with_their_new_keys() -> None:
     assert prod.monitoring.key_new_version_alert is True
     dev = parse_stack_config(_raw("dev"))
     assert dev.monitoring.alert_emails == [] and dev.cluster.system_node_pool.resolved_os_disk_type == "Ephemeral"
+    assert dev.cluster.system_node_pool.encryption_at_host is True
+    assert [str(r) for r in dev.cluster.api_server_authorized_ip_ranges] == ["198.51.100.0/24"]
 
 
 def test_a_refused_webhook_url_is_not_echoed() -> None:

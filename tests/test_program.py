@@ -159,6 +159,11 @@ def test_cluster_hardening(stack_name: str, request) -> None:
     assert pool["enableNodePublicIP"] is False
 
 
+def test_dev_cluster_restricts_the_api_server(dev_stack: RecordedStack) -> None:
+    # A documentation range (RFC 5737) like prod's: the first-deploy checklist says to replace both.
+    assert dev_stack.one(CLUSTER).inputs["apiServerAccessProfile"]["authorizedIPRanges"] == ["198.51.100.0/24"]
+
+
 def test_prod_cluster_restricts_the_api_server_and_spreads_zones(prod_stack: RecordedStack) -> None:
     cluster = prod_stack.one(CLUSTER).inputs
     assert cluster["apiServerAccessProfile"]["authorizedIPRanges"] == ["203.0.113.0/24"]
