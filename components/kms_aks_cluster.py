@@ -25,7 +25,7 @@ class NodePoolSpec:
     zones: Sequence[str] = ()
     max_pods: int = 110
     os_sku: Literal["AzureLinux", "Ubuntu"] = "AzureLinux"
-    encryption_at_host: bool = False
+    encryption_at_host: bool = True
     only_critical_addons: bool = False
     # Ephemeral: the OS disk lives on the VM's local disk (faster reimage and upgrade, no OS disk in Azure Storage);
     # the caller checks the VM size can hold `os_disk_size_gb` locally.

@@ -91,7 +91,9 @@ def _get(data: dict[str, Any], path: str) -> Any:
 
 def _known(value: Any, resource: RecordedResource, prop: str, names: dict[str, str]) -> str:
     if value == UNKNOWN:
-        sources = [names[u] for u in resource.property_dependencies.get(prop, ()) if u in names]
+        # The engine records dependencies per top-level property, in no particular order: sort them so the same
+        # input prints the same text (prod's securityProfile waits for the key and, through Defender, the workspace).
+        sources = sorted({names[u] for u in resource.property_dependencies.get(prop, ()) if u in names})
         return f"(known after apply{', from ' + ', '.join(sources) if sources else ''})"
     if isinstance(value, bool):
         return "yes" if value else "no"
