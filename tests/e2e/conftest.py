@@ -121,6 +121,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
             "KMS_AKS": str(ROOT / ".venv" / "bin" / "kms-aks"),
             "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
             "LANG": "C.UTF-8",
+            # HOME is the session's own; pip keeps the developer's download cache.
+            "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
         }
         space = Workspace(path=project, env=env, out=base / "out")
         prepared = space.ci("policy-venv")
