@@ -568,12 +568,19 @@ class PolicyClient:
         return _result(self._call("AnalyzeStack", request))
 
     def check(
-        self, resources: Sequence[RecordedResource], *, properties: StackProperties = "inputs+outputs"
+        self,
+        resources: Sequence[RecordedResource],
+        *,
+        properties: StackProperties = "inputs+outputs",
+        analyze: Callable[[RecordedResource], bool] = lambda _: True,
     ) -> AnalysisResult:
-        """What a `pulumi preview --policy-pack` reports: `Analyze` for each resource, then `AnalyzeStack`."""
+        """What a `pulumi preview --policy-pack` reports: `Analyze` for each resource, then `AnalyzeStack`.
+
+        `analyze` picks the resources sent to `Analyze` one by one (all by default); `AnalyzeStack` sees them all.
+        """
         result = AnalysisResult()
         by_urn = {r.urn: r for r in resources} if any(r.provider for r in resources) else None
-        for resource in resources:
+        for resource in filter(analyze, resources):
             result.extend(self.analyze(analyze_request(resource, by_urn)))
         result.extend(self.analyze_stack(resources, properties=properties))
         return result

@@ -43,15 +43,18 @@ def resources_by_type(template: dict[str, Any]) -> dict[str, list[dict[str, Any]
     return found
 
 
-def checkov_failures(template: dict[str, Any], tmp_path: Path) -> set[str]:
-    """The check ids checkov (framework arm) fails on `template`, from its JSON report."""
+def checkov_failures(templates: dict[str, dict[str, Any]], folder: Path) -> dict[str, set[str]]:
+    """The check ids checkov (framework arm) fails on each named template, from one run's JSON report.
+
+    One checkov process for all templates: it starts in seconds, and the suite needs six scans.
+    """
     if not CHECKOV.is_file():
         pytest.fail(f"{CHECKOV} is missing: run `make scan-venv` (make test does)")
-    path = tmp_path / "template.json"
-    path.write_text(json.dumps(template))
+    for name, template in templates.items():
+        (folder / f"{name}.json").write_text(json.dumps(template))
     # --skip-download and BC_SKIP_MAPPING: no calls to the vendor's API (offline, and nothing leaves the machine).
     result = subprocess.run(
-        [str(CHECKOV), "--framework", "arm", "-f", str(path), "-o", "json", "--skip-download"],
+        [str(CHECKOV), "--framework", "arm", "-d", str(folder), "-o", "json", "--skip-download"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -63,9 +66,35 @@ def checkov_failures(template: dict[str, Any], tmp_path: Path) -> set[str]:
     reports = report if isinstance(report, list) else [report]
     (arm,) = [r for r in reports if r.get("check_type") == "arm"]
     results = arm["results"]
+
+    def by_template(checks: list[dict[str, Any]]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {name: [] for name in templates}
+        for check in checks:
+            found[Path(check["file_path"]).stem].append(check["check_id"])
+        return found
+
+    passed = by_template(results["passed_checks"])
     # A scan that checked nothing would pass vacuously.
-    assert len(results["passed_checks"]) >= 5, results
-    return {c["check_id"] for c in results["failed_checks"]}
+    assert all(len(ids) >= 5 for ids in passed.values()), passed
+    return {name: set(ids) for name, ids in by_template(results["failed_checks"]).items()}
+
+
+@pytest.fixture(scope="module")
+def checkov(
+    prod_stack: RecordedStack, dev_stack: RecordedStack, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, set[str]]:
+    """checkov's failures on the shipped exports and on the variants the tests below compare them with."""
+    rotation_as_boolean = to_arm_template(hardened(prod_stack))
+    (cluster,) = resources_by_type(rotation_as_boolean)["Microsoft.ContainerService/managedClusters"]
+    cluster["properties"]["addonProfiles"]["azureKeyvaultSecretsProvider"]["config"]["enableSecretRotation"] = True
+    templates = {
+        "prod": to_arm_template(prod_stack),
+        "dev": to_arm_template(dev_stack),
+        "prod-unhardened": to_arm_template(unhardened(prod_stack)),
+        "prod-hardened": to_arm_template(hardened(prod_stack)),
+        "prod-hardened-rotation-as-boolean": rotation_as_boolean,
+    }
+    return checkov_failures(templates, tmp_path_factory.mktemp("checkov"))
 
 
 # ------------------------------------------------------------------------------------------- the shape
@@ -193,12 +222,11 @@ def hardened(stack: RecordedStack) -> RecordedStack:
     return _with_cluster_inputs(stack, inputs)
 
 
-def test_checkov_sees_the_hardening_through_the_export(prod_stack: RecordedStack, tmp_path: Path) -> None:
+def test_checkov_sees_the_hardening_through_the_export(checkov: dict[str, set[str]]) -> None:
     # The shipped prod stack has the hardening (the program adds it), so "before" is the same stack with the
     # hardening taken off its cluster: every finding of the issue must appear there and, except the false
     # positive, be gone from the shipped export. An exporter that dropped a property fails one side or the other.
-    before = checkov_failures(to_arm_template(unhardened(prod_stack)), tmp_path)
-    after = checkov_failures(to_arm_template(prod_stack), tmp_path)
+    before, after = checkov["prod-unhardened"], checkov["prod"]
     assert before >= HARDENING_CHECKS, sorted(before)
     assert after <= PROD_ALLOWED | CHECKOV_ARM_FALSE_POSITIVES, sorted(after)
     assert before - after >= HARDENING_CHECKS - CHECKOV_ARM_FALSE_POSITIVES
@@ -206,24 +234,25 @@ def test_checkov_sees_the_hardening_through_the_export(prod_stack: RecordedStack
 
 @pytest.mark.parametrize(("stack", "allowed"), [("prod", PROD_ALLOWED), ("dev", DEV_ALLOWED)])
 def test_checkov_passes_the_shipped_exports_but_the_known_failures(
-    request: pytest.FixtureRequest, tmp_path: Path, stack: str, allowed: set[str]
+    checkov: dict[str, set[str]], stack: str, allowed: set[str]
 ) -> None:
-    # Needs the program's hardening (ephemeral OS disks, encryption at host, secrets provider, Azure Monitor).
-    failures = checkov_failures(to_arm_template(request.getfixturevalue(f"{stack}_stack")), tmp_path)
+    failures = checkov[stack]
     allowed = allowed | CHECKOV_ARM_FALSE_POSITIVES
     assert failures <= allowed, f"{stack} fails {sorted(failures - allowed)} beyond the known {sorted(allowed)}"
 
 
-def test_checkov_172_wants_a_boolean_where_arm_takes_a_string(prod_stack: RecordedStack, tmp_path: Path) -> None:
+def test_checkov_172_wants_a_boolean_where_arm_takes_a_string(
+    prod_stack: RecordedStack, checkov: dict[str, set[str]]
+) -> None:
     # The export puts the setting where checkov looks: with the value as a boolean the check passes, with ARM's
     # string it fails. So the failure is checkov's reading of ARM, not a missing setting.
-    template = to_arm_template(hardened(prod_stack))
-    (cluster,) = resources_by_type(template)["Microsoft.ContainerService/managedClusters"]
-    config = cluster["properties"]["addonProfiles"]["azureKeyvaultSecretsProvider"]["config"]
-    assert config["enableSecretRotation"] == "true"
-    assert "CKV_AZURE_172" in checkov_failures(template, tmp_path)
-    config["enableSecretRotation"] = True
-    assert "CKV_AZURE_172" not in checkov_failures(template, tmp_path)
+    (cluster,) = resources_by_type(to_arm_template(hardened(prod_stack)))["Microsoft.ContainerService/managedClusters"]
+    assert (
+        cluster["properties"]["addonProfiles"]["azureKeyvaultSecretsProvider"]["config"]["enableSecretRotation"]
+        == "true"
+    )
+    assert "CKV_AZURE_172" in checkov["prod-hardened"]
+    assert "CKV_AZURE_172" not in checkov["prod-hardened-rotation-as-boolean"]
 
 
 def test_dependencies_through_resources_left_out_are_kept(prod_stack: RecordedStack) -> None:

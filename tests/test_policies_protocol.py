@@ -38,6 +38,7 @@ from tests.policy_support import (
     KEY,
     KMS,
     ROLE_ASSIGNMENT,
+    SECRET,
     VAULT,
     Resources,
     cluster_not_depending_on_grants,
@@ -93,7 +94,11 @@ def shipped(request: pytest.FixtureRequest) -> RecordedStack:
 
 def check(client: PolicyClient, resources: Resources, config: dict[str, Any] | None = None, **options: Any):
     client.configure(config)
-    return client.check(resources, **options)
+    # Generated Kubernetes Secrets (with_secrets) matter to the stack policy that counts them, and no resource
+    # policy reads a Secret: one of them goes through Analyze, not 2001 (about 3 s a test).
+    secrets = [r.urn for r in resources if r.type == SECRET][1:]
+    skipped = set(secrets)
+    return client.check(resources, analyze=lambda r: r.urn not in skipped, **options)
 
 
 def stack_config(stack: RecordedStack, **extra: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import pytest
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from kms_aks_tools.mock_engine import run_stack
 from kms_aks_tools.policy_client import (
     POLICY_PACK_DIR,
     PolicyClient,
@@ -20,6 +19,7 @@ from kms_aks_tools.policy_client import (
     analyze_stack_request,
     load_policy_config,
 )
+from kms_aks_tools.recording import RecordedStack
 from tests.policy_support import (
     CLUSTER,
     IDENTITY,
@@ -65,9 +65,11 @@ def sdk_pack() -> Iterator[Pack]:
     yield from _pack("0")
 
 
-def _stacks() -> dict[str, list]:
-    prod = resources_of(run_stack("prod"))
-    dev_preview = resources_of(run_stack("dev", preview=True))
+@pytest.fixture(scope="module")
+def stacks(prod_stack: RecordedStack, dev_preview: RecordedStack) -> dict[str, list]:
+    """The stacks both packs judge: the shipped ones, and ones that reach every branch of AnalyzeStack."""
+    prod = resources_of(prod_stack)
+    dev_preview = resources_of(dev_preview)
     broken = with_secrets(vault_property(unprotected(prod, IDENTITY), enablePurgeProtection=False), 2001)
     return {
         "prod": prod,
@@ -82,12 +84,12 @@ def _stacks() -> dict[str, list]:
 
 
 @pytest.mark.parametrize("config_stack", ["dev", "prod"])
-def test_same_answers_as_the_sdk(shared_pack: Pack, sdk_pack: Pack, config_stack: str) -> None:
+def test_same_answers_as_the_sdk(shared_pack: Pack, sdk_pack: Pack, stacks: dict[str, list], config_stack: str) -> None:
     config = load_policy_config(config_stack)
     shared_pack.client.configure(config)
     sdk_pack.client.configure(config)
     seen_undecided = seen_not_applicable = False
-    for name, resources in _stacks().items():
+    for name, resources in stacks.items():
         request = analyze_stack_request(resources)
         ours = shared_pack.stub.AnalyzeStack(request)
         theirs = sdk_pack.stub.AnalyzeStack(request)
@@ -129,9 +131,9 @@ def test_the_pack_really_runs_the_shared_view(monkeypatch: pytest.MonkeyPatch) -
     assert sdk._PolicyAnalyzerServicer.AnalyzeStack == "sdk method"
 
 
-def test_shared_pack_logs_no_fallback(shared_pack: Pack) -> None:
+def test_shared_pack_logs_no_fallback(shared_pack: Pack, prod_stack: RecordedStack) -> None:
     shared_pack.client.configure(load_policy_config("prod"))
-    shared_pack.client.analyze_stack(analyze_stack_request(resources_of(run_stack("prod"))))
+    shared_pack.client.analyze_stack(analyze_stack_request(resources_of(prod_stack)))
     assert "using its own AnalyzeStack" not in SHARED_PACK_STDERR[0]()
 
 
