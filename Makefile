@@ -87,7 +87,7 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
 ## bench: the benchmarks (benchmarks/): a warm plan against its floor, then the policy pack at scale.
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(POLICY_VENV)
 	$(PY) benchmarks/bench_plan.py
 	$(PY) benchmarks/bench_policy_pack.py
 

@@ -23,11 +23,15 @@ sys.path.insert(0, str(ROOT))
 # The SDK modules the program uses. azure-native loads a resource's module on first attribute access, so
 # the floor touches the same classes the program does; importing the package alone loads almost nothing.
 FLOOR = (
-    "import pulumi, pulumi_azuread\n"
-    "from pulumi_azure_native import authorization, containerservice, keyvault, managedidentity, resources\n"
+    "import pulumi, pulumi_azuread, pulumiverse_time\n"
+    "from pulumi_azure_native import authorization, containerservice, eventgrid, keyvault, managedidentity\n"
+    "from pulumi_azure_native import monitor, operationalinsights, resources\n"
     "_ = (authorization.RoleAssignment, authorization.get_client_config_output, containerservice.ManagedCluster,\n"
     "     containerservice.ManagedClusterAgentPoolProfileArgs, keyvault.Vault, keyvault.Key, keyvault.AccessPolicy,\n"
     "     keyvault.VaultPropertiesArgs, managedidentity.UserAssignedIdentity, resources.ResourceGroup,\n"
+    "     eventgrid.SystemTopic, eventgrid.SystemTopicEventSubscription, monitor.ActionGroup,\n"
+    "     monitor.DiagnosticSetting, monitor.ScheduledQueryRule, monitor.DataCollectionRule,\n"
+    "     monitor.DataCollectionRuleAssociation, operationalinsights.Workspace, pulumiverse_time.Sleep,\n"
     "     pulumi_azuread.Group)\n"
 )
 GOAL = 2.0
