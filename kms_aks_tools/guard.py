@@ -46,7 +46,7 @@ from rich.console import Console
 from rich.text import Text
 
 from azure_facts import VERSIONED_KEY_ID
-from kms_aks_tools.output import EXIT_CODES_HELP, make_console
+from kms_aks_tools.output import make_console, subcommand_parser
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 EXIT_CLEAN = 0
@@ -909,15 +909,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
-def build_parser(prog: str = "kms-aks guard") -> argparse.ArgumentParser:
-    return configure_parser(
-        argparse.ArgumentParser(
-            prog=prog,
-            description="Refuse a `pulumi preview --json` plan that makes an irreversible KMS change.",
-            epilog=EXIT_CODES_HELP["guard"],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
+def build_parser() -> argparse.ArgumentParser:
+    description = "Refuse a `pulumi preview --json` plan that makes an irreversible KMS change."
+    return configure_parser(subcommand_parser("guard", description))
 
 
 def run(args: argparse.Namespace) -> int:

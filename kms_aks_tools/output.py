@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from rich.console import Console
 
 # Off a terminal (a pipe, a CI log) rich would assume 80 columns and break long lines such as key ids in the
@@ -28,3 +30,13 @@ def make_console(*, stderr: bool = False) -> Console:
     if not console.is_terminal:
         console.width = PIPE_WIDTH
     return console
+
+
+def subcommand_parser(subcommand: str, description: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand run on its own (`python -m kms_aks_tools.<module>`), as `kms-aks` shows it."""
+    return argparse.ArgumentParser(
+        prog=f"kms-aks {subcommand}",
+        description=description,
+        epilog=EXIT_CODES_HELP[subcommand],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )

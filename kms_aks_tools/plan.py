@@ -37,7 +37,7 @@ from kms_aks.config import ConfigError, parse_stack_config
 from kms_aks_tools.arm_export import to_arm_template
 from kms_aks_tools.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
 from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack, stack_names
-from kms_aks_tools.output import EXIT_CODES_HELP, make_console
+from kms_aks_tools.output import make_console, subcommand_parser
 from kms_aks_tools.policy_client import (
     POLICY_PACK_DIR,
     PolicyConfigError,
@@ -458,15 +458,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
-def build_parser(prog: str = "kms-aks plan") -> argparse.ArgumentParser:
-    return configure_parser(
-        argparse.ArgumentParser(
-            prog=prog,
-            description=__doc__.split("\n\n")[0],
-            epilog=EXIT_CODES_HELP["plan"],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
+def build_parser() -> argparse.ArgumentParser:
+    return configure_parser(subcommand_parser("plan", __doc__.split("\n\n")[0]))
 
 
 def run(args: argparse.Namespace) -> int:

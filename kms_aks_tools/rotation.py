@@ -36,7 +36,7 @@ from rich.table import Table
 
 from kms_aks.config import PROJECT, VERSIONED_KEY_ID, StackConfig, parse_stack_config, read_project_config
 from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack, stack_names
-from kms_aks_tools.output import EXIT_CODES_HELP, make_console
+from kms_aks_tools.output import make_console, subcommand_parser
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -436,15 +436,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
-def build_parser(prog: str = "kms-aks rotate-check") -> argparse.ArgumentParser:
-    return configure_parser(
-        argparse.ArgumentParser(
-            prog=prog,
-            description=__doc__.split("\n\n")[0],
-            epilog=EXIT_CODES_HELP["rotate-check"],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
+def build_parser() -> argparse.ArgumentParser:
+    return configure_parser(subcommand_parser("rotate-check", __doc__.split("\n\n")[0]))
 
 
 def run(args: argparse.Namespace) -> int:
