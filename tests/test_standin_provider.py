@@ -63,32 +63,25 @@ def _create_all(stubs: dict, stack: RecordedStack) -> dict[str, Any]:
     return {r.urn: _create(stubs, r) for r in stack.resources if r.custom}
 
 
+def _change(r: RecordedResource, created: Any, news: dict) -> dict[str, Any]:
+    """The fields a Diff and an Update of `r` from its created state to `news` share."""
+    return {
+        "id": created.id,
+        "urn": r.urn,
+        "type": r.type,
+        "name": r.name,
+        "olds": created.properties,
+        "old_inputs": to_struct(r.inputs),
+        "news": to_struct(news),
+    }
+
+
 def _diff(stubs: dict, r: RecordedResource, created: Any, news: dict) -> provider_pb2.DiffResponse:
-    return _stub(stubs, r.type).Diff(
-        provider_pb2.DiffRequest(
-            id=created.id,
-            urn=r.urn,
-            type=r.type,
-            name=r.name,
-            olds=created.properties,
-            old_inputs=to_struct(r.inputs),
-            news=to_struct(news),
-        )
-    )
+    return _stub(stubs, r.type).Diff(provider_pb2.DiffRequest(**_change(r, created, news)))
 
 
 def _update(stubs: dict, r: RecordedResource, created: Any, news: dict) -> provider_pb2.UpdateResponse:
-    return _stub(stubs, r.type).Update(
-        provider_pb2.UpdateRequest(
-            id=created.id,
-            urn=r.urn,
-            type=r.type,
-            name=r.name,
-            olds=created.properties,
-            old_inputs=to_struct(r.inputs),
-            news=to_struct(news),
-        )
-    )
+    return _stub(stubs, r.type).Update(provider_pb2.UpdateRequest(**_change(r, created, news)))
 
 
 
