@@ -1,7 +1,7 @@
 """What the Pulumi CLI runs (`python -u -m pulumi.policy <engine> <this folder>`): builds the kms-aks pack.
 
 Constructing the PolicyPack starts the analyzer server, prints its port and blocks, so nothing imports this
-file; the policies live in kms_pack.py and their rules in kms_rules.py.
+file; the policies live in kms_pack.py and their rules in the kms_rules package.
 """
 
 import shared_stack_view

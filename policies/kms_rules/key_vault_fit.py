@@ -1,0 +1,196 @@
+"""aks-kms-key-vault-fit: the KMS key is an enabled RSA key that can encrypt and decrypt, in a vault with soft delete
+and purge protection that a public KMS cluster can reach (and HSM-backed with requireHsm).
+
+A stack rule: it takes the indexed stack and the policy's config, and returns findings with the URN they are about.
+"""
+
+from __future__ import annotations
+
+from kms_rules.model import (
+    DEFAULT_RSA_KEY_SIZE,
+    HSM_KEY_TYPE,
+    KMS_KEY_OPERATIONS,
+    KMS_KEY_TYPES,
+    MIN_KEY_SIZE,
+    ClusterKms,
+    Finding,
+    Res,
+    StackIndex,
+    as_list,
+    could_not_decide,
+    dedupe,
+    dig,
+    how_to_fix,
+    is_unknown,
+    key_property,
+    known_lower,
+    known_text,
+    violation,
+)
+
+
+def check_key_vault_fit(
+    index: StackIndex, *, require_hsm: bool = False, min_key_size: int = MIN_KEY_SIZE
+) -> list[Finding]:
+    """The KMS key is an enabled RSA key of at least `min_key_size` bits with encrypt + decrypt, in a vault with
+    soft delete and purge protection; with `require_hsm`, an RSA-HSM key in a premium vault."""
+    findings: list[Finding] = []
+    for kms in index.kms_clusters:
+        if kms.key_unresolved:
+            findings.append(
+                could_not_decide(
+                    f"{kms.cluster.label}: keyId is not known during preview and does not depend on a Key of this "
+                    "stack, so the key cannot be checked.",
+                    kms.cluster.urn,
+                )
+            )
+            continue
+        for key in kms.keys:
+            findings.extend(_key_fit(key, kms, require_hsm, min_key_size))
+        if kms.vault is not None:
+            findings.extend(_vault_fit(kms.vault, kms, require_hsm))
+    return dedupe(findings)
+
+
+def _key_fit(key: Res, kms: ClusterKms, require_hsm: bool, min_key_size: int) -> list[Finding]:
+    findings = []
+    of = f"{key.label} (the KMS key of {kms.cluster.label})"
+    kty = key_property(key, "kty")
+    if is_unknown(kty):
+        findings.append(could_not_decide(f"{of}: its key type is not known during preview.", key.urn))
+    elif known_text(kty) is None or kty.upper() not in KMS_KEY_TYPES:
+        findings.append(
+            violation(
+                f'{of} has key type "{kty}": AKS KMS wraps its data keys with RSA (EC keys fail).'
+                + how_to_fix(
+                    "kms-aks:kmsKey.type: RSA (or RSA-HSM, with kms-aks:keyVault.sku: premium)",
+                    'set properties.kty to "RSA", or "RSA-HSM" for an HSM-protected key',
+                ),
+                key.urn,
+            )
+        )
+    elif require_hsm and kty.upper() != HSM_KEY_TYPE:
+        findings.append(
+            violation(
+                f'{of} has key type "{kty}", and this stack requires an HSM-protected key (requireHsm).'
+                + how_to_fix(
+                    "kms-aks:kmsKey.type: RSA-HSM with kms-aks:keyVault.sku: premium",
+                    'set properties.kty to "RSA-HSM" in a premium vault',
+                )
+                + " On a deployed stack a new type is a new key: roll it out as a planned rotation "
+                "(docs/rotation.md).",
+                key.urn,
+            )
+        )
+    size = key_property(key, "keySize")
+    if is_unknown(size):
+        findings.append(could_not_decide(f"{of}: its key size is not known during preview.", key.urn))
+    else:
+        bits = DEFAULT_RSA_KEY_SIZE if size is None else size
+        if not isinstance(bits, int | float) or bits < min_key_size:
+            findings.append(
+                violation(
+                    f"{of} is {size}-bit; KMS needs an RSA key of at least {min_key_size} bits."
+                    + how_to_fix(
+                        f"kms-aks:kmsKey.size: {max(min_key_size, 2048)} (2048, 3072 or 4096)",
+                        f"set properties.keySize to {max(min_key_size, 2048)}, 3072 or 4096",
+                    ),
+                    key.urn,
+                )
+            )
+    operations = key_property(key, "keyOps")
+    if is_unknown(operations):
+        findings.append(could_not_decide(f"{of}: its key operations are not known during preview.", key.urn))
+    elif operations:  # absent or empty: Key Vault permits every operation of the key type
+        listed = {op.lower() for op in as_list(operations) if known_text(op)}
+        missing = sorted(KMS_KEY_OPERATIONS - listed)
+        if missing:
+            findings.append(
+                violation(
+                    f"{of} does not permit {' and '.join(missing)}: AKS KMS encrypts and decrypts with it."
+                    + how_to_fix(
+                        None,
+                        f"KeyVaultWithKey always permits both; on a raw Key add {missing} to properties.keyOps "
+                        '(["encrypt", "decrypt"] is enough)',
+                    ),
+                    key.urn,
+                )
+            )
+    enabled = dig(key_property(key, "attributes"), "enabled")
+    if enabled is False:
+        findings.append(
+            violation(
+                f"{of} is disabled: the cluster cannot decrypt its secrets."
+                + how_to_fix(
+                    None, "KeyVaultWithKey creates it enabled; on a raw Key set properties.attributes.enabled to true"
+                ),
+                key.urn,
+            )
+        )
+    return findings
+
+
+def _vault_fit(vault: Res, kms: ClusterKms, require_hsm: bool) -> list[Finding]:
+    findings = []
+    of = f"{vault.label} (the vault of the KMS key of {kms.cluster.label})"
+    settings = vault.props.get("properties")
+    if is_unknown(settings):
+        return [could_not_decide(f"{of}: its properties are not known during preview.", vault.urn)]
+    soft_delete = dig(settings, "enableSoftDelete")
+    purge_protection = dig(settings, "enablePurgeProtection")
+    if is_unknown(soft_delete) or is_unknown(purge_protection):
+        findings.append(
+            could_not_decide(f"{of}: soft delete or purge protection is not known during preview.", vault.urn)
+        )
+    else:
+        if soft_delete is False:
+            findings.append(
+                violation(
+                    f"{of} has soft delete off: a deleted key would be gone for good, and with it every secret in "
+                    "etcd."
+                    + how_to_fix(
+                        None,
+                        "KeyVaultWithKey always turns it on; on a raw Vault set properties.enableSoftDelete to true",
+                    ),
+                    vault.urn,
+                )
+            )
+        if purge_protection is not True:
+            findings.append(
+                violation(
+                    f"{of} has no purge protection: anyone with purge rights could destroy the key, and with it every "
+                    "secret in etcd, before its retention period ends."
+                    + how_to_fix(
+                        None,
+                        "KeyVaultWithKey always turns it on; on a raw Vault set properties.enablePurgeProtection to "
+                        "true (it cannot be turned off again)",
+                    ),
+                    vault.urn,
+                )
+            )
+    if require_hsm:
+        sku = dig(settings, "sku", "name")
+        if is_unknown(sku):
+            findings.append(could_not_decide(f"{of}: its SKU is not known during preview.", vault.urn))
+        elif known_lower(sku) != "premium":
+            findings.append(
+                violation(
+                    f'{of} has SKU "{sku}"; HSM-protected keys (requireHsm) need a premium vault.'
+                    + how_to_fix("kms-aks:keyVault.sku: premium", 'set properties.sku.name to "premium"'),
+                    vault.urn,
+                )
+            )
+    default_action = dig(settings, "networkAcls", "defaultAction")
+    if known_lower(default_action) == "deny" and not kms.is_private:
+        findings.append(
+            violation(
+                f'{of} has networkAcls.defaultAction "Deny" ("selected networks"), which AKS KMS does not support '
+                "with keyVaultNetworkAccess Public."
+                + how_to_fix(
+                    "kms-aks:keyVaultNetworkAccess: Public with no firewall (the default)",
+                    'set properties.networkAcls.defaultAction to "Allow"',
+                ),
+                vault.urn,
+            )
+        )
+    return findings
