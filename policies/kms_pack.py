@@ -42,6 +42,10 @@ PACK_NAME = "kms-aks"
 # same, as the SDK's objects are freed by reference counting, not by the collector).
 GC_THRESHOLDS = (50_000, 20, 100)
 DOCS_URL = "https://learn.microsoft.com/azure/aks/use-kms-etcd-encryption"
+# What the parameterized-package tokens are (`pulumi package add azure-native <module> <version>`).
+TOKEN_FORMS_URL = (
+    "https://www.pulumi.com/registry/packages/azure-native/version-guide/#accessing-any-api-version-via-local-packages"
+)
 _SOURCE = "AKS KMS etcd encryption (Microsoft, 2022) lists as a limitation"
 
 
@@ -84,9 +88,11 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def _res(resource: PolicyResource) -> rules.Res:
+def _res(resource: PolicyResource, plain_type: str) -> rules.Res:
+    token = resource.resource_type
     return rules.Res(
-        type=resource.resource_type,
+        type=plain_type,
+        token=token if token != plain_type else "",
         urn=resource.urn,
         props=to_plain(resource.props),
         name=resource.name,
@@ -97,17 +103,23 @@ def _res(resource: PolicyResource) -> rules.Res:
 
 
 def build_index(resources: Sequence[PolicyResource]) -> StackIndex:
-    """Indexes the stack in one pass; converts the properties of the resource types the rules read only."""
+    """Indexes the stack in one pass; converts the properties of the resource types the rules read only.
+
+    Resources are indexed and counted by their plain type, whatever token form declared them; one whose token is an
+    unknown form of a KMS-relevant type is left out of the index (counted under its token), and
+    aks-kms-recognised-types refuses it.
+    """
     counts: dict[str, int] = {}
     relevant: list[rules.Res] = []
     by_urn: dict[str, PolicyResource] = {}
     relevant_types = rules.RELEVANT_TYPES
+    plain_type = rules.plain_type
     for resource in resources:
-        resource_type = resource.resource_type
+        resource_type = plain_type(resource.resource_type) or resource.resource_type
         counts[resource_type] = counts.get(resource_type, 0) + 1
         by_urn[resource.urn] = resource
         if resource_type in relevant_types:
-            relevant.append(_res(resource))
+            relevant.append(_res(resource, resource_type))
 
     def dependencies_of(urn: str) -> list[str]:
         resource = by_urn.get(urn)
@@ -170,7 +182,7 @@ def _resource_validation(
     check: Callable[[Mapping[str, Any], Mapping[str, Any]], list[Finding]],
 ) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        if args.resource_type != rules.CLUSTER:
+        if rules.plain_type(args.resource_type) != rules.CLUSTER:
             return
         findings = check(to_plain(args.props), args.get_config())
         _report(findings, report_violation, args.not_applicable)
@@ -186,7 +198,9 @@ def _stack_validation(
         config = args.get_config()
         index = build_index(args.resources)
         if needs_kms_cluster and not index.kms_clusters:
-            args.not_applicable("no ManagedCluster with KMS enabled in this stack")
+            unread = sorted({r.resource_type for r in args.resources if rules.plain_type(r.resource_type) is None})
+            refused = f" (aks-kms-recognised-types refuses {', '.join(unread)})" if unread else ""
+            args.not_applicable(f"no ManagedCluster with KMS enabled in this stack{refused}")
         findings = check(index, config)
         _report(findings, report_violation, args.not_applicable)
 
@@ -235,6 +249,24 @@ KEY_ID_VERSIONED = ResourceValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
     url=DOCS_URL,
+)
+
+RECOGNISED_TYPES = ResourceValidationPolicy(
+    name="aks-kms-recognised-types",
+    display_name="KMS resources declared in a type-token form the pack reads",
+    description=(
+        "A resource that names a ManagedCluster, Vault, Key, UserAssignedIdentity, RoleAssignment or AccessPolicy "
+        "uses a type token the pack understands: the plain azure-native:<module>:<Name>, the versioned module "
+        "azure-native:<module>/<version>:<Name>, or a package added with `pulumi package add azure-native <module> "
+        "<version>` (azure-native_<module>_<version>:<module>[/<version>]:<Name>). Every other policy judges these "
+        "forms as the plain type; a form it cannot read would make them skip the resource, so it is refused."
+    ),
+    validate=lambda args, report_violation: _report(
+        rules.check_recognised_type(args.resource_type), report_violation, args.not_applicable
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.CRITICAL,
+    url=TOKEN_FORMS_URL,
 )
 
 NO_PRIVATE_LINK = StackValidationPolicy(
@@ -412,6 +444,7 @@ POLICIES = [
     KMS_ENABLED,
     USER_ASSIGNED_IDENTITY,
     KEY_ID_VERSIONED,
+    RECOGNISED_TYPES,
     NO_PRIVATE_LINK,
     SECRET_LIMIT,
     KEY_VAULT_FIT,

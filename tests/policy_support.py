@@ -283,3 +283,83 @@ def role_assignment(
         dependencies=(identity.urn,),
         property_dependencies={"principalId": (identity.urn,), "scope": ()},
     )
+
+
+# ------------------------------------------------------------------------------------------ type-token forms
+# The same resources as a program declares them under another type-token form: azure-native v2's versioned modules,
+# or a package added with `pulumi package add azure-native <module> <version>` (azure-native v3). Written out here
+# from the provider's token scheme (provider_parameterize.go: package `azure-native_<module>_<version>`, tokens
+# `<package>:<module>/<version>:<Name>`), not from azure_facts.tokens, so that the tests check the reading.
+
+# One real API version of each module (what `pulumi package add` would be given); any other reads the same.
+API_VERSIONS = {
+    "containerservice": "v20240801",
+    "keyvault": "v20230701",
+    "managedidentity": "v20230131",
+    "authorization": "v20220401",
+    "network": "v20240501",
+    "monitor": "v20210501preview",
+    "resources": "v20240301",
+    "operationalinsights": "v20230901",
+    "eventgrid": "v20250215",
+    "insights": "v20230311",
+    "storage": "v20240101",
+}
+TOKEN_FORMS = ("versioned-module", "parameterized", "parameterized-without-module-version")
+
+
+def token_in_form(token: str, form: str) -> str:
+    """`token` (plain azure-native) written in `form`; other tokens unchanged."""
+    if not token.startswith("azure-native:"):
+        return token
+    _, module, name = token.split(":")
+    version = API_VERSIONS[module]
+    if form == "versioned-module":
+        return f"azure-native:{module}/{version}:{name}"
+    if form == "parameterized":
+        return f"azure-native_{module}_{version}:{module}/{version}:{name}"
+    if form == "parameterized-without-module-version":
+        return f"azure-native_{module}_{version}:{module}:{name}"
+    raise ValueError(form)
+
+
+def urn_with_type(urn: str, change: Callable[[str], str]) -> str:
+    """`urn` with every type of its qualified type (`parent$type`) passed through `change`."""
+    if not urn:
+        return urn
+    stack, project, qualified, name = urn.split("::", 3)
+    return "::".join((stack, project, "$".join(change(t) for t in qualified.split("$")), name))
+
+
+def retyped(
+    resources: Iterable[RecordedResource], change: Callable[[str], str], *, only: str | None = None
+) -> Resources:
+    """`resources` with their type tokens passed through `change` (only those of type `only`, when given), and every
+    URN, parent and dependency rewritten to match, as the engine would have recorded them."""
+
+    def new_type(token: str) -> str:
+        return change(token) if only is None or token == only else token
+
+    originals = list(resources)
+    urns = {r.urn: urn_with_type(r.urn, new_type) for r in originals}
+
+    def moved(urn: str) -> str:
+        return urns.get(urn, urn)
+
+    return [
+        dataclasses.replace(
+            r,
+            type=new_type(r.type),
+            urn=moved(r.urn),
+            parent=moved(r.parent),
+            dependencies=tuple(moved(d) for d in r.dependencies),
+            property_dependencies={k: tuple(moved(d) for d in v) for k, v in r.property_dependencies.items()},
+        )
+        for r in originals
+    ]
+
+
+def in_form(resources: Iterable[RecordedResource], form: str) -> Resources:
+    """Every azure-native resource of `resources` declared under `form` ("plain" leaves them as they are)."""
+    resources = list(resources)
+    return resources if form == "plain" else retyped(resources, lambda t: token_in_form(t, form))

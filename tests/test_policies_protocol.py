@@ -39,10 +39,12 @@ from tests.policy_support import (
     KMS,
     ROLE_ASSIGNMENT,
     SECRET,
+    TOKEN_FORMS,
     VAULT,
     Resources,
     cluster_not_depending_on_grants,
     edited,
+    in_form,
     key_property,
     kms_setting,
     kubernetes_version,
@@ -52,7 +54,9 @@ from tests.policy_support import (
     private_endpoint_connection,
     replaced,
     resources_of,
+    retyped,
     role_assignment,
+    token_in_form,
     unknown_key_id_without_dependency,
     unprotected,
     vault_property,
@@ -64,6 +68,7 @@ POLICY_NAMES = [
     "aks-kms-enabled",
     "aks-kms-user-assigned-identity",
     "aks-kms-key-id-versioned",
+    "aks-kms-recognised-types",
     "aks-kms-no-private-link",
     "aks-kms-secret-limit",
     "aks-kms-key-vault-fit",
@@ -72,7 +77,7 @@ POLICY_NAMES = [
     "aks-kms-deletion-protection",
     "aks-kms-vault-audit-logging",
 ]
-STACK_POLICIES = set(POLICY_NAMES[3:])
+STACK_POLICIES = set(POLICY_NAMES[4:])
 KEY_VAULT_CONTRIBUTOR = "f25e0fa2-a7c8-4377-a976-54943a77a395"
 OTHER_KEY_ID = "https://kv-elsewhere-01.vault.azure.net/keys/borrowed/00112233445566778899aabbccddeeff"
 
@@ -633,6 +638,192 @@ def test_a_violation_is_still_reported_next_to_an_undecided_part(
     assert any(v.mandatory for v in link) and any(v.could_not_decide for v in link)
 
 
+# ------------------------------------------------------------------------------------- type-token forms
+# Each case of this file that blocks or passes a stack on the plain form, again with every azure-native resource
+# declared under another form (tests/policy_support.py: versioned module, parameterized package). The verdict each
+# case states (its policy, mandatory) must hold on every form, and the pack's whole answer must be the plain form's,
+# resource for resource.
+
+Verdict = tuple[str, str, str, bool]
+
+
+def verdicts(result: AnalysisResult, plain_urn: dict[str, str] | None = None) -> set[Verdict]:
+    """(policy, level, resource as its plain-form URN, could not decide) of every violation."""
+    urns = plain_urn or {}
+    return {(v.policy_name, v.enforcement_level, urns.get(v.urn, v.urn), v.could_not_decide) for v in result}
+
+
+def check_in_form(
+    client: PolicyClient, plain: Resources, form: str, config: dict[str, Any] | None, **options: Any
+) -> tuple[AnalysisResult, dict[str, str]]:
+    """The pack's answer on `plain` declared under `form`, and each form URN's plain URN."""
+    formed = in_form(plain, form)
+    assert one(formed, token_in_form(CLUSTER, form)).type != CLUSTER  # the form is really applied
+    return check(client, formed, config, **options), {f.urn: p.urn for f, p in zip(formed, plain, strict=True)}
+
+
+@pytest.mark.parametrize("form", TOKEN_FORMS)
+@pytest.mark.parametrize("properties", ["inputs", "outputs", "inputs+outputs"])
+def test_shipped_stacks_pass_on_every_token_form(
+    client: PolicyClient, shipped: RecordedStack, form: str, properties: str
+) -> None:
+    result, plain_urn = check_in_form(client, shipped.resources, form, load_policy_config(shipped.stack))
+    assert result.mandatory == [] and result.undecided == []
+    # Not a pass by finding nothing: dev's unprotected key, vault and identity are still seen (advisory there).
+    expected = (
+        {
+            ("aks-kms-deletion-protection", "advisory", one(shipped.resources, t).urn, False)
+            for t in (KEY, VAULT, IDENTITY)
+        }
+        if shipped.stack == "dev"
+        else set()
+    )
+    assert verdicts(result, plain_urn) == expected
+    stack_policies_skipped = {n.policy_name for n in result.not_applicable} & STACK_POLICIES
+    assert stack_policies_skipped == set(), [n.reason for n in result.not_applicable]
+
+
+@pytest.mark.parametrize("form", TOKEN_FORMS)
+def test_shipped_previews_decide_everything_on_every_token_form(
+    client: PolicyClient, dev_preview: RecordedStack, prod_preview: RecordedStack, form: str
+) -> None:
+    for stack in (dev_preview, prod_preview):
+        result, _ = check_in_form(client, stack.resources, form, load_policy_config(stack.stack))
+        assert result.mandatory == [] and result.undecided == []
+        # Decided, not skipped: every stack policy found the cluster (and dev's unprotected KMS resources).
+        assert {n.policy_name for n in result.not_applicable} & STACK_POLICIES == set()
+        if stack.stack == "dev":
+            assert len(result.by_policy("aks-kms-deletion-protection")) == 3
+
+
+_PLAIN_VERDICTS: dict[str, set[Verdict]] = {}
+
+
+@pytest.mark.parametrize("form", TOKEN_FORMS)
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_each_mutation_of_prod_is_blocked_on_every_token_form(
+    client: PolicyClient, prod_stack: RecordedStack, mutation: str, form: str
+) -> None:
+    mutate, policy = MUTATIONS[mutation]
+    plain = mutate(resources_of(prod_stack))
+    result, plain_urn = check_in_form(client, plain, form, load_policy_config("prod"))
+    assert policy in mandatory_policies(result), [v.detail for v in result]
+    assert "aks-kms-recognised-types" not in {v.policy_name for v in result}
+    if mutation not in _PLAIN_VERDICTS:
+        _PLAIN_VERDICTS[mutation] = verdicts(check(client, plain, load_policy_config("prod")))
+    assert verdicts(result, plain_urn) == _PLAIN_VERDICTS[mutation]
+
+
+@pytest.mark.parametrize("form", TOKEN_FORMS)
+def test_unknown_values_stay_undecided_on_every_token_form(
+    client: PolicyClient, prod_preview: RecordedStack, form: str
+) -> None:
+    plain = unknown_key_id_without_dependency(resources_of(prod_preview))
+    result, plain_urn = check_in_form(client, plain, form, load_policy_config("prod"))
+    undecided = {v.policy_name for v in result.undecided}
+    assert {"aks-kms-key-source", "aks-kms-key-vault-fit", "aks-kms-deletion-protection"} <= undecided
+    assert result.mandatory == []
+    assert verdicts(result, plain_urn) == verdicts(check(client, plain, load_policy_config("prod")))
+
+
+@pytest.mark.parametrize("form", TOKEN_FORMS)
+def test_a_violation_names_the_resource_by_the_token_it_was_declared_with(
+    client: PolicyClient, prod_stack: RecordedStack, form: str
+) -> None:
+    result, _ = check_in_form(client, unprotected(resources_of(prod_stack), KEY), form, load_policy_config("prod"))
+    [violation] = result.by_policy("aks-kms-deletion-protection")
+    assert f'{token_in_form(KEY, form)} "' in violation.detail
+
+
+# Tokens that name a KMS-relevant type in no form azure-native makes (or that the project reads), each with the
+# plain type it looks like.
+UNKNOWN_FORMS = {
+    "azure-native v1's latest module": ("azure-native:containerservice/latest:ManagedCluster", CLUSTER),
+    "module in another case": ("azure-native:ContainerService:ManagedCluster", CLUSTER),
+    "resource name in another case": ("azure-native:keyvault:key", KEY),
+    "package of another module": ("azure-native_containerservice_v20240801:keyvault:Vault", VAULT),
+    "package and module versions differ": ("azure-native_keyvault_v20230701:keyvault/v20240401:Key", KEY),
+    "package with dashes": (
+        "azure-native-managedidentity-v20230131:managedidentity:UserAssignedIdentity",
+        IDENTITY,
+    ),
+    "version as its own segment": ("azure-native:authorization:v20220401:RoleAssignment", ROLE_ASSIGNMENT),
+    "underscore package name": ("azure_native:keyvault:AccessPolicy", ACCESS_POLICY),
+}
+
+
+@pytest.mark.parametrize("case", list(UNKNOWN_FORMS))
+def test_an_unknown_form_of_a_kms_type_is_refused(
+    client: PolicyClient, prod_stack: RecordedStack, dev_stack: RecordedStack, case: str
+) -> None:
+    token, plain_type = UNKNOWN_FORMS[case]
+    # prod grants with a RoleAssignment, dev with an AccessPolicy: the stack that has the type.
+    stack = prod_stack if any(r.type == plain_type for r in prod_stack.resources) else dev_stack
+    resources = retyped(resources_of(stack), lambda _: token, only=plain_type)
+    refused = [r for r in resources if r.type == token]
+    assert refused
+    result = check(client, resources, load_policy_config(stack.stack))
+    found = result.by_policy("aks-kms-recognised-types")
+    assert {v.urn for v in found} == {r.urn for r in refused}
+    assert {v.enforcement_level for v in found} == {"mandatory"}
+    for violation in found:
+        # What is wrong (the token, what it looks like) and what is allowed (the forms), and how to fix it.
+        assert token in violation.detail and plain_type in violation.detail
+        assert "azure-native:<module>/<version>:<Name>" in violation.detail
+        assert "azure-native_<module>_<version>:<module>/<version>:<Name>" in violation.detail
+        assert "In code: declare it with the azure-native SDK" in violation.detail
+
+
+@pytest.mark.parametrize("case", ["azure-native v1's latest module", "package of another module"])
+def test_an_unknown_form_is_refused_in_preview_and_by_the_shipped_dev_config(
+    client: PolicyClient, dev_preview: RecordedStack, case: str
+) -> None:
+    token, plain_type = UNKNOWN_FORMS[case]
+    resources = retyped(resources_of(dev_preview), lambda _: token, only=plain_type)
+    result = check(client, resources, load_policy_config("dev"))
+    assert "aks-kms-recognised-types" in mandatory_policies(result)
+
+
+def test_a_cluster_in_an_unknown_form_is_not_read_as_no_cluster(
+    client: PolicyClient, prod_stack: RecordedStack
+) -> None:
+    # The stack policies cannot read it, and say so rather than "no cluster": the refusal is the verdict.
+    token = UNKNOWN_FORMS["module in another case"][0]
+    resources = retyped(resources_of(prod_stack), lambda _: token, only=CLUSTER)
+    result = check(client, resources, load_policy_config("prod"))
+    assert mandatory_policies(result) == {"aks-kms-recognised-types"}
+    reasons = [n.reason for n in result.not_applicable if n.policy_name == "aks-kms-identity-grant"]
+    assert reasons == [f"no ManagedCluster with KMS enabled in this stack (aks-kms-recognised-types refuses {token})"]
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "azure-native:network/latest:VirtualNetwork",  # not a KMS type, whatever its form
+        "azure-native:keyvault:Secret",
+        "kubernetes:core/v1:Secret",
+        "kms-aks:index:KmsAksCluster",
+    ],
+)
+def test_a_token_that_names_no_kms_type_is_not_refused(
+    client: PolicyClient, prod_stack: RecordedStack, token: str
+) -> None:
+    resources = [*resources_of(prod_stack)]
+    stack = one(resources, "pulumi:pulumi:Stack")
+    extra = dataclasses.replace(
+        one(resources, CLUSTER),
+        type=token,
+        urn=f"{stack.urn.split('::pulumi:pulumi:Stack::', 1)[0]}::{token}::extra",
+        name="extra",
+        inputs={},
+        outputs={},
+        dependencies=(),
+        property_dependencies={},
+    )
+    result = check(client, [*resources, extra], load_policy_config("prod"))
+    assert result.by_policy("aks-kms-recognised-types") == []
+
+
 # -------------------------------------------------------------------------------------- the process
 
 
@@ -744,10 +935,12 @@ def test_a_failed_call_carries_the_pack_stderr(client: PolicyClient) -> None:
 
 def test_load_policy_config_reads_the_stack_file() -> None:
     assert load_policy_config("prod") == {
+        "aks-kms-recognised-types": "mandatory",
         "aks-kms-key-vault-fit": {"requireHsm": True},
         "aks-kms-vault-audit-logging": "mandatory",
     }
     assert load_policy_config("dev") == {
+        "aks-kms-recognised-types": "mandatory",
         "aks-kms-deletion-protection": "advisory",
         "aks-kms-vault-audit-logging": "advisory",
     }
@@ -802,7 +995,7 @@ def test_importing_the_pack_modules_has_no_side_effects() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "10"
+    assert out.stdout.strip() == "11"
 
 
 def test_rules_module_imports_without_pulumi() -> None:

@@ -23,8 +23,10 @@ from kms_aks_tools.recording import RecordedStack
 from tests.policy_support import (
     CLUSTER,
     IDENTITY,
+    in_form,
     private_endpoint,
     resources_of,
+    retyped,
     unknown_key_id_without_dependency,
     unprotected,
     vault_property,
@@ -80,6 +82,11 @@ def stacks(prod_stack: RecordedStack, dev_preview: RecordedStack) -> dict[str, l
         "could-not-decide": with_secrets(unknown_key_id_without_dependency(dev_preview), 2001),
         # No KMS cluster: every stack policy that needs one says it does not apply.
         "not-applicable": without(prod, CLUSTER),
+        # Other type-token forms: read as the plain types, in parents and dependencies too.
+        "versioned-module": in_form([*broken, private_endpoint(broken)], "versioned-module"),
+        "parameterized-preview": in_form(dev_preview, "parameterized"),
+        # An unknown form of the cluster's type: no cluster the stack policies can read, and they say why.
+        "unknown-form": retyped(prod, lambda _: "azure-native:containerservice/latest:ManagedCluster", only=CLUSTER),
     }
 
 
@@ -105,7 +112,9 @@ def test_same_answers_as_the_sdk(shared_pack: Pack, sdk_pack: Pack, stacks: dict
             assert any(d.policyName == "aks-kms-secret-limit" for d in theirs.diagnostics)
         if name == "not-applicable":
             assert {n.policy_name for n in theirs.not_applicable} >= {"aks-kms-identity-grant", "aks-kms-key-source"}
-        if name == "many-violations":
+        if name == "unknown-form":
+            assert any("aks-kms-recognised-types refuses" in n.reason for n in theirs.not_applicable)
+        if name in ("many-violations", "versioned-module"):
             assert {d.policyName for d in theirs.diagnostics if d.enforcementLevel == analyzer_pb2.MANDATORY} >= {
                 "aks-kms-secret-limit",
                 "aks-kms-key-vault-fit",

@@ -7,8 +7,9 @@ without side effects. `kms_pack.py` adapts them to the CrossGuard SDK; `__main__
   unknowns), Key Vault ids (`parse_key_url`, `arm_segments`), and the stack as a stack rule sees it (`Res`,
   `StackIndex`, `ClusterKms`).
 - one module per policy: `kms_enabled`, `user_assigned_identity`, `key_id_versioned` (resource rules, on a
-  ManagedCluster's inputs); `private_link`, `secret_limit`, `key_vault_fit`, `identity_grant`, `key_source`,
-  `deletion_protection`, `audit_logging` (stack rules, on the indexed stack).
+  ManagedCluster's inputs); `recognised_types` (a resource rule, on every resource's type token); `private_link`,
+  `secret_limit`, `key_vault_fit`, `identity_grant`, `key_source`, `deletion_protection`, `audit_logging` (stack
+  rules, on the indexed stack).
 
 Unknown values (preview) are the engine's sentinel strings. A rule never passes because a value is unknown:
 it either decides from the dependency graph (a `keyId` unknown because it comes from a Key created in the
@@ -67,9 +68,11 @@ from kms_rules.model import (
     is_unknown,
     kubernetes_minor,
     parse_key_url,
+    plain_type,
     vault_name_of_resource_id,
 )
 from kms_rules.private_link import check_no_private_link
+from kms_rules.recognised_types import check_recognised_type
 from kms_rules.secret_limit import check_secret_limit
 from kms_rules.user_assigned_identity import check_user_assigned_identity
 
@@ -115,6 +118,7 @@ __all__ = [
     "check_key_vault_fit",
     "check_kms_enabled",
     "check_no_private_link",
+    "check_recognised_type",
     "check_secret_limit",
     "check_user_assigned_identity",
     "check_vault_audit_logging",
@@ -123,5 +127,6 @@ __all__ = [
     "kubernetes_minor",
     "normalize_key_id",
     "parse_key_url",
+    "plain_type",
     "vault_name_of_resource_id",
 ]

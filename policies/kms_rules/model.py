@@ -16,19 +16,23 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 import azure_facts as facts
+from azure_facts import tokens
 
 # ------------------------------------------------------------------------------------------- type tokens
+# The plain form of each type. A resource may reach the pack under another form of the same type (a versioned
+# module, a package added with `pulumi package add azure-native <module> <version>`); `plain_type` reads every
+# form the project understands (azure_facts.tokens), and the rules only ever compare plain types.
 
-CLUSTER = "azure-native:containerservice:ManagedCluster"
-VAULT = "azure-native:keyvault:Vault"
-KEY = "azure-native:keyvault:Key"
-IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
-ACCESS_POLICY = "azure-native:keyvault:AccessPolicy"
-ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+CLUSTER = tokens.MANAGED_CLUSTER
+VAULT = tokens.VAULT
+KEY = tokens.KEY
+IDENTITY = tokens.USER_ASSIGNED_IDENTITY
+ACCESS_POLICY = tokens.ACCESS_POLICY
+ROLE_ASSIGNMENT = tokens.ROLE_ASSIGNMENT
 PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
 PRIVATE_ENDPOINT_CONNECTION = "azure-native:keyvault:PrivateEndpointConnection"
 SECRET = "kubernetes:core/v1:Secret"
@@ -50,6 +54,17 @@ RELEVANT_TYPES = frozenset(
         DIAGNOSTIC_SETTING,
     }
 )
+
+
+@cache  # a stack holds a few dozen distinct tokens and thousands of resources
+def plain_type(token: str) -> str | None:
+    """The plain type of `token` in any form the project understands (other tokens unchanged); None for a token that
+    names a KMS-relevant type in a form not understood, which aks-kms-recognised-types refuses."""
+    try:
+        return tokens.canonical_type(token)
+    except tokens.UnrecognisedKmsToken:
+        return None
+
 
 # ------------------------------------------------------------------------------------------ Azure facts
 
@@ -244,7 +259,11 @@ def kubernetes_minor(version: Any) -> tuple[int, int] | None:
 # Compared by identity: a resource's properties are dicts, and one URN is one resource anyway.
 @dataclass(frozen=True, slots=True, eq=False)
 class Res:
-    """A resource as a stack rule sees it: plain properties (inputs or outputs) and its place in the graph."""
+    """A resource as a stack rule sees it: plain properties (inputs or outputs) and its place in the graph.
+
+    `type` is the plain type (`plain_type`), which every rule compares; `token` is the type token the program
+    declared it with, when another form, for messages.
+    """
 
     type: str
     urn: str
@@ -253,6 +272,7 @@ class Res:
     protect: bool = False
     dependencies: tuple[str, ...] = ()
     property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    token: str = ""
 
     def deps_of(self, *properties: str) -> tuple[str, ...]:
         """URNs the given top-level properties depend on (the engine's `propertyDependencies`)."""
@@ -262,8 +282,8 @@ class Res:
 
     @property
     def label(self) -> str:
-        """`<type> "<name>"` for messages."""
-        return f'{self.type} "{self.name or self.urn.rsplit("::", 1)[-1]}"'
+        """`<type token> "<name>"` for messages: the token as declared, so the reader finds it in the program."""
+        return f'{self.token or self.type} "{self.name or self.urn.rsplit("::", 1)[-1]}"'
 
 
 def kms_settings(cluster: Res) -> Any:
