@@ -33,6 +33,7 @@ from pulumi.runtime.stack import wait_for_rpcs
 
 from kms_aks.config import PROJECT
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.type_tokens import answered_as, pinned_api_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -512,7 +513,7 @@ def _sleep(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dic
 
 def _generic_arm(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
     """Any other azure-native resource: an ARM id under its resource group, named like the provider would."""
-    _, module, kind = args.typ.split(":")
+    _, module, kind = answered_as(args.typ).split(":")
     name = next((v for k, v in inputs.items() if k.endswith("Name") and k != "resourceGroupName"), None)
     name = name or _autoname(args)
     scope = (
@@ -537,20 +538,28 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         if self.preview:
             return None, preview_outputs(args.inputs, self.try_build(args))
         resource_id, outputs = self.build(args)
-        self.states[resource_id] = (args.typ, outputs)
+        self.states[resource_id] = (answered_as(args.typ), outputs)
         return resource_id, outputs
 
     def build(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         """What the provider answers a create (or re-PUT) of `args` with, without storing it.
 
+        The builders are keyed by plain type: a resource declared under a versioned module or a parameterized
+        package (`azure_facts.tokens`) gets the same answer, with the API version its token pins as
+        `azureApiVersion` (`kms_aks_tools.type_tokens.answered_as` says what an unknown form is answered as).
         The Azure stand-in (`kms_aks_tools.standin_provider`) calls this too: one set of builders.
         """
-        builder = BUILDERS.get(args.typ)
-        if builder is None and args.typ.startswith("azure-native:"):
+        resource_type = answered_as(args.typ)
+        builder = BUILDERS.get(resource_type)
+        if builder is None and resource_type.startswith("azure-native:"):
             builder = _generic_arm
         if builder is None:
             return f"{args.name}-id", dict(args.inputs)
-        return builder(self, args, dict(args.inputs))
+        resource_id, outputs = builder(self, args, dict(args.inputs))
+        api_version = pinned_api_version(args.typ)
+        if api_version is not None and "azureApiVersion" in outputs:
+            outputs["azureApiVersion"] = api_version
+        return resource_id, outputs
 
     def try_build(self, args: pulumi_mocks.MockResourceArgs) -> dict[str, Any] | None:
         """The outputs a create would give, or None when preview inputs (unknowns) are too incomplete to build."""

@@ -48,6 +48,7 @@ from kms_aks_tools.policy_client import (
     policy_config_path,
 )
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
+from kms_aks_tools.type_tokens import plain_type
 
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
 
@@ -105,8 +106,10 @@ def _known(value: Any, resource: RecordedResource, prop: str, names: dict[str, s
 
 
 def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, str]:
-    """The properties a KMS reviewer looks at first, per resource type."""
+    """The properties a KMS reviewer looks at first, per resource type (the plain type, whatever token form
+    declared it: a cluster from a versioned module or a `pulumi package add` package reads as any cluster)."""
     inputs = redact_secrets(resource.inputs)
+    resource_type = plain_type(resource.type)
     shown: dict[str, str] = {}
 
     def put(label: str, path: str) -> None:
@@ -114,7 +117,7 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
         if value is not None:
             shown[label] = _known(value, resource, path.split(".")[0], names)
 
-    if resource.type == "azure-native:containerservice:ManagedCluster":
+    if resource_type == "azure-native:containerservice:ManagedCluster":
         put("KMS enabled", "securityProfile.azureKeyVaultKms.enabled")
         put("key id", "securityProfile.azureKeyVaultKms.keyId")
         put("network access", "securityProfile.azureKeyVaultKms.keyVaultNetworkAccess")
@@ -134,34 +137,34 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
         put("secret rotation", "addonProfiles.azureKeyvaultSecretsProvider.config.enableSecretRotation")
         put("Container Insights", "addonProfiles.omsagent.enabled")
         put("Defender", "securityProfile.defender.securityMonitoring.enabled")
-    elif resource.type == "time:index/sleep:Sleep":
+    elif resource_type == "time:index/sleep:Sleep":
         put("wait", "createDuration")
-    elif resource.type == "azure-native:monitor:DiagnosticSetting":
+    elif resource_type == "azure-native:monitor:DiagnosticSetting":
         shown["logs"] = ", ".join(str(e.get("category")) for e in _get(inputs, "logs") or []) or "none"
         metrics = _get(inputs, "metrics") or []
         if metrics:
             shown["metrics"] = ", ".join(str(e.get("category")) for e in metrics)
-    elif resource.type == "azure-native:eventgrid:SystemTopicEventSubscription":
+    elif resource_type == "azure-native:eventgrid:SystemTopicEventSubscription":
         put("events", "filter.includedEventTypes")
         put("delivered as", "destination.endpointType")
         put("severity", "destination.severity")
-    elif resource.type == "azure-native:monitor:ActionGroup":
+    elif resource_type == "azure-native:monitor:ActionGroup":
         # Counts only: a webhook URL may carry a token.
         shown["receivers"] = (
             f"{len(_get(inputs, 'emailReceivers') or [])} email, {len(_get(inputs, 'webhookReceivers') or [])} webhook"
         )
-    elif resource.type == "azure-native:monitor:ScheduledQueryRule":
+    elif resource_type == "azure-native:monitor:ScheduledQueryRule":
         put("severity", "severity")
         put("every", "evaluationFrequency")
-    elif resource.type == "azure-native:operationalinsights:Workspace":
+    elif resource_type == "azure-native:operationalinsights:Workspace":
         put("retention days", "retentionInDays")
-    elif resource.type == "azure-native:keyvault:Vault":
+    elif resource_type == "azure-native:keyvault:Vault":
         put("vault SKU", "properties.sku.name")
         put("RBAC", "properties.enableRbacAuthorization")
         put("purge protection", "properties.enablePurgeProtection")
         put("soft delete days", "properties.softDeleteRetentionInDays")
         put("public network access", "properties.publicNetworkAccess")
-    elif resource.type == "azure-native:keyvault:Key":
+    elif resource_type == "azure-native:keyvault:Key":
         put("key type", "properties.kty")
         put("key size", "properties.keySize")
         put("key ops", "properties.keyOps")
@@ -171,19 +174,19 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
         put("rotation expiry", "properties.rotationPolicy.attributes.expiryTime")
         # ARM's Keys_CreateIfNotExist applies these only when it creates the key (guard: key-create-time-change).
         shown["create-time only"] = KEY_CREATE_TIME_NOTE
-    elif resource.type == "azure-native:keyvault:AccessPolicy":
+    elif resource_type == "azure-native:keyvault:AccessPolicy":
         put("key permissions", "policy.permissions.keys")
         put("object id", "policy.objectId")
-    elif resource.type == "azure-native:authorization:RoleAssignment":
+    elif resource_type == "azure-native:authorization:RoleAssignment":
         role = str(_get(inputs, "roleDefinitionId") or "").rsplit("/", 1)[-1]
         shown["role"] = ROLE_NAMES.get(role, role)
         put("scope", "scope")
         put("principal type", "principalType")
-    elif resource.type == "azure-native:resources:ResourceGroup":
+    elif resource_type == "azure-native:resources:ResourceGroup":
         put("location", "location")
-    elif resource.type == "azure-native:network:VirtualNetwork":
+    elif resource_type == "azure-native:network:VirtualNetwork":
         put("address space", "addressSpace.addressPrefixes")
-    elif resource.type == "azure-native:network:Subnet":
+    elif resource_type == "azure-native:network:Subnet":
         put("prefix", "addressPrefix")
         delegations = _get(inputs, "delegations") or []
         if delegations:
