@@ -758,3 +758,43 @@ def test_audit_logging_not_applicable_without_the_vault_in_the_stack() -> None:
     assert [f.outcome for f in findings] == [Outcome.NOT_APPLICABLE]
     unresolved = cluster(cluster_props(keyId=UNKNOWN), key_dependency=False)
     assert [f.outcome for f in rules.check_vault_audit_logging(stack(unresolved, vault()))] == [Outcome.UNDECIDED]
+
+
+# ------------------------------------------------------------------------------------------- type tokens
+
+
+@pytest.mark.parametrize(
+    ("token", "plain"),
+    [
+        ("azure-native:containerservice:ManagedCluster", "azure-native:containerservice:ManagedCluster"),
+        ("azure-native:containerservice/v20240801:ManagedCluster", "azure-native:containerservice:ManagedCluster"),
+        (
+            "azure-native_keyvault_v20230701:keyvault/v20230701:Key",
+            "azure-native:keyvault:Key",
+        ),
+        ("azure-native_keyvault_v20230701:keyvault:Vault", "azure-native:keyvault:Vault"),
+        ("azure-native:network/v20240501:PrivateEndpoint", "azure-native:network:PrivateEndpoint"),
+        ("kubernetes:core/v1:Secret", "kubernetes:core/v1:Secret"),
+        ("azure-native:containerservice/latest:ManagedCluster", None),  # an unknown form of a KMS type
+        ("azure-native:keyvault:key", None),
+    ],
+)
+def test_plain_type_reads_every_form(token: str, plain: str | None) -> None:
+    assert rules.plain_type(token) == plain
+    assert bool(rules.check_recognised_type(token)) is (plain is None)
+
+
+def test_the_refusal_says_what_is_wrong_what_is_allowed_and_how_to_fix_it() -> None:
+    [finding] = rules.check_recognised_type("azure-native_containerservice_v20240801:keyvault:Vault")
+    assert finding.outcome is Outcome.VIOLATION
+    assert "'azure-native_containerservice_v20240801:keyvault:Vault'" in finding.message
+    assert "looks like a Vault (azure-native:keyvault:Vault)" in finding.message
+    assert "versioned module `azure-native:<module>/<version>:<Name>`" in finding.message
+    assert "In code: declare it with the azure-native SDK" in finding.message
+    assert "pulumi package add azure-native keyvault <version>" in finding.message
+
+
+def test_a_resource_is_labelled_with_the_token_it_was_declared_with() -> None:
+    declared = dataclasses.replace(vault(), token="azure-native:keyvault/v20230701:Vault")
+    assert declared.label == 'azure-native:keyvault/v20230701:Vault "vault"'
+    assert vault().label == 'azure-native:keyvault:Vault "vault"'
