@@ -4,10 +4,15 @@ Importing this module builds the policy objects and nothing else: the analyzer s
 `__main__.py` constructs the `PolicyPack`.
 
 Why the split between resource and stack policies: `Analyze` sees one resource's inputs and nothing of the
-graph, so only checks of a cluster's own properties are resource policies. Everything that relates the
-cluster to its key, vault, identity, grants or endpoints, or that needs dependencies, is a stack policy.
-The pack has as many stack policies as there are separately configurable concerns, and no more; they share
-one conversion of the stack per call (shared_stack_view.py; docs/policies.md, Performance).
+graph, so only checks of one resource on its own (a cluster's properties, any resource's type token) are resource
+policies. Everything that relates the cluster to its key, vault, identity, grants or endpoints, or that needs
+dependencies, is a stack policy. The pack has as many stack policies as there are separately configurable
+concerns, and no more; they share one conversion of the stack per call (shared_stack_view.py; docs/policies.md,
+Performance).
+
+Every policy compares plain types (`kms_rules.plain_type`): a resource declared under a versioned module or a
+parameterized package is judged as the plain type, and an unknown form of a KMS-relevant type is refused by
+aks-kms-recognised-types.
 """
 
 from __future__ import annotations
