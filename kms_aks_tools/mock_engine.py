@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
-import json
 import logging
 import runpy
 import sys
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import set_all_config
@@ -33,8 +31,17 @@ from pulumi.runtime.stack import wait_for_rpcs
 
 from kms_aks.config import PROJECT
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.stack_file import (  # noqa: F401  (re-exported: the names other modules imported from here)
+    PACKAGE_ROOT,
+    StackFileError,
+    find_project,
+    load_stack_file,
+    secret_paths,
+    stack_names,
+    to_engine_text,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PACKAGE_ROOT  # the checkout this package was installed from; the command line finds its own (find_project)
 
 # The identity the mock engine deploys as; fixed so that plans and tests are reproducible.
 SUBSCRIPTION_ID = "6b1d2f5e-3c4a-4e8b-9a7d-1f2e3d4c5b6a"
@@ -688,56 +695,50 @@ class _LogCollector(logging.Handler):
 
 # ---------------------------------------------------------------------------------------------- stack config
 
-
-def stack_names(root: Path = ROOT) -> list[str]:
-    """The stacks this project ships: one `Pulumi.<stack>.yaml` each."""
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
-
-
-def load_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
-    """The `config:` map of `Pulumi.<stack>.yaml` (or of a path to such a file), as written."""
-    path = Path(stack) if stack.endswith((".yaml", ".yml")) else root / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        known = ", ".join(stack_names(root)) or "none"
-        raise FileNotFoundError(f"no stack {stack!r}: {path.name} does not exist (stacks: {known})")
-    text = path.read_text()
-    try:
-        document = yaml.safe_load(text) or {}
-    except yaml.MarkedYAMLError as error:
-        raise StackFileError(_yaml_problem(path, text, error)) from None
-    except yaml.YAMLError as error:
-        raise StackFileError(f"{path.name}: not valid YAML: {error}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
-        raise StackFileError(f"{path.name}: expected a mapping with a `config:` mapping")
-    return dict(document.get("config") or {})
+# The offline tools never decrypt a secret (`{secure: ...}`); the program gets a stand-in in its place, marked
+# secret, and the plan says so. Where the project documents a secret, the stand-in is a value of its shape, so
+# the rest of the config is still checked; elsewhere it is the text `pulumi config` shows, "[secret]".
+SECRET_STAND_INS: dict[tuple[str, ...], str] = {("kms-aks:monitoring", "alertWebhooks"): "https://secret.invalid/"}
 
 
-class StackFileError(ValueError):
-    """`Pulumi.<stack>.yaml` cannot be read as a stack file: one message naming the file, line and column."""
+def with_secret_stand_ins(config: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """`config` with every secret replaced by its stand-in; the keys holding secrets; one note per secret."""
+    replaced: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    notes: list[str] = []
+    for key, value in config.items():
+        paths = list(secret_paths(value))
+        if not paths:
+            replaced[key] = value
+            continue
+        secret_keys.append(key)
+        for path in paths:
+            named = tuple(part for part in path if isinstance(part, str))
+            stand_in = SECRET_STAND_INS.get((key, *named), "[secret]")
+            value = _replace_at(value, path, stand_in)
+            shown = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+            notes.append(
+                f"{shown} is a secret: the offline tools do not decrypt it and use {stand_in!r} in its place; "
+                "`pulumi preview` checks the real value"
+            )
+        replaced[key] = value
+    return replaced, secret_keys, notes
 
 
-def _yaml_problem(path: Path, text: str, error: yaml.MarkedYAMLError) -> str:
-    # PyYAML marks are 0-based and name the stream "<unicode string>" when given text; say it as an editor would.
-    mark = error.problem_mark or error.context_mark
-    what = " ".join(part for part in (error.context, error.problem) if part) or "not valid YAML"
-    if mark is None:
-        return f"{path.name}: {what}"
-    lines = text.splitlines()
-    shown = lines[mark.line] if mark.line < len(lines) else ""
-    return (
-        f"{path.name}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: {what}\n"
-        f"    {mark.line + 1} | {shown}\n"
-        f"    {' ' * len(str(mark.line + 1))} | {' ' * mark.column}^"
-    )
+def _replace_at(value: Any, path: tuple[str | int, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace_at(value[head], rest, new)}
+    copy = list(value)
+    copy[head] = _replace_at(copy[head], rest, new)  # type: ignore[index]
+    return copy
 
 
 def _as_engine_value(value: Any) -> str:
     # The CLI hands a program every value as a string: objects and lists as JSON, booleans lower-case.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
+    return to_engine_text(value)
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -789,12 +790,14 @@ async def _run(config: dict[str, Any], stack: str, preview: bool, program: Path)
     logger.propagate = False
     logger.addHandler(logs)
 
-    set_all_config({key: _as_engine_value(value) for key, value in config.items()}, [])
+    config, secret_keys, secret_notes = with_secret_stand_ins(config)
+    set_all_config({key: _as_engine_value(value) for key, value in config.items()}, secret_keys)
     # MockSettings sets only some settings; the rest (pending outputs, locks, package refs) would fall
     # back to values shared across runs. A full reset first gives this run its own.
     pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
     recorded = RecordedStack(project=PROJECT, stack=stack, resources=monitor.recorded, warnings=logs.messages)
+    logs.messages.extend(secret_notes)
 
     project_dir = str(program.parent)
     if project_dir not in sys.path:

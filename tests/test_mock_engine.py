@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from kms_aks_tools.mock_engine import SUBSCRIPTION_ID, TENANT_ID, run_stack, stack_names
+from kms_aks_tools.mock_engine import SUBSCRIPTION_ID, TENANT_ID, run_stack
 from kms_aks_tools.recording import UNKNOWN, RecordedStack
+from kms_aks_tools.stack_file import stack_names
 from tests.graph import CLUSTER, IDENTITY, KEY, RESOURCE_GROUP, VAULT
 
 ARM_ID = re.compile(rf"^/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/[^/]+(/providers/Microsoft\.[A-Za-z]+/.+)?$")

@@ -14,7 +14,7 @@ import yaml
 
 from kms_aks.config import parse_stack_config, read_project_config
 from kms_aks_tools.guard import KeyRotationOverride, Preview, check_preview
-from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack
+from kms_aks_tools.mock_engine import ROOT, run_stack
 from kms_aks_tools.recording import RecordedResource, RecordedStack
 from kms_aks_tools.rotation import (
     EXIT_ERROR,
@@ -26,6 +26,7 @@ from kms_aks_tools.rotation import (
     duration_days,
     run_rotation_check,
 )
+from kms_aks_tools.stack_file import load_stack_file
 from tests.conftest import KmsAks
 from tests.graph import CLUSTER, KEY, ROLE_ASSIGNMENT
 
