@@ -206,8 +206,11 @@ def go_json(value: Any) -> str:
     if isinstance(value, float):
         return _go_json_float(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace(
-            "&", "\\u0026"
+        return (
+            json.dumps(value, ensure_ascii=False)
+            .replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
         )
     if isinstance(value, Secure):
         return go_json({"secure": value.ciphertext})
