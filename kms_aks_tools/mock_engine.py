@@ -25,6 +25,7 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc as pulumi_rpc
 from pulumi.runtime import set_all_config
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
@@ -645,6 +646,39 @@ def _known_where_given(given: Any, created: Any, key: str) -> Any:
     return given
 
 
+# ------------------------------------------------------------------ where an unknown value comes from
+# The SDK serializes an unknown Output as one sentinel string, and the engine keeps dependencies per top-level
+# property only. While the mock engine runs a program, an unknown Output is serialized as the sentinel tagged with
+# the URNs of the resources it depends on; RecordingMonitor takes the tags off before anything else sees the
+# request (the mocks, the recording, the policy pack get the plain sentinel) and keeps them per value path.
+_TRACING_UNKNOWNS: contextvars.ContextVar[bool] = contextvars.ContextVar("kms_aks_tracing_unknowns", default=False)
+_TAG = f"{UNKNOWN}#from:"
+_serialize_property = pulumi_rpc.serialize_property
+
+
+async def _serialize_tracing_unknowns(value: Any, deps: Any, property_key: Any, *args: Any, **kwargs: Any) -> Any:
+    serialized = await _serialize_property(value, deps, property_key, *args, **kwargs)
+    if serialized == UNKNOWN and _TRACING_UNKNOWNS.get() and isinstance(value, pulumi.Output):
+        resources = (await value._data).resources
+        urns = sorted({await resource.urn.future() or "" for resource in resources} - {""})
+        return _TAG + ",".join(urns)
+    return serialized
+
+
+pulumi_rpc.serialize_property = _serialize_tracing_unknowns
+
+
+def _untag(value: Any, path: str, found: dict[str, tuple[str, ...]]) -> Any:
+    if isinstance(value, str) and value.startswith(_TAG):
+        found[path] = tuple(u for u in value[len(_TAG) :].split(",") if u)
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {key: _untag(item, f"{path}.{key}" if path else key, found) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_untag(item, f"{path}.{index}", found) for index, item in enumerate(value)]
+    return value
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """A MockMonitor that keeps every `RegisterResource` request with what the mocks answered."""
 
@@ -662,6 +696,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().make_urn(parent, type_, name)
 
     def RegisterResource(self, request: Any) -> Any:
+        unknown_sources: dict[str, tuple[str, ...]] = {}
+        inputs = _untag(json_format.MessageToDict(request.object), "", unknown_sources)
+        if unknown_sources:
+            request.object.Clear()
+            request.object.update(inputs)
         response = super().RegisterResource(request)
         self.recorded.append(
             RecordedResource(
@@ -679,6 +718,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 ignore_changes=tuple(request.ignoreChanges),
                 provider=request.provider,
+                unknown_sources=unknown_sources,
             )
         )
         return response
@@ -790,6 +830,7 @@ async def _run(config: dict[str, Any], stack: str, preview: bool, program: Path)
     logger.propagate = False
     logger.addHandler(logs)
 
+    _TRACING_UNKNOWNS.set(True)
     config, secret_keys, secret_notes = with_secret_stand_ins(config)
     set_all_config({key: _as_engine_value(value) for key, value in config.items()}, secret_keys)
     # MockSettings sets only some settings; the rest (pending outputs, locks, package refs) would fall

@@ -89,18 +89,20 @@ def _get(data: dict[str, Any], path: str) -> Any:
     return value
 
 
-def _known(value: Any, resource: RecordedResource, prop: str, names: dict[str, str]) -> str:
+def _known(value: Any, resource: RecordedResource, path: str, names: dict[str, str]) -> str:
     if value == UNKNOWN:
-        # The engine records dependencies per top-level property, in no particular order: sort them so the same
-        # input prints the same text (prod's securityProfile waits for the key and, through Defender, the workspace).
-        sources = sorted({names[u] for u in resource.property_dependencies.get(prop, ()) if u in names})
+        # The resources this very value is computed from; the engine's dependencies of the whole top-level
+        # property would also name what its other values need (prod's securityProfile: the key, and through
+        # Defender the workspace). Sorted, so the same input prints the same text.
+        urns = resource.unknown_sources.get(path, resource.property_dependencies.get(path.split(".")[0], ()))
+        sources = sorted({names[u] for u in urns if u in names})
         return f"(known after apply{', from ' + ', '.join(sources) if sources else ''})"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # the wire carries every number as a double
     if isinstance(value, list):
-        return ", ".join(_known(v, resource, prop, names) for v in value)
+        return ", ".join(_known(v, resource, f"{path}.{i}", names) for i, v in enumerate(value))
     return str(value)
 
 
@@ -112,7 +114,7 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
     def put(label: str, path: str) -> None:
         value = _get(inputs, path)
         if value is not None:
-            shown[label] = _known(value, resource, path.split(".")[0], names)
+            shown[label] = _known(value, resource, path, names)
 
     if resource.type == "azure-native:containerservice:ManagedCluster":
         put("KMS enabled", "securityProfile.azureKeyVaultKms.enabled")
@@ -217,7 +219,7 @@ def build_plan(
         stack_name = check_stack(stack, root)
         raw, _, _ = with_secret_stand_ins(load_stack_file(stack, root))
         # The same validation as the program's, before the pack starts: a config mistake costs no process.
-        parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
+        config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
     except (FileNotFoundError, ValueError) as error:
         raise PlanError(str(error)) from None
     except ConfigError as error:
@@ -241,6 +243,9 @@ def build_plan(
         except PolicyConfigError as error:
             raise PlanError(f"policy config {config_path}: {error}") from None
         result = client.check(recorded.resources)
+        pinned_version = config.kms_key.version if config.kms_key and not config.existing_key else None
+        if pinned_version and not applied:
+            result.violations += _key_source_as_deployed(stack, root, client)
     finally:
         pack.close()
 
@@ -254,6 +259,12 @@ def build_plan(
     )
     if missing_config is not None:
         plan.warnings.append(missing_policy_config_note(missing_config, root))
+    if pinned_version and not applied:
+        plan.warnings.append(
+            f"kms-aks:kmsKey.version pins version {pinned_version}: a stack that rotates is deployed, so its preview "
+            f"knows the key id; {KEY_SOURCE_POLICY} was also checked with the key id known, as that preview checks "
+            "it (docs/rotation.md, step 2)"
+        )
     waves = deployment_waves(recorded)
     for resource in _in_deployment_order(recorded, waves):
         plan.resources.append(
@@ -281,6 +292,27 @@ def build_plan(
     elif result.violations:
         plan.verdict = "advisory"
     return plan, recorded
+
+
+KEY_SOURCE_POLICY = "aks-kms-key-source"
+
+
+def _key_source_as_deployed(stack: str, root: Path, client: Any) -> list[PolicyViolation]:
+    """The pack's key-source verdict with the key id known, as in `pulumi preview` of a deployed stack.
+
+    In this plan's preview everything is new, so a key id built from the vault's URI and a pinned version is
+    unknown and the pack passes it: the unpinned version of rotation step 2 would show only after `pulumi up`.
+    A stack that pins a version exists already; its real preview knows the key id, and so the pack's
+    `aks-kms-key-source` sees it. Running the program as applied gives that key id.
+    """
+    deployed = run_stack(stack, preview=False, root=root)
+    if deployed.error is not None:
+        return []  # the preview run reported the same program error already
+    return [
+        violation
+        for violation in client.check(deployed.resources).violations
+        if violation.policy_name == KEY_SOURCE_POLICY and not violation.could_not_decide
+    ]
 
 
 LEVEL_ORDER = {"mandatory": 0, "advisory": 1, "remediate": 2, "disabled": 3}
