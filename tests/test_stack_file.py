@@ -24,6 +24,7 @@ from kms_aks_tools.stack_file import (
     stack_names,
 )
 from tests.cli import KMS_AKS, TERMINAL
+from tests.conftest import KmsAks
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = (ROOT / "Pulumi.dev.yaml").read_text()
@@ -158,17 +159,19 @@ def _stack_file(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_a_dedented_key_is_not_ignored_by_the_plan(tmp_path: Path, kms_aks) -> None:
-    # Without the namespace the CLI still applies it: the offline plan must show the key unprotected too.
-    edited = DEV.replace("  kms-aks:protectKmsResources: false\n", "  protectKmsResources: true\n")
+def test_a_dedented_key_is_not_ignored_by_the_plan(tmp_path: Path, kms_aks: KmsAks) -> None:
+    # Without its namespace the CLI still applies it (the default is true): the offline plan must show the key,
+    # vault and identity unprotected too, as a real deploy would leave them.
+    edited = DEV.replace("  kms-aks:protectKmsResources: false\n", "  protectKmsResources: false\n")
     assert edited != DEV
-    protected = kms_aks("plan", "--stack", str(_stack_file(tmp_path, edited)))
-    assert protected.returncode in (0, 1), protected.stdout
-    assert "protected: yes" in protected.stdout
-    assert "protectKmsResources is false" not in protected.stdout
+    result = kms_aks("plan", "--stack", str(_stack_file(tmp_path, edited)))
+    assert result.returncode == 0, result.stdout
+    assert "(0 protected from deletion)" in result.stdout
+    assert "warning: protectKmsResources is false" in result.stdout
+    assert kms_aks("check-config", "--stack", str(_stack_file(tmp_path, edited))).returncode == 0
 
 
-def test_an_unquoted_date_is_refused_with_how_to_quote_it(tmp_path: Path, kms_aks) -> None:
+def test_an_unquoted_date_is_refused_with_how_to_quote_it(tmp_path: Path, kms_aks: KmsAks) -> None:
     edited = DEV.replace("    size: 2048\n", "    size: 2048\n    expiresOn: 2027-06-01\n")
     stack = str(_stack_file(tmp_path, edited))
     for command in ("check-config", "plan", "rotate-check"):
@@ -181,7 +184,7 @@ def test_an_unquoted_date_is_refused_with_how_to_quote_it(tmp_path: Path, kms_ak
     assert quoted.returncode == 0, quoted.stdout
 
 
-def test_a_yes_where_a_boolean_belongs_is_named(tmp_path: Path, kms_aks) -> None:
+def test_a_yes_where_a_boolean_belongs_is_named(tmp_path: Path, kms_aks: KmsAks) -> None:
     edited = DEV.replace("kms-aks:protectKmsResources: false", "kms-aks:protectKmsResources: no")
     result = kms_aks("check-config", "--stack", str(_stack_file(tmp_path, edited)))
     assert result.returncode == 2
@@ -242,3 +245,19 @@ def test_outside_any_project_kms_aks_says_where_it_looked(tmp_path: Path) -> Non
         assert result.returncode == 2, (command, result.stdout)
         assert f"no Pulumi.yaml in {tmp_path.resolve()} or any folder above it" in result.stdout
         assert "--cwd" in result.stdout
+
+
+def test_a_secret_webhook_is_planned_with_a_stand_in_and_never_shown(tmp_path: Path, kms_aks: KmsAks) -> None:
+    ciphertext = "v1:c2VjcmV0LW5vbmNl:Y2lwaGVydGV4dC1vZi1hLXdlYmhvb2stdXJs"
+    edited = DEV.replace(
+        "  kms-aks:monitoring:\n    retentionDays: 30\n",
+        f"  kms-aks:monitoring:\n    retentionDays: 30\n    alertWebhooks:\n      - secure: {ciphertext}\n",
+    )
+    assert edited != DEV
+    stack = str(_stack_file(tmp_path, edited))
+    result = kms_aks("plan", "--stack", stack, "--json", str(tmp_path / "plan.json"))
+    assert result.returncode == 0, result.stdout
+    assert "kms-aks:monitoring.alertWebhooks[0] is a secret: the offline tools do not decrypt it" in result.stdout
+    assert "1 webhook" in result.stdout  # the action group got it
+    assert ciphertext not in result.stdout + (tmp_path / "plan.json").read_text()
+    assert kms_aks("check-config", "--stack", stack).returncode == 0
