@@ -679,6 +679,16 @@ def _untag(value: Any, path: str, found: dict[str, tuple[str, ...]]) -> Any:
     return value
 
 
+def _untag_struct(struct: Any) -> dict[str, tuple[str, ...]]:
+    """Takes the tags off a request's properties (a protobuf Struct, in place); returns where they were."""
+    found: dict[str, tuple[str, ...]] = {}
+    plain = _untag(json_format.MessageToDict(struct), "", found)
+    if found:
+        struct.Clear()
+        struct.update(plain)
+    return found
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """A MockMonitor that keeps every `RegisterResource` request with what the mocks answered."""
 
@@ -695,12 +705,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent = ""
         return super().make_urn(parent, type_, name)
 
+    def Invoke(self, request: Any) -> Any:
+        _untag_struct(request.args)
+        return super().Invoke(request)
+
+    def ReadResource(self, request: Any) -> Any:
+        _untag_struct(request.properties)
+        return super().ReadResource(request)
+
     def RegisterResource(self, request: Any) -> Any:
-        unknown_sources: dict[str, tuple[str, ...]] = {}
-        inputs = _untag(json_format.MessageToDict(request.object), "", unknown_sources)
-        if unknown_sources:
-            request.object.Clear()
-            request.object.update(inputs)
+        unknown_sources = _untag_struct(request.object)
         response = super().RegisterResource(request)
         self.recorded.append(
             RecordedResource(
