@@ -179,7 +179,10 @@ def parse_stack_text(text: str, file_name: str, *, project: str) -> dict[str, An
             )
         if full in result:
             raise StackFileError(f"{file_name}: config key {full!r} is set twice ({key!r} is the same key)")
-        result[full] = _top_level(_second_pass(value))
+        try:
+            result[full] = _top_level(_second_pass(value))
+        except StackFileError as error:
+            raise StackFileError(f"{file_name}: config key {full!r}: {error}") from None
     return result
 
 
@@ -282,7 +285,7 @@ def _second_pass(value: Any) -> Any:
     if isinstance(value, float):
         text = _go_format_g(value)  # yaml.v3's encoder
         if text in ("NaN", "+Inf", "-Inf"):
-            raise StackFileError(f"{text}: the CLI cannot give a program NaN or infinity (JSON has no such number)")
+            raise StackFileError(f"{text} cannot reach the program: the CLI passes config as JSON, which has no {text}")
         again = resolve_plain(text)
         # Go's json.Marshal then writes the float; read back as the program reads that JSON.
         return again if not isinstance(again, float) else json.loads(_go_json_float(again))
