@@ -637,7 +637,7 @@ def _yaml_hint(key: str, value: Any) -> str | None:
     if value.lower() in _YAML11_BOOLEANS:
         meant = "true" if value.lower() in ("y", "yes", "on") else "false"
         reads = "the Pulumi CLI reads yes/no/on/off as text"
-        return f"must be true or false (got {value!r}: {reads}); write {key}: {meant}"
+        return f"must be a valid boolean, true or false (got {value!r}: {reads}); write {key}: {meant}"
     return None
 
 

@@ -28,6 +28,7 @@ from tests.conftest import KmsAks
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = (ROOT / "Pulumi.dev.yaml").read_text()
+DEV_POLICY = str(ROOT / "policies" / "config" / "dev.json")
 
 
 def read(body: str) -> dict:
@@ -164,7 +165,7 @@ def test_a_dedented_key_is_not_ignored_by_the_plan(tmp_path: Path, kms_aks: KmsA
     # vault and identity unprotected too, as a real deploy would leave them.
     edited = DEV.replace("  kms-aks:protectKmsResources: false\n", "  protectKmsResources: false\n")
     assert edited != DEV
-    result = kms_aks("plan", "--stack", str(_stack_file(tmp_path, edited)))
+    result = kms_aks("plan", "--stack", str(_stack_file(tmp_path, edited)), "--policy-config", DEV_POLICY)
     assert result.returncode == 0, result.stdout
     assert "(0 protected from deletion)" in result.stdout
     assert "warning: protectKmsResources is false" in result.stdout
@@ -188,7 +189,7 @@ def test_a_yes_where_a_boolean_belongs_is_named(tmp_path: Path, kms_aks: KmsAks)
     edited = DEV.replace("kms-aks:protectKmsResources: false", "kms-aks:protectKmsResources: no")
     result = kms_aks("check-config", "--stack", str(_stack_file(tmp_path, edited)))
     assert result.returncode == 2
-    assert "kms-aks:protectKmsResources: must be true or false (got 'no'" in result.stdout
+    assert "kms-aks:protectKmsResources: must be a valid boolean, true or false (got 'no'" in result.stdout
     assert "write protectKmsResources: false" in result.stdout
 
 
@@ -255,7 +256,7 @@ def test_a_secret_webhook_is_planned_with_a_stand_in_and_never_shown(tmp_path: P
     )
     assert edited != DEV
     stack = str(_stack_file(tmp_path, edited))
-    result = kms_aks("plan", "--stack", stack, "--json", str(tmp_path / "plan.json"))
+    result = kms_aks("plan", "--stack", stack, "--policy-config", DEV_POLICY, "--json", str(tmp_path / "plan.json"))
     assert result.returncode == 0, result.stdout
     assert "kms-aks:monitoring.alertWebhooks[0] is a secret: the offline tools do not decrypt it" in result.stdout
     assert "1 webhook" in result.stdout  # the action group got it
