@@ -22,7 +22,8 @@ value.go, with gopkg.in/yaml.v3 v3.0.1 resolve.go/decode.go/encode.go):
   `""` (the CLI warns "No value for configuration key"). Objects and lists keep their JSON values.
 - `{secure: <ciphertext>}` (a map with that single string key) is a secret: `Secure(ciphertext)` here; this
   module never decrypts.
-- A duplicate key, a non-string key in a map, or a key with more than one `:` is refused, as the CLI refuses it.
+- A map key that is not a string is named as Go's fmt prints it (`true: x` is `"true": x`; `1.30:` is "1.3").
+- A duplicate key, or a config key with more than one `:`, is refused, as the CLI refuses it.
 
 Timestamps with a numeric offset other than zero print as Go prints a fixed zone (`-0500 -0500`); this assumes
 the CLI runs with a UTC local time zone, as CI runners and containers do.
@@ -158,7 +159,9 @@ def parse_stack_text(text: str, file_name: str, *, project: str) -> dict[str, An
         raise StackFileError(f"{file_name}: not valid YAML: {error}") from None
     if node is None:
         return {}
-    document = _GoDecoder(file_name).decode(node, [])
+    decoder = _GoDecoder(file_name)
+    _check_config_keys(node, decoder)
+    document = decoder.decode(node, [])
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -282,6 +285,9 @@ def _second_pass(value: Any) -> Any:
         return [_second_pass(item) for item in value]
     if isinstance(value, GoTime):
         return value.go_string()  # RFC 3339 out, a time.Time again in, then object.unmarshalObject's String()
+    if isinstance(value, int) and not isinstance(value, bool) and value > _INT64[1]:
+        # A uint64 beyond int64 comes back from the config's JSON (json.Number: Int64 fails) as a float64.
+        return json.loads(_go_json_float(float(value)))
     if isinstance(value, float):
         text = _go_format_g(value)  # yaml.v3's encoder
         if text in ("NaN", "+Inf", "-Inf"):
@@ -510,7 +516,9 @@ class _GoDecoder:
                 continue
             key = self.decode(key_node, path)
             if not isinstance(key, str):
-                raise self.fail(key_node, f"expected only string keys, got {key_node.value!r} (quote it)")
+                # A nested map with a non-string key stays a map[interface{}]interface{} until object.go's
+                # unmarshalObject names each key with fmt's %v (after the second pass): `true` -> "true".
+                key = _go_key_text(key)
             if key in seen:
                 line = seen[key].start_mark.line + 1
                 raise self.fail(key_node, f'mapping key "{key}" already defined at line {line}')
@@ -521,6 +529,36 @@ class _GoDecoder:
         if len(result) == 1 and isinstance(result.get("secure"), str):
             return Secure(result["secure"])  # type: ignore[return-value]  # object.go isSecureValue
         return result
+
+
+def _check_config_keys(node: yaml.Node, decoder: _GoDecoder) -> None:
+    # The config map's own keys must be strings: a `1:` or `true:` there is no `<namespace>:<name>` for the CLI.
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key_node, value_node in node.value:
+        if (
+            isinstance(key_node, yaml.ScalarNode)
+            and key_node.value == "config"
+            and isinstance(value_node, yaml.MappingNode)
+        ):
+            for config_key, _ in value_node.value:
+                if not isinstance(config_key, yaml.ScalarNode) or not isinstance(decoder.scalar(config_key), str):
+                    raise decoder.fail(config_key, "configuration keys should be of the form `<namespace>:<name>`")
+
+
+def _go_key_text(key: Any) -> str:
+    """fmt's %v of a map key as the second pass decodes it (a first-pass key written out and read back)."""
+    if isinstance(key, GoTime):
+        return key.go_string()
+    if isinstance(key, float):
+        key = resolve_plain(_go_format_g(key))  # 1000.0 comes back as the integer 1000
+    if key is None:
+        return "<nil>"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, float):
+        return _go_format_g(key)
+    return str(key)
 
 
 def _yaml_problem(file_name: str, text: str, error: yaml.MarkedYAMLError) -> str:

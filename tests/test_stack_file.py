@@ -102,6 +102,17 @@ def test_a_key_without_namespace_is_the_projects() -> None:
     }
 
 
+def test_a_non_string_key_in_a_map_is_named_as_go_prints_it() -> None:
+    config = read("  kms-aks:b:\n    1: one\n    true: t\n    1.30: v\n    ~: n\n    2027-06-01: d\n")
+    assert config["kms-aks:b"] == {
+        "1": "one",
+        "true": "t",
+        "1.3": "v",
+        "<nil>": "n",
+        "2027-06-01 00:00:00 +0000 UTC": "d",
+    }
+
+
 def test_multi_line_strings_keep_their_lines() -> None:
     config = read("  kms-aks:block:\n    literal: |\n      one\n      two\n    folded: >\n      one\n      two\n")
     assert config["kms-aks:block"] == {"literal": "one\ntwo\n", "folded": "one two\n"}
@@ -131,7 +142,7 @@ def test_secrets_stay_encrypted_and_show_as_the_cli_shows_them() -> None:
     [
         ("  kms-aks:a: 1\n  kms-aks:a: 2\n", 'mapping key "kms-aks:a" already defined at line 2'),
         ("  size: 1\n  kms-aks:size: 2\n", "config key 'kms-aks:size' is set twice"),
-        ("  kms-aks:b:\n    1: one\n", "expected only string keys"),
+        ("  1: one\n", "configuration keys should be of the form `<namespace>:<name>`"),
         ("  a:b:c: 1\n", "configuration keys should be of the form `<namespace>:<name>`"),
         ("  kms-aks:c: [unclosed\n", "YAML syntax error"),
     ],
