@@ -618,6 +618,38 @@ def _unquoted_version_hint(value: Any) -> str | None:
     )
 
 
+# Go's `time.Time.String()`: what the Pulumi CLI makes of an unquoted YAML date or timestamp (yaml.v3 decodes it as
+# a time, and the config value keeps its text), e.g. `expiresOn: 2027-06-01` -> "2027-06-01 00:00:00 +0000 UTC".
+_GO_TIME_TEXT = re.compile(r"^(\d{4}-\d{2}-\d{2}) \d{2}:\d{2}:\d{2}(?:\.\d+)? [+-]\d{4} \S+$")
+# YAML 1.1 booleans that the Pulumi CLI (Go's yaml.v3, YAML 1.2) keeps as strings.
+_YAML11_BOOLEANS = {"y", "yes", "n", "no", "on", "off"}
+
+
+def _yaml_hint(key: str, value: Any) -> str | None:
+    """What to write instead, when a value is what the CLI's YAML made of a date or a yes/no."""
+    if not isinstance(value, str):
+        return None
+    if match := _GO_TIME_TEXT.match(value):
+        return (
+            f"an unquoted date: the Pulumi CLI reads it as the timestamp {value!r}, not a date; "
+            f'quote it: {key}: "{match[1]}"'
+        )
+    if value.lower() in _YAML11_BOOLEANS:
+        meant = "true" if value.lower() in ("y", "yes", "on") else "false"
+        reads = "the Pulumi CLI reads yes/no/on/off as text"
+        return f"must be a valid boolean, true or false (got {value!r}: {reads}); write {key}: {meant}"
+    return None
+
+
+def _value_hint(key: str, error: dict[str, Any]) -> str | None:
+    """How to write a value that YAML turned into something else: an unquoted version, date or yes/no."""
+    if key == "kubernetesVersion":
+        return _unquoted_version_hint(error.get("input"))
+    if error["type"] in ("date_type", "date_from_datetime_parsing", "date_parsing", "bool_type"):
+        return _yaml_hint(key, error.get("input"))
+    return None
+
+
 def _describe(error: dict[str, Any]) -> str:
     loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
     key = f"{PROJECT}:" + ".".join(loc) if loc else ""
@@ -635,7 +667,7 @@ def _describe(error: dict[str, Any]) -> str:
             message = "unknown setting (see docs/configuration.md)"
     elif error["type"] == "missing":
         message = "required but not set"
-    elif loc and loc[-1] == "kubernetesVersion" and (hint := _unquoted_version_hint(error.get("input"))):
+    elif loc and (hint := _value_hint(loc[-1], error)):
         message = hint
     elif error["type"] == "string_pattern_mismatch":
         message = f"must be {_PATTERN_RULES.get(error['ctx']['pattern'], 'of the documented form')}"

@@ -1,9 +1,13 @@
 """`kms-aks`: the operator's command line. Each subcommand has exact exit codes, so CI can act on them.
 
-    kms-aks plan [--stack dev] [--json FILE|-] [--graph FILE] [--policy-config FILE] [--applied]
+    kms-aks plan [--stack dev] [--cwd DIR] [--json FILE|-] [--graph FILE] [--policy-config FILE] [--applied]
+                 [--arm FILE]
     kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID']
-    kms-aks rotate-check [--stack prod] [--as-of YYYY-MM-DD]
-    kms-aks check-config [--stack dev]
+    kms-aks rotate-check [--stack dev] [--cwd DIR] [--as-of YYYY-MM-DD]
+    kms-aks check-config [--stack dev] [--cwd DIR]
+
+The subcommands that read a stack find the project as `pulumi` does: the nearest Pulumi.yaml from the working
+directory (or `--cwd`) upward, never the checkout kms-aks was installed from.
 
 The Makefile's `make plan`, `make guard`, `make rotate-check` and `make check-config` are shortcuts for these.
 """
@@ -14,10 +18,11 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from rich.markup import escape
 
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_OK, make_console
+from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_OK, add_project_option, make_console
 
 # Each subcommand's module and one-line summary. A module is imported only when its subcommand runs (or for
 # `--help`): `kms-aks guard` needs neither the Pulumi SDK nor the program, and starts in a fraction of the time.
@@ -43,20 +48,17 @@ EXIT_CODES = (
 
 def check_config(args: argparse.Namespace) -> int:
     """Validates `Pulumi.<stack>.yaml` as the program does, without running it: every problem, then exit 2."""
-    from kms_aks.config import ConfigError, parse_stack_config
-    from kms_aks_tools.mock_engine import ROOT, load_stack_file, stack_names
+    from kms_aks.config import ConfigError, parse_stack_config, read_project_config
+    from kms_aks_tools.mock_engine import with_secret_stand_ins
+    from kms_aks_tools.stack_file import check_stack, find_project, load_stack_file
 
     console = make_console()
     stack = args.stack
-    if not stack.endswith((".yaml", ".yml")) and stack not in stack_names(ROOT):
-        console.print(f"[bold red]error:[/] unknown stack {stack!r}; stacks: {', '.join(stack_names(ROOT)) or 'none'}")
-        return EXIT_BAD_INPUT
     try:
-        raw = load_stack_file(stack)
-        config = parse_stack_config(
-            {k.removeprefix("kms-aks:"): v for k, v in raw.items() if k.startswith("kms-aks:")},
-            provider_location=raw.get("azure-native:location"),
-        )
+        root = find_project(args.cwd or Path.cwd())
+        check_stack(stack, root)
+        raw, _, _ = with_secret_stand_ins(load_stack_file(stack, root))
+        config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
     except (FileNotFoundError, ValueError, ConfigError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
@@ -68,6 +70,7 @@ def check_config(args: argparse.Namespace) -> int:
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of `kms-aks check-config`."""
     parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
+    add_project_option(parser)
     parser.set_defaults(run=check_config)
     return parser
 

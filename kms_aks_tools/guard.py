@@ -204,7 +204,9 @@ class KeyRotationOverride(BaseModel):
         if resource_type is None:
             raise ValueError(f"not a Pulumi URN: {urn!r}")
         if canonical_type(resource_type) != MANAGED_CLUSTER:
-            raise ValueError(f"names a {resource_type}; only a ManagedCluster's key id can be overridden")
+            raise ValueError(
+                f"names a {resource_type}; only a ManagedCluster's key id can be overridden{_lost_dollar_hint(urn)}"
+            )
         return urn
 
     @field_validator("newKeyId")
@@ -271,6 +273,19 @@ class BadInput(Exception):
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
+
+
+def _lost_dollar_hint(urn: str) -> str:
+    """A URN whose `$<type>` a shell expanded away (`"...KmsAksCluster$azure-native:..."` in double quotes
+    becomes `...KmsAksCluster-native:...`): its type chain has no `$` but more than one type in it."""
+    parts = urn.split("::", 3)
+    if len(parts) == 4 and "$" not in parts[2] and parts[2].count(":") > 2:
+        return (
+            ". The URN has lost its `$...` part, as a shell does with double quotes: write it in single quotes "
+            "('urn:pulumi:...KmsAksCluster$azure-native:containerservice:ManagedCluster::aks-cluster'), with make too: "
+            "make guard PREVIEW=preview.json ARGS='--allow-key-rotation URN=KEY_ID'"
+        )
+    return ""
 
 
 def type_from_urn(urn: str) -> str | None:

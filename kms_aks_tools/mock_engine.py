@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
-import json
 import logging
 import runpy
 import sys
@@ -24,18 +23,27 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc as pulumi_rpc
 from pulumi.runtime import set_all_config
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
 from kms_aks.config import PROJECT
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.stack_file import (  # noqa: F401  (re-exported: the names other modules imported from here)
+    PACKAGE_ROOT,
+    StackFileError,
+    find_project,
+    load_stack_file,
+    secret_paths,
+    stack_names,
+    to_engine_text,
+)
 from kms_aks_tools.type_tokens import answered_as, pinned_api_version
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PACKAGE_ROOT  # the checkout this package was installed from; the command line finds its own (find_project)
 
 # The identity the mock engine deploys as; fixed so that plans and tests are reproducible.
 SUBSCRIPTION_ID = "6b1d2f5e-3c4a-4e8b-9a7d-1f2e3d4c5b6a"
@@ -647,6 +655,49 @@ def _known_where_given(given: Any, created: Any, key: str) -> Any:
     return given
 
 
+# ------------------------------------------------------------------ where an unknown value comes from
+# The SDK serializes an unknown Output as one sentinel string, and the engine keeps dependencies per top-level
+# property only. While the mock engine runs a program, an unknown Output is serialized as the sentinel tagged with
+# the URNs of the resources it depends on; RecordingMonitor takes the tags off before anything else sees the
+# request (the mocks, the recording, the policy pack get the plain sentinel) and keeps them per value path.
+_TRACING_UNKNOWNS: contextvars.ContextVar[bool] = contextvars.ContextVar("kms_aks_tracing_unknowns", default=False)
+_TAG = f"{UNKNOWN}#from:"
+_serialize_property = pulumi_rpc.serialize_property
+
+
+async def _serialize_tracing_unknowns(value: Any, deps: Any, property_key: Any, *args: Any, **kwargs: Any) -> Any:
+    serialized = await _serialize_property(value, deps, property_key, *args, **kwargs)
+    if serialized == UNKNOWN and _TRACING_UNKNOWNS.get() and isinstance(value, pulumi.Output):
+        resources = (await value._data).resources
+        urns = sorted({await resource.urn.future() or "" for resource in resources} - {""})
+        return _TAG + ",".join(urns)
+    return serialized
+
+
+pulumi_rpc.serialize_property = _serialize_tracing_unknowns
+
+
+def _untag(value: Any, path: str, found: dict[str, tuple[str, ...]]) -> Any:
+    if isinstance(value, str) and value.startswith(_TAG):
+        found[path] = tuple(u for u in value[len(_TAG) :].split(",") if u)
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {key: _untag(item, f"{path}.{key}" if path else key, found) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_untag(item, f"{path}.{index}", found) for index, item in enumerate(value)]
+    return value
+
+
+def _untag_struct(struct: Any) -> dict[str, tuple[str, ...]]:
+    """Takes the tags off a request's properties (a protobuf Struct, in place); returns where they were."""
+    found: dict[str, tuple[str, ...]] = {}
+    plain = _untag(json_format.MessageToDict(struct), "", found)
+    if found:
+        struct.Clear()
+        struct.update(plain)
+    return found
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """A MockMonitor that keeps every `RegisterResource` request with what the mocks answered."""
 
@@ -663,7 +714,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent = ""
         return super().make_urn(parent, type_, name)
 
+    def Invoke(self, request: Any) -> Any:
+        _untag_struct(request.args)
+        return super().Invoke(request)
+
+    def ReadResource(self, request: Any) -> Any:
+        _untag_struct(request.properties)
+        return super().ReadResource(request)
+
     def RegisterResource(self, request: Any) -> Any:
+        unknown_sources = _untag_struct(request.object)
         response = super().RegisterResource(request)
         self.recorded.append(
             RecordedResource(
@@ -681,6 +741,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 ignore_changes=tuple(request.ignoreChanges),
                 provider=request.provider,
+                unknown_sources=unknown_sources,
             )
         )
         return response
@@ -697,56 +758,50 @@ class _LogCollector(logging.Handler):
 
 # ---------------------------------------------------------------------------------------------- stack config
 
-
-def stack_names(root: Path = ROOT) -> list[str]:
-    """The stacks this project ships: one `Pulumi.<stack>.yaml` each."""
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
-
-
-def load_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
-    """The `config:` map of `Pulumi.<stack>.yaml` (or of a path to such a file), as written."""
-    path = Path(stack) if stack.endswith((".yaml", ".yml")) else root / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        known = ", ".join(stack_names(root)) or "none"
-        raise FileNotFoundError(f"no stack {stack!r}: {path.name} does not exist (stacks: {known})")
-    text = path.read_text()
-    try:
-        document = yaml.safe_load(text) or {}
-    except yaml.MarkedYAMLError as error:
-        raise StackFileError(_yaml_problem(path, text, error)) from None
-    except yaml.YAMLError as error:
-        raise StackFileError(f"{path.name}: not valid YAML: {error}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
-        raise StackFileError(f"{path.name}: expected a mapping with a `config:` mapping")
-    return dict(document.get("config") or {})
+# The offline tools never decrypt a secret (`{secure: ...}`); the program gets a stand-in in its place, marked
+# secret, and the plan says so. Where the project documents a secret, the stand-in is a value of its shape, so
+# the rest of the config is still checked; elsewhere it is the text `pulumi config` shows, "[secret]".
+SECRET_STAND_INS: dict[tuple[str, ...], str] = {("kms-aks:monitoring", "alertWebhooks"): "https://secret.invalid/"}
 
 
-class StackFileError(ValueError):
-    """`Pulumi.<stack>.yaml` cannot be read as a stack file: one message naming the file, line and column."""
+def with_secret_stand_ins(config: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """`config` with every secret replaced by its stand-in; the keys holding secrets; one note per secret."""
+    replaced: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    notes: list[str] = []
+    for key, value in config.items():
+        paths = list(secret_paths(value))
+        if not paths:
+            replaced[key] = value
+            continue
+        secret_keys.append(key)
+        for path in paths:
+            named = tuple(part for part in path if isinstance(part, str))
+            stand_in = SECRET_STAND_INS.get((key, *named), "[secret]")
+            value = _replace_at(value, path, stand_in)
+            shown = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+            notes.append(
+                f"{shown} is a secret: the offline tools do not decrypt it and use {stand_in!r} in its place; "
+                "`pulumi preview` checks the real value"
+            )
+        replaced[key] = value
+    return replaced, secret_keys, notes
 
 
-def _yaml_problem(path: Path, text: str, error: yaml.MarkedYAMLError) -> str:
-    # PyYAML marks are 0-based and name the stream "<unicode string>" when given text; say it as an editor would.
-    mark = error.problem_mark or error.context_mark
-    what = " ".join(part for part in (error.context, error.problem) if part) or "not valid YAML"
-    if mark is None:
-        return f"{path.name}: {what}"
-    lines = text.splitlines()
-    shown = lines[mark.line] if mark.line < len(lines) else ""
-    return (
-        f"{path.name}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: {what}\n"
-        f"    {mark.line + 1} | {shown}\n"
-        f"    {' ' * len(str(mark.line + 1))} | {' ' * mark.column}^"
-    )
+def _replace_at(value: Any, path: tuple[str | int, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace_at(value[head], rest, new)}
+    copy = list(value)
+    copy[head] = _replace_at(copy[head], rest, new)  # type: ignore[index]
+    return copy
 
 
 def _as_engine_value(value: Any) -> str:
     # The CLI hands a program every value as a string: objects and lists as JSON, booleans lower-case.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
+    return to_engine_text(value)
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -798,12 +853,15 @@ async def _run(config: dict[str, Any], stack: str, preview: bool, program: Path)
     logger.propagate = False
     logger.addHandler(logs)
 
-    set_all_config({key: _as_engine_value(value) for key, value in config.items()}, [])
+    _TRACING_UNKNOWNS.set(True)
+    config, secret_keys, secret_notes = with_secret_stand_ins(config)
+    set_all_config({key: _as_engine_value(value) for key, value in config.items()}, secret_keys)
     # MockSettings sets only some settings; the rest (pending outputs, locks, package refs) would fall
     # back to values shared across runs. A full reset first gives this run its own.
     pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
     recorded = RecordedStack(project=PROJECT, stack=stack, resources=monitor.recorded, warnings=logs.messages)
+    logs.messages.extend(secret_notes)
 
     project_dir = str(program.parent)
     if project_dir not in sys.path:

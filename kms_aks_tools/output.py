@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 
@@ -39,4 +40,15 @@ def subcommand_parser(subcommand: str, description: str) -> argparse.ArgumentPar
         description=description,
         epilog=EXIT_CODES_HELP[subcommand],
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_project_option(parser: argparse.ArgumentParser) -> None:
+    """`--cwd`: the folder to find the project from, as `pulumi --cwd` (default: the working directory)."""
+    parser.add_argument(
+        "--cwd",
+        type=Path,
+        default=None,
+        help="run as if started in this folder: the project is the nearest Pulumi.yaml from there upward "
+        "(default: the working directory, as `pulumi` finds it)",
     )

@@ -33,13 +33,12 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from azure_facts import ROLE_NAMES
-from kms_aks.config import ConfigError, parse_stack_config
+from kms_aks.config import ConfigError, parse_stack_config, read_project_config
 from kms_aks_tools.arm_export import to_arm_template
 from kms_aks_tools.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
-from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack, stack_names
-from kms_aks_tools.output import make_console, subcommand_parser
+from kms_aks_tools.mock_engine import ROOT, run_stack, with_secret_stand_ins
+from kms_aks_tools.output import add_project_option, make_console, subcommand_parser
 from kms_aks_tools.policy_client import (
-    POLICY_PACK_DIR,
     PolicyConfigError,
     PolicyPackError,
     PolicyPackProcess,
@@ -48,6 +47,7 @@ from kms_aks_tools.policy_client import (
     policy_config_path,
 )
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
+from kms_aks_tools.stack_file import check_stack, find_project, load_stack_file
 from kms_aks_tools.type_tokens import plain_type
 
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
@@ -90,18 +90,20 @@ def _get(data: dict[str, Any], path: str) -> Any:
     return value
 
 
-def _known(value: Any, resource: RecordedResource, prop: str, names: dict[str, str]) -> str:
+def _known(value: Any, resource: RecordedResource, path: str, names: dict[str, str]) -> str:
     if value == UNKNOWN:
-        # The engine records dependencies per top-level property, in no particular order: sort them so the same
-        # input prints the same text (prod's securityProfile waits for the key and, through Defender, the workspace).
-        sources = sorted({names[u] for u in resource.property_dependencies.get(prop, ()) if u in names})
+        # The resources this very value is computed from; the engine's dependencies of the whole top-level
+        # property would also name what its other values need (prod's securityProfile: the key, and through
+        # Defender the workspace). Sorted, so the same input prints the same text.
+        urns = resource.unknown_sources.get(path, resource.property_dependencies.get(path.split(".")[0], ()))
+        sources = sorted({names[u] for u in urns if u in names})
         return f"(known after apply{', from ' + ', '.join(sources) if sources else ''})"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # the wire carries every number as a double
     if isinstance(value, list):
-        return ", ".join(_known(v, resource, prop, names) for v in value)
+        return ", ".join(_known(v, resource, f"{path}.{i}", names) for i, v in enumerate(value))
     return str(value)
 
 
@@ -115,7 +117,7 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
     def put(label: str, path: str) -> None:
         value = _get(inputs, path)
         if value is not None:
-            shown[label] = _known(value, resource, path.split(".")[0], names)
+            shown[label] = _known(value, resource, path, names)
 
     if resource_type == "azure-native:containerservice:ManagedCluster":
         put("KMS enabled", "securityProfile.azureKeyVaultKms.enabled")
@@ -204,19 +206,23 @@ def short_type(type_token: str) -> str:
 
 
 def build_plan(
-    stack: str, *, policy_config: Path | None = None, applied: bool = False, pack_dir: Path = POLICY_PACK_DIR
+    stack: str,
+    *,
+    policy_config: Path | None = None,
+    applied: bool = False,
+    pack_dir: Path | None = None,
+    root: Path = ROOT,
 ) -> tuple[Plan, RecordedStack]:
-    """Runs the program and the pack; raises PlanError for anything the user must fix."""
-    if not stack.endswith((".yaml", ".yml")) and stack not in stack_names(ROOT):
-        raise PlanError(f"unknown stack {stack!r}; stacks: {', '.join(stack_names(ROOT)) or 'none'}")
-    stack_name = Path(stack).stem.removeprefix("Pulumi.") if stack.endswith((".yaml", ".yml")) else stack
+    """Runs the program of the project in `root` and its pack; raises PlanError for anything the user must fix.
+
+    The pack is `root`'s `policies/` unless `pack_dir` names another.
+    """
+    pack_dir = pack_dir or root / "policies"
     try:
-        raw = load_stack_file(stack)
+        stack_name = check_stack(stack, root)
+        raw, _, _ = with_secret_stand_ins(load_stack_file(stack, root))
         # The same validation as the program's, before the pack starts: a config mistake costs no process.
-        parse_stack_config(
-            {k.removeprefix("kms-aks:"): v for k, v in raw.items() if k.startswith("kms-aks:")},
-            provider_location=raw.get("azure-native:location"),
-        )
+        config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
     except (FileNotFoundError, ValueError) as error:
         raise PlanError(str(error)) from None
     except ConfigError as error:
@@ -226,11 +232,12 @@ def build_plan(
         pack_config = load_policy_config(config_path, pack_dir) if policy_config or config_path.is_file() else {}
     except PolicyConfigError as error:
         raise PlanError(f"policy config: {error}") from None
+    missing_config = None if policy_config or config_path.is_file() else config_path
 
     # The pack boots (a Python process importing pulumi_policy) while the program runs.
     pack = PolicyPackProcess(pack_dir).start()
     try:
-        recorded = run_stack(stack, preview=not applied)
+        recorded = run_stack(stack, preview=not applied, root=root)
         if recorded.error is not None:
             raise PlanError(f"stack {stack_name}: {recorded.error}")
         client = pack.wait_ready()
@@ -239,6 +246,9 @@ def build_plan(
         except PolicyConfigError as error:
             raise PlanError(f"policy config {config_path}: {error}") from None
         result = client.check(recorded.resources)
+        pinned_version = config.kms_key.version if config.kms_key and not config.existing_key else None
+        if pinned_version and not applied:
+            result.violations += _key_source_as_deployed(stack, root, client)
     finally:
         pack.close()
 
@@ -247,9 +257,17 @@ def build_plan(
     plan = Plan(
         stack=stack_name,
         mode="applied" if applied else "preview",
-        policy_config=_relative(config_path) if pack_config or policy_config else None,
+        policy_config=_relative(config_path, root) if pack_config or policy_config else None,
         warnings=list(recorded.warnings),
     )
+    if missing_config is not None:
+        plan.warnings.append(missing_policy_config_note(missing_config, root))
+    if pinned_version and not applied:
+        plan.warnings.append(
+            f"kms-aks:kmsKey.version pins version {pinned_version}: a stack that rotates is deployed, so its preview "
+            f"knows the key id; {KEY_SOURCE_POLICY} was also checked with the key id known, as that preview checks "
+            "it (docs/rotation.md, step 2)"
+        )
     waves = deployment_waves(recorded)
     for resource in _in_deployment_order(recorded, waves):
         plan.resources.append(
@@ -279,6 +297,27 @@ def build_plan(
     return plan, recorded
 
 
+KEY_SOURCE_POLICY = "aks-kms-key-source"
+
+
+def _key_source_as_deployed(stack: str, root: Path, client: Any) -> list[PolicyViolation]:
+    """The pack's key-source verdict with the key id known, as in `pulumi preview` of a deployed stack.
+
+    In this plan's preview everything is new, so a key id built from the vault's URI and a pinned version is
+    unknown and the pack passes it: the unpinned version of rotation step 2 would show only after `pulumi up`.
+    A stack that pins a version exists already; its real preview knows the key id, and so the pack's
+    `aks-kms-key-source` sees it. Running the program as applied gives that key id.
+    """
+    deployed = run_stack(stack, preview=False, root=root)
+    if deployed.error is not None:
+        return []  # the preview run reported the same program error already
+    return [
+        violation
+        for violation in client.check(deployed.resources).violations
+        if violation.policy_name == KEY_SOURCE_POLICY and not violation.could_not_decide
+    ]
+
+
 LEVEL_ORDER = {"mandatory": 0, "advisory": 1, "remediate": 2, "disabled": 3}
 
 
@@ -291,9 +330,25 @@ def _sorted_keys(value: Any) -> Any:
     return value
 
 
-def _relative(path: Path) -> str:
-    resolved = path.resolve()
-    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+def _relative(path: Path, root: Path) -> str:
+    resolved, base = path.resolve(), root.resolve()
+    return str(resolved.relative_to(base)) if resolved.is_relative_to(base) else str(path)
+
+
+def missing_policy_config_note(path: Path, root: Path) -> str:
+    """What to do when a stack has no policy config: CI's `--policy-pack-config` would fail on the missing file."""
+    shown = _relative(path, root)
+    others = sorted(p.name for p in path.parent.glob("*.json")) if path.parent.is_dir() else []
+    prod, dev = _relative(path.parent / "prod.json", root), _relative(path.parent / "dev.json", root)
+    start = (
+        f"start from a copy of {prod} (a protected stack) or {dev} (a throwaway one): cp {prod} {shown}"
+        if {"prod.json", "dev.json"} <= set(others)
+        else f"write it (policy name -> enforcement level; existing: {', '.join(others) or 'none'})"
+    )
+    return (
+        f"no policy config {shown}: this plan ran the pack with its default levels, and the workflows' "
+        f"`pulumi preview --policy-pack-config {shown}` fails without it; {start} (docs/policies.md)"
+    )
 
 
 def _in_deployment_order(recorded: RecordedStack, waves: list[list[RecordedResource]]) -> list[RecordedResource]:
@@ -375,7 +430,7 @@ def render(plan: Plan, console: Console) -> None:
             where = resource["name"] if resource else violation["resource"]
             console.print(f"  [{style}]{escape(violation['policy'])}[/] on [bold]{escape(where)}[/]")
             console.print(f"    {escape(violation['message'])}")
-    config = f" with {plan.policy_config}" if plan.policy_config else " (default policy config)"
+    config = f" with {plan.policy_config}" if plan.policy_config else " (default policy config: see the warning above)"
     verdict = {
         "clean": "[bold green]policy pack: no violations[/]",
         "advisory": "[bold yellow]policy pack: advisory findings only[/]",
@@ -442,6 +497,7 @@ def write_graph(plan: Plan, target: Path, console: Console) -> None:
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of `kms-aks plan`; `kms_aks_tools.cli` and `python -m kms_aks_tools.plan` share them."""
     parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
+    add_project_option(parser)
     parser.add_argument(
         "--policy-config", type=Path, help="policy-pack config JSON (default: policies/config/<stack>.json)"
     )
@@ -469,7 +525,11 @@ def run(args: argparse.Namespace) -> int:
     # With JSON on stdout, the human-readable plan goes to stderr so the JSON stays parseable.
     console = make_console(stderr=args.json_out == "-")
     try:
-        plan, recorded = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied)
+        root = find_project(args.cwd or Path.cwd())
+        plan, recorded = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied, root=root)
+    except FileNotFoundError as error:
+        console.print(f"[bold red]error:[/] {escape(str(error))}")
+        return EXIT_ERROR
     except (PlanError, PolicyPackError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_ERROR

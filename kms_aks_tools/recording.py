@@ -28,6 +28,11 @@ class RecordedResource:
     retain_on_delete: bool = False
     ignore_changes: tuple[str, ...] = ()
     provider: str = ""
+    # Where each unknown input value comes from: its dotted path (`securityProfile.azureKeyVaultKms.keyId`) ->
+    # the URNs of the resources whose outputs it was computed from. The engine keeps dependencies only per
+    # top-level property, which names every source of anything under it (the key and, through Defender, the
+    # workspace under `securityProfile`); the mock engine records them per value.
+    unknown_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """`kms-aks rotate-check`: each KMS key's expiry and rotation policy, and whether they leave time to rotate.
 
-    kms-aks rotate-check --stack prod [--as-of 2026-12-01]
+    kms-aks rotate-check --stack prod [--cwd DIR] [--as-of 2026-12-01]
 
 An expired key version breaks the cluster, and AKS keeps using the version its `keyId` names until an operator
 moves it (this project pins it; docs/rotation.md). So every version must stay valid until its successor
@@ -35,9 +35,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from kms_aks.config import PROJECT, VERSIONED_KEY_ID, StackConfig, parse_stack_config, read_project_config
-from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack, stack_names
-from kms_aks_tools.output import make_console, subcommand_parser
+from kms_aks_tools.mock_engine import ROOT, run_stack, with_secret_stand_ins
+from kms_aks_tools.output import add_project_option, make_console, subcommand_parser
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.stack_file import check_stack, find_project, load_stack_file
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
@@ -357,10 +358,9 @@ def _existing_key(key_id: str, cluster: RecordedResource, config: StackConfig) -
 
 def run_rotation_check(stack: str, *, as_of: date, root: Path = ROOT) -> RotationReport:
     """Runs the program for `stack` (a name or a `Pulumi.<stack>.yaml` path) as in preview, then checks it."""
-    if not stack.endswith((".yaml", ".yml")) and stack not in stack_names(root):
-        raise RotationCheckError(f"unknown stack {stack!r}; stacks: {', '.join(stack_names(root)) or 'none'}")
     try:
-        raw = load_stack_file(stack, root)
+        check_stack(stack, root)
+        raw, _, _ = with_secret_stand_ins(load_stack_file(stack, root))
     except (FileNotFoundError, ValueError) as error:
         raise RotationCheckError(str(error)) from None
     recorded = run_stack(stack, preview=True, root=root)
@@ -429,6 +429,7 @@ def _date(value: str) -> date:
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of `kms-aks rotate-check`, shared by `kms_aks_tools.cli` and `python -m`."""
     parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
+    add_project_option(parser)
     parser.add_argument(
         "--as-of", type=_date, default=None, help="judge as of this date (YYYY-MM-DD; default: today, UTC)"
     )
@@ -444,8 +445,8 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     as_of = args.as_of or datetime.now(tz=UTC).date()
     try:
-        report = run_rotation_check(args.stack, as_of=as_of)
-    except RotationCheckError as error:
+        report = run_rotation_check(args.stack, as_of=as_of, root=find_project(args.cwd or Path.cwd()))
+    except (RotationCheckError, FileNotFoundError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_ERROR
     render(report, console)

@@ -14,6 +14,14 @@ TERMINAL = {"COLUMNS": "400", "PATH": "/usr/bin:/bin", "TERM": "dumb"}
 KMS_AKS = Path(sys.executable).parent / "kms-aks"
 
 
+UNKNOWN_STACK = "no-such-stack"
+
+
+def project_stacks() -> str:
+    """The project's stacks as `kms-aks` lists them, read from the files (one Pulumi.<stack>.yaml each)."""
+    return ", ".join(sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml")))
+
+
 def run_kms_aks(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(KMS_AKS), *args],

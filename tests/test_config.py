@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from kms_aks.config import ConfigError, parse_stack_config
-from kms_aks_tools.mock_engine import load_stack_file, run_stack
+from kms_aks_tools.mock_engine import run_stack
+from kms_aks_tools.stack_file import load_stack_file, stack_names
 
 DEV_CLUSTER = {"name": "aks-kms-dev", "kubernetesVersion": "1.33", "systemNodePool": {"count": 2}}
 DEV_VAULT = {"name": "kv-kmsaks-dev-01", "sku": "standard", "permissionModel": "accessPolicy"}
@@ -190,8 +191,10 @@ def test_no_key_source_is_refused() -> None:
     assert "kms-aks:keyVault: required, unless kms-aks:existingKey brings your own key" in error
 
 
-def test_shipped_stacks_parse() -> None:
-    for stack in ("dev", "prod"):
+@pytest.mark.stacks
+def test_every_stack_parses() -> None:
+    assert {"dev", "prod"} <= set(stack_names())
+    for stack in stack_names():
         raw = {k.removeprefix("kms-aks:"): v for k, v in load_stack_file(stack).items() if k.startswith("kms-aks:")}
         config = parse_stack_config(raw)
         assert config.cluster.kubernetes_version == "1.33"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
-from kms_aks_tools.mock_engine import SUBSCRIPTION_ID, TENANT_ID, run_stack, stack_names
+import pytest
+
+from kms_aks_tools.mock_engine import SUBSCRIPTION_ID, TENANT_ID, run_stack
 from kms_aks_tools.recording import UNKNOWN, RecordedStack
+from kms_aks_tools.stack_file import stack_names
 from tests.graph import CLUSTER, IDENTITY, KEY, RESOURCE_GROUP, VAULT
 
 ARM_ID = re.compile(rf"^/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/[^/]+(/providers/Microsoft\.[A-Za-z]+/.+)?$")
@@ -62,6 +65,7 @@ def test_runs_in_one_process_are_isolated(dev_stack: RecordedStack, prod_stack: 
     assert not set(r.urn for r in dev_stack.resources) & set(r.urn for r in prod_stack.resources)
 
 
+@pytest.mark.stacks
 def test_stacks_are_discovered_from_their_files() -> None:
     assert {"dev", "prod"} <= set(stack_names())
 

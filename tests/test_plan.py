@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kms_aks_tools.mock_engine import ROOT
-from tests.cli import TERMINAL
+from tests.cli import TERMINAL, UNKNOWN_STACK, project_stacks
 from tests.conftest import KmsAks
 
 STACKS = Path(__file__).parent / "stacks"
@@ -98,10 +98,11 @@ def test_bad_config_exits_non_zero_naming_the_key(kms_aks: KmsAks) -> None:
     assert "stack bad-node-count (preview)" not in result.stdout  # nothing half-printed
 
 
+@pytest.mark.stacks
 def test_unknown_stack_lists_the_stacks(kms_aks: KmsAks) -> None:
-    result = kms_aks("plan", "--stack", "staging")
+    result = kms_aks("plan", "--stack", UNKNOWN_STACK)
     assert result.returncode == 2
-    assert "unknown stack 'staging'; stacks: dev, prod" in result.stdout
+    assert f"unknown stack '{UNKNOWN_STACK}'; stacks: {project_stacks()}" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import yaml
 
 from kms_aks.config import parse_stack_config, read_project_config
 from kms_aks_tools.guard import KeyRotationOverride, Preview, check_preview
-from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack
+from kms_aks_tools.mock_engine import ROOT, run_stack
 from kms_aks_tools.recording import RecordedResource, RecordedStack
 from kms_aks_tools.rotation import (
     EXIT_ERROR,
@@ -26,6 +26,8 @@ from kms_aks_tools.rotation import (
     duration_days,
     run_rotation_check,
 )
+from kms_aks_tools.stack_file import load_stack_file
+from tests.cli import UNKNOWN_STACK, project_stacks
 from tests.conftest import KmsAks
 from tests.graph import CLUSTER, KEY, ROLE_ASSIGNMENT
 
@@ -317,10 +319,11 @@ def test_rotate_check_refuses_an_expiry_before_the_first_rotation(kms_aks: KmsAk
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.stacks
 def test_rotate_check_bad_input_exits_2(kms_aks: KmsAks) -> None:
-    unknown = kms_aks("rotate-check", "--stack", "staging")
+    unknown = kms_aks("rotate-check", "--stack", UNKNOWN_STACK)
     assert unknown.returncode == EXIT_ERROR
-    assert "unknown stack 'staging'; stacks: dev, prod" in unknown.stdout
+    assert f"unknown stack '{UNKNOWN_STACK}'; stacks: {project_stacks()}" in unknown.stdout
     bad_config = kms_aks("rotate-check", "--stack", str(STACKS / "Pulumi.bad-node-count.yaml"))
     assert bad_config.returncode == EXIT_ERROR
     assert "kms-aks:cluster.systemNodePool.count" in bad_config.stdout

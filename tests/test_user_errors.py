@@ -24,7 +24,7 @@ from pydantic.fields import FieldInfo
 from kms_aks.config import StackConfig, model_of
 from kms_aks_tools import cli
 from kms_aks_tools.mock_engine import ROOT, run_stack
-from tests.cli import TERMINAL
+from tests.cli import TERMINAL, UNKNOWN_STACK, project_stacks
 
 DEV = (ROOT / "Pulumi.dev.yaml").read_text()
 
@@ -216,12 +216,16 @@ def test_a_valid_stack_passes_check_config(capsys: pytest.CaptureFixture[str]) -
     assert "stack config valid" in capsys.readouterr().out
 
 
+UNKNOWN = f"unknown stack '{UNKNOWN_STACK}'; stacks: {project_stacks()}"
+
+
+@pytest.mark.stacks
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["plan", "--stack", "staging"], "unknown stack 'staging'; stacks: dev, prod"),
-        (["check-config", "--stack", "staging"], "unknown stack 'staging'; stacks: dev, prod"),
-        (["rotate-check", "--stack", "staging"], "unknown stack 'staging'; stacks: dev, prod"),
+        (["plan", "--stack", UNKNOWN_STACK], UNKNOWN),
+        (["check-config", "--stack", UNKNOWN_STACK], UNKNOWN),
+        (["rotate-check", "--stack", UNKNOWN_STACK], UNKNOWN),
         (["plan", "--stack", "/nowhere/Pulumi.gone.yaml"], "Pulumi.gone.yaml does not exist"),
     ],
 )

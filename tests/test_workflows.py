@@ -123,6 +123,7 @@ def test_preview_runs_on_pull_requests() -> None:
     assert "pull_request" in load(PREVIEW)["on"]
 
 
+@pytest.mark.stacks
 def test_offline_job_needs_no_secrets_and_covers_every_stack() -> None:
     doc = load(PREVIEW)
     offline = doc["jobs"]["offline"]
@@ -181,6 +182,7 @@ def _cli_installed_at_the_e2e_version(job: dict[str, Any]) -> None:
     assert venv < _pulumi_step(job, "preview")
 
 
+@pytest.mark.stacks
 def test_preview_job_is_a_stack_matrix_with_oidc_the_pack_and_the_guard() -> None:
     job = load(PREVIEW)["jobs"]["preview"]
     assert sorted(job["strategy"]["matrix"]["stack"]) == stacks()
@@ -203,16 +205,32 @@ def test_deploy_runs_on_push_to_main_and_by_hand() -> None:
     assert "workflow_dispatch" in on
 
 
+def _needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+@pytest.mark.stacks
 def test_deploy_has_one_job_per_stack_dev_before_prod() -> None:
     jobs = load(DEPLOY)["jobs"]
     assert sorted(jobs) == stacks()
     assert "needs" not in jobs["dev"]
-    assert jobs["prod"]["needs"] in ("dev", ["dev"])
+    # Every other stack deploys after another one, and so, through the chain, after dev: prod needs dev, or
+    # needs a stack that needs dev (docs/configuration.md's example: staging needs dev, prod needs staging).
+    for stack, job in jobs.items():
+        assert set(_needs(job)) <= set(jobs), f"{stack} needs a job that does not exist"
+        seen, chain = set(), [stack]
+        while chain:
+            current = chain.pop()
+            seen.add(current)
+            chain += [n for n in _needs(jobs[current]) if n not in seen]
+        assert "dev" in seen, f"{stack} does not deploy after dev"
     for stack, job in jobs.items():
         environment = job["environment"]
         assert (environment["name"] if isinstance(environment, dict) else environment) == stack
 
 
+@pytest.mark.stacks
 def test_deploy_concurrency_is_per_stack_and_never_cancels() -> None:
     jobs = load(DEPLOY)["jobs"]
     groups = set()
@@ -224,7 +242,8 @@ def test_deploy_concurrency_is_per_stack_and_never_cancels() -> None:
     assert len(groups) == len(jobs)
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.stacks
+@pytest.mark.parametrize("stack", stacks())
 def test_deploy_guards_a_preview_then_applies_exactly_its_plan(stack: str) -> None:
     job = load(DEPLOY)["jobs"][stack]
     assert job["env"]["STACK"] == stack
@@ -274,9 +293,9 @@ def test_workflows_use_no_long_lived_secrets() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.stacks
+@pytest.mark.parametrize("stack", stacks())
 def test_policy_pack_config_exists_for_every_stack(stack: str) -> None:
-    assert stack in stacks()
     assert (ROOT / "policies" / "config" / f"{stack}.json").is_file()
 
 

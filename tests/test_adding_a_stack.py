@@ -1,0 +1,131 @@
+"""docs/configuration.md's "Adding a stack", followed word for word in a copy of the project, ends green.
+
+Steps 1, 2, 3, 5 and 6 are done as the page says, with the commands and edits it names (each one is looked up in
+the page first, so a step that stops matching the project fails here); steps 4 and 7 need the team backend and
+GitHub. Then `make plan STACK=staging` must exit 0 and the suite's stack-dependent tests (`-m stacks`) must pass
+on the copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = (ROOT / "docs" / "configuration.md").read_text()
+ENV = {**os.environ, "COLUMNS": "400", "TERM": "dumb"}
+
+
+def step(number: int) -> str:
+    """The text of step `number` of "Adding a stack"."""
+    section = PAGE[PAGE.index("## Adding a stack") :]
+    match = re.search(rf"^{number}\. (.*?)(?=^\d+\. |^\S|\Z)", section, re.M | re.S)
+    assert match, f"no step {number} in docs/configuration.md's Adding a stack"
+    return " ".join(match[1].split())
+
+
+def copy_project(destination: Path) -> None:
+    """The project as git has it (tests included), sharing the virtualenvs `make` built in the checkout."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for relative in listed:
+        source = ROOT / relative
+        if source.is_file():
+            (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / relative)
+    for venv in (".venv", "policies/venv"):
+        (destination / venv).symlink_to(ROOT / venv)
+
+
+# The shared virtualenvs are the checkout's: make must not reinstall into them from the copy (`-o`: take the
+# install stamps as up to date), or the checkout's editable install would point at the copy.
+MAKE = ["make", "-s", "-o", ".venv/.installed", "-o", "policies/venv/.installed"]
+
+
+def run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV, check=False)
+
+
+def backticked(text: str, prefix: str) -> str:
+    found = [code for code in re.findall(r"`([^`]+)`", text) if code.startswith(prefix)]
+    assert found, f"no `{prefix}...` in: {text}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def staging(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = tmp_path_factory.mktemp("adding-a-stack") / "project"
+    copy_project(project)
+    return project
+
+
+def test_adding_staging_by_the_docs_ends_green(staging: Path) -> None:
+    # 1. Copy Pulumi.prod.yaml and change the names it lists.
+    one = step(1)
+    assert "copy `Pulumi.prod.yaml`" in one
+    text = (staging / "Pulumi.prod.yaml").read_text()
+    names = {"kms-aks:keyVault.name": "kv-kmsaks-prod-01", "kms-aks:kmsKey.name": "aks-kms-prod"}
+    names["kms-aks:cluster.name"] = "aks-kms-prod"
+    for key in names:
+        assert f"`{key}`" in one, key
+    for value in set(names.values()):
+        assert f"name: {value}" in text
+        text = text.replace(f"name: {value}", f"name: {value.replace('prod', 'staging')}")
+    (staging / "Pulumi.staging.yaml").write_text(text)
+
+    # Before step 2, the plan names the missing policy config and what to start from.
+    before = run([*MAKE, "plan", "STACK=staging"], staging)
+    assert "no policy config policies/config/staging.json" in before.stdout, before.stdout + before.stderr
+    assert "cp policies/config/prod.json policies/config/staging.json" in before.stdout
+
+    # 2. The page's own command.
+    copy = backticked(step(2), "cp ")
+    assert run(shlex.split(copy), staging).returncode == 0
+    assert (staging / "policies" / "config" / "staging.json").is_file()
+
+    # 3. make plan STACK=staging: exit 0, the new stack's own names, no warning about its policy config.
+    assert "`make plan STACK=staging`" in step(3)
+    planned = run([*MAKE, "plan", "STACK=staging"], staging)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "stack staging (preview)" in planned.stdout
+    assert "with policies/config/staging.json" in planned.stdout
+    assert "no policy config" not in planned.stdout
+
+    # 5. The preview matrix.
+    assert "`matrix.stack`" in step(5)
+    preview = staging / ".github" / "workflows" / "preview.yml"
+    matrix = preview.read_text()
+    assert "stack: [dev, prod]" in matrix
+    preview.write_text(matrix.replace("stack: [dev, prod]", "stack: [dev, prod, staging]"))
+
+    # 6. Copy the prod job; write staging for prod in each field the page names; chain the needs.
+    six = step(6)
+    deploy = staging / ".github" / "workflows" / "deploy.yml"
+    workflow = deploy.read_text()
+    start = workflow.index("\n  prod:\n") + 1
+    prod_job = workflow[start:]
+    fields = re.findall(r"`((?:name|environment|STACK|path): [\w/ -]*prod[\w/]*|concurrency\.group: [\w-]+)`", six)
+    assert len(fields) == 6, fields
+    job = prod_job.replace("  prod:\n", "  staging:\n", 1)
+    for field in fields:
+        written = field.removeprefix("concurrency.")
+        assert written in job, f"docs name `{field}`, which the prod job does not have"
+        job = job.replace(written, written.replace("prod", "staging"))
+    assert "prod" not in job, "the page's list of fields misses one: the copy still says prod"
+    assert "`staging` needs `dev`, and `prod` needs `staging`" in six
+    assert "    needs: dev\n" in prod_job
+    deploy.write_text(workflow[:start] + job + "\n" + prod_job.replace("    needs: dev\n", "    needs: staging\n"))
+
+    # The suite's stack-dependent tests, on the copy with three stacks.
+    python = str(staging / ".venv" / "bin" / "python")
+    suite = run([python, "-m", "pytest", "-q", "-p", "no:xdist", "-m", "stacks"], staging)
+    assert suite.returncode == 0, suite.stdout[-6000:] + suite.stderr[-3000:]
+    assert re.search(r"\b\d+ passed\b", suite.stdout), suite.stdout
+    assert " failed" not in suite.stdout and " error" not in suite.stdout
