@@ -6,8 +6,9 @@ Start it, then point the CLI at it (the engine calls Handshake and Attach, then 
     PULUMI_DEBUG_PROVIDERS=azure-native:41001,azuread:41002,time:41003
 
 Options: `--port-base N` (ports N, N+1, N+2 instead of free ones), `--log FILE` (the RPC log; default
-stderr), `--sleep-cap SECONDS` (the longest `time:Sleep` wait, default 3), `--single-port` (one port for
-all three packages). In tests:
+stderr), `--sleep-cap SECONDS` (the longest `time:Sleep` wait, default 3), `--grant-propagation SECONDS` (how long
+after its creation a role assignment or access policy takes effect; default half the sleep cap), `--single-port`
+(one port for all three packages). In tests:
 
     with running_standin() as standin:
         standin.debug_providers   # the PULUMI_DEBUG_PROVIDERS value
@@ -16,7 +17,8 @@ all three packages). In tests:
 Every package has its own port (the engine asks each for GetPluginInfo, whose version is the package's);
 all share one in-memory ARM (`Cloud`), so `up`, then `preview`, `refresh` and `destroy` see the same cloud
 for as long as the process runs. Outputs come from `kms_aks_tools.mock_engine`'s builders; diff rules
-and the Key's ARM semantics are in `kms_aks_tools.standin.rules`.
+and the Key's ARM semantics are in `kms_aks_tools.standin.rules`, azure-native's Check (defaults and schema) in
+`kms_aks_tools.standin.schema`, what ARM refuses at PUT time (AKS's KMS checks) in `kms_aks_tools.standin.arm`.
 """
 
 from __future__ import annotations
@@ -58,13 +60,18 @@ class Standin:
 
 
 def start(
-    port_base: int = 0, sleep_cap: float = SLEEP_CAP_SECONDS, host: str = "127.0.0.1", single_port: bool = False
+    port_base: int = 0,
+    sleep_cap: float = SLEEP_CAP_SECONDS,
+    host: str = "127.0.0.1",
+    single_port: bool = False,
+    grant_propagation: float | None = None,
 ) -> Standin:
     """Starts the stand-in; with `port_base` 0 every package gets a free port.
 
-    `single_port` serves all packages on one port (GetPluginInfo then reports no version).
+    `single_port` serves all packages on one port (GetPluginInfo then reports no version). `grant_propagation`:
+    seconds before a new grant takes effect (None: half of `sleep_cap`).
     """
-    standin = Standin(cloud=Cloud(sleep_cap=sleep_cap))
+    standin = Standin(cloud=Cloud(sleep_cap=sleep_cap, grant_propagation=grant_propagation))
     groups: list[tuple[str | None, tuple[str, ...]]] = (
         [(None, tuple(PACKAGES))] if single_port else [(package, (package,)) for package in PACKAGES]
     )
@@ -82,9 +89,11 @@ def start(
 
 
 @contextlib.contextmanager
-def running_standin(sleep_cap: float = SLEEP_CAP_SECONDS, single_port: bool = False) -> Iterator[Standin]:
+def running_standin(
+    sleep_cap: float = SLEEP_CAP_SECONDS, single_port: bool = False, grant_propagation: float | None = None
+) -> Iterator[Standin]:
     """The stand-in on free ports for the duration of the block."""
-    standin = start(sleep_cap=sleep_cap, single_port=single_port)
+    standin = start(sleep_cap=sleep_cap, single_port=single_port, grant_propagation=grant_propagation)
     try:
         yield standin
     finally:
@@ -96,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-base", type=int, default=0, help="ports N, N+1, N+2 (default: free ports)")
     parser.add_argument("--log", help="write the RPC log to this file (default: stderr)")
     parser.add_argument("--sleep-cap", type=float, default=SLEEP_CAP_SECONDS, help="longest time:Sleep wait (s)")
+    parser.add_argument(
+        "--grant-propagation", type=float, help="seconds before a new grant takes effect (default: half the sleep cap)"
+    )
     parser.add_argument("--single-port", action="store_true", help="serve every package on one port")
     args = parser.parse_args(argv)
 
@@ -104,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     LOG.addHandler(handler)
     LOG.setLevel(logging.INFO)
 
-    standin = start(port_base=args.port_base, sleep_cap=args.sleep_cap, single_port=args.single_port)
+    standin = start(
+        port_base=args.port_base,
+        sleep_cap=args.sleep_cap,
+        single_port=args.single_port,
+        grant_propagation=args.grant_propagation,
+    )
     print(f"PULUMI_DEBUG_PROVIDERS={standin.debug_providers}", flush=True)
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -10,11 +10,9 @@ the process, so successive CLI runs see the same cloud.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
 import time
-import uuid
 from importlib import metadata
 from typing import Any
 
@@ -24,8 +22,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from kms_aks_tools.mock_engine import AzureNativeMocks, preview_outputs
-from kms_aks_tools.standin import rules
+from kms_aks_tools.standin import arm, rules, schema
 from kms_aks_tools.standin.wire import (
+    UNKNOWN,
+    contains_unknown,
     from_struct,
     is_secret,
     mark_secrets,
@@ -41,12 +41,17 @@ PACKAGES = {"azure-native": "pulumi-azure-native", "azuread": "pulumi-azuread", 
 # pulumiverse-time's Sleep really waits `createDuration`; the stand-in waits at most this long (seconds),
 # enough to show the wait in a run's timing without making e2e runs slow.
 SLEEP_CAP_SECONDS = 3.0
+# How long after its creation a grant (role assignment, access policy) takes effect in the stand-in's Azure: RBAC and
+# access policies propagate before AKS can use them. Defaults to half the sleep cap, so a program whose cluster
+# waits for the propagation wait (a Sleep of at least that long) is created after its grants take effect, and one
+# that does not wait is refused as Azure refuses it.
+GRANT_PROPAGATION_FRACTION = 0.5
 
 # azure-native v2 kept a resource's inputs in its state under this secret key; v3 no longer does
 # (`checkpointObject`: "In v2, we stored the inputs in an `__inputs` field of the state; removed in v3") and
 # turned on SendOldInputs, so the engine sends old inputs with Diff/Update/Read. Read only as a fallback.
 _INPUTS = "__inputs"
-_CREATE_BEFORE_DELETE = "__createBeforeDelete"  # set by azure-native's Check when it auto-names
+_CREATE_BEFORE_DELETE = schema.CREATE_BEFORE_DELETE  # set by azure-native's Check when it auto-names randomly
 
 
 def package_version(package: str) -> str:
@@ -72,10 +77,24 @@ class ArmError(Exception):
 class Cloud:
     """The in-memory ARM shared by every package's servicer: the mocks, their states, one lock."""
 
-    def __init__(self, sleep_cap: float = SLEEP_CAP_SECONDS) -> None:
+    def __init__(self, sleep_cap: float = SLEEP_CAP_SECONDS, grant_propagation: float | None = None) -> None:
         self.mocks = AzureNativeMocks(preview=False)
         self.lock = threading.RLock()
         self.sleep_cap = sleep_cap
+        self.grant_propagation = (
+            sleep_cap * GRANT_PROPAGATION_FRACTION if grant_propagation is None else grant_propagation
+        )
+        self.created_at: dict[str, float] = {}  # id -> time.monotonic() of its creation
+        self.config_location: str | None = None  # azure-native's `location` provider config, once configured
+
+    def resource_group_location(self, name: Any) -> Any:
+        """The location ARM knows for resource group `name` (unknown while the name is; None if ARM has none)."""
+        if contains_unknown(name):
+            return UNKNOWN
+        for typ, outputs in self.states.values():
+            if typ == "azure-native:resources:ResourceGroup" and outputs.get("name") == name:
+                return outputs.get("location")
+        return None
 
     @property
     def states(self) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -160,6 +179,9 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
 
     def Configure(self, request: provider_pb2.ConfigureRequest, context: Any) -> Any:
         self._log("Configure", request.urn)
+        location = request.variables.get("azure-native:config:location")
+        if self.package in ("azure-native", "*") and location:
+            self.cloud.config_location = location  # Check's second source of a default location
         return provider_pb2.ConfigureResponse(
             acceptSecrets=True, supportsPreview=True, acceptResources=True, acceptOutputs=False
         )
@@ -174,19 +196,29 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         type_token = type_of(request.urn, request.type)
         self._log("Check", request.urn)
         news = from_struct(request.news, skip_nulls=True)
-        failures = []
-        rule = rules.RULES.get(type_token)
-        if rule and type_token.startswith("azure-native:"):
-            # Path parameters other than the resource's own (auto-nameable) name are required
-            # (azure-native Check: "missing required property '<name>'").
-            failures = [
-                provider_pb2.CheckFailure(property=p, reason=f"missing required property '{p}'")
-                for p in rule.path[:-1]
-                if p not in news
-            ]
-            name = name_of(request.urn, request.name)
-            _autoname(type_token, rule, name, from_struct(request.olds), news, seed=request.randomSeed)
-        return provider_pb2.CheckResponse(inputs=to_struct(news), failures=failures)
+        failures: list[str] = []
+        spec = schema.SCHEMAS.get(type_token) or _path_schema(type_token)
+        if spec is not None:
+            # azure-native's Check: defaults (auto-name, location, azureApiVersion), then the schema's refusals.
+            olds = from_struct(request.olds, skip_nulls=True)
+            with self.cloud.lock:
+                group_location = self.cloud.resource_group_location(news.get("resourceGroupName"))
+            schema.apply_defaults(
+                type_token,
+                spec,
+                request.urn,
+                request.randomSeed,
+                olds,
+                news,
+                resource_group_location=group_location,
+                config_location=self.cloud.config_location,
+            )
+            failures = schema.check_failures(spec, news)
+            if failures:
+                self._log("Check", request.urn, f"{len(failures)} failure(s)")
+        return provider_pb2.CheckResponse(
+            inputs=to_struct(news), failures=[provider_pb2.CheckFailure(reason=reason) for reason in failures]
+        )
 
     def Diff(self, request: provider_pb2.DiffRequest, context: Any) -> Any:
         type_token = type_of(request.urn, request.type)
@@ -199,6 +231,10 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         create_before_delete = old_inputs.get(_CREATE_BEFORE_DELETE, rules.autonamed(type_token, old_inputs))
         old_inputs = {k: v for k, v in old_inputs.items() if not k.startswith("__")}
         news = {k: v for k, v in news.items() if not k.startswith("__")}
+        if "azureApiVersion" not in old_inputs and "azureApiVersion" in old_outputs:
+            # v2-to-v3 migration in azure-native's Diff: a state whose inputs predate the default takes its API
+            # version from the outputs, so the new default is no change.
+            old_inputs["azureApiVersion"] = old_outputs["azureApiVersion"]
         for path in request.ignoreChanges:
             _ignore(path, old_inputs, news)
 
@@ -247,6 +283,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         plain = _body(inputs)
         args = pulumi_mocks.MockResourceArgs(type_token, name_of(request.urn, request.name), plain, custom=True)
         with self.cloud.lock:
+            self._arm_checks(context, request.urn, type_token, plain, None)
             try:
                 resource_id, outputs = self.cloud.mocks.build(args)
             except (KeyError, TypeError, ValueError) as error:
@@ -260,6 +297,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
                     grpc.StatusCode.ALREADY_EXISTS,
                 )
             self.cloud.states[resource_id] = (type_token, outputs)
+            self.cloud.created_at[resource_id] = time.monotonic()
         self._log("Create", request.urn, f"id={resource_id}")
         return provider_pb2.CreateResponse(
             id=resource_id, properties=to_struct(self._checkpoint(type_token, outputs, inputs), skip_nulls=True)
@@ -314,6 +352,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
                     self._fail(context, str(error), grpc.StatusCode.INVALID_ARGUMENT)
                 outputs = found[1]  # no write: ARM answers with the existing key
             else:
+                old_inputs = _body(from_struct(request.old_inputs, skip_nulls=True))
+                self._arm_checks(context, request.urn, type_token, plain, old_inputs)
                 args = pulumi_mocks.MockResourceArgs(type_token, name_of(request.urn, request.name), plain, custom=True)
                 resource_id, outputs = self.cloud.mocks.build(args)
                 if resource_id != request.id:
@@ -330,6 +370,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             self._sleep(request.urn, state.get("destroyDuration"), "destroyDuration")
         with self.cloud.lock:
             gone = self.cloud.states.pop(request.id, None)
+            self.cloud.created_at.pop(request.id, None)
         # azure-native treats a 404 on DELETE as done.
         self._log("Delete", request.urn, f"id={request.id}{'' if gone else ' (already gone)'}")
         return empty_pb2.Empty()
@@ -342,6 +383,23 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         except NotImplementedError as error:
             self._fail(context, str(error), grpc.StatusCode.UNIMPLEMENTED)
         return provider_pb2.InvokeResponse(**{"return": to_struct(result)})
+
+    def _arm_checks(
+        self, context: Any, urn: str, type_token: str, inputs: dict[str, Any], old_inputs: dict[str, Any] | None
+    ) -> None:
+        """Fails the RPC with ARM's answer where ARM refuses this PUT (`arm`); call with the cloud's lock held."""
+        spec = schema.SCHEMAS.get(type_token)
+        try:
+            invalid = schema.enum_violations(spec, inputs) if spec else []
+            if invalid:
+                raise arm.ArmRefusal(400, "BadRequest", "Invalid value(s): " + "; ".join(invalid))
+            if type_token == "azure-native:containerservice:ManagedCluster":
+                arm.check_managed_cluster(
+                    inputs, old_inputs, self.cloud.states, self.cloud.created_at, self.cloud.grant_propagation
+                )
+        except arm.ArmRefusal as refusal:
+            self._log("Create" if old_inputs is None else "Update", urn, f"refused: {refusal.code}")
+            self._fail(context, str(refusal))
 
     def _sleep(self, urn: str, duration: Any, what: str) -> None:
         # pulumiverse-time waits the whole duration; the stand-in caps it and says so in its log.
@@ -356,31 +414,20 @@ def _body(inputs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in unwrap_secrets(inputs).items() if not k.startswith("__")}
 
 
-def _autoname(
-    type_token: str, rule: rules.Rules, name: str, olds: dict[str, Any], news: dict[str, Any], seed: bytes = b""
-) -> None:
-    """azure-native's Check auto-naming (`getDefaultName` in provider.go): a resource whose name input is
-    unset keeps the name it already has (old inputs), else gets a new one: a random UUID for role
-    assignments (AutoNameUuid), the logical name plus 8 random hex digits otherwise (AutoNameRandom,
-    `resource.NewUniqueHex(name, 8, 0)`), and `__createBeforeDelete: true` so a replacement creates first.
-    The engine re-runs Check without olds for a replacement, so the replacement gets a fresh name.
-    "Random" is drawn from the engine's `randomSeed` (CheckRequest), as the provider SDK's NewUniqueHex does: an
-    update plan saves the seed, so `up --plan` gets the same name its preview showed (a fresh random name
-    made the real engine refuse the plan: "violates plan: ... roleAssignmentName").
-    """
-    key = rule.path[-1] if rule.path else ""
-    if not key or "." in key or key in news:
-        return
-    if key in olds:
-        news[key] = olds[key]
-        news[_CREATE_BEFORE_DELETE] = bool(olds.get(_CREATE_BEFORE_DELETE, False))
-        return
-    draw = random.Random(seed) if seed else random.SystemRandom()
-    if type_token == "azure-native:authorization:RoleAssignment":
-        news[key] = str(uuid.UUID(int=draw.getrandbits(128), version=4))
-    else:
-        news[key] = f"{name}{draw.getrandbits(32):08x}"
-    news[_CREATE_BEFORE_DELETE] = True
+def _path_schema(type_token: str) -> schema.ResourceSchema | None:
+    """For an azure-native type without a table in `schema.SCHEMAS`: its PUT path parameters (`rules.RULES`) are
+    required, the last one (the resource's own name) auto-named `random`; the body is not validated. A type
+    `rules.RULES` does not list either still gets Check's `azureApiVersion` default."""
+    if not type_token.startswith("azure-native:"):
+        return None
+    rule = rules.RULES.get(type_token)
+    if rule is None or not rule.path:
+        return schema.ResourceSchema(params=(), body=schema.Shape(), source="no metadata known: defaults only")
+    *parents, own = rule.path
+    params = [schema.Param(name) for name in parents if "." not in name]
+    if "." not in own:
+        params.append(schema.Param(own, auto_name="random"))
+    return schema.ResourceSchema(params=tuple(params), body=schema.Shape(), source=f"path of {rule.source}")
 
 
 def _ignore(path: str, olds: dict[str, Any], news: dict[str, Any]) -> None:

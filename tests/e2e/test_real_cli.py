@@ -119,9 +119,12 @@ def test_the_mock_engine_records_what_the_real_engine_registers(workspace: Works
             continue
         inputs = _plain(resource["inputs"])
         # What the provider's Check adds to the program's inputs: azure-native's auto-name (a random UUID for a
-        # role assignment's name) and its `__createBeforeDelete` marker. The mock engine runs no Check.
+        # role assignment's name), its `__createBeforeDelete` marker and (3.x) `azureApiVersion`, the API version
+        # the resource's outputs report too. The mock engine runs no Check.
         added = {key: inputs.pop(key) for key in set(inputs) - set(recorded.inputs)}
         auto_name = added.pop(AUTO_NAMED.get(resource["type"], ""), None)
+        if "azureApiVersion" in added:
+            assert added.pop("azureApiVersion") == resource["outputs"]["azureApiVersion"], urn
         assert set(added) <= {"__createBeforeDelete"}, (urn, added)
         assert inputs == _plain(recorded.inputs), urn
         if auto_name is None:
