@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from kms_aks_tools.guard import MASKED_SECRET, BadInput, Preview, Step, load_preview, split_property_path, step_type
@@ -203,24 +202,18 @@ def to_markdown(preview: Preview, *, stack: str, guard_output: str | None = None
 
 
 def render(preview: Preview, console: Console, *, stack: str, guard_output: str | None = None) -> None:
-    """The same content in the terminal: a table of the changes, then the guard's verdict as it printed it."""
+    """The same content in the terminal: one block per change (a line each for the resource and its changed
+    paths, so nothing is cut in a narrow terminal), then the guard's verdict as it printed it."""
     changes = summarize(preview)
-    if changes:
-        table = Table(title=f"{stack}: what this change does", title_justify="left", show_lines=False)
-        for column in ("op", "resource", "type", "changed properties", "replace reasons"):
-            table.add_column(column, overflow="fold")
-        for change in changes:
-            style = "red" if change.op in ("replace", "delete") else "yellow" if change.op == "update" else "green"
-            table.add_row(
-                Text(change.op, style=style),
-                Text(change.name),
-                Text(change.type),
-                Text("\n".join(_property_line(p) for p in change.properties)),
-                Text(", ".join(change.replace_reasons)),
-            )
-        console.print(table)
-    else:
-        console.print(Text(f"{stack}: no changes, every resource is `same`.", style="bold"))
+    console.print(Text(f"{stack}: what this change does", style="bold"))
+    if not changes:
+        console.print(Text("  no changes: every resource is `same`"))
+    for change in changes:
+        style = "red" if change.op in ("replace", "delete") else "yellow" if change.op == "update" else "green"
+        reasons = f"  (replace reasons: {', '.join(change.replace_reasons)})" if change.replace_reasons else ""
+        console.print(Text.assemble("  ", (change.op, f"bold {style}"), f" {change.name}  {change.type}{reasons}"))
+        for prop in change.properties:
+            console.print(Text(f"      {_property_line(prop)}"))
     console.print(Text(f"steps: {_counts_line(preview)}"))
     if guard_output is not None:
         console.print(Text(guard_output.rstrip()))

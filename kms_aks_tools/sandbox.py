@@ -262,6 +262,8 @@ def preview_as_ci(sandbox: Sandbox, space: realcli.CliWorkspace, stack: str, con
         # The guard read the same file, so it refused it too (exit 2, in its output above).
         console.print(Text(f"the preview could not be read: {error}", style="bold red"))
         return EXIT_BLOCKED
+    if previewed.returncode != 0 and previewed.stderr.strip():
+        console.print(Text(previewed.stderr.rstrip()))  # the guard's bad-input message goes to stderr
     # The PR comment, written by the workflows' own step, so the user can read exactly what the PR would get.
     commented = space.ci("comment", stack, str(out))
     if commented.returncode != 0:
