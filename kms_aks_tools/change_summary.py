@@ -33,8 +33,9 @@ from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 # Steps of one replacement that the `replace` step of the same URN already stands for.
 REPLACEMENT_PARTS = frozenset({"create-replacement", "delete-replaced"})
-# A value longer than this is cut in the summary: it is a pointer to the preview, not a copy of it.
-MAX_VALUE_CHARS = 80
+# A plain value longer than this is cut, and a map or list this long is left out: the summary points at the
+# preview, it does not copy it. Long enough for a versioned key id (about 100 characters) to show whole.
+MAX_VALUE_CHARS = 160
 _ABSENT = object()
 
 
@@ -79,14 +80,27 @@ def _value_at(properties: Mapping[str, Any] | None, path: Sequence[str]) -> Any:
     return MASKED_SECRET if _is_secret(current) else current
 
 
+def _masked(value: Any) -> Any:
+    """The value with every secret inside it (a `--show-secrets` signature object) replaced by `[secret]`."""
+    if _is_secret(value):
+        return MASKED_SECRET
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
 def _shown(value: Any) -> str | None:
-    """A plain value as the summary shows it; None for a map or list (the path says what changed in it)."""
+    """A value as the summary shows it, secrets masked; None for a map or list too long to show (the path says
+    what changed in it)."""
     if value is _ABSENT:
         return "(absent)"
     if value == UNKNOWN:
         return "(known after apply)"
     if isinstance(value, (dict, list)):
-        return None
+        text = json.dumps(_masked(value), separators=(", ", ": "))
+        return text if len(text) <= MAX_VALUE_CHARS else None
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 

@@ -153,6 +153,7 @@ class Sandbox:
             (self.copy / f"Pulumi.{name}.yaml").write_text(lines + body if lines else body, encoding="utf-8")
 
     def workspace(self, bin_dir: Path, debug_providers: str) -> realcli.CliWorkspace:
+        self.state.mkdir(parents=True, exist_ok=True)  # the file backend needs its folder
         env = realcli.cli_environment(
             bin_dir, home=self.home, backend=self.state, passphrase=PASSPHRASE, debug_providers=debug_providers
         )
