@@ -14,7 +14,8 @@ SCAN_VENV := .venv-scan
 SAFE_ARGS = $(subst $$,\$$,$(value ARGS))
 
 .DEFAULT_GOAL := help
-.PHONY: help plan test e2e lint guard rotate-check check-config bench graphviz clean scan scan-venv
+.PHONY: help plan test e2e lint guard rotate-check check-config bench graphviz clean scan scan-venv \
+	sandbox-up sandbox-preview sandbox-destroy sandbox-fixtures
 
 ## help: this list.
 help:
@@ -87,6 +88,24 @@ test: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV)
 e2e: $(VENV)/.installed
 	@bash e2e/toolchain/build.sh >/dev/null
 	$(PY) -m pytest -q -p no:xdist tests/e2e $(PYTEST_ARGS)
+
+## sandbox-up: rehearse offline: deploy STACK (default dev) with the real Pulumi CLI into the Azure stand-in, as the
+##             deploy workflow does (docs/sandbox.md; the first run builds the CLI, needs Go). = kms-aks sandbox up
+sandbox-up: $(VENV)/.installed $(POLICY_VENV)
+	@$(KMS_AKS) sandbox up --stack $(STACK)
+
+## sandbox-preview: after editing Pulumi.<STACK>.yaml: the real preview, the pack's and the guard's verdicts, the
+##                  PR comment, as CI shows them. = kms-aks sandbox preview
+sandbox-preview: $(VENV)/.installed $(POLICY_VENV)
+	@$(KMS_AKS) sandbox preview --stack $(STACK)
+
+## sandbox-destroy: delete STACK's resources from the stand-in and drop it from the sandbox. = kms-aks sandbox destroy
+sandbox-destroy: $(VENV)/.installed $(POLICY_VENV)
+	@$(KMS_AKS) sandbox destroy --stack $(STACK)
+
+## sandbox-fixtures: re-record tests/fixtures/sandbox/ (real previews of real changes, under the real CLI).
+sandbox-fixtures: $(VENV)/.installed $(POLICY_VENV)
+	$(PY) tests/fixtures/sandbox/record.py
 
 ## lint: ruff only.
 lint: $(VENV)/.installed

@@ -5,11 +5,14 @@
     kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID']
     kms-aks rotate-check [--stack dev] [--cwd DIR] [--as-of YYYY-MM-DD]
     kms-aks check-config [--stack dev] [--cwd DIR]
+    kms-aks changes PREVIEW.json [--guard-output guard.txt] [--markdown FILE|-] [--stack dev]
+    kms-aks sandbox up|preview|destroy|status|reset [--stack dev]
 
 The subcommands that read a stack find the project as `pulumi` does: the nearest Pulumi.yaml from the working
 directory (or `--cwd`) upward, never the checkout kms-aks was installed from.
 
-The Makefile's `make plan`, `make guard`, `make rotate-check` and `make check-config` are shortcuts for these.
+The Makefile's `make plan`, `make guard`, `make rotate-check`, `make check-config` and `make sandbox-*` are shortcuts
+for these.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "guard": ("kms_aks_tools.guard", "refuse a `pulumi preview --json` plan that makes an irreversible KMS change"),
     "rotate-check": ("kms_aks_tools.rotation", "whether each KMS key's expiry leaves time to rotate it"),
     "check-config": ("kms_aks_tools.cli", "validate Pulumi.<stack>.yaml as the program does, nothing else"),
+    "changes": (
+        "kms_aks_tools.change_summary",
+        "what a `pulumi preview --json` changes, beside the guard's verdict (the PR comment; --markdown)",
+    ),
+    "sandbox": (
+        "kms_aks_tools.sandbox",
+        "rehearse offline: the real Pulumi CLI against the Azure stand-in (up, preview, destroy, status, reset)",
+    ),
 }
 
 EXIT_CODES = (

@@ -22,6 +22,11 @@ EXIT_CODES_HELP = {
     "  1  refused: the key's expiry does not leave time to rotate\n  2  bad input: unknown stack, invalid config",
     "check-config": "exit codes:\n  0  the stack config is valid\n"
     "  2  bad input: invalid YAML or config, unknown stack",
+    "changes": "exit codes:\n  0  rendered\n"
+    "  2  bad input: unreadable preview or guard output, unwritable --markdown file",
+    "sandbox": "exit codes:\n  0  done: deployed, previewed with the pack and the guard passing, destroyed\n"
+    "  1  blocked: the policy pack or the plan guard refused, or the CLI failed (its output says why)\n"
+    "  2  bad input: unknown stack, invalid stack config, no Go to build the CLI, sandbox busy",
 }
 
 

@@ -32,6 +32,7 @@ import threading
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from pulumi.runtime.proto import provider_pb2_grpc
@@ -65,13 +66,15 @@ def start(
     host: str = "127.0.0.1",
     single_port: bool = False,
     grant_propagation: float | None = None,
+    states: dict[str, Any] | None = None,
 ) -> Standin:
     """Starts the stand-in; with `port_base` 0 every package gets a free port.
 
     `single_port` serves all packages on one port (GetPluginInfo then reports no version). `grant_propagation`:
-    seconds before a new grant takes effect (None: half of `sleep_cap`).
+    seconds before a new grant takes effect (None: half of `sleep_cap`). `states` is a cloud an earlier stand-in
+    saved (`kms_aks_tools.standin.saved`); without it the cloud starts empty.
     """
-    standin = Standin(cloud=Cloud(sleep_cap=sleep_cap, grant_propagation=grant_propagation))
+    standin = Standin(cloud=Cloud(sleep_cap=sleep_cap, grant_propagation=grant_propagation, states=states))
     groups: list[tuple[str | None, tuple[str, ...]]] = (
         [(None, tuple(PACKAGES))] if single_port else [(package, (package,)) for package in PACKAGES]
     )
@@ -90,10 +93,13 @@ def start(
 
 @contextlib.contextmanager
 def running_standin(
-    sleep_cap: float = SLEEP_CAP_SECONDS, single_port: bool = False, grant_propagation: float | None = None
+    sleep_cap: float = SLEEP_CAP_SECONDS,
+    single_port: bool = False,
+    grant_propagation: float | None = None,
+    states: dict[str, Any] | None = None,
 ) -> Iterator[Standin]:
-    """The stand-in on free ports for the duration of the block."""
-    standin = start(sleep_cap=sleep_cap, single_port=single_port, grant_propagation=grant_propagation)
+    """The stand-in on free ports for the duration of the block (over `states`, a saved cloud, when given)."""
+    standin = start(sleep_cap=sleep_cap, single_port=single_port, grant_propagation=grant_propagation, states=states)
     try:
         yield standin
     finally:

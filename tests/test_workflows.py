@@ -194,6 +194,24 @@ def test_preview_job_is_a_stack_matrix_with_oidc_the_pack_and_the_guard() -> Non
     assert _pulumi_step(job, "preview") < comment
 
 
+def test_the_pr_comment_is_what_the_change_does_beside_the_guards_verdict() -> None:
+    # The comment step renders it with the shared command, from the preview the guard judged, then posts that file.
+    job = load(PREVIEW)["jobs"]["preview"]
+    step = steps(job)[index_of(job, lambda s: runs(s, r"gh pr comment"), "commenting on the PR")]
+    script = str(step["run"])
+    rendered = script.index('.ci/pulumi-stack comment "${STACK}" "out/${STACK}"')
+    assert rendered < script.index('gh pr comment "${PR}" --body-file "out/${STACK}/comment.md"')
+    assert "guard.txt" in step["if"] and step["if"].startswith("always()"), "a refused plan is commented too"
+    shared = (ROOT / ".ci" / "pulumi-stack").read_text()
+    comment = re.search(r"^  comment\)\n(.*?)^    ;;", shared, re.S | re.M)
+    assert comment, ".ci/pulumi-stack has no comment command"
+    assert re.search(
+        r'"\$KMS_AKS" changes "\$out/preview\.json" --stack "\$stack" --guard-output "\$out/guard\.txt" '
+        r'--markdown "\$out/comment\.md"',
+        comment[1],
+    ), comment[1]
+
+
 # --------------------------------------------------------------------------------------------------
 # deploy.yml
 # --------------------------------------------------------------------------------------------------
@@ -270,9 +288,10 @@ def test_every_shared_command_the_workflows_run_is_exercised_by_the_e2e() -> Non
     used = set()
     for path in (PREVIEW, DEPLOY):
         used |= set(re.findall(r"\.ci/pulumi-stack ([a-z-]+)", path.read_text()))
-    e2e = "\n".join(p.read_text() for p in (ROOT / "tests" / "e2e").glob("*.py"))
-    exercised = set(re.findall(r"\.ci\(\s*\"([a-z-]+)\"", e2e))
-    assert used == {"policy-venv", "check-secrets", "preview", "up"}
+    # tests/e2e/test_sandbox.py drives `kms-aks sandbox`, whose commands are these too (kms_aks_tools/sandbox.py).
+    sources = [*(ROOT / "tests" / "e2e").glob("*.py"), ROOT / "kms_aks_tools" / "sandbox.py"]
+    exercised = set(re.findall(r"\.ci\(\s*\"([a-z-]+)\"", "\n".join(p.read_text() for p in sources)))
+    assert used == {"policy-venv", "check-secrets", "preview", "up", "comment"}
     assert used <= exercised
 
 

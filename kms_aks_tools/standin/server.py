@@ -77,8 +77,15 @@ class ArmError(Exception):
 class Cloud:
     """The in-memory ARM shared by every package's servicer: the mocks, their states, one lock."""
 
-    def __init__(self, sleep_cap: float = SLEEP_CAP_SECONDS, grant_propagation: float | None = None) -> None:
+    def __init__(
+        self,
+        sleep_cap: float = SLEEP_CAP_SECONDS,
+        grant_propagation: float | None = None,
+        states: dict[str, tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
         self.mocks = AzureNativeMocks(preview=False)
+        # A cloud saved by an earlier process (`standin.saved.load_states`), else an empty one.
+        self.mocks.states.update(states or {})
         self.lock = threading.RLock()
         self.sleep_cap = sleep_cap
         self.grant_propagation = (

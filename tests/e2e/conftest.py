@@ -3,24 +3,24 @@
 One session: the toolchain is built (or reused) by `e2e/toolchain/build.sh`, the stand-in serves azure-native,
 azuread and time for the whole session (one in-memory Azure), and the project is copied into a temporary
 workspace so that `pulumi stack init` and config edits never touch the checkout. The commands are the
-workflows' own (`.ci/pulumi-stack`), run with the environment CI gives them.
+workflows' own (`.ci/pulumi-stack`), run with the environment CI gives them. The toolchain, the copy and the
+environment are `kms_aks_tools.realcli`'s, which `kms-aks sandbox` uses too.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
+from kms_aks_tools import realcli
 from kms_aks_tools.standin_provider import running_standin
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = realcli.ROOT
 PASSPHRASE = "kms-aks e2e passphrase"
 # Generous: the first preview of a session imports azure-native (~10 s) while the pack boots.
 COMMAND_TIMEOUT = 600
@@ -33,97 +33,51 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @dataclass
-class Workspace:
-    """A copy of the project where the real CLI runs, with the environment CI gives it."""
+class Workspace(realcli.CliWorkspace):
+    """A copy of the project where the real CLI runs, with the environment CI gives it (`kms_aks_tools.realcli`,
+    shared with `kms-aks sandbox`), keeping a transcript of its commands for the failure report."""
 
-    path: Path
-    env: dict[str, str]
-    out: Path
+    out: Path = field(default=Path())
     runs: list[str] = field(default_factory=list)
 
-    def run(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:
-        """Runs a command in the workspace; the transcript is kept for the failure report."""
-        result = subprocess.run(
-            list(args), cwd=self.path, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-        )
+    def run(  # type: ignore[override]
+        self, *args: str, timeout: float = COMMAND_TIMEOUT, stream: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        result = super().run(*args, timeout=timeout, stream=stream)
         self.runs.append(
-            f"$ {' '.join(args)}  -> exit {result.returncode}\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
+            f"$ {' '.join(args)}  -> exit {result.returncode}\n{(result.stdout or '')[-4000:]}"
+            f"{(result.stderr or '')[-4000:]}"
         )
         return result
 
-    def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.run("pulumi", *args, "--non-interactive")
-
-    def ci(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The workflows' commands (`.ci/pulumi-stack`)."""
-        return self.run("bash", ".ci/pulumi-stack", *args)
-
-    def stack_file(self, stack: str) -> Path:
-        return self.path / f"Pulumi.{stack}.yaml"
-
     def set_config(self, stack: str, key: str, value: object) -> None:
         """Edits Pulumi.<stack>.yaml as a reviewer's PR would (`cluster.systemNodePool.count` style paths)."""
-        document = yaml.safe_load(self.stack_file(stack).read_text())
-        top, _, rest = key.partition(".")
-        node = document["config"]
-        parts = [f"kms-aks:{top}", *rest.split(".")] if rest else [f"kms-aks:{top}"]
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-        self.stack_file(stack).write_text(yaml.safe_dump(document, sort_keys=False))
+        realcli.set_stack_config(self.stack_file(stack), key, value)
 
     def export(self, stack: str) -> dict:
         result = self.pulumi("stack", "export", "--stack", stack)
         assert result.returncode == 0, result.stderr
-        return __import__("json").loads(result.stdout)
+        return json.loads(result.stdout)
 
 
-def _toolchain_bin() -> Path:
-    built = subprocess.run(
-        ["bash", str(ROOT / "e2e" / "toolchain" / "build.sh")], capture_output=True, text=True, check=False
-    )
-    if built.returncode != 0:
-        pytest.fail(f"the Pulumi CLI could not be built:\n{built.stderr[-6000:]}")
-    return Path(built.stdout.strip().splitlines()[-1])
-
-
-def _copy_project(destination: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    for relative in listed:
-        source = ROOT / relative
-        if source.is_file() and not relative.startswith(("tests/", "benchmarks/", "docs/")):
-            target = destination / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    # The program's virtualenv (Pulumi.yaml: virtualenv: .venv) is the one `make` built.
-    (destination / ".venv").symlink_to(ROOT / ".venv")
+def toolchain_bin() -> Path:
+    try:
+        return realcli.toolchain_bin()
+    except realcli.ToolchainError as error:
+        pytest.fail(f"the Pulumi CLI could not be built: {error}")
 
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    bin_dir = _toolchain_bin()
+    bin_dir = toolchain_bin()
     base = tmp_path_factory.mktemp("e2e")
     project = base / "project"
-    _copy_project(project)
+    realcli.copy_project(ROOT, project)
     (base / "state").mkdir()
     with running_standin(sleep_cap=1.0) as standin:
-        env = {
-            "PATH": os.pathsep.join([str(bin_dir), str(ROOT / ".venv" / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
-            "HOME": str(base),
-            "PULUMI_HOME": str(base / "pulumi-home"),
-            "PULUMI_BACKEND_URL": (base / "state").as_uri(),
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_DEBUG_PROVIDERS": standin.debug_providers,
-            "KMS_AKS": str(ROOT / ".venv" / "bin" / "kms-aks"),
-            "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
-            "LANG": "C.UTF-8",
-            # HOME is the session's own; pip keeps the developer's download cache.
-            "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
-        }
+        env = realcli.cli_environment(
+            bin_dir, home=base, backend=base / "state", passphrase=PASSPHRASE, debug_providers=standin.debug_providers
+        )
         space = Workspace(path=project, env=env, out=base / "out")
         prepared = space.ci("policy-venv")
         assert prepared.returncode == 0, prepared.stderr

@@ -1,0 +1,421 @@
+"""`kms-aks sandbox`: the whole workflow rehearsed offline, under the real Pulumi CLI, against the Azure stand-in.
+
+    kms-aks sandbox up      --stack dev    # the workflows' preview (pack + guard), then `up` of that exact plan
+    kms-aks sandbox preview --stack dev    # after editing Pulumi.dev.yaml: what CI's PR check would show
+    kms-aks sandbox destroy --stack dev    # delete the stack's resources from the stand-in, drop the stack
+    kms-aks sandbox status                 # what the sandbox holds
+    kms-aks sandbox reset                  # forget everything (state, stand-in cloud, project copy)
+
+Everything lives in `.sandbox/` (ignored by git): `state/` (a file backend), `azure.json` (the stand-in's cloud,
+saved between commands by `kms_aks_tools.standin.saved`), `project/` (a copy of the project, refreshed from yours
+on every command, because `pulumi stack init` writes to the stack file), `secrets/` (the sandbox's passphrase
+provider lines, which never go into your stack file) and `out/<stack>/` (preview.json, plan.json, guard.txt and
+comment.md, as CI's artifact has them). The commands are the workflows' own (`.ci/pulumi-stack`), run with the
+environment `make e2e` gives them (`kms_aks_tools.realcli`); the first run builds the CLI (needs Go). See
+docs/sandbox.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from kms_aks_tools import realcli
+from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, subcommand_parser
+
+SANDBOX_FOLDER = ".sandbox"
+# The sandbox's own stacks are encrypted with this passphrase: they hold nothing real and never leave the folder.
+PASSPHRASE = "kms-aks sandbox (offline, nothing real)"
+# The grant-propagation wait is real time under the stand-in too; capped so a rehearsal stays quick.
+SLEEP_CAP_SECONDS = 1.0
+MARKER = "kms-aks-sandbox"
+ACTIONS = ("up", "preview", "destroy", "status", "reset")
+
+
+class SandboxError(Exception):
+    """Bad input or an unusable sandbox: one message, exit 2."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The sandbox of one project: `project` holds the user's Pulumi.<stack>.yaml, `home` its `.sandbox/`."""
+
+    project: Path
+    home: Path
+
+    @classmethod
+    def of(cls, project: Path) -> Sandbox:
+        project = project.resolve()
+        return cls(project=project, home=project / SANDBOX_FOLDER)
+
+    @property
+    def state(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def cloud_file(self) -> Path:
+        return self.home / "azure.json"
+
+    @property
+    def copy(self) -> Path:
+        return self.home / "project"
+
+    def out(self, stack: str) -> Path:
+        return self.home / "out" / stack
+
+    def secrets_file(self, stack: str) -> Path:
+        return self.home / "secrets" / f"Pulumi.{stack}.yaml"
+
+    def stack_file(self, stack: str) -> Path:
+        return self.project / f"Pulumi.{stack}.yaml"
+
+    # ------------------------------------------------------------------------------------------------ checks
+
+    def stacks(self) -> list[str]:
+        return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in self.project.glob("Pulumi.*.yaml"))
+
+    def check_stack(self, stack: str) -> str:
+        """The user's stack file as text; an unknown stack, or secure values it cannot decrypt, are bad input."""
+        if not (self.project / "Pulumi.yaml").is_file():
+            raise SandboxError(f"{self.project} has no Pulumi.yaml: run from the project, or give --project DIR")
+        path = self.stack_file(stack)
+        if not path.is_file():
+            raise SandboxError(f"unknown stack {stack!r}: no {path.name}; stacks: {', '.join(self.stacks()) or 'none'}")
+        text = path.read_text(encoding="utf-8")
+        try:
+            document = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise SandboxError(f"{path.name} is not valid YAML: {error}") from None
+        secure = sorted(_secure_keys(document.get("config") or {}))
+        if secure:
+            raise SandboxError(
+                f"{path.name} has secure values ({', '.join(secure)}), encrypted by the stack's own secrets provider, "
+                "which the sandbox cannot reach offline: take them out of the stack file for the rehearsal (they are "
+                "optional, e.g. kms-aks:monitoring.alertWebhooks), and put them back before you commit"
+            )
+        return text
+
+    # ------------------------------------------------------------------------------------------------ set-up
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """One sandbox command at a time: two would both save the stand-in's cloud, and one would be lost."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / ".gitignore").write_text("# kms-aks sandbox: nothing here is committed\n*\n")
+        with open(self.home / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SandboxError(
+                    f"another `kms-aks sandbox` command is running in {self.home}; wait for it"
+                ) from None
+            (self.home / MARKER).touch()
+            yield
+
+    def refresh_copy(self, stack: str, stack_text: str) -> None:
+        """The project copy the CLI runs in: the project as it is now, the user's stack file with the sandbox's
+        secrets provider instead of the stack's own (which would need Azure)."""
+        policy_venv = subprocess.run(
+            ["bash", str(realcli.ROOT / ".ci" / "pulumi-stack"), "policy-venv"],
+            env={**os.environ, "PYTHON": str(realcli.ROOT / ".venv" / "bin" / "python")},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if policy_venv.returncode != 0:
+            raise SandboxError(f"the policy pack's virtualenv could not be prepared:\n{policy_venv.stderr[-3000:]}")
+        if self.copy.exists():
+            shutil.rmtree(self.copy)
+        realcli.copy_project(self.project, self.copy)
+        for name in self.stacks():
+            # Every stack file loses its own provider lines: a stack the sandbox has not initialised has none.
+            text = stack_text if name == stack else self.stack_file(name).read_text(encoding="utf-8")
+            saved = self.secrets_file(name)
+            lines = saved.read_text(encoding="utf-8") if saved.is_file() else ""
+            body = realcli.without_secrets_provider(text)
+            (self.copy / f"Pulumi.{name}.yaml").write_text(lines + body if lines else body, encoding="utf-8")
+
+    def workspace(self, bin_dir: Path, debug_providers: str) -> realcli.CliWorkspace:
+        self.state.mkdir(parents=True, exist_ok=True)  # the file backend needs its folder
+        env = realcli.cli_environment(
+            bin_dir, home=self.home, backend=self.state, passphrase=PASSPHRASE, debug_providers=debug_providers
+        )
+        return realcli.CliWorkspace(path=self.copy, env=env)
+
+    def ensure_stack(self, space: realcli.CliWorkspace, stack: str, console: Console) -> None:
+        """`pulumi stack init` the first time (the passphrase provider); its provider lines kept for next time."""
+        if stack in stack_names(space):
+            return
+        created = space.pulumi("stack", "init", stack, "--secrets-provider", "passphrase")
+        if created.returncode != 0:
+            raise SandboxError(f"pulumi stack init {stack} failed:\n{created.stderr.strip()}")
+        lines = realcli.secrets_provider_lines(space.stack_file(stack).read_text(encoding="utf-8"))
+        self.secrets_file(stack).parent.mkdir(parents=True, exist_ok=True)
+        self.secrets_file(stack).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        console.print(f"sandbox: created stack {escape(stack)} in {escape(str(self.state))} (passphrase provider)")
+
+
+def _secure_keys(config: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(config, dict):
+        if set(config) == {"secure"}:
+            yield prefix
+            return
+        for key, value in config.items():
+            yield from _secure_keys(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(config, list):
+        for index, value in enumerate(config):
+            yield from _secure_keys(value, f"{prefix}[{index}]")
+
+
+def stack_names(space: realcli.CliWorkspace) -> list[str]:
+    listed = space.pulumi("stack", "ls", "--json")
+    if listed.returncode != 0:
+        raise SandboxError(f"pulumi stack ls failed:\n{listed.stderr.strip()}")
+    return [entry["name"] for entry in json.loads(listed.stdout or "[]")]
+
+
+# ---------------------------------------------------------------------------------------------------- actions
+
+
+@contextlib.contextmanager
+def running(sandbox: Sandbox, stack: str, console: Console, *, create: bool = True) -> Iterator[realcli.CliWorkspace]:
+    """The CLI, the project copy and the stand-in over the saved cloud; the cloud is saved again afterwards,
+    whatever happened (a failed `up` may have created half of the resources, as in Azure). With `create`, the
+    stack is created in the sandbox's backend when it is not there yet."""
+    from kms_aks_tools.standin.saved import SavedCloudError, load_states, save_states
+    from kms_aks_tools.standin_provider import running_standin
+
+    stack_text = sandbox.check_stack(stack)
+    try:
+        bin_dir = realcli.toolchain_bin(show_progress=True)
+    except realcli.ToolchainError as error:
+        raise SandboxError(str(error)) from None
+    with sandbox.locked():
+        try:
+            states = load_states(sandbox.cloud_file)
+        except SavedCloudError as error:
+            raise SandboxError(str(error)) from None
+        sandbox.refresh_copy(stack, stack_text)
+        with running_standin(sleep_cap=SLEEP_CAP_SECONDS, states=states) as standin:
+            try:
+                space = sandbox.workspace(bin_dir, standin.debug_providers)
+                if create:
+                    sandbox.ensure_stack(space, stack, console)
+                yield space
+            finally:
+                with standin.cloud.lock:
+                    save_states(standin.cloud.states, sandbox.cloud_file)
+
+
+def _check_config(sandbox: Sandbox, stack: str) -> int:
+    """The offline checks first: an unknown stack or a bad stack file is named in a second, with exit 2, before the
+    CLI is built or run (`kms-aks check-config`'s own check and message)."""
+    from kms_aks_tools.cli import check_config
+
+    sandbox.check_stack(stack)
+    return check_config(argparse.Namespace(stack=str(sandbox.stack_file(stack))))
+
+
+def preview_as_ci(sandbox: Sandbox, space: realcli.CliWorkspace, stack: str, console: Console) -> int:
+    """The workflows' preview (the pack enforced, `--save-plan`, then the guard), shown as the PR shows it."""
+    from kms_aks_tools.change_summary import render
+    from kms_aks_tools.guard import BadInput, load_preview
+
+    out = sandbox.out(stack)
+    if out.exists():
+        shutil.rmtree(out)
+    # .ci/pulumi-stack reads guard-overrides.yaml from the project root, as CI does: the copy has the user's.
+    previewed = space.ci("preview", stack, str(out))
+    policy_config = f"policies/config/{stack}.json"
+    if not (out / "guard.txt").is_file():
+        # The preview failed: the pack refused, or the program did. The script re-ran it as text, for its reasons.
+        console.print(Text(previewed.stderr.rstrip()))
+        console.print(
+            Text(
+                f"policy pack ({policy_config}) or program: the preview failed, nothing was judged "
+                "by the guard (as in CI). The reasons are above.",
+                style="bold red",
+            )
+        )
+        return EXIT_BLOCKED
+    console.print(Text(f"policy pack: passed with {policy_config} (no mandatory violation)", style="bold green"))
+    try:
+        preview = load_preview(str(out / "preview.json"))
+        render(preview, console, stack=stack, guard_output=(out / "guard.txt").read_text(encoding="utf-8"))
+    except BadInput as error:
+        # The guard read the same file, so it refused it too (exit 2, in its output above).
+        console.print(Text(f"the preview could not be read: {error}", style="bold red"))
+        return EXIT_BLOCKED
+    if previewed.returncode != 0 and previewed.stderr.strip():
+        console.print(Text(previewed.stderr.rstrip()))  # the guard's bad-input message goes to stderr
+    # The PR comment, written by the workflows' own step, so the user can read exactly what the PR would get.
+    commented = space.ci("comment", stack, str(out))
+    if commented.returncode != 0:
+        console.print(Text(f"the PR comment could not be written: {commented.stderr.strip()}", style="bold red"))
+        return EXIT_BLOCKED
+    console.print(
+        f"the PR comment: {escape(str(out / 'comment.md'))}; the preview: {escape(str(out / 'preview.json'))}"
+    )
+    return EXIT_OK if previewed.returncode == 0 else EXIT_BLOCKED
+
+
+def action_preview(sandbox: Sandbox, stack: str, console: Console) -> int:
+    if (code := _check_config(sandbox, stack)) != EXIT_OK:
+        return code
+    with running(sandbox, stack, console) as space:
+        code = preview_as_ci(sandbox, space, stack, console)
+    if code == EXIT_OK:
+        console.print(
+            f"sandbox preview: {escape(stack)} would pass CI's PR check; apply it with "
+            f"`kms-aks sandbox up --stack {escape(stack)}`"
+        )
+    return code
+
+
+def action_up(sandbox: Sandbox, stack: str, console: Console) -> int:
+    if (code := _check_config(sandbox, stack)) != EXIT_OK:
+        return code
+    with running(sandbox, stack, console) as space:
+        code = preview_as_ci(sandbox, space, stack, console)
+        if code != EXIT_OK:
+            console.print(
+                Text("sandbox up: refused before anything was applied, as the deploy workflow would.", style="bold red")
+            )
+            return code
+        # The deploy workflow's apply: exactly the previewed plan (`up --plan`), the pack enforced again.
+        applied = space.ci("up", stack, str(sandbox.out(stack)), stream=True)
+    if applied.returncode != 0:
+        console.print(
+            Text(f"sandbox up: pulumi up failed (exit {applied.returncode}); its output is above.", style="bold red")
+        )
+        return EXIT_BLOCKED
+    console.print(Text(f"sandbox up: {stack} is deployed into the stand-in.", style="bold green"))
+    return EXIT_OK
+
+
+def action_destroy(sandbox: Sandbox, stack: str, console: Console) -> int:
+    with running(sandbox, stack, console, create=False) as space:
+        if stack not in stack_names(space):
+            console.print(f"sandbox destroy: {escape(stack)} is not in the sandbox; nothing to destroy")
+            return EXIT_OK
+        destroyed = space.pulumi("destroy", "--stack", stack, "--yes", "--skip-preview", stream=True)
+        if destroyed.returncode != 0:
+            console.print(
+                Text(
+                    f"sandbox destroy: refused (exit {destroyed.returncode}); its output is above. A stack with "
+                    "kms-aks:protectKmsResources: true protects its key, vault and identity, as it would in Azure: "
+                    "`pulumi state unprotect` them in a real stack; `kms-aks sandbox reset` forgets the whole sandbox.",
+                    style="bold red",
+                )
+            )
+            return EXIT_BLOCKED
+        removed = space.pulumi("stack", "rm", stack, "--yes")
+        if removed.returncode != 0:
+            console.print(Text(removed.stderr.rstrip()))
+            return EXIT_BLOCKED
+    sandbox.secrets_file(stack).unlink(missing_ok=True)
+    shutil.rmtree(sandbox.out(stack), ignore_errors=True)
+    console.print(Text(f"sandbox destroy: {stack} is destroyed and removed from the sandbox.", style="bold green"))
+    return EXIT_OK
+
+
+def action_status(sandbox: Sandbox, console: Console) -> int:
+    from kms_aks_tools.standin.saved import SavedCloudError, load_states
+
+    console.print(f"sandbox: {escape(str(sandbox.home))}" + ("" if sandbox.home.exists() else " (empty)"))
+    built = sorted(realcli.ROOT.glob(".tools/pulumi-*/bin/pulumi"))
+    cli = escape(str(built[-1])) if built else "not built yet (the first up or preview builds it; needs Go)"
+    console.print(f"Pulumi CLI: {cli}")
+    try:
+        states = load_states(sandbox.cloud_file)
+    except SavedCloudError as error:
+        raise SandboxError(str(error)) from None
+    stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (sandbox.home / "secrets").glob("Pulumi.*.yaml"))
+    console.print(f"stacks in the sandbox: {escape(', '.join(stacks)) or 'none'}")
+    counted = Counter(type_token for type_token, _ in states.values())
+    console.print(f"the stand-in's Azure: {len(states)} resources")
+    for type_token, count in sorted(counted.items()):
+        console.print(f"  {count} {escape(type_token)}")
+    return EXIT_OK
+
+
+def action_reset(sandbox: Sandbox, console: Console) -> int:
+    if not sandbox.home.exists():
+        console.print(f"sandbox: nothing to reset in {escape(str(sandbox.home))}")
+        return EXIT_OK
+    if not (sandbox.home / MARKER).exists():
+        raise SandboxError(f"{sandbox.home} was not made by `kms-aks sandbox`; remove it yourself if you mean to")
+    with sandbox.locked():
+        shutil.rmtree(sandbox.home)
+    console.print(
+        f"sandbox: reset; {escape(str(sandbox.home))} is gone (state, the stand-in's cloud, the project copy)"
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------- command
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `kms-aks sandbox`."""
+    parser.add_argument("action", choices=ACTIONS, help="up | preview | destroy | status | reset")
+    parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml; default dev)")
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        help="the project folder (default: the kms-aks checkout this command runs from); the sandbox is its .sandbox/",
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return configure_parser(
+        subcommand_parser("sandbox", "Rehearse offline: the real Pulumi CLI against the Azure stand-in.")
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    console = make_console()
+    sandbox = Sandbox.of(args.project or realcli.ROOT)
+    started = time.monotonic()
+    try:
+        if args.action == "status":
+            code = action_status(sandbox, console)
+        elif args.action == "reset":
+            code = action_reset(sandbox, console)
+        else:
+            action = {"up": action_up, "preview": action_preview, "destroy": action_destroy}[args.action]
+            code = action(sandbox, args.stack, console)
+    except SandboxError as error:
+        make_console(stderr=True).print(Text.assemble(("sandbox: ", "bold red"), str(error)))
+        return EXIT_BAD_INPUT
+    if args.action in ("up", "preview", "destroy"):
+        console.print(f"sandbox {args.action}: {time.monotonic() - started:.0f} s")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
