@@ -4,6 +4,7 @@
     kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID']
     kms-aks rotate-check [--stack prod] [--as-of YYYY-MM-DD]
     kms-aks check-config [--stack dev]
+    kms-aks plan --all | rotate-check --all [--jobs N] [--project DIR] [--json FILE|-]   (every Pulumi.*.yaml)
 
 The Makefile's `make plan`, `make guard`, `make rotate-check` and `make check-config` are shortcuts for these.
 """
@@ -17,6 +18,7 @@ import sys
 
 from rich.markup import escape
 
+from kms_aks_tools import every_stack
 from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_OK, make_console
 
 # Each subcommand's module and one-line summary. A module is imported only when its subcommand runs (or for
@@ -90,7 +92,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if only is None or only == name:
-            importlib.import_module(module).configure_parser(sub)
+            loaded = importlib.import_module(module)
+            loaded.configure_parser(sub)
+            # A subcommand that can summarize one stack as a table row also runs over every stack (--all).
+            if hasattr(loaded, "summarize"):
+                every_stack.add_all_options(sub)
     return parser
 
 
@@ -101,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "run", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    if getattr(args, "all", False):
+        return every_stack.run(args, args.command)
     return args.run(args)
 
 
