@@ -1,9 +1,10 @@
 """kms-aks-fleet: the kms-aks clusters in one Azure Kubernetes Fleet Manager fleet, upgraded stage by stage.
 
 Wiring:
-    StackReference per member (`<stackPrefix>/<stack>`: the kms-aks stack's cluster id, kmsEnabled, key id, expiry)
-      -> every member checked (KMS on, exports present, key not expired): one message for all problems
-      -> resource group (waits for the check, so a refused member means nothing is created)
+    every member's stack outputs read (`<stackPrefix>/<stack>`: cluster id, kmsEnabled, key id, key expiry) and
+      checked (stack exists, KMS on, exports present, key not expired): one message for all problems, before
+      anything is registered
+    -> a StackReference per member (its cluster id) -> resource group
       -> KmsFleet: Fleet, a FleetMember per stack in its update group, the staged FleetUpdateStrategy, and the
          AutoUpgradeProfile that starts runs through those stages on each release of its channel
 Config: `kms-aks-fleet:` keys, validated by kms_aks.fleet_config; see docs/fleet.md.
@@ -17,7 +18,7 @@ from pulumi_azure_native import resources
 
 from components.kms_fleet import AutoUpgradeSpec, FleetMemberSpec, KmsFleet, KmsFleetArgs, UpdateStageSpec
 from kms_aks.config import ConfigError
-from kms_aks.fleet_config import MemberRefused, load_fleet_config, member_problems
+from kms_aks.fleet_config import NAMESPACE, MemberRefused, load_fleet_config, member_problems
 
 try:
     config = load_fleet_config()
@@ -28,30 +29,45 @@ except ConfigError as error:
 stack = pulumi.get_stack()
 tags = {"project": "kms-aks-fleet", "stack": stack}
 
+
+def read_member_outputs(stack_name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A member stack's outputs through the engine's own `pulumi:pulumi:readStackOutputs` (what a StackReference
+    reads), or why they cannot be read. An invoke's failure is the program's to report; a failed StackReference
+    read would end the program with the SDK's stack trace instead of one message."""
+    try:
+        result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": stack_name})
+    except Exception as error:  # the engine's answer for a stack its backend does not have
+        return None, str(error)
+    return dict((result.value or {}).get("outputs") or {}), None
+
+
+# Every member judged before the first registration: a refused member means nothing is created, not even a read.
+today = datetime.now(tz=UTC).date()
+problems: list[str] = []
+for member in config.members:
+    qualified = f"{config.stack_prefix}/{member.stack}"
+    outputs, unreadable = read_member_outputs(qualified)
+    if outputs is None:
+        problems.append(
+            f"{NAMESPACE}:members: stack {member.stack!r} ({qualified}) cannot be read: {unreadable}. Deploy that "
+            f"kms-aks stack first, or fix its name or {NAMESPACE}:stackPrefix"
+        )
+    else:
+        problems += member_problems(member.stack, outputs, today)
+if problems:
+    raise pulumi.RunError(str(MemberRefused(problems)))
+
+# Each member's cluster comes from its stack through a StackReference (the state records where it came from).
 references = {
     member.stack: pulumi.StackReference(f"member-{member.stack}", stack_name=f"{config.stack_prefix}/{member.stack}")
     for member in config.members
 }
-
-
-def checked_members(outputs_by_stack: dict[str, Any]) -> list[pulumi.Resource]:
-    """Every member's exports judged together; raises with every problem, so nothing depending on this is created."""
-    today = datetime.now(tz=UTC).date()
-    problems = [p for name, outputs in outputs_by_stack.items() for p in member_problems(name, outputs or {}, today)]
-    if problems:
-        raise pulumi.RunError(str(MemberRefused(problems)))
-    return list(references.values())
-
-
-# Everything below waits for this: in preview and in up, a refused member stops the program before the first create.
-members_checked = pulumi.Output.all(**{name: ref.outputs for name, ref in references.items()}).apply(checked_members)
 
 resource_group = resources.ResourceGroup(
     "rg",
     resource_group_name=config.resource_group_name or f"rg-kms-aks-fleet-{stack}",
     location=config.location,
     tags=tags,
-    opts=pulumi.ResourceOptions(depends_on=members_checked),
 )
 
 fleet = KmsFleet(
@@ -82,8 +98,6 @@ fleet = KmsFleet(
         ),
         tags=tags,
     ),
-    # The component waits too: not even its (state-only) registration happens for a refused member.
-    opts=pulumi.ResourceOptions(depends_on=members_checked),
 )
 
 pulumi.export("resourceGroupName", resource_group.name)

@@ -61,6 +61,8 @@ def _rg_id(resource_group: str) -> str:
 
 Builder = Callable[["AzureNativeMocks", pulumi_mocks.MockResourceArgs, dict[str, Any]], tuple[str, dict[str, Any]]]
 BUILDERS: dict[str, Builder] = {}
+# Invokes answered outside this module (the engine's `pulumi:pulumi:readStackOutputs`: kms_aks_tools.standin.fleet).
+CALLS: dict[str, Callable[[AzureNativeMocks, pulumi_mocks.MockCallArgs], Any]] = {}
 
 
 def provider_outputs(type_token: str) -> Callable[[Builder], Builder]:
@@ -562,7 +564,9 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi_mocks.MockCallArgs) -> Any:
+        if args.token in CALLS:
+            return CALLS[args.token](self, args)
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "clientId": DEPLOYER_CLIENT_ID,

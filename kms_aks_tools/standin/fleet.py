@@ -21,9 +21,10 @@ auto-upgrade profile. This module is the one place that knows how azure-native a
   a hub's `fqdn`/`kubernetesVersion`/`portalFqdn` only when the fleet has a hub, an `eTag`, and
   `azureApiVersion`.
 
-It also answers the engine's built-in `pulumi:pulumi:StackReference` read from the stacks the mock engine was
-given (`AzureNativeMocks(stacks=...)`), failing like the engine's backend client does for a stack it does not
-have (`unknown stack "<name>"`).
+It also answers the engine's built-ins from the stacks the mock engine was given (`AzureNativeMocks(stacks=...)`):
+the `pulumi:pulumi:StackReference` read and the `pulumi:pulumi:readStackOutputs` invoke (pulumi
+`pkg/resource/deploy/builtins.go`), failing like the engine's backend client for a stack it does not have
+(`unknown stack "<name>"`): the read as an error, the invoke as a failure the program can catch.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 from pulumi.runtime import mocks as pulumi_mocks
 
-from kms_aks_tools.mock_engine import AzureNativeMocks, _rg_id, provider_outputs
+from kms_aks_tools.mock_engine import CALLS, AzureNativeMocks, _rg_id, provider_outputs
 from kms_aks_tools.standin import rules
 
 API_VERSION = "2024-05-02-preview"
@@ -43,6 +44,7 @@ UPDATE_STRATEGY = "azure-native:containerservice:FleetUpdateStrategy"
 AUTO_UPGRADE_PROFILE = "azure-native:containerservice:AutoUpgradeProfile"
 UPDATE_RUN = "azure-native:containerservice:UpdateRun"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 
 _SPEC = "Microsoft.ContainerService/fleet 2024-05-02-preview fleets.json"
 
@@ -192,3 +194,14 @@ def _stack_reference(mocks: AzureNativeMocks, args: pulumi_mocks.MockResourceArg
     if outputs is None:
         raise UnknownStack(f'unknown stack "{name}"')
     return name, {"name": name, "outputs": dict(outputs), "secretOutputNames": []}
+
+
+def _read_stack_outputs(mocks: AzureNativeMocks, args: pulumi_mocks.MockCallArgs) -> Any:
+    name = str(args.args.get("name", ""))
+    outputs = mocks.stacks.get(name)
+    if outputs is None:
+        return {}, [("name", f'unknown stack "{name}"')]
+    return {"name": name, "outputs": dict(outputs), "secretOutputNames": []}
+
+
+CALLS[READ_STACK_OUTPUTS] = _read_stack_outputs
