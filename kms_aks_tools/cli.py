@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     if getattr(args, "all", False):
         return every_stack.run(args, args.command)
+    misplaced = every_stack.misplaced_options(args)
+    if misplaced:
+        make_console().print(f"[bold red]error:[/] {', '.join(misplaced)} only with --all (every stack)")
+        return EXIT_BAD_INPUT
     return args.run(args)
 
 

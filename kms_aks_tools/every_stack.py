@@ -65,7 +65,11 @@ def summarizer(subcommand: str) -> Summarize | None:
 
 def add_all_options(parser: argparse.ArgumentParser) -> None:
     """`--all` and its companions on a subcommand's parser (the options it already has are kept)."""
-    group = parser.add_argument_group("every stack (--all)")
+    group = parser.add_argument_group(
+        "every stack (--all)",
+        "every Pulumi.*.yaml of the project, each in its own process; one table (and --json); "
+        "the exit code is the worst of the stacks'",
+    )
     group.add_argument("--all", action="store_true", help="every Pulumi.*.yaml of the project, in parallel, one table")
     group.add_argument(
         "--jobs", type=_positive, default=None, help="stacks at once with --all (default: the machine's cores)"
@@ -73,11 +77,22 @@ def add_all_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--project", type=Path, default=None, help="the folder whose Pulumi.*.yaml --all runs (default: this project)"
     )
+    only_with_all = {"jobs": "--jobs", "project": "--project"}
     existing = parser._option_string_actions  # argparse has no public "has this option"
     if "--json" not in existing:
         group.add_argument("--json", dest="json_out", help="with --all: write the table as JSON to FILE ('-': stdout)")
+        only_with_all["json_out"] = "--json"
     if "--as-of" not in existing:
         group.add_argument("--as-of", type=_date, default=None, help="key expiry judged as of (default: today, UTC)")
+        only_with_all["as_of"] = "--as-of"
+    parser.set_defaults(only_with_all=only_with_all)
+
+
+def misplaced_options(args: argparse.Namespace) -> list[str]:
+    """The `--all` options given without `--all` (they would be ignored silently otherwise)."""
+    if getattr(args, "all", False):
+        return []
+    return [flag for dest, flag in getattr(args, "only_with_all", {}).items() if getattr(args, dest, None)]
 
 
 def _positive(text: str) -> int:

@@ -140,6 +140,8 @@ def test_a_worker_that_dies_is_its_own_row(monkeypatch: pytest.MonkeyPatch, tmp_
         (("plan", "--all", "--graph", "x.dot"), "--graph works on one stack"),
         (("plan", "--all", "--applied"), "--applied works on one stack"),
         (("rotate-check", "--all", "--project", "/nonexistent"), "not a folder"),
+        (("rotate-check", "--stack", "prod", "--json", "-"), "--json only with --all"),
+        (("plan", "--jobs", "2"), "--jobs only with --all"),
     ],
 )
 def test_all_refuses_what_it_cannot_do_with_exit_2(kms_aks: KmsAks, args: tuple[str, ...], message: str) -> None:
