@@ -111,10 +111,11 @@ sandbox-fixtures: $(VENV)/.installed $(POLICY_VENV)
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
-## bench: the benchmarks (benchmarks/): a warm plan against its floor, then the policy pack at scale.
+## bench: the benchmarks (benchmarks/): a warm plan against its floor, the policy pack at scale, plan --all at 10/50 stacks.
 bench: $(VENV)/.installed $(POLICY_VENV)
 	$(PY) benchmarks/bench_plan.py
 	$(PY) benchmarks/bench_policy_pack.py
+	$(PY) benchmarks/bench_fleet.py
 
 ## graphviz: install graphviz's `dot` with apt-get (needs root), for `--graph x.svg`. Nothing else installs it.
 graphviz:

@@ -12,6 +12,8 @@ Wiring, in dependency order:
          Container Insights to the workspace) -> the cluster's diagnostic setting
 """
 
+from datetime import UTC, datetime
+
 import pulumi
 from pulumi_azure_native import authorization, resources
 
@@ -276,6 +278,25 @@ pulumi.export("kmsIdentityClientId", kms_identity.client_id)
 pulumi.export("adminGroupObjectIds", aks.admin_group_object_ids)
 pulumi.export("logAnalyticsWorkspaceId", monitoring.workspace_resource_id)
 pulumi.export("alertActionGroupId", monitoring.action_group_id)
+# What the fleet project (fleet/, docs/fleet.md) reads through a StackReference before it lets a cluster join:
+# whether KMS is on as Azure answers for the cluster (not as configured), and when the key version expires
+# (None: the version has no expiry date, or the key lives outside this stack).
+pulumi.export(
+    "kmsEnabled",
+    aks.cluster.security_profile.apply(
+        lambda profile: bool(profile and profile.azure_key_vault_kms and profile.azure_key_vault_kms.enabled)
+    ),
+)
+pulumi.export(
+    "kmsKeyExpiresOn",
+    kms_key.key.attributes.apply(
+        lambda attributes: datetime.fromtimestamp(attributes.expires, tz=UTC).isoformat()
+        if attributes and attributes.expires is not None
+        else None
+    )
+    if kms_key.key is not None
+    else None,
+)
 if kms_network is not None:
     pulumi.export("vnetId", kms_network.vnet_id)
     pulumi.export("apiServerSubnetId", kms_network.api_server_subnet_id)

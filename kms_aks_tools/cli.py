@@ -7,6 +7,7 @@
     kms-aks check-config [--stack dev] [--cwd DIR]
     kms-aks changes PREVIEW.json [--guard-output guard.txt] [--markdown FILE|-] [--stack dev]
     kms-aks sandbox up|preview|destroy|status|reset [--stack dev]
+    kms-aks plan --all | rotate-check --all [--jobs N] [--project DIR] [--json FILE|-]   (every Pulumi.*.yaml)
 
 The subcommands that read a stack find the project as `pulumi` does: the nearest Pulumi.yaml from the working
 directory (or `--cwd`) upward, never the checkout kms-aks was installed from.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from kms_aks_tools import every_stack
 from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_OK, add_project_option, make_console
 
 # Each subcommand's module and one-line summary. A module is imported only when its subcommand runs (or for
@@ -104,7 +106,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if only is None or only == name:
-            importlib.import_module(module).configure_parser(sub)
+            loaded = importlib.import_module(module)
+            loaded.configure_parser(sub)
+            # A subcommand that can summarize one stack as a table row also runs over every stack (--all).
+            if hasattr(loaded, "summarize"):
+                every_stack.add_all_options(sub)
     return parser
 
 
@@ -114,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
         parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    if getattr(args, "all", False):
+        return every_stack.run(args, args.command)
+    misplaced = every_stack.misplaced_options(args)
+    if misplaced:
+        make_console().print(f"[bold red]error:[/] {', '.join(misplaced)} only with --all (every stack)")
         return EXIT_BAD_INPUT
     return args.run(args)
 

@@ -18,7 +18,7 @@ import logging
 import runpy
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,8 @@ def _rg_id(resource_group: str) -> str:
 
 Builder = Callable[["AzureNativeMocks", pulumi_mocks.MockResourceArgs, dict[str, Any]], tuple[str, dict[str, Any]]]
 BUILDERS: dict[str, Builder] = {}
+# Invokes answered outside this module (the engine's `pulumi:pulumi:readStackOutputs`: kms_aks_tools.standin.fleet).
+CALLS: dict[str, Callable[[AzureNativeMocks, pulumi_mocks.MockCallArgs], Any]] = {}
 
 
 def provider_outputs(type_token: str) -> Callable[[Builder], Builder]:
@@ -536,14 +538,17 @@ def _generic_arm(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, input
 class AzureNativeMocks(pulumi.runtime.Mocks):
     """Answers registrations and invokes as azure-native and azuread do, keeping what it created by id."""
 
-    def __init__(self, preview: bool = False) -> None:
+    def __init__(self, preview: bool = False, stacks: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.preview = preview
         self.states: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (type, outputs)
+        # The backend's stacks a StackReference can read: fully qualified name -> outputs (kms_aks_tools.standin.fleet).
+        self.stacks: Mapping[str, Mapping[str, Any]] = stacks or {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
-        if not args.custom:
+        if not args.custom and not args.resource_id:  # a component (a read has an id and no `custom` flag)
             return None, {}
-        if self.preview:
+        # A read (a StackReference, `Resource.get`) is answered in preview too: the engine reads it then as well.
+        if self.preview and not args.resource_id:
             return None, preview_outputs(args.inputs, self.try_build(args))
         resource_id, outputs = self.build(args)
         self.states[resource_id] = (answered_as(args.typ), outputs)
@@ -576,7 +581,9 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi_mocks.MockCallArgs) -> Any:
+        if args.token in CALLS:
+            return CALLS[args.token](self, args)
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "clientId": DEPLOYER_CLIENT_ID,
@@ -808,12 +815,22 @@ def _as_engine_value(value: Any) -> str:
 
 
 def run_config(
-    config: dict[str, Any], *, stack: str = "test", preview: bool = False, program: Path = ROOT / "__main__.py"
+    config: dict[str, Any],
+    *,
+    stack: str = "test",
+    preview: bool = False,
+    program: Path = ROOT / "__main__.py",
+    project: str = PROJECT,
+    stacks: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RecordedStack:
-    """Runs the program with `config` (full keys, e.g. `kms-aks:cluster`) in a fresh Pulumi runtime."""
+    """Runs the program with `config` (full keys, e.g. `kms-aks:cluster`) in a fresh Pulumi runtime.
+
+    `project` is the program's Pulumi project (`fleet/` is `kms-aks-fleet`); `stacks` are the other stacks'
+    outputs its StackReferences read, by fully qualified name (`organization/kms-aks/dev`).
+    """
     # The SDK keeps its settings, config and root stack in context variables: a fresh Context per run
     # gives every run its own runtime, so one process can run many stacks.
-    return contextvars.Context().run(_run_in_new_loop, config, stack, preview, program)
+    return contextvars.Context().run(_run_in_new_loop, config, stack, preview, program, project, stacks)
 
 
 def run_stack(
@@ -830,11 +847,18 @@ def run_stack(
     return run_config(merged, stack=name, preview=preview, program=root / "__main__.py")
 
 
-def _run_in_new_loop(config: dict[str, Any], stack: str, preview: bool, program: Path) -> RecordedStack:
+def _run_in_new_loop(
+    config: dict[str, Any],
+    stack: str,
+    preview: bool,
+    program: Path,
+    project: str = PROJECT,
+    stacks: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RecordedStack:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(_run(config, stack, preview, program))
+        return loop.run_until_complete(_run(config, stack, preview, program, project, stacks))
     finally:
         # A failed program leaves outputs that will never resolve; cancel them rather than leak them.
         pending = asyncio.all_tasks(loop)
@@ -845,8 +869,15 @@ def _run_in_new_loop(config: dict[str, Any], stack: str, preview: bool, program:
         loop.close()
 
 
-async def _run(config: dict[str, Any], stack: str, preview: bool, program: Path) -> RecordedStack:
-    mocks = AzureNativeMocks(preview=preview)
+async def _run(
+    config: dict[str, Any],
+    stack: str,
+    preview: bool,
+    program: Path,
+    project: str = PROJECT,
+    stacks: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RecordedStack:
+    mocks = AzureNativeMocks(preview=preview, stacks=stacks)
     monitor = RecordingMonitor(mocks)
     logs = _LogCollector()
     logger = logging.getLogger(f"kms_aks_tools.mock_engine.{id(monitor)}")
@@ -858,9 +889,9 @@ async def _run(config: dict[str, Any], stack: str, preview: bool, program: Path)
     set_all_config({key: _as_engine_value(value) for key, value in config.items()}, secret_keys)
     # MockSettings sets only some settings; the rest (pending outputs, locks, package refs) would fall
     # back to values shared across runs. A full reset first gives this run its own.
-    pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
-    recorded = RecordedStack(project=PROJECT, stack=stack, resources=monitor.recorded, warnings=logs.messages)
+    pulumi_settings.reset_options(project=project, stack=stack, preview=preview)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)
+    recorded = RecordedStack(project=project, stack=stack, resources=monitor.recorded, warnings=logs.messages)
     logs.messages.extend(secret_notes)
 
     project_dir = str(program.parent)
@@ -886,3 +917,7 @@ async def _run(config: dict[str, Any], stack: str, preview: bool, program: Path)
             secret.add(name)
     recorded.secret_outputs = frozenset(secret)
     return recorded
+
+
+# Azure Kubernetes Fleet Manager's builders and diff rules, and the StackReference read, live in their own module.
+from kms_aks_tools.standin import fleet as _fleet  # noqa: E402, F401  (registers with @provider_outputs)

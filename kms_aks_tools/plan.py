@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -548,6 +548,32 @@ def run(args: argparse.Namespace) -> int:
         args.arm.write_text(json.dumps(to_arm_template(recorded), indent=2) + "\n")
         console.print(f"ARM template written to {args.arm}")
     return EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK
+
+
+def summarize(stack_file: str, as_of: date) -> Any:
+    """`plan --all`'s row for one stack (`kms_aks_tools.every_stack`): the plan's policy verdict, and the rotation
+    verdict of the same preview recording (no second run of the program)."""
+    from kms_aks_tools.every_stack import StackRow
+    from kms_aks_tools.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict, stack_config
+
+    name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    try:
+        plan, recorded = build_plan(stack_file)
+        config = stack_config(stack_file)
+    except (PlanError, PolicyPackError, ConfigError, FileNotFoundError, ValueError) as error:
+        return StackRow(stack=name, exit_code=EXIT_ERROR, error=str(error))
+    report = check_rotation(recorded, config, as_of=as_of)
+    expiry, days_left = key_expiry(report)
+    return StackRow(
+        stack=name,
+        exit_code=EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK,
+        location=config.location,
+        key_id=key_id_of(config),
+        key_expiry=expiry,
+        days_left=days_left,
+        policy=plan.verdict,
+        rotation=rotation_verdict(report),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

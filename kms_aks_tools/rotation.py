@@ -34,7 +34,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kms_aks.config import PROJECT, VERSIONED_KEY_ID, StackConfig, parse_stack_config, read_project_config
+from kms_aks.config import (
+    PROJECT,
+    VERSIONED_KEY_ID,
+    ConfigError,
+    StackConfig,
+    parse_stack_config,
+    read_project_config,
+)
 from kms_aks_tools.mock_engine import ROOT, run_stack, with_secret_stand_ins
 from kms_aks_tools.output import add_project_option, make_console, subcommand_parser
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
@@ -459,3 +466,74 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ------------------------------------------------------------------------------------------- every stack (--all)
+
+
+def stack_config(stack: str, root: Path = ROOT) -> StackConfig:
+    """The validated config of `stack` (a name or a `Pulumi.<stack>.yaml` path), as the program reads it."""
+    raw = load_stack_file(stack, root)
+    return parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
+
+
+def key_id_of(config: StackConfig) -> str | None:
+    """The whole key id the cluster uses, as far as the config knows it before apply.
+
+    A bring-your-own key's versioned id is in the config; a created key's id is its vault and name, with the version
+    only when `kmsKey.version` pins it (otherwise Key Vault draws the version when it creates the key).
+    """
+    if config.existing_key is not None:
+        return config.existing_key.key_id
+    if config.key_vault is None or config.kms_key is None:
+        return None
+    key_id = f"https://{config.key_vault.name}.vault.azure.net/keys/{config.kms_key.name}"
+    return f"{key_id}/{config.kms_key.version}" if config.kms_key.version else key_id
+
+
+def key_expiry(report: RotationReport) -> tuple[str | None, int | None]:
+    """(expiry, days left after `as_of`) of the key the stack's cluster uses.
+
+    A fixed first-version expiry is its date; a rotation policy's expiry is that of a version created on `as_of`;
+    a bring-your-own key's expiry is outside this stack; no expiry at all is "never".
+    """
+    if not report.keys:
+        return None, None
+    info = report.keys[0]
+    if info.source == "existing":
+        return "outside this stack", None
+    if info.expires_on is not None:
+        return info.expires_on.isoformat(), (info.expires_on - report.as_of).days
+    if info.expire_after_days is not None:
+        return (report.as_of + timedelta(days=info.expire_after_days)).isoformat(), info.expire_after_days
+    return "never", None
+
+
+def rotation_verdict(report: RotationReport) -> str:
+    if report.refusals:
+        return "refused"
+    if report.warnings:
+        return f"fit ({len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''})"
+    return "fit"
+
+
+def summarize(stack_file: str, as_of: date) -> Any:
+    """`rotate-check --all`'s row for one stack (`kms_aks_tools.every_stack`)."""
+    from kms_aks_tools.every_stack import StackRow
+
+    name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    try:
+        report = run_rotation_check(stack_file, as_of=as_of)
+        config = stack_config(stack_file)
+    except (RotationCheckError, ConfigError, FileNotFoundError, ValueError) as error:
+        return StackRow(stack=name, exit_code=EXIT_ERROR, error=str(error))
+    expiry, days_left = key_expiry(report)
+    return StackRow(
+        stack=name,
+        exit_code=report.exit_code,
+        location=config.location,
+        key_id=key_id_of(config),
+        key_expiry=expiry,
+        days_left=days_left,
+        rotation=rotation_verdict(report),
+    )

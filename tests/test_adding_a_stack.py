@@ -1,13 +1,14 @@
 """docs/configuration.md's "Adding a stack", followed word for word in a copy of the project, ends green.
 
-Steps 1, 2, 3, 5 and 6 are done as the page says, with the commands and edits it names (each one is looked up in
-the page first, so a step that stops matching the project fails here); steps 4 and 7 need the team backend and
+Steps 1, 2, 3 and 5 are done as the page says, with the commands and edits it names (each one is looked up in
+the page first, so a step that stops matching the project fails here); steps 4 and 6 need the team backend and
 GitHub. Then `make plan STACK=staging` must exit 0 and the suite's stack-dependent tests (`-m stacks`) must pass
 on the copy.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -98,30 +99,13 @@ def test_adding_staging_by_the_docs_ends_green(staging: Path) -> None:
     assert "with policies/config/staging.json" in planned.stdout
     assert "no policy config" not in planned.stdout
 
-    # 5. The preview matrix.
-    assert "`matrix.stack`" in step(5)
-    preview = staging / ".github" / "workflows" / "preview.yml"
-    matrix = preview.read_text()
-    assert "stack: [dev, prod]" in matrix
-    preview.write_text(matrix.replace("stack: [dev, prod]", "stack: [dev, prod, staging]"))
-
-    # 6. Copy the prod job; write staging for prod in each field the page names; chain the needs.
-    six = step(6)
-    deploy = staging / ".github" / "workflows" / "deploy.yml"
-    workflow = deploy.read_text()
-    start = workflow.index("\n  prod:\n") + 1
-    prod_job = workflow[start:]
-    fields = re.findall(r"`((?:name|environment|STACK|path): [\w/ -]*prod[\w/]*|concurrency\.group: [\w-]+)`", six)
-    assert len(fields) == 6, fields
-    job = prod_job.replace("  prod:\n", "  staging:\n", 1)
-    for field in fields:
-        written = field.removeprefix("concurrency.")
-        assert written in job, f"docs name `{field}`, which the prod job does not have"
-        job = job.replace(written, written.replace("prod", "staging"))
-    assert "prod" not in job, "the page's list of fields misses one: the copy still says prod"
-    assert "`staging` needs `dev`, and `prod` needs `staging`" in six
-    assert "    needs: dev\n" in prod_job
-    deploy.write_text(workflow[:start] + job + "\n" + prod_job.replace("    needs: dev\n", "    needs: staging\n"))
+    # 5. Nothing to edit: the workflows' matrix (.ci/stack-matrix) now lists staging, with the protected stacks.
+    assert "`.ci/stack-matrix`" in step(5)
+    listed = run([str(staging / ".ci" / "stack-matrix")], staging)
+    assert listed.returncode == 0, listed.stderr
+    matrix = dict(line.split("=", 1) for line in listed.stdout.splitlines())
+    assert json.loads(matrix["stacks"]) == ["dev", "prod", "staging"]
+    assert json.loads(matrix["protected"]) == ["prod", "staging"]
 
     # The suite's stack-dependent tests, on the copy with three stacks.
     python = str(staging / ".venv" / "bin" / "python")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -136,12 +137,11 @@ def test_offline_job_needs_no_secrets_and_covers_every_stack() -> None:
     e2e = index_of(offline, lambda s: runs(s, r"^make e2e\b"), "running `make e2e`")
     go = index_of(offline, lambda s: uses(s, "actions/setup-go"), "setting up Go for make e2e")
     assert go < e2e and test < e2e
-    # kms-aks itself, not make: its exit code tells a policy block (1) from bad input (2).
-    plan = steps(offline)[index_of(offline, lambda s: runs(s, r"kms-aks plan --stack"), "running `kms-aks plan`")]
+    # kms-aks itself, not make: its exit code (the worst stack's) tells a policy block (1) from bad input (2).
+    # --all plans every Pulumi.<stack>.yaml (tests/test_every_stack.py proves it), so no stack is named here.
+    plan = steps(offline)[index_of(offline, lambda s: runs(s, r"kms-aks plan --all"), "running `kms-aks plan --all`")]
     assert "make plan" not in plan["run"]
-    # The loop plans every Pulumi.<stack>.yaml; prove the glob picks up exactly the project's stacks.
-    assert "Pulumi.*.yaml" in plan["run"]
-    assert sorted(p.name for p in ROOT.glob("Pulumi.*.yaml")) == [f"Pulumi.{s}.yaml" for s in stacks()]
+    assert "--stack" not in plan["run"]
 
 
 def _oidc_env(job: dict[str, Any]) -> None:
@@ -182,11 +182,77 @@ def _cli_installed_at_the_e2e_version(job: dict[str, Any]) -> None:
     assert venv < _pulumi_step(job, "preview")
 
 
+# --------------------------------------------------------------------------------------------------
+# The stack matrix comes from the stack files
+# --------------------------------------------------------------------------------------------------
+
+
+def stack_matrix(folder: Path | None = None) -> dict[str, list[str]]:
+    """What `.ci/stack-matrix [folder]` gives the workflows (its `name=JSON` lines for $GITHUB_OUTPUT)."""
+    args = [sys.executable, str(ROOT / ".ci" / "stack-matrix"), *([str(folder)] if folder else [])]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return {name: json.loads(value) for name, _, value in (line.partition("=") for line in result.stdout.splitlines())}
+
+
+def test_the_stack_matrix_lists_every_stack_file_protected_ones_after_throwaway_ones() -> None:
+    matrix = stack_matrix()
+    assert matrix["stacks"] == stacks()
+    # dev says protectKmsResources: false; prod does not (and the default is true).
+    assert matrix["throwaway"] == ["dev"]
+    assert matrix["protected"] == ["prod"]
+    assert stack_matrix(ROOT / "fleet")["stacks"] == sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in (ROOT / "fleet").glob("Pulumi.*.yaml")
+    )
+
+
+def test_a_new_stack_file_is_a_new_matrix_entry_and_unsure_means_protected(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.eu-1.yaml").write_text("config:\n  kms-aks:protectKmsResources: false  # throwaway\n")
+    (tmp_path / "Pulumi.us-1.yaml").write_text("config:\n  kms-aks:location: eastus\n")
+    # Commented out, or under another key: not a throwaway stack.
+    (tmp_path / "Pulumi.us-2.yaml").write_text("config:\n  # kms-aks:protectKmsResources: false\n")
+    (tmp_path / "Pulumi.yaml").write_text("name: kms-aks\n")  # the project file is not a stack
+    assert stack_matrix(tmp_path) == {
+        "stacks": ["eu-1", "us-1", "us-2"],
+        "throwaway": ["eu-1"],
+        "protected": ["us-1", "us-2"],
+    }
+    empty = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "stack-matrix"), str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert empty.returncode == 2 and "no Pulumi.<stack>.yaml" in empty.stderr
+
+
+def _matrix_source(job: dict[str, Any]) -> str:
+    value = job["strategy"]["matrix"]["stack"]
+    assert isinstance(value, str), f"a stack list written by hand: {value!r}"
+    found = re.fullmatch(r"\$\{\{ fromJSON\(needs\.stacks\.outputs\.([a-z]+)\) \}\}", value)
+    assert found, value
+    return found[1]
+
+
+def _lists_the_stack_files(doc: dict[str, Any]) -> dict[str, str]:
+    """The `stacks` job: `.ci/stack-matrix` (root and fleet/) into $GITHUB_OUTPUT, exposed as job outputs."""
+    job = doc["jobs"]["stacks"]
+    runs_ = {step.get("id"): step.get("run", "") for step in steps(job)}
+    assert runs_["list"] == '.ci/stack-matrix >> "${GITHUB_OUTPUT}"'
+    assert runs_["fleet"] == '.ci/stack-matrix fleet >> "${GITHUB_OUTPUT}"'
+    assert "secrets." not in yaml.safe_dump(job) and job["permissions"] == {"contents": "read"}
+    return job["outputs"]
+
+
+
 @pytest.mark.stacks
 def test_preview_job_is_a_stack_matrix_with_oidc_the_pack_and_the_guard() -> None:
-    job = load(PREVIEW)["jobs"]["preview"]
-    assert sorted(job["strategy"]["matrix"]["stack"]) == stacks()
-    assert job["needs"] == "offline"
+    doc = load(PREVIEW)
+    outputs = _lists_the_stack_files(doc)
+    job = doc["jobs"]["preview"]
+    assert _matrix_source(job) == "stacks"
+    assert outputs["stacks"] == "${{ steps.list.outputs.stacks }}"
+    assert set(job["needs"]) == {"stacks", "offline"}
     assert job["permissions"]["pull-requests"] == "write"
     _oidc_env(job)
     _cli_installed_at_the_e2e_version(job)
@@ -223,48 +289,50 @@ def test_deploy_runs_on_push_to_main_and_by_hand() -> None:
     assert "workflow_dispatch" in on
 
 
-def _needs(job: dict[str, Any]) -> list[str]:
-    needs = job.get("needs", [])
-    return [needs] if isinstance(needs, str) else list(needs)
-
-
-@pytest.mark.stacks
-def test_deploy_has_one_job_per_stack_dev_before_prod() -> None:
-    jobs = load(DEPLOY)["jobs"]
-    assert sorted(jobs) == stacks()
-    assert "needs" not in jobs["dev"]
-    # Every other stack deploys after another one, and so, through the chain, after dev: prod needs dev, or
-    # needs a stack that needs dev (docs/configuration.md's example: staging needs dev, prod needs staging).
-    for stack, job in jobs.items():
-        assert set(_needs(job)) <= set(jobs), f"{stack} needs a job that does not exist"
-        seen, chain = set(), [stack]
-        while chain:
-            current = chain.pop()
-            seen.add(current)
-            chain += [n for n in _needs(jobs[current]) if n not in seen]
-        assert "dev" in seen, f"{stack} does not deploy after dev"
-    for stack, job in jobs.items():
-        environment = job["environment"]
-        assert (environment["name"] if isinstance(environment, dict) else environment) == stack
+def test_deploy_matrix_comes_from_the_stack_files_throwaway_before_protected_then_the_fleet() -> None:
+    doc = load(DEPLOY)
+    outputs = _lists_the_stack_files(doc)
+    jobs = doc["jobs"]
+    assert set(jobs) == {"stacks", "throwaway", "protected", "fleet"}
+    assert _matrix_source(jobs["throwaway"]) == "throwaway"
+    assert _matrix_source(jobs["protected"]) == "protected"
+    assert _matrix_source(jobs["fleet"]) == "fleet"
+    assert outputs == {
+        "throwaway": "${{ steps.list.outputs.throwaway }}",
+        "protected": "${{ steps.list.outputs.protected }}",
+        "fleet": "${{ steps.fleet.outputs.stacks }}",
+    }
+    # Together the two stack jobs deploy every stack file once: dev (throwaway) before prod (protected).
+    matrix = stack_matrix()
+    assert sorted(matrix["throwaway"] + matrix["protected"]) == stacks()
+    assert jobs["throwaway"]["needs"] == "stacks"
+    assert set(jobs["protected"]["needs"]) == {"stacks", "throwaway"}
+    assert set(jobs["fleet"]["needs"]) == {"stacks", "protected"}
+    # A job whose list is empty is skipped (an empty matrix is an error), and skipping one does not skip the next.
+    assert "outputs.throwaway != '[]'" in jobs["throwaway"]["if"]
+    for later in ("protected", "fleet"):
+        assert "!failure() && !cancelled()" in jobs[later]["if"]
+    for key in ("throwaway", "protected"):
+        environment = jobs[key]["environment"]
+        assert (environment["name"] if isinstance(environment, dict) else environment) == "${{ matrix.stack }}"
 
 
 @pytest.mark.stacks
 def test_deploy_concurrency_is_per_stack_and_never_cancels() -> None:
     jobs = load(DEPLOY)["jobs"]
-    groups = set()
-    for stack, job in jobs.items():
-        concurrency = job["concurrency"]
-        assert stack in concurrency["group"]
+    for key in ("throwaway", "protected", "fleet"):
+        concurrency = jobs[key]["concurrency"]
+        assert "${{ matrix.stack }}" in concurrency["group"]
         assert concurrency["cancel-in-progress"] is False
-        groups.add(concurrency["group"])
-    assert len(groups) == len(jobs)
+    # The cluster jobs share one group per stack; the fleet's are its own.
+    assert jobs["throwaway"]["concurrency"]["group"] == jobs["protected"]["concurrency"]["group"]
+    assert jobs["fleet"]["concurrency"]["group"] != jobs["protected"]["concurrency"]["group"]
 
 
-@pytest.mark.stacks
-@pytest.mark.parametrize("stack", stacks())
-def test_deploy_guards_a_preview_then_applies_exactly_its_plan(stack: str) -> None:
-    job = load(DEPLOY)["jobs"][stack]
-    assert job["env"]["STACK"] == stack
+@pytest.mark.parametrize("key", ["throwaway", "protected"])
+def test_deploy_guards_a_preview_then_applies_exactly_its_plan(key: str) -> None:
+    job = load(DEPLOY)["jobs"][key]
+    assert job["env"]["STACK"] == "${{ matrix.stack }}"
     _oidc_env(job)
     _cli_installed_at_the_e2e_version(job)
     assert "pull-requests" not in job["permissions"]
@@ -291,8 +359,32 @@ def test_every_shared_command_the_workflows_run_is_exercised_by_the_e2e() -> Non
     # tests/e2e/test_sandbox.py drives `kms-aks sandbox`, whose commands are these too (kms_aks_tools/sandbox.py).
     sources = [*(ROOT / "tests" / "e2e").glob("*.py"), ROOT / "kms_aks_tools" / "sandbox.py"]
     exercised = set(re.findall(r"\.ci\(\s*\"([a-z-]+)\"", "\n".join(p.read_text() for p in sources)))
-    assert used == {"policy-venv", "check-secrets", "preview", "up", "comment"}
+    assert used == {"policy-venv", "check-secrets", "preview", "up", "comment", "fleet-preview", "fleet-up"}
     assert used <= exercised
+
+
+@pytest.mark.parametrize("path", [PREVIEW, DEPLOY], ids=["preview", "deploy"])
+def test_a_fleet_job_previews_every_fleet_stack(path: Path) -> None:
+    job = load(path)["jobs"]["fleet"]
+    assert _matrix_source(job) == "fleet"
+    _oidc_env_without_pack(job)
+    check = index_of(job, lambda s: runs(s, r'check-secrets "\$\{STACK\}" fleet'), "checking the fleet's secrets")
+    preview = _pulumi_step(job, "fleet-preview")
+    assert check < preview
+    if path == DEPLOY:
+        assert preview < _pulumi_step(job, "fleet-up")
+    else:
+        # In a PR the fleet is previewed after the clusters' previews, never applied.
+        assert "preview" in job["needs"]
+        assert "fleet-up" not in yaml.safe_dump(job)
+
+
+def _oidc_env_without_pack(job: dict[str, Any]) -> None:
+    env = job["env"]
+    assert env["ARM_USE_OIDC"] == "true"
+    assert env["PULUMI_BACKEND_URL"].startswith("azblob://${{ vars.")
+    assert job["permissions"]["id-token"] == "write"
+    assert "stack select" not in yaml.safe_dump(job)
 
 
 def e2e_cli_version() -> str:

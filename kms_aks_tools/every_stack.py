@@ -1,0 +1,255 @@
+"""`kms-aks <subcommand> --all`: one subcommand over every `Pulumi.*.yaml` of a project, in parallel, as one table.
+
+    kms-aks plan --all [--jobs N] [--project DIR] [--json FILE|-] [--as-of YYYY-MM-DD]
+    kms-aks rotate-check --all ...
+
+Any subcommand whose module defines `summarize(stack_file, as_of) -> StackRow` gets `--all` (`kms_aks_tools.cli`
+adds the options): each stack runs in its own process (`python -m kms_aks_tools.every_stack --worker ...`), up to
+`--jobs` at once (default: the machine's cores), so memory is bounded by the worker count and a stack that crashes
+its interpreter takes only its own row down. The table has one row per stack: location, the whole key id, the key's
+expiry and days left, the policy verdict and the rotation verdict (what the subcommand did not run says so), and the
+same rows as `--json`. The exit code is the worst of the stacks' (2 bad input > 1 blocked/refused > 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_OK, make_console
+
+NOT_RUN = "not run"
+
+
+@dataclass
+class StackRow:
+    """One stack's line in the table (and its object in `--json`)."""
+
+    stack: str
+    exit_code: int = EXIT_OK
+    location: str | None = None
+    key_id: str | None = None
+    key_expiry: str | None = None  # ISO date, or a few words when there is no date ("never", "outside this stack")
+    days_left: int | None = None
+    policy: str = NOT_RUN  # clean, advisory, blocked
+    rotation: str = NOT_RUN  # fit, fit with warnings, refused
+    error: str | None = None
+
+
+Summarize = Callable[[str, date], StackRow]
+
+
+def summarizer(subcommand: str) -> Summarize | None:
+    """The subcommand's `summarize` function, or None when it has no `--all`."""
+    from kms_aks_tools.cli import SUBCOMMANDS
+
+    module = SUBCOMMANDS.get(subcommand, ("", ""))[0]
+    return getattr(importlib.import_module(module), "summarize", None) if module else None
+
+
+# ------------------------------------------------------------------------------------------- options
+
+
+def add_all_options(parser: argparse.ArgumentParser) -> None:
+    """`--all` and its companions on a subcommand's parser (the options it already has are kept)."""
+    group = parser.add_argument_group(
+        "every stack (--all)",
+        "every Pulumi.*.yaml of the project, each in its own process; one table (and --json); "
+        "the exit code is the worst of the stacks'",
+    )
+    group.add_argument("--all", action="store_true", help="every Pulumi.*.yaml of the project, in parallel, one table")
+    group.add_argument(
+        "--jobs", type=_positive, default=None, help="stacks at once with --all (default: the machine's cores)"
+    )
+    group.add_argument(
+        "--project", type=Path, default=None, help="the folder whose Pulumi.*.yaml --all runs (default: this project)"
+    )
+    only_with_all = {"jobs": "--jobs", "project": "--project"}
+    existing = parser._option_string_actions  # argparse has no public "has this option"
+    if "--json" not in existing:
+        group.add_argument("--json", dest="json_out", help="with --all: write the table as JSON to FILE ('-': stdout)")
+        only_with_all["json_out"] = "--json"
+    if "--as-of" not in existing:
+        group.add_argument("--as-of", type=_date, default=None, help="key expiry judged as of (default: today, UTC)")
+        only_with_all["as_of"] = "--as-of"
+    parser.set_defaults(only_with_all=only_with_all)
+
+
+def misplaced_options(args: argparse.Namespace) -> list[str]:
+    """The `--all` options given without `--all` (they would be ignored silently otherwise)."""
+    if getattr(args, "all", False):
+        return []
+    return [flag for dest, flag in getattr(args, "only_with_all", {}).items() if getattr(args, dest, None)]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1 (got {value})")
+    return value
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+# What --all cannot do: options that write one stack's files, or judge one stack's inputs.
+SINGLE_STACK_OPTIONS = {"graph": "--graph", "arm": "--arm", "applied": "--applied", "policy_config": "--policy-config"}
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def stack_files(project: Path) -> list[Path]:
+    """Every `Pulumi.<stack>.yaml` of `project`, in stack-name order."""
+    from kms_aks_tools.mock_engine import stack_names
+
+    return [project / f"Pulumi.{name}.yaml" for name in stack_names(project)]
+
+
+def run_worker(subcommand: str, stack_file: Path, as_of: date) -> StackRow:
+    """One stack in its own process; whatever happens to it (a crash included) ends up in its row."""
+    name = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    command = [
+        sys.executable,
+        "-m",
+        "kms_aks_tools.every_stack",
+        "--worker",
+        subcommand,
+        str(stack_file),
+        as_of.isoformat(),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                return StackRow(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                break
+    last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+    return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=f"the stack's process failed: {last}")
+
+
+def run_all(subcommand: str, project: Path, *, as_of: date, jobs: int | None = None) -> list[StackRow]:
+    """Runs `subcommand` for every stack of `project`, `jobs` processes at once; rows in stack-name order."""
+    files = stack_files(project)
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(files) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda path: run_worker(subcommand, path, as_of), files))
+
+
+def worst_exit_code(rows: list[StackRow]) -> int:
+    return max((row.exit_code for row in rows), default=EXIT_OK)
+
+
+def render(subcommand: str, rows: list[StackRow], as_of: date, console: Console) -> None:
+    table = Table(title=f"kms-aks {subcommand} --all (as of {as_of})", show_lines=False)
+    for column in ("stack", "location", "key id", "key expiry", "days left", "policy", "rotation", "exit"):
+        table.add_column(column, no_wrap=column in ("key id", "stack"))
+    styles = {0: "green", 1: "yellow", 2: "bold red"}
+    for row in rows:
+        table.add_row(
+            escape(row.stack),
+            escape(row.location or "-"),
+            escape(row.key_id or "-"),
+            escape(row.key_expiry or "-"),
+            "-" if row.days_left is None else str(row.days_left),
+            escape(row.policy),
+            escape(row.rotation),
+            f"[{styles.get(row.exit_code, 'bold red')}]{row.exit_code}[/]",
+        )
+    console.print(table)
+    for row in rows:
+        if row.error:
+            console.print(f"[bold red]{escape(row.stack)}:[/] {escape(row.error)}")
+    worst = worst_exit_code(rows)
+    console.print(f"{len(rows)} stack(s); exit code {worst} (the worst of the stacks')")
+
+
+def document(subcommand: str, rows: list[StackRow], as_of: date) -> str:
+    body = {
+        "subcommand": subcommand,
+        "asOf": as_of.isoformat(),
+        "exitCode": worst_exit_code(rows),
+        "stacks": [{_camel(k): v for k, v in asdict(row).items()} for row in rows],
+    }
+    return json.dumps(body, indent=2) + "\n"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def run(args: argparse.Namespace, subcommand: str) -> int:
+    """`kms-aks <subcommand> --all`: the table (stderr when JSON goes to stdout), the JSON, the worst exit code."""
+    json_out = getattr(args, "json_out", None)
+    console = make_console(stderr=json_out == "-")
+    refused = [flag for dest, flag in SINGLE_STACK_OPTIONS.items() if getattr(args, dest, None)]
+    if refused:
+        console.print(f"[bold red]error:[/] {', '.join(refused)} works on one stack (--stack), not with --all")
+        return EXIT_BAD_INPUT
+    from kms_aks_tools.mock_engine import ROOT
+
+    project = (args.project or ROOT).resolve()
+    if not project.is_dir():
+        console.print(f"[bold red]error:[/] --project {escape(str(project))}: not a folder")
+        return EXIT_BAD_INPUT
+    if not stack_files(project):
+        console.print(f"[bold red]error:[/] no Pulumi.<stack>.yaml in {escape(str(project))}")
+        return EXIT_BAD_INPUT
+    as_of = args.as_of or datetime.now(tz=UTC).date()
+    rows = run_all(subcommand, project, as_of=as_of, jobs=args.jobs)
+    render(subcommand, rows, as_of, console)
+    if json_out:
+        text = document(subcommand, rows, as_of)
+        if json_out == "-":
+            sys.stdout.write(text)
+        else:
+            Path(json_out).write_text(text)
+            console.print(f"table written to {escape(json_out)}")
+    return worst_exit_code(rows)
+
+
+def _worker_main(subcommand: str, stack_file: str, as_of: str) -> int:
+    """The worker process: one stack's row as one JSON line on stdout; never a traceback."""
+    name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    summarize = summarizer(subcommand)
+    if summarize is None:
+        row = StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=f"kms-aks {subcommand} has no --all")
+    else:
+        try:
+            row = summarize(stack_file, date.fromisoformat(as_of))
+        except Exception as error:  # a program or tool bug: this stack's row says so, the others still run
+            row = StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=f"{type(error).__name__}: {error}")
+    sys.stdout.write(json.dumps(asdict(row)) + "\n")
+    return row.exit_code
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        code = _worker_main(*sys.argv[2:])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # the SDK's gRPC threads have nothing left to do
+    sys.stderr.write("usage: python -m kms_aks_tools.every_stack --worker SUBCOMMAND STACK_FILE YYYY-MM-DD\n")
+    sys.exit(EXIT_BAD_INPUT)

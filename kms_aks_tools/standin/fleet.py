@@ -1,0 +1,207 @@
+"""Azure Kubernetes Fleet Manager as azure-native 3.29 serves it, for the mock engine and the stand-in.
+
+The `fleet/` project (`components/kms_fleet.py`) declares a Fleet, its members, an update strategy and an
+auto-upgrade profile. This module is the one place that knows how azure-native answers them:
+
+- **API version.** pulumi-azure-native 3.29.0's `containerservice.Fleet`, `FleetMember`, `FleetUpdateStrategy`,
+  `UpdateRun` and `AutoUpgradeProfile` all use Azure REST API version **2024-05-02-preview** (each class's
+  docstring in the installed SDK: "Uses Azure REST API version 2024-05-02-preview").
+- **ARM ids** (the PUT paths of `Microsoft.ContainerService/fleet` 2024-05-02-preview `fleets.json`):
+  `.../resourceGroups/{rg}/providers/Microsoft.ContainerService/fleets/{fleetName}` and its child collections
+  `/members/{fleetMemberName}`, `/updateStrategies/{updateStrategyName}`, `/autoUpgradeProfiles/{name}`,
+  `/updateRuns/{updateRunName}`.
+- **Replace rules.** `provider/pkg/gen/replacement.go`'s `forceNewMap` has no Fleet entry, so replacements come
+  from the path parameters and the spec's create-only properties (`x-ms-mutability` without "update", read by
+  `provider/pkg/gen/properties.go` `genProperty` -> `forceNew`; a property whose type has create-only children is
+  `ForceNewInferredFromReferencedTypes`, and the differ looks one level into it, as for the cluster's
+  `networkProfile`): `FleetMemberProperties.clusterResourceId`, `FleetHubProfile.dnsPrefix`,
+  `.apiServerAccessProfile` and `.agentProfile`, `AutoUpgradeProfileProperties.updateStrategyId`, and the
+  tracked Fleet's `location`. A member's `group` and a strategy's `strategy` are mutable (updated in place).
+- **Outputs.** As the service answers a PUT (the spec's examples): `provisioningState`, the member's `status`,
+  a hub's `fqdn`/`kubernetesVersion`/`portalFqdn` only when the fleet has a hub, an `eTag`, and
+  `azureApiVersion`.
+
+It also answers the engine's built-ins from the stacks the mock engine was given (`AzureNativeMocks(stacks=...)`):
+the `pulumi:pulumi:StackReference` read and the `pulumi:pulumi:readStackOutputs` invoke (pulumi
+`pkg/resource/deploy/builtins.go`), failing like the engine's backend client for a stack it does not have
+(`unknown stack "<name>"`): the read as an error, the invoke as a failure the program can catch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pulumi.runtime import mocks as pulumi_mocks
+
+from kms_aks_tools.mock_engine import CALLS, AzureNativeMocks, _rg_id, provider_outputs
+from kms_aks_tools.standin import rules
+
+API_VERSION = "2024-05-02-preview"
+FLEET = "azure-native:containerservice:Fleet"
+FLEET_MEMBER = "azure-native:containerservice:FleetMember"
+UPDATE_STRATEGY = "azure-native:containerservice:FleetUpdateStrategy"
+AUTO_UPGRADE_PROFILE = "azure-native:containerservice:AutoUpgradeProfile"
+UPDATE_RUN = "azure-native:containerservice:UpdateRun"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+
+_SPEC = "Microsoft.ContainerService/fleet 2024-05-02-preview fleets.json"
+
+rules.RULES.update(
+    {
+        FLEET: rules.Rules(
+            path=("resourceGroupName", "fleetName"),
+            force_new=frozenset(
+                {"location", "hubProfile.dnsPrefix", "hubProfile.apiServerAccessProfile", "hubProfile.agentProfile"}
+            ),
+            source=f"PUT .../fleets/{{fleetName}}; {_SPEC}: TrackedResource.location and FleetHubProfile's "
+            "dnsPrefix, apiServerAccessProfile, agentProfile x-ms-mutability [read, create]",
+        ),
+        FLEET_MEMBER: rules.Rules(
+            path=("resourceGroupName", "fleetName", "fleetMemberName"),
+            force_new=frozenset({"clusterResourceId"}),
+            source=f"PUT .../fleets/{{fleetName}}/members/{{fleetMemberName}}; {_SPEC}: "
+            "FleetMemberProperties.clusterResourceId x-ms-mutability [read, create]; group is mutable",
+        ),
+        UPDATE_STRATEGY: rules.Rules(
+            path=("resourceGroupName", "fleetName", "updateStrategyName"),
+            source=f"PUT .../fleets/{{fleetName}}/updateStrategies/{{updateStrategyName}}; {_SPEC}: "
+            "strategy x-ms-mutability [read, update, create]",
+        ),
+        AUTO_UPGRADE_PROFILE: rules.Rules(
+            path=("resourceGroupName", "fleetName", "autoUpgradeProfileName"),
+            force_new=frozenset({"updateStrategyId"}),
+            source=f"PUT .../fleets/{{fleetName}}/autoUpgradeProfiles/{{autoUpgradeProfileName}}; {_SPEC}: "
+            "AutoUpgradeProfileProperties.updateStrategyId x-ms-mutability [read, create]",
+        ),
+        UPDATE_RUN: rules.Rules(
+            path=("resourceGroupName", "fleetName", "updateRunName"),
+            source=f"PUT .../fleets/{{fleetName}}/updateRuns/{{updateRunName}}; {_SPEC}",
+        ),
+    }
+)
+
+# Path parameters are inputs only: ARM's response body has none of them.
+_PATH_PARAMETERS = frozenset(
+    {"resourceGroupName", "fleetName", "fleetMemberName", "updateStrategyName", "autoUpgradeProfileName"}
+)
+
+
+def _etag(*parts: str) -> str:
+    return f'"{hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]}"'
+
+
+def fleet_id(resource_group: str, fleet: str) -> str:
+    return f"{_rg_id(resource_group)}/providers/Microsoft.ContainerService/fleets/{fleet}"
+
+
+def _body(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in inputs.items() if k not in _PATH_PARAMETERS}
+
+
+def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
+    # azure-native's AutoNameRandom: the logical name and 8 hex digits (the stand-in's Check draws them first).
+    return f"{args.name}{hashlib.sha256(args.name.encode()).hexdigest()[:8]}"
+
+
+@provider_outputs(FLEET)
+def _fleet(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("fleetName") or _autoname(args)
+    rg = inputs["resourceGroupName"]
+    outputs: dict[str, Any] = {
+        **_body(inputs),
+        "name": name,
+        "provisioningState": "Succeeded",
+        "eTag": _etag("fleet", rg, name),
+        "type": "Microsoft.ContainerService/fleets",
+        "azureApiVersion": API_VERSION,
+    }
+    hub = inputs.get("hubProfile")
+    if isinstance(hub, dict):
+        # A hub is an AKS cluster the service runs for the fleet: it has an API server of its own.
+        prefix = hub.get("dnsPrefix") or name
+        digest = hashlib.sha256(f"{rg}/{name}".encode()).hexdigest()[:8]
+        outputs["hubProfile"] = {
+            **hub,
+            "fqdn": f"{prefix}-{digest}.hcp.{inputs.get('location', '')}.azmk8s.io",
+            "portalFqdn": f"{prefix}-{digest}.portal.hcp.{inputs.get('location', '')}.azmk8s.io",
+            "kubernetesVersion": "1.33.2",
+        }
+    return fleet_id(rg, name), outputs
+
+
+@provider_outputs(FLEET_MEMBER)
+def _fleet_member(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("fleetMemberName") or _autoname(args)
+    rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
+    outputs = {
+        **_body(inputs),
+        "clusterResourceId": inputs["clusterResourceId"],
+        "name": name,
+        "provisioningState": "Succeeded",
+        "status": {"lastOperationId": _etag("member-operation", rg, fleet, name).strip('"')},
+        "eTag": _etag("member", rg, fleet, name),
+        "type": "Microsoft.ContainerService/fleets/members",
+        "azureApiVersion": API_VERSION,
+    }
+    return f"{fleet_id(rg, fleet)}/members/{name}", outputs
+
+
+@provider_outputs(UPDATE_STRATEGY)
+def _update_strategy(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    name = inputs.get("updateStrategyName") or _autoname(args)
+    rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
+    outputs = {
+        **_body(inputs),
+        "strategy": inputs["strategy"],
+        "name": name,
+        "provisioningState": "Succeeded",
+        "eTag": _etag("strategy", rg, fleet, name),
+        "type": "Microsoft.ContainerService/fleets/updateStrategies",
+        "azureApiVersion": API_VERSION,
+    }
+    return f"{fleet_id(rg, fleet)}/updateStrategies/{name}", outputs
+
+
+@provider_outputs(AUTO_UPGRADE_PROFILE)
+def _auto_upgrade_profile(
+    _: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
+) -> tuple[str, dict]:
+    name = inputs.get("autoUpgradeProfileName") or _autoname(args)
+    rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
+    outputs = {
+        **_body(inputs),
+        "channel": inputs["channel"],
+        "name": name,
+        "provisioningState": "Succeeded",
+        "eTag": _etag("auto-upgrade", rg, fleet, name),
+        "type": "Microsoft.ContainerService/fleets/autoUpgradeProfiles",
+        "azureApiVersion": API_VERSION,
+    }
+    return f"{fleet_id(rg, fleet)}/autoUpgradeProfiles/{name}", outputs
+
+
+class UnknownStack(LookupError):
+    """The engine's answer to a StackReference whose stack the backend does not have."""
+
+
+@provider_outputs(STACK_REFERENCE)
+def _stack_reference(mocks: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+    # The engine's built-in provider reads the stack's outputs from the backend (builtins.go readStackReference).
+    name = str(inputs.get("name") or args.resource_id or args.name)
+    outputs = mocks.stacks.get(name)
+    if outputs is None:
+        raise UnknownStack(f'unknown stack "{name}"')
+    return name, {"name": name, "outputs": dict(outputs), "secretOutputNames": []}
+
+
+def _read_stack_outputs(mocks: AzureNativeMocks, args: pulumi_mocks.MockCallArgs) -> Any:
+    name = str(args.args.get("name", ""))
+    outputs = mocks.stacks.get(name)
+    if outputs is None:
+        return {}, [("name", f'unknown stack "{name}"')]
+    return {"name": name, "outputs": dict(outputs), "secretOutputNames": []}
+
+
+CALLS[READ_STACK_OUTPUTS] = _read_stack_outputs
