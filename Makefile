@@ -14,7 +14,7 @@ SCAN_VENV := .venv-scan
 SAFE_ARGS = $(subst $$,\$$,$(value ARGS))
 
 .DEFAULT_GOAL := help
-.PHONY: help plan test e2e lint guard rotate-check check-config bench graphviz clean scan scan-venv \
+.PHONY: help plan test e2e fixtures lint guard rotate-check check-config bench graphviz clean scan scan-venv \
 	sandbox-up sandbox-preview sandbox-destroy sandbox-fixtures
 
 ## help: this list.
@@ -106,6 +106,12 @@ sandbox-destroy: $(VENV)/.installed $(POLICY_VENV)
 ## sandbox-fixtures: re-record tests/fixtures/sandbox/ (real previews of real changes, under the real CLI).
 sandbox-fixtures: $(VENV)/.installed $(POLICY_VENV)
 	$(PY) tests/fixtures/sandbox/record.py
+
+## fixtures: re-record the guard's previews (tests/fixtures/recorded/) with the real Pulumi CLI against the stand-in.
+##           make fixtures ARGS="dev-key-rotation"   records one scenario (tests/e2e/record_previews.py lists them)
+fixtures: $(VENV)/.installed
+	@bash e2e/toolchain/build.sh >/dev/null
+	$(PY) -m tests.e2e.record_previews $(SAFE_ARGS)
 
 ## lint: ruff only.
 lint: $(VENV)/.installed

@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from kms_aks_tools.guard import MASKED_SECRET, BadInput, Preview, Step, load_preview, split_property_path, step_type
+from kms_aks_tools.guard import MASKED_SECRET, BadInput, Preview, Step, load_preview, split_property_path, type_from_urn
 from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_OK, make_console, subcommand_parser
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
@@ -139,7 +139,7 @@ def summarize(preview: Preview) -> list[Change]:
             Change(
                 op=step.op,
                 urn=step.urn,
-                type=step_type(step),
+                type=type_from_urn(step.urn) or "(no type in the URN)",
                 name=_name(step.urn),
                 properties=_property_changes(step) if step.op not in ("create", "delete") else (),
                 replace_reasons=tuple(step.replaceReasons or ()),
