@@ -4,6 +4,8 @@
     kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID']
     kms-aks rotate-check [--stack prod] [--as-of YYYY-MM-DD]
     kms-aks check-config [--stack dev]
+    kms-aks reencrypt --stack prod [--kubeconfig FILE] [--context NAME] [--dry-run]
+    kms-aks key-status --stack prod [--kubeconfig FILE] [--context NAME]
 
 The Makefile's `make plan`, `make guard`, `make rotate-check` and `make check-config` are shortcuts for these.
 """
@@ -29,14 +31,24 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "guard": ("kms_aks_tools.guard", "refuse a `pulumi preview --json` plan that makes an irreversible KMS change"),
     "rotate-check": ("kms_aks_tools.rotation", "whether each KMS key's expiry leaves time to rotate it"),
     "check-config": ("kms_aks_tools.cli", "validate Pulumi.<stack>.yaml as the program does, nothing else"),
+    "reencrypt": (
+        "kms_aks_tools.cluster.reencrypt",
+        "rewrite every Secret of a cluster under its current KMS key, then record it in rotations/<stack>.yaml",
+    ),
+    "key-status": (
+        "kms_aks_tools.cluster.key_status",
+        "the KMS key the stack pins, the one the API server uses and reads with, and its re-encryption record",
+    ),
 }
 
 EXIT_CODES = (
     "exit codes (every subcommand):\n"
     "  0  ok\n"
     "  1  blocked by policy or findings (plan: a mandatory violation; guard: an irreversible KMS change;\n"
-    "     rotate-check: a key that expires before it can be rotated)\n"
-    "  2  bad input: usage, unknown stack, invalid YAML or stack config, unreadable files\n"
+    "     rotate-check: a key that expires before it can be rotated; reencrypt: some Secrets failed;\n"
+    "     key-status: the current key is not the stack's or has no re-encryption record)\n"
+    "  2  bad input: usage, unknown stack, invalid YAML or stack config, unreadable files; an unreachable\n"
+    "     cluster, an unknown context, refused credentials (nothing written)\n"
     "run `kms-aks <subcommand> --help` for each subcommand's options"
 )
 

@@ -21,6 +21,14 @@ EXIT_CODES_HELP = {
     "  1  refused: the key's expiry does not leave time to rotate\n  2  bad input: unknown stack, invalid config",
     "check-config": "exit codes:\n  0  the stack config is valid\n"
     "  2  bad input: invalid YAML or config, unknown stack",
+    "reencrypt": "exit codes:\n"
+    "  0  every Secret rewritten under the stack's key; record appended to rotations/<stack>.yaml\n"
+    "  1  some Secrets failed (each named with the reason; a rerun retries them), or the key changed mid-pass\n"
+    "  2  bad input: unknown stack or context, unreachable API server, refused credentials, missing rights,\n"
+    "     a cluster whose current key is not the stack's (nothing written)",
+    "key-status": "exit codes:\n  0  the current key is the stack's and has a complete re-encryption record\n"
+    "  1  it is not the stack's key, or it has no complete record (run kms-aks reencrypt)\n"
+    "  2  bad input: unknown stack or context, unreachable API server, refused credentials",
 }
 
 
