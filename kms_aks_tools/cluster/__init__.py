@@ -1,0 +1,16 @@
+"""A real Kubernetes control plane for the e2e scenarios (docs/real-cluster.md): etcd, kube-apiserver with KMS
+v2 encryption of Secrets, our KMS plugin and a Key Vault data-plane stand-in; and how to read etcd's bytes."""
+
+from kms_aks_tools.cluster.controlplane import ControlPlane, ControlPlaneError, build_binaries
+from kms_aks_tools.cluster.envelope import Envelope, envelope_key_id, metric_key_id_hash, parse_envelope, plugin_key_id
+
+__all__ = [
+    "ControlPlane",
+    "ControlPlaneError",
+    "Envelope",
+    "build_binaries",
+    "envelope_key_id",
+    "metric_key_id_hash",
+    "parse_envelope",
+    "plugin_key_id",
+]
