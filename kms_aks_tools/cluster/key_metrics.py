@@ -21,12 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+from kms_aks_tools.cluster.metrics import LAST_USED, PREFIX, STATUS, TOTAL, key_id_hash_samples
 
-PREFIX = "apiserver_envelope_encryption_key_id_hash"
-STATUS_TIMESTAMP = f"{PREFIX}_status_last_timestamp_seconds"
-USE_TOTAL = f"{PREFIX}_total"
-USE_TIMESTAMP = f"{PREFIX}_last_timestamp_seconds"
 FROM_STORAGE, TO_STORAGE = "from_storage", "to_storage"
 
 
@@ -53,11 +49,6 @@ class EnvelopeMetrics:
         """The key the newest Status call returned: the one the API server encrypts with now."""
         return max(self.status, key=lambda h: self.status[h], default=None)
 
-    @property
-    def current_seen_at(self) -> datetime | None:
-        current = self.current
-        return self.status[current] if current else None
-
     def reported_hashes(self) -> list[str]:
         """Every key hash the metrics name: Status ones newest first, then the others, sorted."""
         by_status = sorted(self.status, key=lambda h: self.status[h], reverse=True)
@@ -70,8 +61,8 @@ def _timestamp(value: float) -> datetime | None:
 
 
 def parse_metrics(text: str) -> EnvelopeMetrics:
-    """The envelope-encryption series of a Prometheus text exposition (other series are skipped unparsed)."""
-    # The full exposition of an API server is thousands of lines; only the key-id families are parsed.
+    """The key-id series of a Prometheus text exposition, per key hash (metrics.key_id_hash_samples reads them)."""
+    # An API server's exposition is thousands of lines; only the key-id families go to the parser.
     lines = [line for line in text.splitlines() if PREFIX in line]
     result = EnvelopeMetrics(served=True)
     if not any(not line.startswith("#") for line in lines):
@@ -81,27 +72,25 @@ def parse_metrics(text: str) -> EnvelopeMetrics:
             "KMS v2 provider, or has not used it since it started"
         )
         return result
-    for family in text_string_to_metric_families("\n".join(lines) + "\n"):
-        for sample in family.samples:
-            key_hash = sample.labels.get("key_id_hash", "")
-            if not key_hash:
-                continue
-            if sample.name == STATUS_TIMESTAMP:
-                seen = _timestamp(sample.value)
-                if seen is not None and (key_hash not in result.status or seen > result.status[key_hash]):
-                    result.status[key_hash] = seen
-                continue
-            kind = sample.labels.get("transformation_type")
-            table = {FROM_STORAGE: result.reads, TO_STORAGE: result.writes}.get(kind or "")
-            if table is None:
-                continue
-            use = table.setdefault(key_hash, KeyUse())
-            if sample.name == USE_TOTAL:
-                use.count += int(sample.value)
-            elif sample.name == USE_TIMESTAMP:
-                last = _timestamp(sample.value)
-                if last is not None and (use.last is None or last > use.last):
-                    use.last = last
+    for sample in key_id_hash_samples("\n".join(lines) + "\n"):
+        if not sample.key_id_hash:
+            continue
+        if sample.metric == STATUS:
+            seen = _timestamp(sample.value)
+            previous = result.status.get(sample.key_id_hash)
+            if seen is not None and (previous is None or seen > previous):
+                result.status[sample.key_id_hash] = seen
+            continue
+        table = {FROM_STORAGE: result.reads, TO_STORAGE: result.writes}.get(sample.transformation_type)
+        if table is None:
+            continue
+        use = table.setdefault(sample.key_id_hash, KeyUse())
+        if sample.metric == TOTAL:
+            use.count += int(sample.value)
+        elif sample.metric == LAST_USED:
+            last = _timestamp(sample.value)
+            if last is not None and (use.last is None or last > use.last):
+                use.last = last
     return result
 
 

@@ -14,12 +14,13 @@ Three spellings of one key version:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from azure_facts import VERSIONED_KEY_ID
 from kms_aks.config import ConfigError, StackConfig, parse_stack_config, read_project_config
+from kms_aks_tools.cluster import envelope
+from kms_aks_tools.cluster.envelope import metric_key_id_hash
 from kms_aks_tools.cluster.records import records_path
 from kms_aks_tools.mock_engine import ROOT, StackFileError, load_stack_file, stack_names
 
@@ -40,13 +41,12 @@ def canonical_key_url(versioned_key_url: str) -> str:
 
 
 def plugin_key_id(versioned_key_url: str) -> str:
-    """The key id the Azure KMS plugin reports for this key version (and that each envelope in etcd carries)."""
-    return hashlib.sha256(canonical_key_url(versioned_key_url).encode()).hexdigest()
+    """The key id the Azure KMS plugin reports for this key version (and that each envelope in etcd carries);
+    `metric_key_id_hash` of it is the API server's metric label."""
+    return envelope.plugin_key_id(canonical_key_url(versioned_key_url))
 
 
-def metric_key_id_hash(key_id: str) -> str:
-    """The `key_id_hash` label the API server's envelope metrics give a plugin key id."""
-    return "sha256:" + hashlib.sha256(key_id.encode()).hexdigest()
+__all__ = ["StackKey", "StackKeyError", "canonical_key_url", "load_stack_key", "metric_key_id_hash", "plugin_key_id"]
 
 
 @dataclass(frozen=True)

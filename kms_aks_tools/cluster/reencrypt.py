@@ -25,8 +25,9 @@ So a rewrite is a plain replace of each Secret with what was read.
 Secret data is never printed: progress and errors name Secrets by namespace and name only.
 
 Exit codes: 0 every Secret rewritten and the record written; 1 some Secrets failed (each named, with the
-reason), or the key changed during the pass; 2 bad input, an unreachable cluster, an unknown context, refused
-credentials or missing rights, or a cluster whose current key is not the stack's: nothing written.
+reason), listing stopped midway (a rerun continues), or the key changed during the pass; 2 bad input, an
+unreachable cluster, an unknown context, refused credentials or missing rights, or a cluster whose current
+key is not the stack's: nothing written.
 """
 
 from __future__ import annotations
@@ -339,19 +340,30 @@ class Options:
     progress_every: int = DEFAULT_PROGRESS_EVERY
 
 
+class ListingError(Exception):
+    """Listing a page failed for good (after retries): the pass stops; the checkpoint holds the pages done."""
+
+
 def list_pages(
-    cluster: Cluster, page_size: int, token: str | None
+    cluster: Cluster,
+    page_size: int,
+    token: str | None,
+    limiter: RateLimiter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[tuple[list[dict[str, Any]], str | None, int | None]]:
     """Each page of Secrets in all namespaces: (items, the next page's continue token, remaining count).
 
     A continue token expires with etcd's compaction (the API server compacts every 5 minutes). The API server
     then answers 410 Gone with a fresh token that lists on from the same key, from a newer snapshot, which
-    suits a rewrite: whatever was written since is already under the current key.
+    suits a rewrite: whatever was written since is already under the current key. 429 and 5xx are retried.
     """
     from kubernetes.client.rest import ApiException
 
+    transient = 0
     while True:
         try:
+            if limiter is not None:
+                limiter.wait()
             response = cluster.core.list_secret_for_all_namespaces(
                 limit=page_size,
                 _continue=token or None,
@@ -360,10 +372,21 @@ def list_pages(
             )
         except ApiException as error:
             fresh = _expired_continue(error) if error.status == 410 and token else None
-            if fresh is None:
-                raise
-            token = fresh
-            continue
+            if fresh is not None:
+                token = fresh
+                continue
+            if error.status in TRANSIENT_STATUSES and transient < MAX_TRANSIENT_RETRIES:
+                transient += 1
+                sleep(_retry_after(error, transient))
+                continue
+            raise ListingError(f"listing Secrets failed: {describe_api_error(error)}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            if transient < MAX_TRANSIENT_RETRIES:
+                transient += 1
+                sleep(_retry_after(None, transient))
+                continue
+            raise ListingError(f"listing Secrets failed: {connection_problem(error) or error}") from None
+        transient = 0
         page = _json(response)
         metadata = page.get("metadata") or {}
         token = metadata.get("continue") or None
@@ -383,11 +406,11 @@ def _expired_continue(error: Any) -> str | None:
 @dataclass
 class PassResult:
     checkpoint: Checkpoint
-    interrupted_by: str | None = None
+    stopped_by: str | None = None  # why listing stopped before the end (the checkpoint holds the pages done)
 
     @property
     def complete(self) -> bool:
-        return self.checkpoint.listingDone and not self.checkpoint.failures
+        return self.stopped_by is None and self.checkpoint.listingDone and not self.checkpoint.failures
 
 
 class ReencryptionPass:
@@ -399,7 +422,8 @@ class ReencryptionPass:
         self.path = path
         self.options = options
         self.console = console
-        self.rewriter = Rewriter(cluster, RateLimiter(options.rate))
+        self.limiter = RateLimiter(options.rate)
+        self.rewriter = Rewriter(cluster, self.limiter)
 
     def _record(self, result: Result, counts: Counts, failures: list[Failure]) -> None:
         counts.conflicts += result.conflicts
@@ -439,9 +463,8 @@ class ReencryptionPass:
                         self._record(future.result(), state.counts, state.failures)
                     save()
                 if not state.listingDone:
-                    for items, token, remaining in list_pages(
-                        self.cluster, self.options.page_size, state.continueToken
-                    ):
+                    pages = list_pages(self.cluster, self.options.page_size, state.continueToken, self.limiter)
+                    for items, token, remaining in pages:
                         if remaining is not None:
                             state.estimatedTotal = state.counts.listed + len(items) + int(remaining)
                         elif token is None:
@@ -476,10 +499,14 @@ class ReencryptionPass:
                         state.listingDone = token is None
                         state.pagesDone += 1
                         save()
+        except ListingError as error:
+            stopped_by = str(error)
+        else:
+            stopped_by = None
         finally:
             progress.stop()
         state.elapsedSeconds = elapsed_before + (time.monotonic() - started)
-        return PassResult(state)
+        return PassResult(state, stopped_by)
 
 
 # ------------------------------------------------------------------------------------------- the command
@@ -609,6 +636,9 @@ def run(args: argparse.Namespace) -> int:
     except (StackKeyError, ClusterInputError, CheckpointError, RecordError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
+    except ListingError as error:  # --dry-run's listing; a pass reports its own
+        console.print(f"[bold red]error:[/] {escape(str(error))}")
+        return EXIT_BLOCKED
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
@@ -696,6 +726,12 @@ def _summary(state: Checkpoint) -> str:
 def _finish(result: PassResult, cluster: Cluster, stack_key: StackKey, path: Path, console: Console) -> int:
     state = result.checkpoint
     console.print(f"reencrypt: {_summary(state)}")
+    if result.stopped_by is not None:
+        console.print(
+            f"[bold red]reencrypt: {escape(result.stopped_by)}[/]; {state.pagesDone} pages are done and saved in "
+            f"{path}: rerun the same command to continue. No record was written"
+        )
+        return EXIT_BLOCKED
     if not result.complete:
         shown = state.failures[:100]
         for failure in shown:
