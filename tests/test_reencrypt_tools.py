@@ -16,6 +16,13 @@ from rich.console import Console
 from kms_aks_tools import cli
 from kms_aks_tools.cluster import keys
 from kms_aks_tools.cluster.key_metrics import parse_metrics
+from kms_aks_tools.cluster.records import (
+    ApiServerReport,
+    ClusterRef,
+    ReencryptionRecord,
+    SecretCounts,
+    append_record,
+)
 from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
 
 VAULT = "kv-kmsaks-test"
@@ -278,3 +285,46 @@ def test_no_key_series_means_not_served() -> None:
     metrics = parse_metrics('# TYPE apiserver_request_total counter\napiserver_request_total{code="200"} 1\n')
     assert not metrics.served and metrics.current is None
     assert "no apiserver_envelope_encryption_key_id_hash_* series" in (metrics.reason or "")
+
+
+# ------------------------------------------------------------------------------------------- key-status offline
+
+
+def a_record(key_id: str, *, complete: bool = True) -> ReencryptionRecord:
+    return ReencryptionRecord(
+        keyId=key_id,
+        pluginKeyId=keys.plugin_key_id(key_id),
+        complete=complete,
+        finishedAt=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+        durationSeconds=12.5,
+        cluster=ClusterRef(context="test-admin", server="https://127.0.0.1:6443"),
+        secrets=SecretCounts(listed=3, rewritten=3, deleted=0, failed=0 if complete else 1),
+        apiServer=ApiServerReport(metricsServed=False),
+    )
+
+
+def test_key_status_offline_shows_what_the_stack_and_the_records_know(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stack = write_stack(tmp_path)
+    code, out = run(capsys, "key-status", "--stack", str(stack), "--offline")
+    assert code == 1
+    assert f"has no complete re-encryption record in {tmp_path / 'rotations' / 'clustertest.yaml'}" in out
+    append_record(tmp_path / "rotations" / "clustertest.yaml", "clustertest", a_record(V2, complete=False))
+    assert run(capsys, "key-status", "--stack", str(stack), "--offline")[0] == 1, "an incomplete record is no record"
+    append_record(tmp_path / "rotations" / "clustertest.yaml", "clustertest", a_record(V1))
+    append_record(tmp_path / "rotations" / "clustertest.yaml", "clustertest", a_record(V2))
+    code, out = run(capsys, "key-status", "--stack", str(stack), "--offline", "--json")
+    assert code == 0
+    status = json.loads(out)
+    assert status["metricsServed"] is False and status["currentKeyId"] is None
+    assert [(k["keyId"], k["record"]) for k in status["keys"]] == [
+        (V2, "2026-11-30T12:00:00Z"),
+        (V1, "2026-11-30T12:00:00Z"),
+    ]
+
+
+def test_key_status_never_claims_a_key_it_cannot_know(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "key-status", "--stack", "dev", "--offline")
+    assert code == 1
+    assert "which key the cluster uses cannot be told" in out and "every Secret was rewritten" not in out

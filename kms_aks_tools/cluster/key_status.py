@@ -97,8 +97,11 @@ def build_status(
     status = KeyStatus(stack, pinned, pinned_note, metrics, records_file)
     pinned_hash = metric_key_id_hash(plugin_key_id(pinned)) if pinned else None
     hashes = metrics.reported_hashes() if metrics.served else []
-    if pinned_hash and pinned_hash not in hashes:
-        hashes.append(pinned_hash)
+    # Then what the stack and the records know, newest record first.
+    recorded = [metric_key_id_hash(plugin_key_id(r.keyId)) for r in sorted(records.records, key=lambda r: r.finishedAt)]
+    for key_hash in [*([pinned_hash] if pinned_hash else []), *reversed(recorded)]:
+        if key_hash not in hashes:
+            hashes.append(key_hash)
     for key_hash in hashes:
         row = KeyRow(key_id_hash=key_hash, key_id=names.get(key_hash))
         row.current = metrics.served and key_hash == metrics.current
@@ -123,7 +126,17 @@ def build_status(
                 f"the current key {current.key_id or current.key_id_hash} has no complete re-encryption record in "
                 f"{records_file}: run `kms-aks reencrypt --stack {stack}` before the next key change"
             )
-    elif pinned:
+    elif metrics.served:
+        status.findings.append(
+            "the API server's metrics name no current KMS key: it has not polled its KMS plugin's Status since it "
+            "started, or Secrets are not KMS-encrypted"
+        )
+    elif not pinned:
+        status.findings.append(
+            "which key the cluster uses cannot be told: the API server's metrics are not available and the stack "
+            "pins no version (pass --key-id, or pin it)"
+        )
+    else:
         record = records.complete_record_for(pinned)
         if record is None:
             status.findings.append(
@@ -161,6 +174,10 @@ def to_json(status: KeyStatus) -> dict[str, Any]:
     }
 
 
+def _hash_of(key_id: str | None) -> str | None:
+    return metric_key_id_hash(plugin_key_id(key_id)) if key_id else None
+
+
 def render(status: KeyStatus, console: Console) -> None:
     where = f" on {status.cluster['server']} (context {status.cluster['context']})" if status.cluster else ""
     console.print(f"[bold]KMS key of stack {escape(status.stack)}[/]{escape(where)}")
@@ -179,8 +196,10 @@ def render(status: KeyStatus, console: Console) -> None:
             slot = "read since start (previous)"
         elif status.metrics.served:
             slot = "-"
+        elif row.key_id_hash == _hash_of(status.pinned_key_id):
+            slot = "pinned by the stack"
         else:
-            slot = "pinned"
+            slot = "recorded"
         table.add_row(
             escape(row.key_id or f"unknown key, {row.key_id_hash}"),
             slot,
@@ -194,9 +213,16 @@ def render(status: KeyStatus, console: Console) -> None:
     console.print(f"  records: {escape(status.records_file)}")
     for finding in status.findings:
         console.print(f"[bold yellow]attention:[/] {escape(finding)}")
-    if not status.findings:
+    if status.findings:
+        return
+    if status.metrics.served:
         console.print(
             "[bold green]key-status: the current key is the stack's and every Secret was rewritten under it[/]"
+        )
+    else:
+        console.print(
+            "[bold green]key-status: the key the stack pins has a complete re-encryption record[/] (the key the "
+            "cluster uses now was not confirmed: no metrics)"
         )
 
 
