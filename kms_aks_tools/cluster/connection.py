@@ -78,6 +78,41 @@ def connect(kubeconfig: str | None, context: str | None, *, pool_size: int = 4) 
     return Cluster(api=client.ApiClient(configuration), context=chosen, server=configuration.host, kubeconfig=path)
 
 
+def request_raw(
+    cluster: Cluster,
+    method: str,
+    path: str,
+    *,
+    path_params: dict[str, str] | None = None,
+    query: list[tuple[str, str]] | None = None,
+    body: dict[str, Any] | None = None,
+    accept: str = "application/json",
+) -> bytes:
+    """One request through the client's own serializer and transport (auth, TLS, proxy), with a plain JSON body.
+
+    The generated methods of `kubernetes` >= 35 validate a body into their pydantic model, which keeps only the
+    fields the model knows; a replace must send the Secret back exactly as the API server gave it. This is the
+    path those methods take themselves (`param_serialize`, then `call_api`), minus that validation.
+    """
+    headers = {"Accept": accept}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    request = cluster.api.param_serialize(
+        method=method,
+        resource_path=path,
+        path_params=path_params or {},
+        query_params=query or [],
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = cluster.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
+    data = response.read()
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(http_resp=response, body=None, data=None)
+    return data
+
+
 def _list(names: list[str]) -> str:
     return ", ".join(names) if names else "none"
 
@@ -132,6 +167,8 @@ def preflight(cluster: Cluster, *, verbs: tuple[str, ...]) -> None:
             if not answer.status.allowed:
                 denied.append(verb)
     except ApiException as error:
+        if error.status == 0:  # the client's own wrapping of a TLS failure
+            raise ClusterInputError(f"cannot reach {where}: {error.reason}".replace("\n", ": ")) from None
         if error.status == 401:
             raise ClusterInputError(
                 f"{where} refused the credentials of the context (HTTP 401 Unauthorized): the token or certificate "

@@ -94,23 +94,18 @@ def parse_metrics(text: str) -> EnvelopeMetrics:
     return result
 
 
-def fetch_metrics(api_client: Any) -> EnvelopeMetrics:
-    """Scrapes the API server's `/metrics` through the client's own request path (its auth, TLS and proxy)."""
+def fetch_metrics(cluster: Any) -> EnvelopeMetrics:
+    """Scrapes the API server's `/metrics` (a `connection.Cluster`) through the client's own request path."""
     from kubernetes.client.rest import ApiException
 
+    from kms_aks_tools.cluster.connection import request_raw
+
     try:
-        response = api_client.call_api(
-            "/metrics",
-            "GET",
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=(5, 30),
-        )
+        text = request_raw(cluster, "GET", "/metrics", accept="text/plain").decode("utf-8", errors="replace")
     except ApiException as error:
         why = {401: "the credentials were refused", 403: "this user may not read /metrics", 404: "not served"}
         return EnvelopeMetrics(
             served=False,
             reason=f"GET /metrics: HTTP {error.status} ({why.get(error.status or 0, error.reason)})",
         )
-    body = response[0] if isinstance(response, tuple) else response
-    return parse_metrics(body.data.decode("utf-8", errors="replace"))
+    return parse_metrics(text)

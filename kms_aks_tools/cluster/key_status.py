@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
             cluster = connect(args.kubeconfig, args.context)
             try:
                 preflight(cluster, verbs=())
-                metrics = fetch_metrics(cluster.api)
+                metrics = fetch_metrics(cluster)
                 cluster_ref = {"context": cluster.context, "server": cluster.server}
             finally:
                 cluster.close()

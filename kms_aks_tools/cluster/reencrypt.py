@@ -60,6 +60,7 @@ from kms_aks_tools.cluster.connection import (
     connection_problem,
     describe_api_error,
     preflight,
+    request_raw,
 )
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
 from kms_aks_tools.cluster.keys import StackKey, StackKeyError, load_stack_key, metric_key_id_hash, plugin_key_id
@@ -212,6 +213,7 @@ class Rewriter:
     """Replaces one Secret with itself: retries a conflict with a fresh read, and a transient error after a pause."""
 
     def __init__(self, cluster: Cluster, limiter: RateLimiter, *, sleep: Callable[[float], None] = time.sleep):
+        self.cluster = cluster
         self.core = cluster.core
         self.limiter = limiter
         self.sleep = sleep
@@ -233,14 +235,14 @@ class Rewriter:
                     body = self.read(namespace, name)
                 sent = body["metadata"]["resourceVersion"]
                 self.limiter.wait()
-                answer = _json(
-                    self.core.replace_namespaced_secret(
-                        name,
-                        namespace,
-                        body,
-                        field_manager=FIELD_MANAGER,
-                        _preload_content=False,
-                        _request_timeout=REQUEST_TIMEOUT,
+                answer = json.loads(
+                    request_raw(
+                        self.cluster,
+                        "PUT",
+                        "/api/v1/namespaces/{namespace}/secrets/{name}",
+                        path_params={"namespace": namespace, "name": name},
+                        query=[("fieldManager", FIELD_MANAGER)],
+                        body=body,
                     )
                 )
             except ApiException as error:
@@ -615,7 +617,7 @@ def _key_name(key_hash: str | None, stack_key: StackKey) -> str:
 def _wait_for_stack_key(cluster: Cluster, stack_key: StackKey, wait: float, console: Console) -> EnvelopeMetrics:
     """The metrics once they show the stack's key as current, or as they are when `wait` seconds have passed."""
     deadline = time.monotonic() + max(wait, 0.0)
-    metrics = fetch_metrics(cluster.api)
+    metrics = fetch_metrics(cluster)
     told = False
     while metrics.served and metrics.current not in (None, stack_key.metric_hash) and time.monotonic() < deadline:
         if not told:
@@ -625,7 +627,7 @@ def _wait_for_stack_key(cluster: Cluster, stack_key: StackKey, wait: float, cons
             )
             told = True
         time.sleep(min(5.0, max(deadline - time.monotonic(), 0.0)))
-        metrics = fetch_metrics(cluster.api)
+        metrics = fetch_metrics(cluster)
     return metrics
 
 
@@ -746,7 +748,7 @@ def _finish(result: PassResult, cluster: Cluster, stack_key: StackKey, path: Pat
         )
         return EXIT_BLOCKED
     assert stack_key.key_id is not None and stack_key.metric_hash is not None
-    metrics = fetch_metrics(cluster.api)
+    metrics = fetch_metrics(cluster)
     if metrics.served and metrics.current != stack_key.metric_hash:
         path.unlink(missing_ok=True)
         console.print(
