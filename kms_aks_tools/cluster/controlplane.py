@@ -46,7 +46,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from kms_aks_tools.cluster.envelope import metric_key_id_hash, plugin_key_id
-from kms_aks_tools.cluster.keyvault import API_VERSION
 from kms_aks_tools.cluster.metrics import status_key_id_hash
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +53,8 @@ BUILD_SCRIPT = ROOT / "e2e" / "k8s" / "build.sh"
 # The vault the key ids name (the plugin hashes these URLs); requests go to the stand-in on loopback.
 DEFAULT_VAULT_URL = "https://kms-aks-dev.vault.azure.net/"
 DEFAULT_KEY_NAME = "kms-key"
+# Key Vault's REST API version, as the plugin sends it (e2e/k8s/kmsplugin/vault.go).
+KEY_VAULT_API_VERSION = "7.4"
 # The KMS provider's name in the EncryptionConfiguration, hence the etcd prefix k8s:enc:kms:v2:<provider>:.
 PROVIDER = "kms-aks"
 CONTEXT = "kms-aks-e2e"
@@ -295,7 +296,7 @@ class ControlPlane:
         """A new version of the key in the Key Vault stand-in (Key Vault's create-key on an existing name)."""
         response = self._http.post(
             f"{self.vault_endpoint}/keys/{self.key_name}/create",
-            params={"api-version": API_VERSION},
+            params={"api-version": KEY_VAULT_API_VERSION},
             headers={"Authorization": f"Bearer {self._vault_token}"},
             json={"kty": "RSA", "key_size": 2048, "key_ops": ["encrypt", "decrypt"]},
             timeout=30,

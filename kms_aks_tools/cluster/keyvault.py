@@ -41,7 +41,6 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-API_VERSION = "7.4"
 # Key Vault's key names: 1-127 characters, letters, digits and dashes.
 _NAME = r"[0-9A-Za-z-]{1,127}"
 _VERSION = r"[0-9a-f]{32}"
