@@ -14,7 +14,7 @@ SCAN_VENV := .venv-scan
 SAFE_ARGS = $(subst $$,\$$,$(value ARGS))
 
 .DEFAULT_GOAL := help
-.PHONY: help plan test e2e e2e-k8s lint guard rotate-check check-config bench graphviz clean scan scan-venv
+.PHONY: help plan test e2e e2e-k8s fixtures lint guard rotate-check check-config bench graphviz clean scan scan-venv
 
 ## help: this list.
 help:
@@ -87,6 +87,12 @@ e2e: $(VENV)/.installed
 e2e-k8s: $(VENV)/.installed
 	@bash e2e/k8s/build.sh >/dev/null
 	$(PY) -m pytest -q -p no:xdist tests/e2e_k8s $(PYTEST_ARGS)
+
+## fixtures: re-record the guard's previews (tests/fixtures/recorded/) with the real Pulumi CLI against the stand-in.
+##           make fixtures ARGS="dev-key-rotation"   records one scenario (tests/e2e/record_previews.py lists them)
+fixtures: $(VENV)/.installed
+	@bash e2e/toolchain/build.sh >/dev/null
+	$(PY) -m tests.e2e.record_previews $(SAFE_ARGS)
 
 ## lint: ruff only.
 lint: $(VENV)/.installed

@@ -1,31 +1,49 @@
-"""Plan guard: refuses a `pulumi preview --json` plan that makes an irreversible KMS change.
+"""Plan guard: refuses a `pulumi preview --json` plan that makes an irreversible or cutting KMS change.
 
-A policy pack sees only the desired state, so it cannot tell a new cluster from an existing one whose
-KMS key is being swapped, disabled or moved behind Private Link. `pulumi preview` shows all of those as
-an ordinary one-line "update". This module reads the preview's steps (old and new state, detailed
+A policy pack sees only the desired state, so it cannot tell a new cluster from an existing one whose KMS key is
+being swapped, whose identity loses its grant on the key, or whose vault is closed to it. `pulumi preview` shows
+all of those as ordinary one-line updates. This module reads the preview's steps (old and new state, detailed
 diff) and refuses:
 
-- a change of `securityProfile.azureKeyVaultKms.keyId` on an existing cluster (including an unknown
-  new key id, which cannot be reviewed);
-- `securityProfile.azureKeyVaultKms.enabled` going from true to false, or the KMS block removed;
-- any change of `securityProfile.azureKeyVaultKms.keyVaultNetworkAccess`;
-- a change of the cluster's `identity` (type or user-assigned identities);
-- op `replace`, `create-replacement`, `delete-replaced` or `delete` on a ManagedCluster, a Key Vault,
-  a Key Vault key or a user-assigned identity (and any op on those types the guard does not know);
+- on a cluster: a change of `securityProfile.azureKeyVaultKms.keyId` (including an unknown new key id, which
+  cannot be reviewed); `enabled` going from true to false or the KMS block removed; any change of
+  `keyVaultNetworkAccess`; a change of the cluster's `identity`;
+- the rotation gate: a key id change away from a current key that has no complete re-encryption record in
+  `rotations/<stack>.yaml` (written by `kms-aks reencrypt`): AKS keeps two key slots, and a rotation drops the
+  older one with every Secret still stored under it;
+- op `replace`, `create-replacement`, `delete-replaced` or `delete` on a ManagedCluster, a Key Vault, a Key Vault
+  key or a user-assigned identity (and any op on a KMS-relevant type the guard does not know);
+- on the KMS identity's grants (AccessPolicy, RoleAssignment): a delete or replace, an update that drops encrypt
+  or decrypt or changes the principal, scope, role, vault or tenant; a grant the preview does not let the guard
+  tie to the KMS identity, or clear of it, counts as the KMS identity's (fail closed);
+- on a Key Vault: a change of the permission model (`properties.enableRbacAuthorization`), public network
+  access, network ACLs (`properties.networkAcls`) or tenant (`properties.tenantId`);
+- `protect` removed from a KMS resource (cluster, vault, key, identity, grant);
 - an `update` of an existing Key Vault key's settings (expiry, size, type, operations, rotation policy, ...):
   azure-native sends it as ARM's `Keys_CreateIfNotExist`, which does not update an existing key. The preview
   calls it an update; the guard names it for what it is and gives the data-plane command that does it.
 
-A planned key rotation passes only through an explicit override that names the cluster's URN and the
-exact new versioned key id, given in a reviewable file (`--overrides guard-overrides.yaml`) or with
-`--allow-key-rotation URN=KEY_ID`. An override excuses that one key id change and nothing else.
+Every type is read through `azure_facts.tokens`: a KMS resource declared under a v2 versioned-module token or a
+v3 parameterized-package token is judged as its plain type, and a KMS-relevant type in a form the guard does not
+understand is a finding (`unrecognised-type`), never skipped.
+
+Overrides live in a reviewable file (`--overrides guard-overrides.yaml`); each excuses exactly one finding:
+
+- `keyRotations: [{urn, newKeyId, reason}]`: this cluster's key id may change to exactly this versioned key id
+  (also `--allow-key-rotation URN=KEY_ID`);
+- `reencryptionWaivers: [{urn, currentKeyId, reason}]`: this cluster may leave exactly this current key although
+  it has no re-encryption record (the rotation gate);
+- `transitions: [{urn, rule, at, reason}]`: exactly the finding printed as `REFUSED [rule] urn` / `at <at>`, for
+  the rules that a change made in the safe order legitimately meets (grants, the vault's permission model,
+  network and tenant, the cluster's identity, protect, and the deletion of a user-assigned identity).
 
 Usage::
 
     python -m kms_aks_tools.guard preview.json [--overrides FILE] [--allow-key-rotation URN=KEY_ID ...]
+        [--records DIR]
 
-Exit status: 0 when the plan is clean, 1 when there are findings, 2 when the input is unusable (not
-JSON, not the preview shape, no steps, a failed preview, a malformed override). Nothing passes by
+Exit status: 0 when the plan is clean, 1 when there are findings, 2 when the input is unusable (not JSON, not
+the preview shape, no steps, a failed preview, a malformed override or records file). Nothing passes by
 default: input the guard cannot read is a refusal, never a pass.
 """
 
@@ -41,11 +59,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich.console import Console
 from rich.text import Text
 
 from azure_facts import VERSIONED_KEY_ID
+from azure_facts.tokens import (
+    ACCESS_POLICY,
+    KEY,
+    KMS_RELEVANT_TYPES,
+    MANAGED_CLUSTER,
+    ROLE_ASSIGNMENT,
+    USER_ASSIGNED_IDENTITY,
+    VAULT,
+    UnrecognisedKmsToken,
+    canonical_type,
+)
+from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, normalize_key_id, records_path
 from kms_aks_tools.output import make_console, subcommand_parser
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
@@ -53,15 +83,15 @@ EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 
-MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
-VAULT = "azure-native:keyvault:Vault"
-KEY = "azure-native:keyvault:Key"
-USER_ASSIGNED_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 # Deleting or replacing any of these makes the cluster's etcd secrets unreadable (or the cluster gone).
 GUARDED_TYPES = frozenset({MANAGED_CLUSTER, VAULT, KEY, USER_ASSIGNED_IDENTITY})
+# The KMS identity's grants on the key (and, with a private vault, on the vault and subnets).
+GRANT_TYPES = frozenset({ACCESS_POLICY, ROLE_ASSIGNMENT})
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
 DESTRUCTIVE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "delete"})
-# Ops known to leave an existing guarded resource in place. Anything else on a guarded type is refused:
+REMOVING_OPS = frozenset({"delete", "delete-replaced"})
+# Ops known to leave an existing guarded resource in place. Anything else on a KMS-relevant type is refused:
 # a future CLI op the guard has never seen must not pass by default.
 NON_DESTRUCTIVE_OPS = frozenset({"same", "create", "update", "read", "refresh", "import"})
 # Ops whose step carries an existing resource's old state next to the planned new state.
@@ -81,6 +111,33 @@ DEFAULT_NETWORK_ACCESS = "Public"
 
 # A versioned Key Vault key identifier, as AKS KMS requires it (`key.kid`), from the shared Azure facts.
 KEY_ID_PATTERN = VERSIONED_KEY_ID
+
+# The vault's settings that decide whether the KMS identity reaches the key (ARM names, keyvault.json
+# VaultProperties), with ARM's value when the property is absent.
+VAULT_PERMISSION_MODEL_PATH = ("properties", "enableRbacAuthorization")
+VAULT_PUBLIC_NETWORK_PATH = ("properties", "publicNetworkAccess")
+VAULT_NETWORK_ACLS_PATH = ("properties", "networkAcls")
+VAULT_TENANT_PATH = ("properties", "tenantId")
+
+# The grants' fields whose change moves or narrows the grant (ARM names: AccessPolicyEntry, RoleAssignment).
+ACCESS_POLICY_PRINCIPAL = ("policy", "objectId")
+ACCESS_POLICY_KEYS = ("policy", "permissions", "keys")
+ROLE_ASSIGNMENT_PRINCIPAL = ("principalId",)
+GRANT_FIELDS: dict[str, dict[tuple[str, ...], str]] = {
+    ACCESS_POLICY: {
+        ACCESS_POLICY_PRINCIPAL: "principal",
+        ("policy", "tenantId"): "tenant",
+        ("vaultName",): "vault",
+        ("resourceGroupName",): "vault's resource group",
+    },
+    ROLE_ASSIGNMENT: {
+        ROLE_ASSIGNMENT_PRINCIPAL: "principal",
+        ("scope",): "scope",
+        ("roleDefinitionId",): "role",
+    },
+}
+# What AKS KMS needs on the key: wrap and unwrap data encryption keys.
+KMS_KEY_PERMISSIONS = frozenset({"encrypt", "decrypt"})
 
 # An existing key's settings that ARM takes only when it creates the key. azure-native's Key is a "hybrid"
 # resource whose update is the default one: the same PUT as the create, ARM's Keys_CreateIfNotExist ("does not
@@ -103,10 +160,37 @@ KEY_CREATE_TIME_SETTINGS: dict[tuple[str, ...], str] = {
 }
 KEY_DOCS = 'docs/rotation.md, "Changing a key\'s expiry, size or rotation policy"'
 
-_OVERRIDE_HINT = (
-    "For a planned rotation, add an entry {urn, newKeyId, reason} to the overrides file "
-    "(or --allow-key-rotation URN=KEY_ID), then re-encrypt every secret after `pulumi up`."
+# The findings a change made in the safe order legitimately meets: each one can be excused by a transition
+# override naming its URN, rule and path. `destructive-op` only for deleting a user-assigned identity (the last
+# step of an identity swap); on a cluster, vault or key it never is.
+OVERRIDABLE_RULES = frozenset(
+    {
+        "identity-change",
+        "kms-grant-removed",
+        "kms-grant-replaced",
+        "kms-grant-narrowed",
+        "kms-grant-moved",
+        "vault-permission-model-change",
+        "vault-network-access-change",
+        "vault-network-acls-change",
+        "vault-tenant-change",
+        "protect-removed",
+        "destructive-op",
+    }
 )
+ROTATION_GATE_RULE = "rotation-without-reencryption"
+
+_OVERRIDE_HINT = (
+    "For a planned rotation, add an entry {urn, newKeyId, reason} to keyRotations in the overrides file "
+    "(or --allow-key-rotation URN=KEY_ID), then re-encrypt every secret after `pulumi up` (docs/rotation.md)."
+)
+
+
+def _transition_hint(rule: str, urn: str, path: str) -> str:
+    return (
+        f"When this is the planned step of that order, add {{urn: '{urn}', rule: {rule}, at: '{path}', reason}} "
+        "to transitions in the overrides file: it excuses exactly this change."
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,6 +205,9 @@ class ResourceState(BaseModel):
 
     urn: str | None = None
     type: str | None = None
+    id: str | None = None
+    protect: bool | None = None
+    aliases: list[str] | None = None
     inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
 
@@ -153,6 +240,8 @@ class Step(BaseModel):
 
     op: str = Field(min_length=1)
     urn: str = Field(min_length=1)
+    # The real CLI writes no step-level type (the URN and the states carry it); one in the input is read too,
+    # and must agree with them.
     type: str | None = None
     provider: str | None = None
     oldState: ResourceState | None = None
@@ -188,6 +277,33 @@ class Preview(BaseModel):
 # --------------------------------------------------------------------------------------------------
 
 
+def _reason(reason: str) -> str:
+    if not reason.strip():
+        raise ValueError("a reason is required so reviewers know why this change is made")
+    return reason.strip()
+
+
+def _cluster_urn(urn: str) -> str:
+    resource_type = type_from_urn(urn)
+    if resource_type is None:
+        raise ValueError(f"not a Pulumi URN: {urn!r}")
+    try:
+        canonical = canonical_type(resource_type)
+    except UnrecognisedKmsToken as error:
+        raise ValueError(str(error)) from None
+    if canonical != MANAGED_CLUSTER:
+        raise ValueError(f"names a {resource_type}; only a ManagedCluster's key id can be overridden")
+    return urn
+
+
+def _versioned_key_id(key_id: str) -> str:
+    if not KEY_ID_PATTERN.match(key_id):
+        raise ValueError(
+            f"{key_id!r} is not a versioned key id (https://<vault>.vault.azure.net/keys/<name>/<32-hex-digit version>)"
+        )
+    return key_id
+
+
 class KeyRotationOverride(BaseModel):
     """Permission for exactly one planned key id change: this cluster, this new versioned key id."""
 
@@ -199,38 +315,105 @@ class KeyRotationOverride(BaseModel):
 
     @field_validator("urn")
     @classmethod
-    def _cluster_urn(cls, urn: str) -> str:
-        resource_type = type_from_urn(urn)
-        if resource_type is None:
-            raise ValueError(f"not a Pulumi URN: {urn!r}")
-        if canonical_type(resource_type) != MANAGED_CLUSTER:
-            raise ValueError(f"names a {resource_type}; only a ManagedCluster's key id can be overridden")
-        return urn
+    def _check_urn(cls, value: str) -> str:
+        return _cluster_urn(value)
 
     @field_validator("newKeyId")
     @classmethod
-    def _versioned_key_id(cls, key_id: str) -> str:
-        if not KEY_ID_PATTERN.match(key_id):
-            raise ValueError(
-                f"{key_id!r} is not a versioned key id "
-                "(https://<vault>.vault.azure.net/keys/<name>/<32-hex-digit version>)"
-            )
-        return key_id
+    def _check_newKeyId(cls, value: str) -> str:
+        return _versioned_key_id(value)
 
     @field_validator("reason")
     @classmethod
-    def _real_reason(cls, reason: str) -> str:
-        if not reason.strip():
-            raise ValueError("a reason is required so reviewers know why the key changes")
-        return reason.strip()
+    def _check_reason(cls, value: str) -> str:
+        return _reason(value)
+
+
+class ReencryptionWaiver(BaseModel):
+    """The rotation gate's own override: this cluster may leave exactly this current key without a record.
+
+    Separate from the rotation override on purpose: a rotation with a record needs only `keyRotations`; one
+    without needs both, so the missing re-encryption is a decision someone wrote down.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urn: str = Field(min_length=1)
+    currentKeyId: str
+    reason: str = Field(min_length=1)
+
+    @field_validator("urn")
+    @classmethod
+    def _check_urn(cls, value: str) -> str:
+        return _cluster_urn(value)
+
+    @field_validator("currentKeyId")
+    @classmethod
+    def _check_currentKeyId(cls, value: str) -> str:
+        return _versioned_key_id(value)
+
+    @field_validator("reason")
+    @classmethod
+    def _check_reason(cls, value: str) -> str:
+        return _reason(value)
+
+
+class TransitionOverride(BaseModel):
+    """Permission for exactly one refused transition: the finding printed as `REFUSED [rule] urn` / `at <at>`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urn: str = Field(min_length=1)
+    rule: str
+    at: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+    @field_validator("reason")
+    @classmethod
+    def _check_reason(cls, value: str) -> str:
+        return _reason(value)
+
+    @field_validator("urn")
+    @classmethod
+    def _urn_of_a_resource(cls, urn: str) -> str:
+        if type_from_urn(urn) is None:
+            raise ValueError(f"not a Pulumi URN: {urn!r}")
+        return urn
+
+    @model_validator(mode="after")
+    def _overridable(self) -> TransitionOverride:
+        if self.rule not in OVERRIDABLE_RULES:
+            raise ValueError(
+                f"rule {self.rule!r} cannot be overridden; transitions take only {', '.join(sorted(OVERRIDABLE_RULES))}"
+            )
+        if self.rule == "destructive-op":
+            resource_type = type_from_urn(self.urn) or ""
+            try:
+                canonical = canonical_type(resource_type)
+            except UnrecognisedKmsToken:
+                canonical = resource_type
+            if canonical != USER_ASSIGNED_IDENTITY or self.at != "op=delete":
+                raise ValueError(
+                    "destructive-op can be overridden only for deleting a user-assigned identity (at: op=delete); "
+                    "deleting or replacing a cluster, vault or key, or replacing an identity, never"
+                )
+        return self
+
+
+Override = KeyRotationOverride | ReencryptionWaiver | TransitionOverride
 
 
 class OverrideFile(BaseModel):
-    """The reviewable overrides file. Only key rotations can be overridden; unknown keys are refused."""
+    """The reviewable overrides file: three lists, each entry excusing exactly one finding; nothing else."""
 
     model_config = ConfigDict(extra="forbid")
 
     keyRotations: list[KeyRotationOverride] = Field(default_factory=list)
+    reencryptionWaivers: list[ReencryptionWaiver] = Field(default_factory=list)
+    transitions: list[TransitionOverride] = Field(default_factory=list)
+
+    def all(self) -> list[Override]:
+        return [*self.keyRotations, *self.reencryptionWaivers, *self.transitions]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,8 +429,27 @@ class Finding:
     urn: str
     path: str
     message: str
-    # Set only for a key id change whose old and new ids are both known: the one thing an override excuses.
+    # Set only for a key id change whose old and new ids are both known: what a rotation override names.
     new_key_id: str | None = None
+    # Set on the rotation gate's finding: the cluster's current key, what a re-encryption waiver names.
+    current_key_id: str | None = None
+    # True when a transition override {urn, rule, at: path, reason} may excuse it.
+    overridable: bool = False
+
+    def excused_by(self, override: Override) -> bool:
+        if override.urn != self.urn:
+            return False
+        if isinstance(override, KeyRotationOverride):
+            return (
+                self.rule == "kms-key-change" and self.new_key_id is not None and override.newKeyId == self.new_key_id
+            )
+        if isinstance(override, ReencryptionWaiver):
+            return (
+                self.rule == ROTATION_GATE_RULE
+                and self.current_key_id is not None
+                and normalize_key_id(override.currentKeyId) == normalize_key_id(self.current_key_id)
+            )
+        return self.overridable and override.rule == self.rule and override.at == self.path
 
 
 @dataclass
@@ -256,8 +458,8 @@ class GuardResult:
 
     steps: int
     findings: list[Finding] = field(default_factory=list)
-    allowed: list[tuple[Finding, KeyRotationOverride]] = field(default_factory=list)
-    stale_overrides: list[tuple[KeyRotationOverride, str]] = field(default_factory=list)
+    allowed: list[tuple[Finding, Override]] = field(default_factory=list)
+    stale_overrides: list[tuple[Override, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -266,6 +468,52 @@ class GuardResult:
 
 class BadInput(Exception):
     """Input the guard cannot judge: reported as a message with exit status 2, never as a traceback."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The re-encryption records (the rotation gate's input)
+# --------------------------------------------------------------------------------------------------
+
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def find_project_root(start: Path) -> Path | None:
+    """The nearest directory at or above `start` that holds a Pulumi.yaml."""
+    for directory in (start, *start.parents):
+        if (directory / "Pulumi.yaml").is_file():
+            return directory
+    return None
+
+
+@dataclass
+class Records:
+    """Where the re-encryption records are: `--records DIR`, or `rotations/` of the project around `start`."""
+
+    directory: Path | None = None
+    start: Path = field(default_factory=Path.cwd)
+    _loaded: dict[str, RecordFile] = field(default_factory=dict)
+
+    def path_for(self, stack: str) -> Path:
+        if not _STACK_NAME.match(stack):
+            raise BadInput(f"stack name {stack!r} in a URN is not a stack name Pulumi allows")
+        if self.directory is not None:
+            return self.directory / f"{stack}.yaml"
+        root = find_project_root(self.start.resolve())
+        if root is None:
+            raise BadInput(
+                f"the rotation gate needs the re-encryption records of stack {stack}, but no Pulumi.yaml is in "
+                f"{self.start} or above: run the guard from the project, or pass --records DIR"
+            )
+        return records_path(root, stack)
+
+    def load(self, stack: str) -> tuple[Path, RecordFile]:
+        path = self.path_for(stack)
+        if stack not in self._loaded:
+            try:
+                self._loaded[stack] = load_records(path, stack)
+            except RecordError as error:
+                raise BadInput(f"re-encryption records: {error}") from None
+        return path, self._loaded[stack]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,23 +531,13 @@ def type_from_urn(urn: str) -> str | None:
     return parts[2].split("$")[-1]
 
 
-def canonical_type(resource_type: str) -> str:
-    """Drop an explicit API version from the module (`containerservice/v20250801` -> `containerservice`).
-
-    azure-native also publishes every resource under versioned modules; a cluster declared through one
-    of those is still a cluster.
-    """
-    parts = resource_type.split(":")
-    if len(parts) == 3:
-        parts[1] = parts[1].split("/")[0]
-    return ":".join(parts)
+def stack_from_urn(urn: str) -> str:
+    """The stack of `urn:pulumi:<stack>::...`."""
+    return urn.removeprefix("urn:pulumi:").split("::", 1)[0]
 
 
-def step_type(step: Step) -> str:
-    resource_type = step.type or type_from_urn(step.urn)
-    if not resource_type:
-        raise BadInput(f"step for {step.urn!r} has no type and its URN does not name one")
-    return canonical_type(resource_type)
+def _short(resource_type: str) -> str:
+    return resource_type.rsplit(":", 1)[-1]
 
 
 def _unwrap_secret(value: Any) -> Any:
@@ -362,29 +600,6 @@ def _masked(*values: Any) -> bool:
 # --------------------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------------------
-
-
-def _op_findings(step: Step, resource_type: str) -> Iterator[Finding]:
-    short = resource_type.split(":")[-1]
-    if step.op in DESTRUCTIVE_OPS:
-        reasons = f" (replaceReasons: {', '.join(step.replaceReasons)})" if step.replaceReasons else ""
-        yield Finding(
-            rule="destructive-op",
-            urn=step.urn,
-            path=f"op={step.op}",
-            message=(
-                f"`{step.op}` on a {short}{reasons}: deleting or replacing the cluster, its key vault, its "
-                "key or its KMS identity makes the secrets in etcd unreadable. This is never overridable; "
-                "change the program so the resource stays in place."
-            ),
-        )
-    elif step.op not in NON_DESTRUCTIVE_OPS:
-        yield Finding(
-            rule="unrecognised-op",
-            urn=step.urn,
-            path=f"op={step.op}",
-            message=f"op `{step.op}` on a {short} is not one the guard knows to be safe; review it by hand.",
-        )
 
 
 def _key_id_finding(urn: str, old: Any, new: Any) -> Finding | None:
@@ -508,9 +723,13 @@ def _identity_finding(urn: str, old: Any, new: Any) -> Finding | None:
         urn=urn,
         path=".".join(IDENTITY_PATH),
         message=(
-            f"the cluster identity changes: {detail}. The KMS grant on the key belongs to that identity; "
-            "a new identity without the grant cannot decrypt the secrets. Not overridable."
+            f"the cluster identity changes: {detail}. The KMS grant on the key belongs to the old identity; a new "
+            "identity without its own grant cannot encrypt or decrypt, and the API server can no longer read the "
+            "secrets in etcd. Safe order: create the new identity and grant it encrypt+decrypt on the key in one "
+            "update (and let the grant propagate), switch the cluster to it in the next, remove the old grant "
+            "and identity last. " + _transition_hint("identity-change", urn, ".".join(IDENTITY_PATH))
         ),
+        overridable=True,
     )
 
 
@@ -549,37 +768,55 @@ def _state_findings(step: Step, old_props: dict[str, Any], new_props: dict[str, 
         yield finding
 
 
-def _diff_findings(step: Step, *, only: str | None = None, reason: str) -> Iterator[Finding]:
-    """Findings from `detailedDiff` (then `diffReasons`) when the old/new values cannot be compared."""
-    rules = {only: _GUARDED_PATHS[only]} if only else _GUARDED_PATHS
+def _diff_findings(
+    step: Step,
+    *,
+    only: str | None = None,
+    reason: str,
+    guarded: Iterable[tuple[str, tuple[str, ...]]] | None = None,
+    subject: str = "cluster",
+) -> Iterator[Finding]:
+    """Findings from `detailedDiff` (then `diffReasons`) when the old/new values cannot be compared.
+
+    `guarded` pairs each rule with a property path it watches (default: the cluster's); a finding of an
+    overridable rule stays overridable by a transition override naming the path printed.
+    """
+    pairs = _GUARDED_PATHS.items() if guarded is None else guarded
+    rules = [(rule, path) for rule, path in pairs if only is None or rule == only]
     if step.detailedDiff:
         for diff_key, diff in step.detailedDiff.items():
             segments = split_property_path(diff_key)
-            for rule, guarded in rules.items():
-                if _touches(segments, guarded):
+            for rule, watched in rules:
+                if _touches(segments, watched):
+                    overridable = rule in OVERRIDABLE_RULES
                     yield Finding(
                         rule=rule,
                         urn=step.urn,
                         path=diff_key,
                         message=(
                             f"detailedDiff marks {diff_key} ({diff.kind}), which covers "
-                            f"{'.'.join(guarded)}, and the guard cannot compare old and new values "
-                            f"because {reason}. Not overridable: an override needs the new key id "
-                            "in newState."
+                            f"{'.'.join(watched)}, and the guard cannot compare old and new values "
+                            f"because {reason}. "
+                            + (
+                                _transition_hint(rule, step.urn, diff_key)
+                                if overridable
+                                else "Not overridable: an override needs the old and new values in the states."
+                            )
                         ),
+                        overridable=overridable,
                     )
         return
     if step.diffReasons:
         for top_level in step.diffReasons:
             segments = split_property_path(top_level)
-            for rule, guarded in rules.items():
-                if _touches(segments, guarded):
+            for rule, watched in rules:
+                if _touches(segments, watched):
                     yield Finding(
                         rule=rule,
                         urn=step.urn,
                         path=top_level,
                         message=(
-                            f"diffReasons names {top_level}, which covers {'.'.join(guarded)}, and the "
+                            f"diffReasons names {top_level}, which covers {'.'.join(watched)}, and the "
                             f"preview has no detailedDiff and {reason}: the change cannot be verified."
                         ),
                     )
@@ -590,7 +827,7 @@ def _diff_findings(step: Step, *, only: str | None = None, reason: str) -> Itera
             urn=step.urn,
             path="(whole resource)",
             message=(
-                "an update of an existing cluster with no old/new state, no detailedDiff and no "
+                f"an update of an existing {subject} with no old/new state, no detailedDiff and no "
                 "diffReasons: the guard cannot tell what changes, so it refuses."
             ),
         )
@@ -699,8 +936,506 @@ def _cluster_findings(step: Step) -> Iterator[Finding]:
         yield from _diff_findings(step, reason="the preview carries no old/new state for it")
 
 
-def check_preview(preview: Preview, overrides: Sequence[KeyRotationOverride] = ()) -> GuardResult:
-    """Judge a parsed preview. Raises `BadInput` for a preview that cannot be judged."""
+# --------------------------------------------------------------------------------------------------
+# Types: every form of a KMS-relevant token judged as its plain type, an unknown form refused
+# --------------------------------------------------------------------------------------------------
+
+
+def _step_tokens(step: Step) -> list[tuple[str, str]]:
+    """(where, token) for every type the step shows: its URN, a step-level type, each state's type and URN."""
+    found: list[tuple[str, str]] = []
+    urn_type = type_from_urn(step.urn)
+    if urn_type is None:
+        raise BadInput(f"step for {step.urn!r} has no type and its URN does not name one")
+    found.append(("urn", urn_type))
+    if step.type:
+        found.append(("type", step.type))
+    for label, state in (("oldState", step.oldState), ("newState", step.newState)):
+        if state is None:
+            continue
+        if state.type:
+            found.append((f"{label}.type", state.type))
+        if state.urn and (state_urn_type := type_from_urn(state.urn)):
+            found.append((f"{label}.urn", state_urn_type))
+    return found
+
+
+def _alias_tokens(step: Step) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for label, state in (("oldState", step.oldState), ("newState", step.newState)):
+        for index, alias in enumerate((state.aliases if state else None) or []):
+            if alias_type := type_from_urn(alias):
+                found.append((f"{label}.aliases[{index}]", alias_type))
+    return found
+
+
+def judge_types(step: Step) -> tuple[str, list[Finding]]:
+    """The plain type the step is judged as, and the findings its tokens give.
+
+    A KMS-relevant type in a form not understood is judged as the type it names (so every rule still applies)
+    and refused as `unrecognised-type`; old, new and aliased types that read as different types, one of them
+    KMS-relevant, are refused as `type-change`.
+    """
+    findings: list[Finding] = []
+    canonicals: dict[str, str] = {}
+    for where, token in [*_step_tokens(step), *_alias_tokens(step)]:
+        try:
+            canonicals[where] = canonical_type(token)
+        except UnrecognisedKmsToken as error:
+            canonicals[where] = error.canonical
+            findings.append(
+                Finding(
+                    rule="unrecognised-type",
+                    urn=step.urn,
+                    path=where,
+                    message=f"{error} The guard refuses what it cannot recognise; not overridable.",
+                )
+            )
+    judged = canonicals["urn"]
+    differing = {where: t for where, t in canonicals.items() if t != judged}
+    if differing and (judged in KMS_RELEVANT_TYPES or any(t in KMS_RELEVANT_TYPES for t in differing.values())):
+        where, other = sorted(differing.items())[0]
+        findings.append(
+            Finding(
+                rule="type-change",
+                urn=step.urn,
+                path=where,
+                message=(
+                    f"the step's URN names a {judged} but its {where} a {other}: a KMS resource that changes type "
+                    "(or is aliased to another type) is deleted and created as another resource, or judged as the "
+                    "wrong one. Keep the type; move API versions only within the same type. Not overridable."
+                ),
+            )
+        )
+        # Judge the step as the KMS-relevant type it shows, so its rules still run.
+        if judged not in KMS_RELEVANT_TYPES:
+            judged = other
+    return judged, findings
+
+
+# --------------------------------------------------------------------------------------------------
+# Which grants are the KMS identity's
+# --------------------------------------------------------------------------------------------------
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _unknown(value: Any) -> bool:
+    return value == UNKNOWN or _masked(value)
+
+
+def _identity_ids(identity: Any) -> tuple[set[str], bool]:
+    """The user-assigned identity ids in a cluster's `identity` (list on input, map on output); True if unknown."""
+    identity = _unwrap_secret(identity)
+    if identity in (_MISSING, None):
+        return set(), False
+    if _unknown(identity) or not isinstance(identity, dict):
+        return set(), True
+    ids = _unwrap_secret(identity.get("userAssignedIdentities"))
+    if ids is None:
+        return set(), False
+    if _unknown(ids):
+        return set(), True
+    listed = list(ids.keys()) if isinstance(ids, dict) else ids if isinstance(ids, list) else []
+    values = [_unwrap_secret(i) for i in listed]
+    if any(_unknown(v) or not isinstance(v, str) for v in values):
+        return {v.lower() for v in values if isinstance(v, str) and not _unknown(v)}, True
+    return {v.lower() for v in values}, False
+
+
+@dataclass
+class KmsIdentities:
+    """The KMS identities' principals as far as the preview shows them, and why that view may be incomplete."""
+
+    principals: set[str] = field(default_factory=set)
+    gaps: list[str] = field(default_factory=list)
+
+
+def kms_identities(judged: Sequence[tuple[Step, str]]) -> KmsIdentities:
+    """The principals of every user-assigned identity a cluster in the preview uses (before or after).
+
+    The view is complete only when the preview shows unchanged resources (`--show-sames`): without them an
+    unchanged cluster or identity is simply absent, and a grant could not be cleared of being the KMS one.
+    """
+    view = KmsIdentities()
+    shows_unchanged = any(
+        step.op == "same"
+        and type_ != ROOT_STACK_TYPE
+        and bool(step.oldState and step.oldState.protect) == bool(step.newState and step.newState.protect)
+        for step, type_ in judged
+    )
+    if not shows_unchanged:
+        view.gaps.append(
+            "the preview does not show unchanged resources, so the cluster and its identity may be missing from it "
+            "(run `pulumi preview --json --show-sames`, as .ci/pulumi-stack preview does)"
+        )
+    cluster_ids: set[str] = set()
+    for step, type_ in judged:
+        if type_ != MANAGED_CLUSTER:
+            continue
+        for state in (step.oldState, step.newState):
+            if state is None:
+                continue
+            for props in (state.inputs, state.outputs):
+                ids, unknown = _identity_ids(lookup(props, IDENTITY_PATH))
+                cluster_ids |= ids
+                if unknown and props is state.inputs:
+                    view.gaps.append(f"the identity of cluster {step.urn} is unknown until apply")
+    principals_by_id: dict[str, set[Any]] = {}
+    for step, type_ in judged:
+        if type_ != USER_ASSIGNED_IDENTITY:
+            continue
+        for state in (step.oldState, step.newState):
+            if state is None:
+                continue
+            outputs = state.outputs or {}
+            for resource_id in {state.id, outputs.get("id")}:
+                if isinstance(resource_id, str) and not _unknown(resource_id):
+                    principals_by_id.setdefault(resource_id.lower(), set()).add(
+                        _unwrap_secret(outputs.get("principalId", _MISSING))
+                    )
+    for identity_id in sorted(cluster_ids):
+        principals = principals_by_id.get(identity_id)
+        if principals is None:
+            view.gaps.append(f"the cluster's identity {identity_id} is not in the preview")
+            continue
+        for principal in principals:
+            if principal in (_MISSING, None) or _unknown(principal) or not isinstance(principal, str):
+                view.gaps.append(f"the principal of identity {identity_id} is not known in the preview")
+            else:
+                view.principals.add(principal.lower())
+    return view
+
+
+def _grant_principal_path(grant_type: str) -> tuple[str, ...]:
+    return ACCESS_POLICY_PRINCIPAL if grant_type == ACCESS_POLICY else ROLE_ASSIGNMENT_PRINCIPAL
+
+
+def _kms_grant_because(step: Step, grant_type: str, view: KmsIdentities) -> str | None:
+    """Why this grant counts as the KMS identity's, or None when the preview shows it is not."""
+    path = _grant_principal_path(grant_type)
+    principals = [
+        lookup(state.properties(), path) for state in (step.oldState, step.newState) if state and state.properties()
+    ]
+    for principal in principals:
+        if isinstance(principal, str) and principal.lower() in view.principals:
+            return f"it is held by the KMS identity (principal {principal})"
+    if not principals:
+        return "the preview carries no state for it, so its principal cannot be read"
+    if any(p in (_MISSING, None) or _unknown(p) for p in principals):
+        return "its principal is unknown or masked in the preview, so it cannot be cleared of being the KMS identity's"
+    if view.gaps:
+        return "it cannot be cleared of being the KMS identity's: " + "; ".join(dict.fromkeys(view.gaps))
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Grants, the vault, protect
+# --------------------------------------------------------------------------------------------------
+
+_GRANT_SAFE_ORDER = (
+    "Safe order: add the new grant in one update and let it propagate, switch to it in the next, and remove the "
+    "old grant last, in its own update."
+)
+
+
+def _grant_findings(step: Step, grant_type: str, view: KmsIdentities) -> Iterator[Finding]:
+    if step.op in {"create", "same", "read", "refresh", "import"}:
+        return
+    because = _kms_grant_because(step, grant_type, view)
+    if because is None:
+        return
+    short = _short(grant_type)
+    cut = (
+        "the KMS identity then holds no encrypt/decrypt on the key: AKS's KMS plugin can no longer wrap or unwrap "
+        "data encryption keys, so new Secrets cannot be written and existing ones cannot be read"
+    )
+    if step.op in REMOVING_OPS or step.op in {"replace", "create-replacement"}:
+        removing = step.op in REMOVING_OPS
+        rule = "kms-grant-removed" if removing else "kms-grant-replaced"
+        path = f"op={step.op}"
+        reasons = f" (replaceReasons: {', '.join(step.replaceReasons)})" if step.replaceReasons else ""
+        what = "deleted" if removing else f"replaced{reasons}: the old grant is deleted and a new one must propagate"
+        yield Finding(
+            rule=rule,
+            urn=step.urn,
+            path=path,
+            message=(
+                f"this {short} is {what}; {because}. If no other grant covers it, {cut}. {_GRANT_SAFE_ORDER} "
+                + _transition_hint(rule, step.urn, path)
+            ),
+            overridable=True,
+        )
+        return
+    if step.op != "update":
+        return  # an op the guard does not know is refused by _op_findings
+    old_props = step.oldState.properties() if step.oldState else None
+    new_props = step.newState.properties() if step.newState else None
+    watched = [("kms-grant-moved", p) for p in GRANT_FIELDS[grant_type]]
+    if grant_type == ACCESS_POLICY:
+        watched.append(("kms-grant-narrowed", ACCESS_POLICY_KEYS))
+    if old_props is None or new_props is None:
+        yield from _diff_findings(
+            step,
+            reason=f"the preview carries no old/new state for it ({because})",
+            guarded=watched,
+            subject=f"{short} ({because})",
+        )
+        return
+    for field_path, label in GRANT_FIELDS[grant_type].items():
+        old, new = lookup(old_props, field_path), lookup(new_props, field_path)
+        if _lower(old) == _lower(new):
+            continue
+        path = ".".join(field_path)
+        yield Finding(
+            rule="kms-grant-moved",
+            urn=step.urn,
+            path=path,
+            message=(
+                f"this {short}'s {label} changes {_fmt(old)} -> {_fmt(new)}; {because}. The grant then no longer "
+                f"gives the KMS identity encrypt/decrypt on the key, and {cut}. {_GRANT_SAFE_ORDER} "
+                + _transition_hint("kms-grant-moved", step.urn, path)
+            ),
+            overridable=True,
+        )
+    if grant_type == ACCESS_POLICY:
+        old_keys, new_keys = lookup(old_props, ACCESS_POLICY_KEYS), lookup(new_props, ACCESS_POLICY_KEYS)
+        lost = _lost_permissions(old_keys, new_keys)
+        if lost:
+            path = ".".join(ACCESS_POLICY_KEYS)
+            yield Finding(
+                rule="kms-grant-narrowed",
+                urn=step.urn,
+                path=path,
+                message=(
+                    f"this AccessPolicy's key permissions change {_fmt(old_keys)} -> {_fmt(new_keys)}, dropping "
+                    f"{', '.join(lost)}; {because}. AKS KMS needs both encrypt and decrypt: {cut}. Keep both "
+                    "permissions; to move them, grant them elsewhere first. "
+                    + _transition_hint("kms-grant-narrowed", step.urn, path)
+                ),
+                overridable=True,
+            )
+
+
+def _lost_permissions(old: Any, new: Any) -> list[str]:
+    """The KMS permissions the old key permissions had and the new ones lack (all of them when new is unknown)."""
+    old_set = {p.lower() for p in old if isinstance(p, str)} if isinstance(old, list) else set()
+    had = sorted(KMS_KEY_PERMISSIONS & old_set)
+    if new == UNKNOWN or _masked(new) or (isinstance(new, list) and any(_unknown(p) for p in new)):
+        return [f"{p} (unknown until apply)" for p in had] or ["(unknown until apply)"]
+    new_set = {p.lower() for p in new if isinstance(p, str)} if isinstance(new, list) else set()
+    return [p for p in had if p not in new_set]
+
+
+def _normalised_acls(acls: Any) -> Any:
+    """A vault's networkAcls as ARM applies them: absent means Allow with the AzureServices bypass."""
+    acls = _unwrap_secret(acls)
+    if acls in (_MISSING, None):
+        acls = {}
+    if not isinstance(acls, dict) or _unknown(acls):
+        return acls
+    return {
+        "defaultAction": _lower(acls.get("defaultAction", "Allow")),
+        "bypass": _lower(acls.get("bypass", "AzureServices")),
+        "ipRules": sorted(json.dumps(r, sort_keys=True).lower() for r in acls.get("ipRules") or []),
+        "virtualNetworkRules": sorted(
+            json.dumps(r, sort_keys=True).lower() for r in acls.get("virtualNetworkRules") or []
+        ),
+    }
+
+
+_VAULT_PATHS: dict[str, tuple[str, ...]] = {
+    "vault-permission-model-change": VAULT_PERMISSION_MODEL_PATH,
+    "vault-network-access-change": VAULT_PUBLIC_NETWORK_PATH,
+    "vault-network-acls-change": VAULT_NETWORK_ACLS_PATH,
+    "vault-tenant-change": VAULT_TENANT_PATH,
+}
+
+
+def _vault_findings(step: Step) -> Iterator[Finding]:
+    if step.op not in CHANGE_OPS:
+        return  # create/same change nothing existing; delete and unknown ops are _op_findings'
+    old_props = step.oldState.properties() if step.oldState else None
+    new_props = step.newState.properties() if step.newState else None
+    if old_props is None or new_props is None:
+        yield from _diff_findings(
+            step,
+            reason="the preview carries no old/new state for it",
+            guarded=_VAULT_PATHS.items(),
+            subject="key vault",
+        )
+        return
+    urn = step.urn
+
+    def finding(rule: str, detail: str) -> Finding:
+        path = ".".join(_VAULT_PATHS[rule])
+        return Finding(
+            rule=rule,
+            urn=urn,
+            path=path,
+            message=f"{detail} {_transition_hint(rule, urn, path)}",
+            overridable=True,
+        )
+
+    old_rbac = lookup(old_props, VAULT_PERMISSION_MODEL_PATH)
+    new_rbac = lookup(new_props, VAULT_PERMISSION_MODEL_PATH)
+    if (old_rbac is True) != (new_rbac is True) or _unknown(new_rbac):
+        yield finding(
+            "vault-permission-model-change",
+            f"the vault's permission model changes: enableRbacAuthorization {_fmt(old_rbac)} -> {_fmt(new_rbac)}. "
+            "Key Vault honours access policies only with RBAC off and role assignments only with it on, so the KMS "
+            "identity's grant stops working the moment the switch applies, and the cluster can no longer encrypt "
+            "or decrypt. Safe order: add the grant of the new model (a Key Vault Crypto User role assignment on "
+            "the key, or an access policy with encrypt+decrypt) in one update and let it propagate, switch the "
+            "model in the next, remove the old grant last.",
+        )
+    old_public = lookup(old_props, VAULT_PUBLIC_NETWORK_PATH)
+    new_public = lookup(new_props, VAULT_PUBLIC_NETWORK_PATH)
+    effective = [_lower("Enabled" if v in (_MISSING, None) else v) for v in (old_public, new_public)]
+    if effective[0] != effective[1] or _unknown(new_public):
+        yield finding(
+            "vault-network-access-change",
+            f"the vault's publicNetworkAccess changes {_fmt(old_public)} -> {_fmt(new_public)}. A cluster whose KMS "
+            "uses keyVaultNetworkAccess Public reaches the key over the vault's public endpoint: closing it cuts "
+            "the cluster off its key. Safe way: move the cluster's KMS to Private first (docs/private-key-vault.md),"
+            " then close the vault in a later update.",
+        )
+    old_acls = lookup(old_props, VAULT_NETWORK_ACLS_PATH)
+    new_acls = lookup(new_props, VAULT_NETWORK_ACLS_PATH)
+    if _normalised_acls(old_acls) != _normalised_acls(new_acls) or _unknown(new_acls):
+        deny = isinstance(new_acls, dict) and _lower(new_acls.get("defaultAction")) == "deny"
+        yield finding(
+            "vault-network-acls-change",
+            f"the vault's networkAcls change {_fmt(old_acls)} -> {_fmt(new_acls)}. "
+            + (
+                'defaultAction Deny is Key Vault\'s "selected networks" firewall, which AKS KMS does not support '
+                "with a public vault (keyVaultNetworkAccess Public): the KMS plugin's calls are refused. "
+                if deny
+                else "Network rules decide whether the KMS plugin reaches the key. "
+            )
+            + "Keep defaultAction Allow while the cluster's KMS is Public; to close the vault, move the cluster's "
+            "KMS to Private first (docs/private-key-vault.md).",
+        )
+    old_tenant = lookup(old_props, VAULT_TENANT_PATH)
+    new_tenant = lookup(new_props, VAULT_TENANT_PATH)
+    if _lower(old_tenant) != _lower(new_tenant):
+        yield finding(
+            "vault-tenant-change",
+            f"the vault's tenantId changes {_fmt(old_tenant)} -> {_fmt(new_tenant)}. The vault then authenticates "
+            "against another tenant: the KMS identity (a managed identity of the old tenant) and every access "
+            "policy are no longer honoured, and the cluster is cut off its key. Moving tenants is a migration: a "
+            "vault and key in the new tenant, an identity granted there, a planned rotation to the new key "
+            "(guard override, re-encryption), and the old vault retired last.",
+        )
+
+
+def _protect_finding(step: Step, resource_type: str) -> Finding | None:
+    if step.oldState is None or step.newState is None:
+        return None
+    if not step.oldState.protect or step.newState.protect:
+        return None
+    path = "protect"
+    return Finding(
+        rule="protect-removed",
+        urn=step.urn,
+        path=path,
+        message=(
+            f"`protect` comes off this {_short(resource_type)}: after this update, removing it from the program or a "
+            "`pulumi destroy` deletes it without a further stop, and losing the cluster's key, vault, identity or "
+            "grant makes the secrets in etcd unreadable. Lift protection only in its own reviewed update, right "
+            "before a planned removal. " + _transition_hint("protect-removed", step.urn, path)
+        ),
+        overridable=True,
+    )
+
+
+def _op_findings(step: Step, resource_type: str) -> Iterator[Finding]:
+    short = _short(resource_type)
+    if step.op in DESTRUCTIVE_OPS and resource_type in GUARDED_TYPES:
+        reasons = f" (replaceReasons: {', '.join(step.replaceReasons)})" if step.replaceReasons else ""
+        identity_delete = resource_type == USER_ASSIGNED_IDENTITY and step.op == "delete"
+        path = f"op={step.op}"
+        yield Finding(
+            rule="destructive-op",
+            urn=step.urn,
+            path=path,
+            message=(
+                f"`{step.op}` on a {short}{reasons}: deleting or replacing the cluster, its key vault, its "
+                "key or its KMS identity makes the secrets in etcd unreadable. "
+                + (
+                    "An identity can be deleted only once no cluster uses it: after an identity swap (new identity "
+                    "granted, cluster switched, in earlier updates). "
+                    + _transition_hint("destructive-op", step.urn, path)
+                    if identity_delete
+                    else "This is never overridable; change the program so the resource stays in place."
+                )
+            ),
+            overridable=identity_delete,
+        )
+    elif step.op not in NON_DESTRUCTIVE_OPS and step.op not in DESTRUCTIVE_OPS:
+        yield Finding(
+            rule="unrecognised-op",
+            urn=step.urn,
+            path=f"op={step.op}",
+            message=f"op `{step.op}` on a {short} is not one the guard knows to be safe; review it by hand.",
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# The rotation gate
+# --------------------------------------------------------------------------------------------------
+
+
+def _gate_findings(
+    key_changes: Iterable[Finding], current_keys: Mapping[str, str], records: Records
+) -> Iterator[Finding]:
+    """A key id change away from a current key without a complete re-encryption record."""
+    for change in key_changes:
+        current = current_keys.get(change.urn)
+        if current is None:
+            continue  # KMS enabled in place: no current key, nothing stored under an older one
+        stack = stack_from_urn(change.urn)
+        path, record_file = records.load(stack)
+        if record_file.complete_record_for(current) is not None:
+            continue
+        yield Finding(
+            rule=ROTATION_GATE_RULE,
+            urn=change.urn,
+            path=change.path,
+            message=(
+                f"the cluster's current key {current} has no complete re-encryption record in {path}: some Secrets "
+                "may still be stored under the previous key. AKS keeps two key slots (current and previous); after "
+                f"this change {current} becomes the previous key and the older one is dropped, with every Secret "
+                f"still under it unreadable. First rewrite every Secret under the current key: `kms-aks reencrypt "
+                f"--stack {stack} --context <kube-context>`, and commit the record it writes ({path}); then preview "
+                "again (docs/rotation.md). Only if no Secret can be under an older key (e.g. the cluster has only "
+                f"ever used this one), add {{urn, currentKeyId: '{current}', reason}} to reencryptionWaivers in the "
+                "overrides file; the rotation override is needed as well."
+            ),
+            current_key_id=current,
+        )
+
+
+def _current_key_id(step: Step) -> str | None:
+    """The key id the cluster uses now (old state), when it is a plain known value."""
+    old_props = step.oldState.properties() if step.oldState else None
+    old = lookup(old_props, KEY_ID_PATH)
+    return old if isinstance(old, str) and old and old != UNKNOWN and not _masked(old) else None
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole preview
+# --------------------------------------------------------------------------------------------------
+
+
+def check_preview(preview: Preview, overrides: Sequence[Override] = (), records: Records | None = None) -> GuardResult:
+    """Judge a parsed preview. Raises `BadInput` for a preview (or records file) that cannot be judged.
+
+    `records` locates the re-encryption records for the rotation gate (default: `rotations/` of the project
+    around the working directory).
+    """
     if not preview.steps:
         raise BadInput("the preview has no steps at all; an empty plan is refused, nothing passes by default")
     errors = [d for d in preview.diagnostics or [] if (d.severity or "").lower() == "error"]
@@ -711,53 +1446,73 @@ def check_preview(preview: Preview, overrides: Sequence[KeyRotationOverride] = (
         )
 
     findings: dict[tuple[str, str, str], Finding] = {}
+    judged: list[tuple[Step, str]] = []
     for step in preview.steps:
-        resource_type = step_type(step)
-        if resource_type not in GUARDED_TYPES:
+        resource_type, type_findings = judge_types(step)
+        judged.append((step, resource_type))
+        for finding in type_findings:
+            findings.setdefault((finding.urn, finding.rule, finding.path), finding)
+    view = kms_identities(judged)
+
+    current_keys: dict[str, str] = {}
+    for step, resource_type in judged:
+        if resource_type not in KMS_RELEVANT_TYPES:
             continue
         found = list(_op_findings(step, resource_type))
         if resource_type == MANAGED_CLUSTER:
             found.extend(_cluster_findings(step))
+            if (current := _current_key_id(step)) is not None:
+                current_keys[step.urn] = current
         elif resource_type == KEY:
             found.extend(_key_findings(step))
+        elif resource_type == VAULT:
+            found.extend(_vault_findings(step))
+        elif resource_type in GRANT_TYPES:
+            found.extend(_grant_findings(step, resource_type, view))
+        if (protect := _protect_finding(step, resource_type)) is not None:
+            found.append(protect)
         for finding in found:
             # A replacement shows up as several steps for one URN; report each property finding once.
             findings.setdefault((finding.urn, finding.rule, finding.path), finding)
 
+    key_changes = [f for f in findings.values() if f.rule == "kms-key-change" and f.new_key_id is not None]
+    for finding in _gate_findings(key_changes, current_keys, records or Records()):
+        findings.setdefault((finding.urn, finding.rule, finding.path), finding)
+
     result = GuardResult(steps=len(preview.steps))
-    # An override is used when its (URN, new key id) pair excused a finding; the same pair given twice
-    # (file and flag) is one permission, not a stale second one.
-    used: set[tuple[str, str]] = set()
+    unique = list(dict.fromkeys(overrides))
     for finding in findings.values():
-        match = next(
-            (
-                o
-                for o in overrides
-                if finding.rule == "kms-key-change"
-                and finding.new_key_id is not None
-                and o.urn == finding.urn
-                and o.newKeyId == finding.new_key_id
-            ),
-            None,
-        )
+        match = next((o for o in unique if finding.excused_by(o)), None)
         if match is None:
             result.findings.append(finding)
         else:
-            used.add((match.urn, match.newKeyId))
             result.allowed.append((finding, match))
-
-    planned = {f.urn: f.new_key_id for f in findings.values() if f.rule == "kms-key-change" and f.new_key_id}
-    for override in dict.fromkeys(overrides):
-        if (override.urn, override.newKeyId) in used:
-            continue
-        if override.urn in planned:
-            why = f"the preview plans key id {planned[override.urn]} for this cluster, not this one"
-        elif any(f.urn == override.urn for f in findings.values()):
-            why = "this cluster has findings, but no key id change with a known new key id"
-        else:
-            why = "the preview has no key id change for this URN"
-        result.stale_overrides.append((override, why))
+    # Stale: an override that matches no finding. The same permission given twice (file and flag, with different
+    # reasons) matches the same finding, so neither is stale.
+    for override in unique:
+        if not any(finding.excused_by(override) for finding in findings.values()):
+            result.stale_overrides.append((override, _why_stale(override, findings.values())))
     return result
+
+
+def _why_stale(override: Override, findings: Iterable[Finding]) -> str:
+    on_urn = [f for f in findings if f.urn == override.urn]
+    if isinstance(override, KeyRotationOverride):
+        planned = [f.new_key_id for f in on_urn if f.rule == "kms-key-change" and f.new_key_id]
+        if planned:
+            return f"the preview plans key id {planned[0]} for this cluster, not this one"
+        if on_urn:
+            return "this cluster has findings, but no key id change with a known new key id"
+        return "the preview has no key id change for this URN"
+    if isinstance(override, ReencryptionWaiver):
+        gated = [f.current_key_id for f in on_urn if f.rule == ROTATION_GATE_RULE]
+        if gated:
+            return f"the rotation gate holds this cluster's current key {gated[0]}, not this one"
+        return "the rotation gate holds nothing for this URN (no key change, or its current key has a record)"
+    same_rule = [f.path for f in on_urn if f.rule == override.rule]
+    if same_rule:
+        return f"the preview has {override.rule} for this URN at {', '.join(same_rule)}, not at {override.at}"
+    return f"the preview has no {override.rule} finding for this URN"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -802,7 +1557,7 @@ def load_preview(source: str) -> Preview:
         raise BadInput(f"{source} is not in the `pulumi preview --json` shape: {_validation_message(error)}") from None
 
 
-def load_override_file(source: str) -> list[KeyRotationOverride]:
+def load_override_file(source: str) -> list[Override]:
     """Parse a reviewable overrides file, YAML (`.yaml`/`.yml`) or JSON."""
     text = _read_text(source)
     if source.endswith((".yaml", ".yml")):
@@ -822,9 +1577,12 @@ def load_override_file(source: str) -> list[KeyRotationOverride]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise BadInput(f"overrides file {source} must be a mapping with a `keyRotations` list")
+        raise BadInput(
+            f"overrides file {source} must be a mapping with the lists keyRotations, reencryptionWaivers and "
+            "transitions"
+        )
     try:
-        return OverrideFile.model_validate(data).keyRotations
+        return OverrideFile.model_validate(data).all()
     except ValidationError as error:
         raise BadInput(f"overrides file {source}: {_validation_message(error)}") from None
 
@@ -851,6 +1609,14 @@ def _summary(preview: Preview) -> str:
     return "no changeSummary"
 
 
+def _what_override_names(override: Override) -> str:
+    if isinstance(override, KeyRotationOverride):
+        return f"keyRotations: newKeyId {override.newKeyId}"
+    if isinstance(override, ReencryptionWaiver):
+        return f"reencryptionWaivers: currentKeyId {override.currentKeyId}"
+    return f"transitions: {override.rule} at {override.at}"
+
+
 def render(result: GuardResult, preview: Preview, source: str, console: Console) -> None:
     """Print each finding with its URN and property path, then the overrides used and unused."""
     console.print(Text(f"plan guard: {source}: {result.steps} steps ({_summary(preview)})", style="bold"))
@@ -860,28 +1626,36 @@ def render(result: GuardResult, preview: Preview, source: str, console: Console)
         console.print(Text(f"    {finding.message}"))
     for finding, override in result.allowed:
         console.print(Text.assemble(("ALLOWED ", "bold yellow"), (f"[{finding.rule}] ", "yellow"), finding.urn))
-        console.print(Text(f"    at {finding.path}: new key id {finding.new_key_id}"))
+        if finding.new_key_id is not None:
+            console.print(Text(f"    at {finding.path}: new key id {finding.new_key_id}"))
+        elif finding.current_key_id is not None:
+            console.print(Text(f"    at {finding.path}: leaving current key {finding.current_key_id} without a record"))
+        else:
+            console.print(Text(f"    at {finding.path}"))
         console.print(Text(f"    by override: {override.reason}"))
     for override, why in result.stale_overrides:
         console.print(Text.assemble(("STALE OVERRIDE ", "bold yellow"), override.urn))
-        console.print(Text(f"    newKeyId {override.newKeyId} matched nothing: {why}. Remove it."))
+        console.print(Text(f"    {_what_override_names(override)} matched nothing: {why}. Remove it."))
     if result.findings:
         count = len(result.findings)
         console.print(
             Text(
                 f"plan guard: refused, {count} finding{'s' if count != 1 else ''}. "
-                "Destructive ops, disabling KMS, network access and identity changes are never "
-                "overridable; a key rotation needs an override naming the URN and the new key id; a Key's "
-                "create-time settings change on the data plane, then `pulumi refresh`.",
+                "Destructive ops on a cluster, vault or key, disabling KMS, its network access and unrecognised "
+                "types are never overridable; a key rotation needs an override naming the URN and the new key id "
+                "(and a re-encryption record of the current key); a grant, vault access, cluster identity or "
+                "protect change made in the safe order needs a transition override naming it; a Key's create-time "
+                "settings change on the data plane, then `pulumi refresh`.",
                 style="bold red",
             )
         )
     elif result.allowed:
         count = len(result.allowed)
+        rotations = any(isinstance(o, KeyRotationOverride) for _, o in result.allowed)
         console.print(
             Text(
-                f"plan guard: passed, with {count} key rotation{'s' if count != 1 else ''} allowed by "
-                "override. Re-encrypt every secret after `pulumi up`.",
+                f"plan guard: passed, with {count} change{'s' if count != 1 else ''} allowed by override."
+                + (" Re-encrypt every secret after `pulumi up` (kms-aks reencrypt)." if rotations else ""),
                 style="bold green",
             )
         )
@@ -891,11 +1665,12 @@ def render(result: GuardResult, preview: Preview, source: str, console: Console)
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The arguments of `kms-aks guard`, shared by `kms_aks_tools.cli` and `python -m`."""
-    parser.add_argument("preview", help="file written by `pulumi preview --json` (`-` for stdin)")
+    parser.add_argument("preview", help="file written by `pulumi preview --json --show-sames` (`-` for stdin)")
     parser.add_argument(
         "--overrides",
         metavar="FILE",
-        help="reviewable YAML/JSON file: keyRotations: [{urn, newKeyId, reason}]",
+        help="reviewable YAML/JSON file: keyRotations: [{urn, newKeyId, reason}], reencryptionWaivers: "
+        "[{urn, currentKeyId, reason}], transitions: [{urn, rule, at, reason}]",
     )
     parser.add_argument(
         "--allow-key-rotation",
@@ -905,12 +1680,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="allow exactly this cluster's key id to change to exactly this versioned key id (repeatable; "
         "quote it in single quotes: URNs contain `$`)",
     )
+    parser.add_argument(
+        "--records",
+        metavar="DIR",
+        type=Path,
+        help="the re-encryption records' folder (<stack>.yaml files written by `kms-aks reencrypt`); default: "
+        "rotations/ of the nearest folder at or above the working directory that holds a Pulumi.yaml",
+    )
     parser.set_defaults(run=run)
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    description = "Refuse a `pulumi preview --json` plan that makes an irreversible KMS change."
+    description = "Refuse a `pulumi preview --json` plan that makes an irreversible or cutting KMS change."
     return configure_parser(subcommand_parser("guard", description))
 
 
@@ -919,12 +1701,13 @@ def run(args: argparse.Namespace) -> int:
     out = make_console()
     err = make_console(stderr=True)
     try:
-        overrides: list[KeyRotationOverride] = []
+        overrides: list[Override] = []
         if args.overrides:
             overrides.extend(load_override_file(args.overrides))
         overrides.extend(parse_override_flag(value) for value in args.allow_key_rotation)
         preview = load_preview(args.preview)
-        result = check_preview(preview, overrides)
+        records = Records(directory=args.records) if args.records is not None else Records()
+        result = check_preview(preview, overrides, records)
     except BadInput as error:
         err.print(Text.assemble(("plan guard: bad input: ", "bold red"), str(error)))
         err.print(Text("plan guard: refused (exit 2). Nothing passes by default."))

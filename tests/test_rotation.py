@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from kms_aks.config import parse_stack_config, read_project_config
-from kms_aks_tools.guard import KeyRotationOverride, Preview, check_preview
+from kms_aks_tools.guard import KeyRotationOverride, Preview, ReencryptionWaiver, check_preview
 from kms_aks_tools.mock_engine import ROOT, load_stack_file, run_stack
 from kms_aks_tools.recording import RecordedResource, RecordedStack
 from kms_aks_tools.rotation import (
@@ -78,7 +78,6 @@ def _update_step(old: RecordedStack, new: RecordedStack) -> dict[str, Any]:
     return {
         "op": "update",
         "urn": after.urn,
-        "type": CLUSTER,
         "oldState": {"urn": before.urn, "type": CLUSTER, "inputs": before.inputs, "outputs": before.outputs},
         "newState": {"urn": after.urn, "type": CLUSTER, "inputs": after.inputs},
         "diffReasons": ["securityProfile"],
@@ -106,11 +105,13 @@ def test_moving_the_pinned_version_is_one_reviewed_key_change() -> None:
     assert old.one(ROLE_ASSIGNMENT).inputs == new.one(ROLE_ASSIGNMENT).inputs
 
     preview = Preview.model_validate({"steps": [_update_step(old, new)]})
-    [finding] = check_preview(preview).findings
+    # The rotation gate (tests/test_guard.py) is waived here: this test is about the pin and the override.
+    waiver = ReencryptionWaiver(urn=cluster.urn, currentKeyId=f"{key_uri}/{v1}", reason="no record in this test")
+    [finding] = check_preview(preview, [waiver]).findings
     assert (finding.rule, finding.new_key_id) == ("kms-key-change", f"{key_uri}/{v2}")
     override = KeyRotationOverride(urn=cluster.urn, newKeyId=f"{key_uri}/{v2}", reason="yearly rotation")
-    allowed = check_preview(preview, [override])
-    assert allowed.findings == [] and len(allowed.allowed) == 1
+    allowed = check_preview(preview, [override, waiver])
+    assert allowed.findings == [] and len(allowed.allowed) == 2
 
 
 def test_bring_your_own_key_is_rotated_by_changing_its_key_id() -> None:
@@ -123,12 +124,13 @@ def test_bring_your_own_key_is_rotated_by_changing_its_key_id() -> None:
     assert old.one(ROLE_ASSIGNMENT).inputs == new.one(ROLE_ASSIGNMENT).inputs
 
     preview = Preview.model_validate({"steps": [_update_step(old, new)]})
-    assert [f.rule for f in check_preview(preview).findings] == ["kms-key-change"]
+    waiver = ReencryptionWaiver(urn=cluster.urn, currentKeyId=BYOK_V1, reason="no record in this test")
+    assert [f.rule for f in check_preview(preview, [waiver]).findings] == ["kms-key-change"]
     right = KeyRotationOverride(urn=cluster.urn, newKeyId=BYOK_V2, reason="CHG-1234")
-    assert check_preview(preview, [right]).findings == []
+    assert check_preview(preview, [right, waiver]).findings == []
     # An override for another key id excuses nothing.
     wrong = KeyRotationOverride(urn=cluster.urn, newKeyId=BYOK_V1, reason="CHG-1234")
-    result = check_preview(preview, [wrong])
+    result = check_preview(preview, [wrong, waiver])
     assert [f.rule for f in result.findings] == ["kms-key-change"]
     assert len(result.stale_overrides) == 1
 

@@ -238,6 +238,8 @@ def test_the_shared_commands_preview_save_a_plan_guard_it_and_up_applies_it() ->
     script = (ROOT / ".ci" / "pulumi-stack").read_text()
     preview = re.search(r"pulumi preview (.*?)>", script, re.S)
     assert preview and "--json" in preview[1] and '--save-plan "$out/plan.json"' in preview[1]
+    # The guard needs the unchanged resources to tie a changed grant to the KMS identity (tests/test_guard.py).
+    assert "--show-sames" in preview[1]
     assert "policy_pack_args" in preview[1]
     assert '--policy-pack policies --policy-pack-config "policies/config/${stack}.json"' in script
     assert re.search(r'"\$KMS_AKS" guard "\$out/preview\.json"', script)

@@ -194,6 +194,7 @@ def test_a_key_rotation_is_refused_by_the_guard_and_allowed_for_that_urn_and_key
     resources = _resources(workspace.export("dev"))
     cluster = _one(resources, CLUSTER_TYPE)
     key = _one(resources, "azure-native:keyvault:Key")
+    current_key_id = cluster["outputs"]["securityProfile"]["azureKeyVaultKms"]["keyId"]
     new_key_id = f"{key['outputs']['keyUri']}/{NEW_VERSION}"
     # The documented procedure: pin the version in the stack config and in the pack's config.
     stack_file = workspace.stack_file("dev").read_text()
@@ -204,6 +205,7 @@ def test_a_key_rotation_is_refused_by_the_guard_and_allowed_for_that_urn_and_key
         json.dumps({**json.loads(original), "aks-kms-key-source": {"pinnedKeyIds": [new_key_id]}}, indent=2)
     )
     overrides = workspace.path / "guard-overrides.yaml"
+    records = workspace.path / "rotations" / "dev.yaml"
     try:
         out = workspace.out / "dev-rotation"
         refused = workspace.ci("preview", "dev", str(out))
@@ -216,12 +218,50 @@ def test_a_key_rotation_is_refused_by_the_guard_and_allowed_for_that_urn_and_key
             f'keyRotations:\n  - urn: "{cluster["urn"]}"\n    newKeyId: "{new_key_id}"\n'
             '    reason: "e2e: planned rotation"\n'
         )
+        # The rotation gate: the current key has no re-encryption record in rotations/dev.yaml yet.
+        gated = workspace.ci("preview", "dev", str(out))
+        assert gated.returncode == 1, gated.stdout[-2000:] + gated.stderr
+        assert f"REFUSED [rotation-without-reencryption] {cluster['urn']}" in gated.stdout.splitlines()
+        assert "kms-aks reencrypt --stack dev --context" in gated.stdout.replace("\n    ", " ")
+
+        # The record `kms-aks reencrypt` writes after a complete pass under the current key, committed.
+        records.parent.mkdir(exist_ok=True)
+        records.write_text(
+            "stack: dev\nrecords:\n"
+            f"  - keyId: {current_key_id}\n    pluginKeyId: {'0' * 64}\n    complete: true\n"
+            '    finishedAt: "2026-11-30T12:00:00Z"\n    durationSeconds: 1.0\n'
+            "    cluster: {context: dev-admin, server: https://dev.example:443}\n"
+            "    secrets: {listed: 3, rewritten: 3, deleted: 0, failed: 0}\n"
+            "    apiServer: {metricsServed: false}\n"
+        )
         allowed = workspace.ci("preview", "dev", str(out))
         assert allowed.returncode == 0, allowed.stdout[-2000:] + allowed.stderr
+        assert f"ALLOWED [kms-key-change] {cluster['urn']}" in allowed.stdout.splitlines()
     finally:
         overrides.unlink(missing_ok=True)
+        records.unlink(missing_ok=True)
         policy_config.write_text(original)
         workspace.stack_file("dev").write_text(stack_file)
+
+
+def test_the_workflows_preview_shows_the_unchanged_resources_the_guard_ties_a_grant_with(workspace: Workspace) -> None:
+    # Switching dev's vault to RBAC deletes the KMS identity's access policy in the same update. The guard can
+    # tell that policy is the KMS identity's only because `.ci/pulumi-stack preview` passes --show-sames: the
+    # unchanged cluster and identity are in the JSON.
+    original = workspace.stack_file("dev").read_text()
+    workspace.set_config("dev", "keyVault.permissionModel", "rbac")
+    try:
+        result = workspace.ci("preview", "dev", str(workspace.out / "dev-to-rbac"))
+    finally:
+        workspace.stack_file("dev").write_text(original)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr
+    steps = {s["urn"]: s for s in _preview_json(workspace, "dev-to-rbac")["steps"]}
+    by_type = {_type(urn): step["op"] for urn, step in steps.items()}
+    assert by_type[CLUSTER_TYPE] == "same" and by_type["azure-native:managedidentity:UserAssignedIdentity"] == "same"
+    assert by_type["azure-native:keyvault:AccessPolicy"] == "delete"
+    refusals = sorted(line.split(" ")[1] for line in result.stdout.splitlines() if line.startswith("REFUSED "))
+    assert refusals == ["[kms-grant-removed]", "[vault-permission-model-change]"]
+    assert "held by the KMS identity" in result.stdout.replace("\n    ", " ")
 
 
 def _previewed_key_change(workspace: Workspace, name: str, settings: dict[str, object]) -> tuple[int, dict]:
