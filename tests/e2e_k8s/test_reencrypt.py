@@ -1,4 +1,4 @@
-"""Scenarios 2, 3, 4, 6 and 7 of issue 15: `kms-aks reencrypt` and `kms-aks key-status` on a real kube-apiserver
+"""Scenarios 2, 3, 4, 5, 6 and 7 of issue 15: `kms-aks reencrypt` and `kms-aks key-status` on a real kube-apiserver
 and etcd, Secrets encrypted by our KMS v2 plugin (tests/e2e_k8s/conftest.py's `control_plane`).
 
 Every claim is checked on etcd's own bytes (the envelope's keyID, read through etcd's gateway) or etcd's own
@@ -7,9 +7,9 @@ ids are computed here from the key URL (sha256 of the versioned URL, as the Azur
 from the tool's code; the plugin that wrote the envelopes is Go.
 
 The tests of this module share one control plane and run in order, as an operator would:
-thousands of Secrets under v1 -> the key moves to v2 -> key-status before the rewrite -> reencrypt killed
-mid-run -> rerun -> key-status after -> the key moves to v3 -> reencrypt while another client writes ->
-failures that must write nothing.
+thousands of Secrets under v1 -> the guard refuses v1 -> v2 until a pass on v1 leaves its record -> the key
+moves to v2 -> key-status before the rewrite -> reencrypt killed mid-run -> rerun -> key-status after -> the
+key moves to v3 -> reencrypt while another client writes -> failures that must write nothing.
 """
 
 from __future__ import annotations
@@ -200,16 +200,77 @@ class Story:
 
 @pytest.fixture(scope="module")
 def story(control_plane: ControlPlane, core: client.CoreV1Api, tmp_path_factory: pytest.TempPathFactory) -> Story:
+    """Thousands of Secrets under v1, and a stack that pins v1."""
     state = Story()
     state.v1 = control_plane.current_version
     create_secrets(core, "reenc")
     state.hashes_before = api_secrets(core)
     state.sample_plaintext = base64.b64decode(core.read_namespaced_secret("s000", "reenc-01").data["password"]).decode()
-    state.v2 = rotate(control_plane)
     directory = tmp_path_factory.mktemp("stack")
-    state.stack = write_stack(directory, control_plane.key_id(state.v2))
+    state.stack = write_stack(directory, control_plane.key_id(state.v1))
     state.rotations = directory / "rotations"
     return state
+
+
+# The guard's preview of a key rotation on stack dev, recorded from the real Pulumi CLI through the workflows'
+# commands (.ci/pulumi-stack preview, `make fixtures`): its key ids are moved to the control plane's vault.
+RECORDED_ROTATION = ROOT / "tests" / "fixtures" / "recorded" / "dev-key-rotation.json"
+RECORDED_OLD_VERSION, RECORDED_NEW_VERSION = "63c557640353de6ba206ccfe5de1b795", "0123456789abcdef0123456789abcdef"
+CLUSTER_URN = (
+    f"urn:pulumi:{STACK}::kms-aks::kms-aks:index:KmsAksCluster"
+    "$azure-native:containerservice:ManagedCluster::aks-cluster"
+)
+
+
+def rotation_preview(plane: ControlPlane, directory: Path, old: str, new: str) -> Path:
+    text = RECORDED_ROTATION.read_text()
+    assert RECORDED_OLD_VERSION in text and RECORDED_NEW_VERSION in text and "urn:pulumi:dev::" in text
+    text = (
+        text.replace(
+            "https://kv-kmsaks-dev-01.vault.azure.net/keys/aks-kms-dev", f"{plane.vault_url}keys/{plane.key_name}"
+        )
+        .replace(RECORDED_OLD_VERSION, old)
+        .replace(RECORDED_NEW_VERSION, new)
+        .replace("urn:pulumi:dev::", f"urn:pulumi:{STACK}::")
+    )
+    path = directory / "preview.json"
+    path.write_text(text)
+    return path
+
+
+def test_scenario_5_the_gate_refuses_a_rotation_until_a_pass_leaves_the_current_keys_record(
+    control_plane: ControlPlane, story: Story, tmp_path: Path
+) -> None:
+    story.v2 = control_plane.create_key_version()
+    preview = rotation_preview(control_plane, tmp_path, story.v1, story.v2)
+    allow = [
+        "--allow-key-rotation",
+        f"{CLUSTER_URN}={control_plane.key_id(story.v2)}",
+        "--records",
+        str(story.rotations),
+    ]
+    refused = kms_aks("guard", str(preview), *allow)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "REFUSED [rotation-without-reencryption]" in refused.stdout
+    assert f"kms-aks reencrypt --stack {STACK}" in refused.stdout.replace("\n    ", " ")
+
+    versions = etcd_versions(control_plane)
+    reencrypt = kms_aks("reencrypt", *common(control_plane, story))
+    assert reencrypt.returncode == 0, reencrypt.stdout + reencrypt.stderr
+    total = NAMESPACES * SECRETS_PER_NAMESPACE
+    # Every Secret is already under v1, the current key: the API server writes none of them again.
+    assert f"{total} Secrets listed: 0 rewritten, {total} already under the current key" in reencrypt.stdout
+    assert etcd_versions(control_plane) == versions
+    [record] = yaml.safe_load((story.rotations / f"{STACK}.yaml").read_text())["records"]
+    assert record["keyId"] == control_plane.key_id(story.v1) and record["complete"] is True
+
+    allowed = kms_aks("guard", str(preview), *allow)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "rotation-without-reencryption" not in allowed.stdout
+
+    # The change is applied: AKS moves the cluster to v2 (the plugin's current slot), the stack pins it.
+    control_plane.use_key_version(story.v2, wait=True)
+    write_stack(story.stack.parent, control_plane.key_id(story.v2))
 
 
 def common(plane: ControlPlane, story: Story) -> list[str]:
@@ -260,7 +321,8 @@ def test_scenario_3_reencrypt_killed_mid_run_then_rerun_rewrites_each_secret_onc
     mixed = Counter(etcd_key_ids(control_plane).values())
     v1_id, v2_id = azure_key_id(control_plane.key_id(story.v1)), azure_key_id(control_plane.key_id(story.v2))
     assert set(mixed) == {v1_id, v2_id} and mixed[v2_id] >= 500, "the kill came mid-run: some under v2, some under v1"
-    assert not (story.rotations / f"{STACK}.yaml").exists(), "no record for an unfinished pass"
+    records = yaml.safe_load((story.rotations / f"{STACK}.yaml").read_text())["records"]
+    assert [r["keyId"] for r in records] == [control_plane.key_id(story.v1)], "no record for an unfinished pass"
 
     rerun = kms_aks("reencrypt", *common(control_plane, story), "--rate", "0", "--progress-every", "500")
     output = rerun.stdout + rerun.stderr
@@ -281,7 +343,7 @@ def test_scenario_3_reencrypt_killed_mid_run_then_rerun_rewrites_each_secret_onc
 
     assert not checkpoint.exists(), "the checkpoint is removed once the pass is complete"
     document = yaml.safe_load((story.rotations / f"{STACK}.yaml").read_text())
-    [record] = document["records"]
+    [_, record] = document["records"]
     assert record["keyId"] == control_plane.key_id(story.v2)
     assert record["pluginKeyId"] == v2_id
     assert record["complete"] is True
