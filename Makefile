@@ -14,8 +14,8 @@ SCAN_VENV := .venv-scan
 SAFE_ARGS = $(subst $$,\$$,$(value ARGS))
 
 .DEFAULT_GOAL := help
-.PHONY: help plan test e2e fixtures lint guard rotate-check check-config bench graphviz clean scan scan-venv \
-	sandbox-up sandbox-preview sandbox-destroy sandbox-fixtures
+.PHONY: help plan test e2e e2e-k8s fixtures lint guard rotate-check check-config bench graphviz clean scan \
+	scan-venv sandbox-up sandbox-preview sandbox-destroy sandbox-fixtures
 
 ## help: this list.
 help:
@@ -81,13 +81,19 @@ scan: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV)
 # --dist loadfile keeps each test file on one worker, so a file's module fixtures (recorded stacks) are built once.
 test: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/e2e --ignore=tests/e2e_k8s $(PYTEST_ARGS)
 
 ## e2e: the scenarios under the real Pulumi CLI and engine, against the Azure stand-in (docs/real-cli.md).
 ##      The first run builds the CLI from its Go module into .tools/ (needs Go); later runs reuse it.
 e2e: $(VENV)/.installed
 	@bash e2e/toolchain/build.sh >/dev/null
 	$(PY) -m pytest -q -p no:xdist tests/e2e $(PYTEST_ARGS)
+
+## e2e-k8s: the scenarios on a real kube-apiserver and etcd, Secrets encrypted by our KMS v2 plugin with a Key
+##          Vault stand-in (docs/real-cluster.md). The first run builds them from their Go modules into .tools/.
+e2e-k8s: $(VENV)/.installed
+	@bash e2e/k8s/build.sh >/dev/null
+	$(PY) -m pytest -q -p no:xdist tests/e2e_k8s $(PYTEST_ARGS)
 
 ## sandbox-up: rehearse offline: deploy STACK (default dev) with the real Pulumi CLI into the Azure stand-in, as the
 ##             deploy workflow does (docs/sandbox.md; the first run builds the CLI, needs Go). = kms-aks sandbox up

@@ -8,6 +8,8 @@
     kms-aks changes PREVIEW.json [--guard-output guard.txt] [--markdown FILE|-] [--stack dev]
     kms-aks sandbox up|preview|destroy|status|reset [--stack dev]
     kms-aks plan --all | rotate-check --all [--jobs N] [--project DIR] [--json FILE|-]   (every Pulumi.*.yaml)
+    kms-aks reencrypt --stack prod [--kubeconfig FILE] [--context NAME] [--dry-run]
+    kms-aks key-status --stack prod [--kubeconfig FILE] [--context NAME]
 
 The subcommands that read a stack find the project as `pulumi` does: the nearest Pulumi.yaml from the working
 directory (or `--cwd`) upward, never the checkout kms-aks was installed from.
@@ -47,14 +49,24 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "kms_aks_tools.sandbox",
         "rehearse offline: the real Pulumi CLI against the Azure stand-in (up, preview, destroy, status, reset)",
     ),
+    "reencrypt": (
+        "kms_aks_tools.cluster.reencrypt",
+        "rewrite every Secret of a cluster under its current KMS key, then record it in rotations/<stack>.yaml",
+    ),
+    "key-status": (
+        "kms_aks_tools.cluster.key_status",
+        "the KMS key the stack pins, the one the API server uses and reads with, and its re-encryption record",
+    ),
 }
 
 EXIT_CODES = (
     "exit codes (every subcommand):\n"
     "  0  ok\n"
     "  1  blocked by policy or findings (plan: a mandatory violation; guard: an irreversible KMS change;\n"
-    "     rotate-check: a key that expires before it can be rotated)\n"
-    "  2  bad input: usage, unknown stack, invalid YAML or stack config, unreadable files\n"
+    "     rotate-check: a key that expires before it can be rotated; reencrypt: some Secrets failed;\n"
+    "     key-status: the current key is not the stack's or has no re-encryption record)\n"
+    "  2  bad input: usage, unknown stack, invalid YAML or stack config, unreadable files; an unreachable\n"
+    "     cluster, an unknown context, refused credentials (nothing written)\n"
     "run `kms-aks <subcommand> --help` for each subcommand's options"
 )
 

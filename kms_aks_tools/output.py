@@ -27,6 +27,14 @@ EXIT_CODES_HELP = {
     "sandbox": "exit codes:\n  0  done: deployed, previewed with the pack and the guard passing, destroyed\n"
     "  1  blocked: the policy pack or the plan guard refused, or the CLI failed (its output says why)\n"
     "  2  bad input: unknown stack, invalid stack config, no Go to build the CLI, sandbox busy",
+    "reencrypt": "exit codes:\n"
+    "  0  every Secret rewritten under the stack's key; record appended to rotations/<stack>.yaml\n"
+    "  1  some Secrets failed (each named with the reason; a rerun retries them), or the key changed mid-pass\n"
+    "  2  bad input: unknown stack or context, unreachable API server, refused credentials, missing rights,\n"
+    "     a cluster whose current key is not the stack's (nothing written)",
+    "key-status": "exit codes:\n  0  the current key is the stack's and has a complete re-encryption record\n"
+    "  1  it is not the stack's key, or it has no complete record (run kms-aks reencrypt)\n"
+    "  2  bad input: unknown stack or context, unreachable API server, refused credentials",
 }
 
 

@@ -16,8 +16,9 @@ The file is small, append-only and meant for humans as much as for the gate::
       finishedAt: "2026-11-30T12:00:00Z"
       durationSeconds: 12.5
       cluster: {context: dev-admin, server: https://dev-dns.hcp.westeurope.azmk8s.io:443}
-      secrets: {listed: 1200, rewritten: 1198, deleted: 2, failed: 0}
-      apiServer: {metricsServed: true, currentKeyMatches: true, reportedKeyIdHashes: [...]}
+      secrets: {listed: 1200, rewritten: 1190, unchanged: 8, deleted: 2, failed: 0}
+      apiServer: {metricsServed: true, currentKeyMatches: true, currentKeyIdHash: "sha256:...",
+                  reportedKeyIdHashes: [...]}
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ class SecretCounts(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     listed: int = Field(ge=0)
-    rewritten: int = Field(ge=0)
+    rewritten: int = Field(ge=0, description="written again by the API server, under the current key")
+    unchanged: int = Field(
+        default=0, ge=0, description="replaced, but already under the current key: the API server wrote nothing"
+    )
     deleted: int = Field(ge=0, description="gone (404) between the list and the rewrite: nothing left to rewrite")
     failed: int = Field(ge=0)
 
@@ -59,7 +63,10 @@ class ApiServerReport(BaseModel):
 
     metricsServed: bool
     currentKeyMatches: bool | None = None
-    reportedKeyIdHashes: list[str] = Field(default_factory=list)
+    currentKeyIdHash: str | None = Field(default=None, description="key_id_hash of the newest KMS Status call")
+    reportedKeyIdHashes: list[str] = Field(
+        default_factory=list, description="every key_id_hash the metrics named: Status ones newest first, then reads"
+    )
 
 
 class ReencryptionRecord(BaseModel):

@@ -1,0 +1,61 @@
+"""A real control plane per test module: etcd, kube-apiserver, our KMS v2 plugin and the Key Vault stand-in.
+
+`control_plane` starts them once per module (the binaries come from `e2e/k8s/build.sh`, built once and
+cached in .tools/), so each scenario file starts from an empty etcd and the key's first version; the
+processes are always ended, whatever the outcome. `core` is the official client's CoreV1Api on the plane's
+kubeconfig and context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from kms_aks_tools.cluster import ControlPlane, ControlPlaneError, build_binaries
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(item.path).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.e2e_k8s)
+
+
+@pytest.fixture(scope="session")
+def k8s_bin() -> Path:
+    try:
+        return build_binaries()
+    except ControlPlaneError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="module")
+def control_plane(k8s_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with ControlPlane.start(tmp_path_factory.mktemp("control-plane"), bin_dir=k8s_bin) as plane:
+        yield plane
+
+
+@pytest.fixture(scope="module")
+def api_client(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(control_plane.kubeconfig), context=control_plane.context)
+    with api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """On a failure, the tails of the control plane's logs (they hold no tokens or plaintext)."""
+    outcome = yield
+    report = outcome.get_result()
+    plane = item.funcargs.get("control_plane") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(plane, ControlPlane):
+        for log in sorted(plane.logs.glob("*.log")):
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            report.sections.append((f"control plane: {log.name} (last lines)", tail))

@@ -1,0 +1,330 @@
+"""`kms-aks reencrypt` and `kms-aks key-status` without a cluster: argument errors, the checkpoint file, the
+stack's key, progress off a terminal, and the metrics parser. Their behaviour on a cluster is proven against a
+real kube-apiserver and etcd in tests/e2e_k8s/test_reencrypt.py."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from kms_aks_tools import cli
+from kms_aks_tools.cluster import keys
+from kms_aks_tools.cluster.key_metrics import parse_metrics
+from kms_aks_tools.cluster.records import (
+    ApiServerReport,
+    ClusterRef,
+    ReencryptionRecord,
+    SecretCounts,
+    append_record,
+)
+from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
+
+VAULT = "kv-kmsaks-test"
+V1 = f"https://{VAULT}.vault.azure.net/keys/aks-kms/{'1' * 32}"
+V2 = f"https://{VAULT}.vault.azure.net/keys/aks-kms/{'2' * 32}"
+
+
+def write_stack(directory: Path, key_id: str = V2, name: str = "clustertest") -> Path:
+    path = directory / f"Pulumi.{name}.yaml"
+    path.write_text(
+        "config:\n"
+        "  azure-native:location: westeurope\n"
+        "  kms-aks:location: westeurope\n"
+        "  kms-aks:existingKey:\n"
+        f"    keyId: {key_id}\n"
+        "    keyVaultResourceId: /subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-keys/"
+        f"providers/Microsoft.KeyVault/vaults/{VAULT}\n"
+        "    permissionModel: rbac\n"
+        "  kms-aks:cluster:\n"
+        "    name: aks-clustertest\n"
+        '    kubernetesVersion: "1.33"\n'
+        "    apiServerAuthorizedIpRanges: [198.51.100.0/24]\n"
+    )
+    return path
+
+
+def write_kubeconfig(directory: Path, server: str = "https://127.0.0.1:1", token: str = "not-a-token") -> Path:
+    path = directory / "kubeconfig"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+                "users": [{"name": "u", "user": {"token": token}}],
+                "contexts": [{"name": "test-admin", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "test-admin",
+            }
+        )
+    )
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exit_:  # argparse's own usage errors
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def written(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------------------------------------- the stack's key
+
+
+def test_the_pinned_key_comes_from_existing_key_or_kms_key_version(tmp_path: Path) -> None:
+    assert keys.load_stack_key(str(write_stack(tmp_path))).key_id == V2
+    dev = keys.load_stack_key("dev")
+    assert dev.key_id is None and "kmsKey.version" in (dev.unpinned_reason or "")
+    assert dev.records_file == keys.ROOT / "rotations" / "dev.yaml"
+    pinned = tmp_path / "Pulumi.pinned.yaml"
+    pinned.write_text(
+        (keys.ROOT / "Pulumi.dev.yaml")
+        .read_text()
+        .replace("    size: 2048\n", f"    size: 2048\n    version: {'a' * 32}\n")
+    )
+    assert (
+        keys.load_stack_key(str(pinned)).key_id
+        == f"https://kv-kmsaks-dev-01.vault.azure.net/keys/aks-kms-dev/{'a' * 32}"
+    )
+
+
+def test_key_ids_in_the_three_spellings() -> None:
+    # The Azure plugin hashes the URL it rebuilds from the vault URL: the same string as the pinned key id.
+    assert keys.plugin_key_id(V1) == hashlib.sha256(V1.encode()).hexdigest()
+    assert keys.metric_key_id_hash("abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
+    assert keys.plugin_key_id(V1) != keys.plugin_key_id(V2)
+    with pytest.raises(keys.StackKeyError, match="not a versioned Key Vault key id"):
+        keys.plugin_key_id(f"https://{VAULT}.vault.azure.net/keys/aks-kms")
+
+
+# ------------------------------------------------------------------------------------------- argument errors
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--concurrency", "0"], "--concurrency: must be at least 1, not 0"),
+        (["--rate", "-1"], "--rate: must be 0 (no limit) or more"),
+        (["--page-size", "100000"], "--page-size: at most 5000 Secrets a page"),
+        (["--page-size", "ten"], "--page-size: not a whole number: 'ten'"),
+    ],
+)
+def test_bad_flags_exit_2_with_the_flag_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], expected: str
+) -> None:
+    code, out = run(capsys, "reencrypt", "--stack", str(write_stack(tmp_path)), *args)
+    assert code == 2 and expected in out
+
+
+def test_unknown_stack_unpinned_stack_and_a_conflicting_key_id(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out = run(capsys, "reencrypt", "--stack", "nosuch")
+    assert code == 2 and "unknown stack 'nosuch'; stacks: dev, prod" in out
+    code, out = run(capsys, "reencrypt", "--stack", "dev", "--kubeconfig", str(write_kubeconfig(tmp_path)))
+    assert code == 2 and "pins no key version (kms-aks:kmsKey.version is not set)" in out and "--key-id" in out
+    stack = write_stack(tmp_path)
+    code, out = run(capsys, "reencrypt", "--stack", str(stack), "--key-id", V1)
+    assert code == 2 and f"--key-id {V1} differs from the key id stack clustertest pins ({V2})" in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "rotations").exists()
+
+
+@pytest.mark.parametrize("command", ["reencrypt", "key-status"])
+def test_missing_kubeconfig_and_unknown_context_exit_2_and_write_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    stack = write_stack(tmp_path)
+    code, out = run(capsys, command, "--stack", str(stack), "--kubeconfig", str(tmp_path / "absent"))
+    assert code == 2 and f"kubeconfig {tmp_path / 'absent'} does not exist" in out
+    kubeconfig = write_kubeconfig(tmp_path)
+    code, out = run(capsys, command, "--stack", str(stack), "--kubeconfig", str(kubeconfig), "--context", "prod-admin")
+    assert code == 2
+    assert (
+        out.count("error:") == 1
+        and f"context 'prod-admin' is not in kubeconfig {kubeconfig}; contexts: test-admin" in out
+    )
+    assert written(tmp_path) == ["Pulumi.clustertest.yaml", "kubeconfig"]
+
+
+# ------------------------------------------------------------------------------------------- the checkpoint
+
+
+def checkpoint(**changes: object) -> Checkpoint:
+    base = Checkpoint(
+        stack="clustertest",
+        keyId=V2,
+        context="test-admin",
+        server="https://127.0.0.1:6443",
+        startedAt=datetime(2026, 11, 30, 11, 0, tzinfo=UTC),
+        continueToken="eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MTIzLCJzdGFydCI6Im5zMDEvczAwNDlcdTAwMDAifQ",
+        pagesDone=2,
+        counts=Counts(listed=500, rewritten=497, unchanged=1, deleted=1),
+    )
+    return base.model_copy(update=changes)
+
+
+def test_the_checkpoint_survives_a_round_trip_and_holds_no_secret_data(tmp_path: Path) -> None:
+    path = tmp_path / "rotations" / "clustertest.reencrypt-checkpoint.json"
+    saved = checkpoint()
+    save_checkpoint(path, saved)
+    assert load_checkpoint(path) == saved
+    assert written(tmp_path) == ["rotations/clustertest.reencrypt-checkpoint.json"]  # no .partial left behind
+    document = json.loads(path.read_text())
+    assert set(document) == {
+        "format",
+        "stack",
+        "keyId",
+        "context",
+        "server",
+        "startedAt",
+        "elapsedSeconds",
+        "continueToken",
+        "listingDone",
+        "pagesDone",
+        "estimatedTotal",
+        "counts",
+        "failures",
+    }
+
+
+def test_a_foreign_or_broken_checkpoint_is_refused_before_anything_is_done(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stack = write_stack(tmp_path)
+    path = tmp_path / "rotations" / "clustertest.reencrypt-checkpoint.json"
+    path.parent.mkdir()
+    path.write_text('{"format": 1, "stack": "clustertest"}')
+    code, out = run(capsys, "reencrypt", "--stack", str(stack), "--kubeconfig", str(write_kubeconfig(tmp_path)))
+    assert code == 2
+    assert f"checkpoint {path} is not a kms-aks reencrypt checkpoint (keyId: Field required); delete it" in out
+    assert path.read_text() == '{"format": 1, "stack": "clustertest"}'
+
+
+# ------------------------------------------------------------------------------------------- progress
+
+
+def test_off_a_terminal_progress_is_a_plain_line_every_n_secrets() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=400)
+    report = ProgressReport(console, every=3, done=0, total=7, started=0.0)
+    counts = Counts(listed=7)
+    for n in range(7):
+        counts.rewritten = n + 1
+        report.advance(counts, 0, 7)
+    report.stop()
+    lines = out.getvalue().splitlines()
+    assert [line.split(" Secrets")[0] for line in lines] == ["reencrypt: 3/7", "reencrypt: 6/7"]
+    assert "(rewritten 3, unchanged 0, deleted 0, failed 0)" in lines[0]
+
+
+def test_a_resumed_pass_reports_from_where_it_stopped() -> None:
+    out = io.StringIO()
+    report = ProgressReport(
+        Console(file=out, force_terminal=False, width=400), every=5, done=8, total=None, started=0.0
+    )
+    for _ in range(4):
+        report.advance(Counts(), 0, None)
+    assert [line.split(" Secrets")[0] for line in out.getvalue().splitlines()] == ["reencrypt: 10"]
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+# As kube-apiserver v1.34 writes them (the form in k8s.io/apiserver's metrics.go comments), among other series.
+LABELS = 'apiserver_id_hash="sha256:aa",provider_name="azurekmsprovider"'
+EXPOSITION = "\n".join(
+    [
+        "# HELP apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds [ALPHA] The last time in "
+        "seconds when a keyID was returned by the Status RPC call.",
+        "# TYPE apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds gauge",
+        f'apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds{{{LABELS},key_id_hash="sha256:old"}}'
+        " 1.7645e+09",
+        f'apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds{{{LABELS},key_id_hash="sha256:new"}}'
+        " 1.7646e+09",
+        "# HELP apiserver_envelope_encryption_key_id_hash_total [ALPHA] Number of times a keyID is used split by "
+        "transformation type, provider, and apiserver identity.",
+        "# TYPE apiserver_envelope_encryption_key_id_hash_total counter",
+        f'apiserver_envelope_encryption_key_id_hash_total{{{LABELS},key_id_hash="sha256:old",'
+        'transformation_type="from_storage"} 2000',
+        f'apiserver_envelope_encryption_key_id_hash_total{{{LABELS},key_id_hash="sha256:new",'
+        'transformation_type="to_storage"} 1999',
+        "# HELP apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds [ALPHA] The last time in seconds "
+        "when a keyID was used.",
+        "# TYPE apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds gauge",
+        f'apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds{{{LABELS},key_id_hash="sha256:old",'
+        'transformation_type="from_storage"} 1.76455e+09',
+        "# HELP apiserver_request_total [STABLE] Counter of apiserver requests.",
+        "# TYPE apiserver_request_total counter",
+        'apiserver_request_total{code="200",verb="GET"} 12',
+        "",
+    ]
+)
+
+
+def test_the_newest_status_is_the_current_key_and_reads_under_others_are_the_previous_slot() -> None:
+    metrics = parse_metrics(EXPOSITION)
+    assert metrics.served and metrics.current == "sha256:new"
+    assert metrics.reads["sha256:old"].count == 2000
+    assert metrics.reads["sha256:old"].last == datetime.fromtimestamp(1.76455e9, tz=UTC)
+    assert metrics.writes["sha256:new"].count == 1999 and "sha256:new" not in metrics.reads
+    assert metrics.reported_hashes() == ["sha256:new", "sha256:old"]
+
+
+def test_no_key_series_means_not_served() -> None:
+    metrics = parse_metrics('# TYPE apiserver_request_total counter\napiserver_request_total{code="200"} 1\n')
+    assert not metrics.served and metrics.current is None
+    assert "no apiserver_envelope_encryption_key_id_hash_* series" in (metrics.reason or "")
+
+
+# ------------------------------------------------------------------------------------------- key-status offline
+
+
+def a_record(key_id: str, *, complete: bool = True) -> ReencryptionRecord:
+    return ReencryptionRecord(
+        keyId=key_id,
+        pluginKeyId=keys.plugin_key_id(key_id),
+        complete=complete,
+        finishedAt=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+        durationSeconds=12.5,
+        cluster=ClusterRef(context="test-admin", server="https://127.0.0.1:6443"),
+        secrets=SecretCounts(listed=3, rewritten=3, deleted=0, failed=0 if complete else 1),
+        apiServer=ApiServerReport(metricsServed=False),
+    )
+
+
+def test_key_status_offline_shows_what_the_stack_and_the_records_know(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stack = write_stack(tmp_path)
+    code, out = run(capsys, "key-status", "--stack", str(stack), "--offline")
+    assert code == 1
+    assert f"has no complete re-encryption record in {tmp_path / 'rotations' / 'clustertest.yaml'}" in out
+    append_record(tmp_path / "rotations" / "clustertest.yaml", "clustertest", a_record(V2, complete=False))
+    assert run(capsys, "key-status", "--stack", str(stack), "--offline")[0] == 1, "an incomplete record is no record"
+    append_record(tmp_path / "rotations" / "clustertest.yaml", "clustertest", a_record(V1))
+    append_record(tmp_path / "rotations" / "clustertest.yaml", "clustertest", a_record(V2))
+    code, out = run(capsys, "key-status", "--stack", str(stack), "--offline", "--json")
+    assert code == 0
+    status = json.loads(out)
+    assert status["metricsServed"] is False and status["currentKeyId"] is None
+    assert [(k["keyId"], k["record"]) for k in status["keys"]] == [
+        (V2, "2026-11-30T12:00:00Z"),
+        (V1, "2026-11-30T12:00:00Z"),
+    ]
+
+
+def test_key_status_never_claims_a_key_it_cannot_know(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "key-status", "--stack", "dev", "--offline")
+    assert code == 1
+    assert "which key the cluster uses cannot be told" in out and "every Secret was rewritten" not in out
