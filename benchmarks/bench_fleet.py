@@ -118,7 +118,7 @@ def main() -> int:
             for path in sorted(base.glob("Pulumi.s*.yaml"))[:size]:
                 (folder / path.name).write_text(path.read_text())
             command = [
-                sys.executable, "-m", "kms_aks_tools.cli", "plan", "--all", "--project", str(folder),
+                sys.executable, "-m", "kms_aks_tools.cli", "plan", "--all", "--cwd", str(folder),
                 "--jobs", str(args.jobs),
             ]  # fmt: skip
             seconds, peak, code = measured(command)

@@ -7,7 +7,7 @@
     kms-aks check-config [--stack dev] [--cwd DIR]
     kms-aks changes PREVIEW.json [--guard-output guard.txt] [--markdown FILE|-] [--stack dev]
     kms-aks sandbox up|preview|destroy|status|reset [--stack dev]
-    kms-aks plan --all | rotate-check --all [--jobs N] [--project DIR] [--json FILE|-]   (every Pulumi.*.yaml)
+    kms-aks plan --all | rotate-check --all [--jobs N] [--cwd DIR] [--json FILE|-]   (every Pulumi.*.yaml)
     kms-aks reencrypt --stack prod [--kubeconfig FILE] [--context NAME] [--dry-run]
     kms-aks key-status --stack prod [--kubeconfig FILE] [--context NAME]
 
@@ -121,7 +121,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             loaded = importlib.import_module(module)
             loaded.configure_parser(sub)
             # A subcommand that can summarize one stack as a table row also runs over every stack (--all).
-            if hasattr(loaded, "summarize"):
+            if hasattr(loaded, "stack_row"):
                 every_stack.add_all_options(sub)
     return parser
 

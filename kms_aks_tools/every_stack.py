@@ -1,9 +1,9 @@
 """`kms-aks <subcommand> --all`: one subcommand over every `Pulumi.*.yaml` of a project, in parallel, as one table.
 
-    kms-aks plan --all [--jobs N] [--project DIR] [--json FILE|-] [--as-of YYYY-MM-DD]
+    kms-aks plan --all [--jobs N] [--cwd DIR] [--json FILE|-] [--as-of YYYY-MM-DD]
     kms-aks rotate-check --all ...
 
-Any subcommand whose module defines `summarize(stack_file, as_of) -> StackRow` gets `--all` (`kms_aks_tools.cli`
+Any subcommand whose module defines `stack_row(stack_file, as_of) -> StackRow` gets `--all` (`kms_aks_tools.cli`
 adds the options): each stack runs in its own process (`python -m kms_aks_tools.every_stack --worker ...`), up to
 `--jobs` at once (default: the machine's cores), so memory is bounded by the worker count and a stack that crashes
 its interpreter takes only its own row down. The table has one row per stack: location, the whole key id, the key's
@@ -30,6 +30,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_OK, make_console
+from kms_aks_tools.stack_file import ProjectNotFoundError, find_project, stack_names
 
 NOT_RUN = "not run"
 
@@ -49,15 +50,15 @@ class StackRow:
     error: str | None = None
 
 
-Summarize = Callable[[str, date], StackRow]
+StackRowOf = Callable[[str, date], StackRow]
 
 
-def summarizer(subcommand: str) -> Summarize | None:
-    """The subcommand's `summarize` function, or None when it has no `--all`."""
+def row_function(subcommand: str) -> StackRowOf | None:
+    """The subcommand's `stack_row` function, or None when it has no `--all`."""
     from kms_aks_tools.cli import SUBCOMMANDS
 
     module = SUBCOMMANDS.get(subcommand, ("", ""))[0]
-    return getattr(importlib.import_module(module), "summarize", None) if module else None
+    return getattr(importlib.import_module(module), "stack_row", None) if module else None
 
 
 # ------------------------------------------------------------------------------------------- options
@@ -74,10 +75,7 @@ def add_all_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--jobs", type=_positive, default=None, help="stacks at once with --all (default: the machine's cores)"
     )
-    group.add_argument(
-        "--project", type=Path, default=None, help="the folder whose Pulumi.*.yaml --all runs (default: this project)"
-    )
-    only_with_all = {"jobs": "--jobs", "project": "--project"}
+    only_with_all = {"jobs": "--jobs"}
     existing = parser._option_string_actions  # argparse has no public "has this option"
     if "--json" not in existing:
         group.add_argument("--json", dest="json_out", help="with --all: write the table as JSON to FILE ('-': stdout)")
@@ -121,8 +119,6 @@ SINGLE_STACK_OPTIONS = {"graph": "--graph", "arm": "--arm", "applied": "--applie
 
 def stack_files(project: Path) -> list[Path]:
     """Every `Pulumi.<stack>.yaml` of `project`, in stack-name order."""
-    from kms_aks_tools.mock_engine import stack_names
-
     return [project / f"Pulumi.{name}.yaml" for name in stack_names(project)]
 
 
@@ -208,11 +204,10 @@ def run(args: argparse.Namespace, subcommand: str) -> int:
     if refused:
         console.print(f"[bold red]error:[/] {', '.join(refused)} works on one stack (--stack), not with --all")
         return EXIT_BAD_INPUT
-    from kms_aks_tools.mock_engine import ROOT
-
-    project = (args.project or ROOT).resolve()
-    if not project.is_dir():
-        console.print(f"[bold red]error:[/] --project {escape(str(project))}: not a folder")
+    try:
+        project = find_project(args.cwd or Path.cwd())  # as every subcommand finds it (--cwd)
+    except ProjectNotFoundError as error:
+        console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
     if not stack_files(project):
         console.print(f"[bold red]error:[/] no Pulumi.<stack>.yaml in {escape(str(project))}")
@@ -233,12 +228,12 @@ def run(args: argparse.Namespace, subcommand: str) -> int:
 def _worker_main(subcommand: str, stack_file: str, as_of: str) -> int:
     """The worker process: one stack's row as one JSON line on stdout; never a traceback."""
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
-    summarize = summarizer(subcommand)
-    if summarize is None:
+    stack_row = row_function(subcommand)
+    if stack_row is None:
         row = StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=f"kms-aks {subcommand} has no --all")
     else:
         try:
-            row = summarize(stack_file, date.fromisoformat(as_of))
+            row = stack_row(stack_file, date.fromisoformat(as_of))
         except Exception as error:  # a program or tool bug: this stack's row says so, the others still run
             row = StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=f"{type(error).__name__}: {error}")
     sys.stdout.write(json.dumps(asdict(row)) + "\n")

@@ -291,7 +291,7 @@ def _cluster_urn(urn: str) -> str:
     try:
         canonical = canonical_type(resource_type)
     except UnrecognisedKmsToken as error:
-        raise ValueError(str(error)) from None
+        raise ValueError(f"{error}{_lost_dollar_hint(urn)}") from None
     if canonical != MANAGED_CLUSTER:
         raise ValueError(
             f"names a {resource_type}; only a ManagedCluster's key id can be overridden{_lost_dollar_hint(urn)}"

@@ -550,7 +550,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK
 
 
-def summarize(stack_file: str, as_of: date) -> Any:
+def stack_row(stack_file: str, as_of: date) -> Any:
     """`plan --all`'s row for one stack (`kms_aks_tools.every_stack`): the plan's policy verdict, and the rotation
     verdict of the same preview recording (no second run of the program)."""
     from kms_aks_tools.every_stack import StackRow

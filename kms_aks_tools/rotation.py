@@ -517,7 +517,7 @@ def rotation_verdict(report: RotationReport) -> str:
     return "fit"
 
 
-def summarize(stack_file: str, as_of: date) -> Any:
+def stack_row(stack_file: str, as_of: date) -> Any:
     """`rotate-check --all`'s row for one stack (`kms_aks_tools.every_stack`)."""
     from kms_aks_tools.every_stack import StackRow
 

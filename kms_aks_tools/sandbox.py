@@ -38,7 +38,16 @@ from rich.markup import escape
 from rich.text import Text
 
 from kms_aks_tools import realcli
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, subcommand_parser
+from kms_aks_tools.output import (
+    EXIT_BAD_INPUT,
+    EXIT_BLOCKED,
+    EXIT_OK,
+    add_project_option,
+    make_console,
+    subcommand_parser,
+)
+from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
+from kms_aks_tools.stack_file import stack_names as stack_files
 
 SANDBOX_FOLDER = ".sandbox"
 # The sandbox's own stacks are encrypted with this passphrase: they hold nothing real and never leave the folder.
@@ -89,12 +98,10 @@ class Sandbox:
     # ------------------------------------------------------------------------------------------------ checks
 
     def stacks(self) -> list[str]:
-        return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in self.project.glob("Pulumi.*.yaml"))
+        return stack_files(self.project)
 
     def check_stack(self, stack: str) -> str:
         """The user's stack file as text; an unknown stack, or secure values it cannot decrypt, are bad input."""
-        if not (self.project / "Pulumi.yaml").is_file():
-            raise SandboxError(f"{self.project} has no Pulumi.yaml: run from the project, or give --project DIR")
         path = self.stack_file(stack)
         if not path.is_file():
             raise SandboxError(f"unknown stack {stack!r}: no {path.name}; stacks: {', '.join(self.stacks()) or 'none'}")
@@ -230,7 +237,7 @@ def _check_config(sandbox: Sandbox, stack: str) -> int:
     from kms_aks_tools.cli import check_config
 
     sandbox.check_stack(stack)
-    return check_config(argparse.Namespace(stack=str(sandbox.stack_file(stack))))
+    return check_config(argparse.Namespace(stack=stack, cwd=sandbox.project))
 
 
 def preview_as_ci(sandbox: Sandbox, space: realcli.CliWorkspace, stack: str, console: Console) -> int:
@@ -377,12 +384,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     """The options of `kms-aks sandbox`."""
     parser.add_argument("action", choices=ACTIONS, help="up | preview | destroy | status | reset")
     parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml; default dev)")
-    parser.add_argument(
-        "--project",
-        type=Path,
-        default=None,
-        help="the project folder (default: the kms-aks checkout this command runs from); the sandbox is its .sandbox/",
-    )
+    add_project_option(parser)  # the sandbox is the found project's .sandbox/
     parser.set_defaults(run=run)
     return parser
 
@@ -395,9 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     console = make_console()
-    sandbox = Sandbox.of(args.project or realcli.ROOT)
     started = time.monotonic()
     try:
+        sandbox = Sandbox.of(find_project(args.cwd or Path.cwd()))
         if args.action == "status":
             code = action_status(sandbox, console)
         elif args.action == "reset":
@@ -405,7 +407,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             action = {"up": action_up, "preview": action_preview, "destroy": action_destroy}[args.action]
             code = action(sandbox, args.stack, console)
-    except SandboxError as error:
+    except (SandboxError, ProjectNotFoundError) as error:
         make_console(stderr=True).print(Text.assemble(("sandbox: ", "bold red"), str(error)))
         return EXIT_BAD_INPUT
     if args.action in ("up", "preview", "destroy"):

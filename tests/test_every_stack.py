@@ -24,6 +24,9 @@ AS_OF = TODAY.isoformat()
 
 
 def _copy(project: Path, source: str, name: str, **changes: object) -> None:
+    """Pulumi.<source>.yaml as Pulumi.<name>.yaml of `project` (a Pulumi project: --cwd finds it as pulumi does)."""
+    if not (project / "Pulumi.yaml").exists():
+        shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
     document = yaml.safe_load((ROOT / f"Pulumi.{source}.yaml").read_text())
     document["config"].update(changes)
     (project / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
@@ -68,7 +71,7 @@ def _json(result_stdout: str) -> dict:
 def test_rotate_check_all_one_row_per_stack_the_broken_one_reported_worst_exit_code(
     kms_aks: KmsAks, project: Path
 ) -> None:
-    result = kms_aks("rotate-check", "--all", "--project", str(project), "--as-of", AS_OF, "--json", "-", "--jobs", "2")
+    result = kms_aks("rotate-check", "--all", "--cwd", str(project), "--as-of", AS_OF, "--json", "-", "--jobs", "2")
     document = _json(result.stdout)
     rows = {row["stack"]: row for row in document["stacks"]}
     assert list(rows) == ["broken", "eu-1", "us-1", "us-2"]  # every stack file, in name order
@@ -106,7 +109,7 @@ def test_plan_all_policy_and_rotation_verdicts_in_one_table(kms_aks: KmsAks, tmp
         yaml.safe_dump({"config": {"kms-aks:location": "westeurope", "kms-aks:kmsKey": {"size": 1000}}})
     )
     out = tmp_path / "all.json"
-    result = kms_aks("plan", "--all", "--project", str(tmp_path), "--as-of", AS_OF, "--json", str(out))
+    result = kms_aks("plan", "--all", "--cwd", str(tmp_path), "--as-of", AS_OF, "--json", str(out))
     document = json.loads(out.read_text())
     rows = {row["stack"]: row for row in document["stacks"]}
     assert result.returncode == 2 == document["exitCode"]
@@ -121,7 +124,7 @@ def test_plan_all_policy_and_rotation_verdicts_in_one_table(kms_aks: KmsAks, tmp
 
     # Without the broken file, the worst is the blocked stack's 1.
     (tmp_path / "Pulumi.bad.yaml").unlink()
-    again = kms_aks("plan", "--all", "--project", str(tmp_path), "--json", "-")
+    again = kms_aks("plan", "--all", "--cwd", str(tmp_path), "--json", "-")
     assert again.returncode == 1 == _json(again.stdout)["exitCode"]
 
 
@@ -139,7 +142,7 @@ def test_a_worker_that_dies_is_its_own_row(monkeypatch: pytest.MonkeyPatch, tmp_
     [
         (("plan", "--all", "--graph", "x.dot"), "--graph works on one stack"),
         (("plan", "--all", "--applied"), "--applied works on one stack"),
-        (("rotate-check", "--all", "--project", "/nonexistent"), "not a folder"),
+        (("rotate-check", "--all", "--cwd", "/nonexistent"), "no Pulumi.yaml in"),
         (("rotate-check", "--stack", "prod", "--json", "-"), "--json only with --all"),
         (("plan", "--jobs", "2"), "--jobs only with --all"),
     ],
@@ -152,5 +155,6 @@ def test_all_refuses_what_it_cannot_do_with_exit_2(kms_aks: KmsAks, args: tuple[
 
 
 def test_all_on_a_folder_without_stack_files_is_bad_input(kms_aks: KmsAks, tmp_path: Path) -> None:
-    result = kms_aks("rotate-check", "--all", "--project", str(tmp_path))
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    result = kms_aks("rotate-check", "--all", "--cwd", str(tmp_path))
     assert result.returncode == 2 and "no Pulumi.<stack>.yaml" in result.stdout

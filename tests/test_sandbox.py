@@ -28,7 +28,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def _sandbox(project: Path, *args: str) -> int:
-    return main(["sandbox", *args, "--project", str(project)])
+    return main(["sandbox", *args, "--cwd", str(project)])
 
 
 def test_an_unknown_stack_is_named_with_the_stacks_there_are(project: Path, capsys: pytest.CaptureFixture) -> None:
@@ -40,7 +40,7 @@ def test_an_unknown_stack_is_named_with_the_stacks_there_are(project: Path, caps
 
 def test_a_folder_without_pulumi_yaml_is_not_a_project(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert _sandbox(tmp_path, "up") == 2
-    assert "has no Pulumi.yaml" in capsys.readouterr().err
+    assert "no Pulumi.yaml in" in capsys.readouterr().err
 
 
 def test_secure_values_the_sandbox_cannot_decrypt_are_named_not_echoed(

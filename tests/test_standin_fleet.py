@@ -42,8 +42,17 @@ def stub(standin: Standin) -> provider_pb2_grpc.ResourceProviderStub:
     return provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{standin.ports['azure-native']}"))
 
 
+def _checked(stub: Any, r: RecordedResource, inputs: dict) -> Any:
+    """The inputs as the engine holds them: after the provider's Check (its defaults applied), as in a real run."""
+    response = stub.Check(provider_pb2.CheckRequest(urn=r.urn, type=r.type, news=to_struct(inputs)))
+    assert not response.failures, response.failures
+    return response.inputs
+
+
 def _create(stub: Any, r: RecordedResource) -> Any:
-    return stub.Create(provider_pb2.CreateRequest(urn=r.urn, type=r.type, name=r.name, properties=to_struct(r.inputs)))
+    return stub.Create(
+        provider_pb2.CreateRequest(urn=r.urn, type=r.type, name=r.name, properties=_checked(stub, r, r.inputs))
+    )
 
 
 def _diff(stub: Any, r: RecordedResource, created: Any, news: dict) -> Any:
@@ -54,8 +63,8 @@ def _diff(stub: Any, r: RecordedResource, created: Any, news: dict) -> Any:
             type=r.type,
             name=r.name,
             olds=created.properties,
-            old_inputs=to_struct(r.inputs),
-            news=to_struct(news),
+            old_inputs=_checked(stub, r, r.inputs),
+            news=_checked(stub, r, news),
         )
     )
 

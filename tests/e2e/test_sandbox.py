@@ -33,7 +33,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sandbox(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`kms-aks sandbox ...` as a user types it, in its own process."""
     return subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "kms-aks"), "sandbox", *args, "--project", str(project)],
+        [str(ROOT / ".venv" / "bin" / "kms-aks"), "sandbox", *args, "--cwd", str(project)],
         capture_output=True,
         text=True,
         timeout=1200,
