@@ -11,7 +11,7 @@ The binaries come from `e2e/k8s/build.sh` (built from their Go modules once, the
 listens on 127.0.0.1 on a port picked free, keeps its state under `workdir`, and logs to `workdir/logs/`.
 Teardown is certain: `stop()` (the context manager's exit) ends every process, and each child also gets
 SIGKILL from the kernel if the Python process that started it dies (PR_SET_PDEATHSIG), so a killed test run
-leaves no etcd or kube-apiserver behind.
+leaves no etcd or kube-apiserver behind (only the plugin's socket folder, /tmp/kmsaks-*, is left).
 
 Secrets (the admin token, the vault token, key material) live in 0600 files under `workdir`; nothing here
 logs them, and the processes' own logs do not contain them.
