@@ -93,6 +93,7 @@ e2e: $(VENV)/.installed
 ##          Vault stand-in (docs/real-cluster.md). The first run builds them from their Go modules into .tools/.
 e2e-k8s: $(VENV)/.installed
 	@bash e2e/k8s/build.sh >/dev/null
+	cd e2e/k8s/kmsplugin && go test ./...
 	$(PY) -m pytest -q -p no:xdist tests/e2e_k8s $(PYTEST_ARGS)
 
 ## sandbox-up: rehearse offline: deploy STACK (default dev) with the real Pulumi CLI into the Azure stand-in, as the
