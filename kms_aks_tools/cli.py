@@ -1,7 +1,7 @@
 """`kms-aks`: the operator's command line. Each subcommand has exact exit codes, so CI can act on them.
 
     kms-aks plan [--stack dev] [--json FILE|-] [--graph FILE] [--policy-config FILE] [--applied]
-    kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID']
+    kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID'] [--records DIR]
     kms-aks rotate-check [--stack prod] [--as-of YYYY-MM-DD]
     kms-aks check-config [--stack dev]
 
