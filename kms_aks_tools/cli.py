@@ -2,7 +2,7 @@
 
     kms-aks plan [--stack dev] [--cwd DIR] [--json FILE|-] [--graph FILE] [--policy-config FILE] [--applied]
                  [--arm FILE]
-    kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID']
+    kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID'] [--records DIR]
     kms-aks rotate-check [--stack dev] [--cwd DIR] [--as-of YYYY-MM-DD]
     kms-aks check-config [--stack dev] [--cwd DIR]
     kms-aks changes PREVIEW.json [--guard-output guard.txt] [--markdown FILE|-] [--stack dev]

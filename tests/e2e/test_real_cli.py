@@ -7,12 +7,14 @@ prod stacks are created, changed and destroyed as a team would.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kms_aks_tools.mock_engine import run_stack
 from kms_aks_tools.recording import UNKNOWN
@@ -229,14 +231,17 @@ def test_a_key_rotation_is_refused_by_the_guard_and_allowed_for_that_urn_and_key
 
         # The record `kms-aks reencrypt` writes after a complete pass under the current key, committed.
         records.parent.mkdir(exist_ok=True)
-        records.write_text(
-            "stack: dev\nrecords:\n"
-            f"  - keyId: {current_key_id}\n    pluginKeyId: {'0' * 64}\n    complete: true\n"
-            '    finishedAt: "2026-11-30T12:00:00Z"\n    durationSeconds: 1.0\n'
-            "    cluster: {context: dev-admin, server: https://dev.example:443}\n"
-            "    secrets: {listed: 3, rewritten: 3, deleted: 0, failed: 0}\n"
-            "    apiServer: {metricsServed: false}\n"
-        )
+        record = {
+            "keyId": current_key_id,
+            "pluginKeyId": hashlib.sha256(current_key_id.encode()).hexdigest(),
+            "complete": True,
+            "finishedAt": "2026-11-30T12:00:00Z",
+            "durationSeconds": 1.0,
+            "cluster": {"context": "dev-admin", "server": "https://dev.example:443"},
+            "secrets": {"listed": 3, "rewritten": 3, "deleted": 0, "failed": 0},
+            "apiServer": {"metricsServed": False},
+        }
+        records.write_text(yaml.safe_dump({"stack": "dev", "records": [record]}))
         allowed = workspace.ci("preview", "dev", str(out))
         assert allowed.returncode == 0, allowed.stdout[-2000:] + allowed.stderr
         assert f"ALLOWED [kms-key-change] {cluster['urn']}" in allowed.stdout.splitlines()
