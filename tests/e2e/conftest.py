@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kms_aks_tools.standin_provider import running_standin
+from kms_aks_tools.standin_provider import Standin, running_standin
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = "kms-aks e2e passphrase"
@@ -40,6 +40,7 @@ class Workspace:
     env: dict[str, str]
     out: Path
     runs: list[str] = field(default_factory=list)
+    standin: Standin | None = None  # the session's Azure stand-in (one cloud for every workspace)
 
     def run(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:
         """Runs a command in the workspace; the transcript is kept for the failure report."""
@@ -124,7 +125,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
             # HOME is the session's own; pip keeps the developer's download cache.
             "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
         }
-        space = Workspace(path=project, env=env, out=base / "out")
+        space = Workspace(path=project, env=env, out=base / "out", standin=standin)
         prepared = space.ci("policy-venv")
         assert prepared.returncode == 0, prepared.stderr
         yield space
