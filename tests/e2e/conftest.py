@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from kms_aks_tools import realcli
-from kms_aks_tools.standin_provider import running_standin
+from kms_aks_tools.standin_provider import Standin, running_standin
 
 ROOT = realcli.ROOT
 PASSPHRASE = "kms-aks e2e passphrase"
@@ -39,6 +39,7 @@ class Workspace(realcli.CliWorkspace):
 
     out: Path = field(default=Path())
     runs: list[str] = field(default_factory=list)
+    standin: Standin | None = None  # the session's Azure stand-in (one cloud for every workspace)
 
     def run(  # type: ignore[override]
         self, *args: str, timeout: float = COMMAND_TIMEOUT, stream: bool = False
@@ -78,7 +79,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         env = realcli.cli_environment(
             bin_dir, home=base, backend=base / "state", passphrase=PASSPHRASE, debug_providers=standin.debug_providers
         )
-        space = Workspace(path=project, env=env, out=base / "out")
+        space = Workspace(path=project, env=env, out=base / "out", standin=standin)
         prepared = space.ci("policy-venv")
         assert prepared.returncode == 0, prepared.stderr
         yield space

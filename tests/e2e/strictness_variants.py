@@ -26,7 +26,8 @@ def no_grant_wait(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransfor
 def bad_vault_name(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
     if args.type_ != "azure-native:keyvault:Vault":
         return None
-    return pulumi.ResourceTransformResult({**args.props, "vault_name": "kv_not_allowed"}, args.opts)
+    # A transform sees the engine's property names (camelCase), not the SDK's keyword arguments.
+    return pulumi.ResourceTransformResult({**args.props, "vaultName": "kv_not_allowed"}, args.opts)
 
 
 TRANSFORMS = {"no-grant-wait": no_grant_wait, "bad-vault-name": bad_vault_name}
