@@ -18,7 +18,6 @@ it. Only the preview's `duration` is dropped, so that a re-recording differs onl
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -26,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kms_aks_tools import realcli
 from kms_aks_tools.standin_provider import running_standin
-from tests.e2e.conftest import PASSPHRASE, ROOT, Workspace, _copy_project, _toolchain_bin
+from tests.e2e.conftest import PASSPHRASE, ROOT, Workspace
 
 FIXTURES = ROOT / "tests" / "fixtures" / "recorded"
 ENTRY_POINTS = Path(__file__).parent
@@ -192,26 +192,18 @@ def main(names: list[str]) -> int:
     if unknown:
         print(f"unknown scenarios: {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in SCENARIOS)}")
         return 2
-    bin_dir = _toolchain_bin()
+    bin_dir = realcli.toolchain_bin(show_progress=True)
     FIXTURES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kms-aks-fixtures-") as temp, running_standin(sleep_cap=1.0) as standin:
         base = Path(temp)
         project = base / "project"
-        _copy_project(project)
+        realcli.copy_project(ROOT, project)
         for entry_point in ("transformed.py", "empty_program.py"):
             shutil.copy(ENTRY_POINTS / entry_point, project / entry_point)
         (base / "state").mkdir()
-        env = {
-            "PATH": os.pathsep.join([str(bin_dir), str(ROOT / ".venv" / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
-            "HOME": str(base),
-            "PULUMI_HOME": str(base / "pulumi-home"),
-            "PULUMI_BACKEND_URL": (base / "state").as_uri(),
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_DEBUG_PROVIDERS": standin.debug_providers,
-            "LANG": "C.UTF-8",
-        }
+        env = realcli.cli_environment(
+            bin_dir, home=base, backend=base / "state", passphrase=PASSPHRASE, debug_providers=standin.debug_providers
+        )
         space = Workspace(path=project, env=env, out=base / "out")
         space.out.mkdir()
         for stack in sorted({s.stack for s in chosen}):
