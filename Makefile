@@ -86,6 +86,7 @@ e2e: $(VENV)/.installed
 ##          Vault stand-in (docs/real-cluster.md). The first run builds them from their Go modules into .tools/.
 e2e-k8s: $(VENV)/.installed
 	@bash e2e/k8s/build.sh >/dev/null
+	cd e2e/k8s/kmsplugin && go test ./...
 	$(PY) -m pytest -q -p no:xdist tests/e2e_k8s $(PYTEST_ARGS)
 
 ## fixtures: re-record the guard's previews (tests/fixtures/recorded/) with the real Pulumi CLI against the stand-in.

@@ -351,11 +351,11 @@ class ControlPlane:
         while time.monotonic() < deadline:
             try:
                 # The health check makes the API server call Status once its last answer is 20 s old.
-                self._get("/healthz/kms-providers")
+                self.api_get("/healthz/kms-providers")
                 # A health check that passes after the metric shows means the DEK rotation succeeded too.
                 if (
                     status_key_id_hash(self.metrics(), self.provider) == expected
-                    and self._get("/healthz/kms-providers").status_code == 200
+                    and self.api_get("/healthz/kms-providers").status_code == 200
                 ):
                     return
             except requests.RequestException:
@@ -554,17 +554,23 @@ class ControlPlane:
         port = _free_port()
         self.server = f"https://127.0.0.1:{port}"
         self._spawn("kube-apiserver", self._apiserver_argv(port))
-        self._wait("kube-apiserver", lambda: self._get("/readyz", timeout=5).status_code == 200)
+        self._wait("kube-apiserver", lambda: self.api_get("/readyz", timeout=5).status_code == 200)
 
-    def restart_apiserver(self) -> None:
-        """Stops the API server and starts it again on the same port, with the same flags; returns once ready.
-        (It then asks the plugin's Status at once, so it writes with the plugin's current key from the start.)"""
+    def restart_apiserver(self, *, ready: bool = True, timeout: float = START_TIMEOUT) -> None:
+        """Stops the API server and starts it again on the same port, with the same flags.
+
+        Returns once it is ready (`/readyz`), or with `ready=False` once it serves at all (`/livez`): an API
+        server that cannot decrypt a stored Secret never becomes ready (its Secrets watch cache cannot fill).
+        It asks the plugin's Status at once, so it writes with the plugin's current key from the start.
+        """
         self._processes["kube-apiserver"].stop()
         port = int(self.server.rsplit(":", 1)[1])
         self._spawn("kube-apiserver", self._apiserver_argv(port))
-        self._wait("kube-apiserver", lambda: self._get("/readyz", timeout=5).status_code == 200)
+        probe = "/readyz" if ready else "/livez"
+        self._wait("kube-apiserver", lambda: self.api_get(probe, timeout=5).status_code == 200, timeout)
 
-    def _get(self, path: str, *, timeout: float = 30) -> requests.Response:
+    def api_get(self, path: str, *, timeout: float = 30) -> requests.Response:
+        """An authenticated (admin) GET on the API server, e.g. `/readyz?verbose`; the response as it came."""
         return self._http.get(
             f"{self.server}{path}",
             headers={"Authorization": f"Bearer {self.token}"},
@@ -574,7 +580,7 @@ class ControlPlane:
 
     def metrics(self) -> str:
         """The API server's /metrics text (Prometheus exposition format)."""
-        response = self._get("/metrics")
+        response = self.api_get("/metrics")
         response.raise_for_status()
         return response.text
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
 
 import pytest
 from kubernetes import client
@@ -126,15 +127,26 @@ def test_after_a_key_change_new_secrets_use_it_and_old_ones_still_read(
 def test_a_second_key_change_without_a_rewrite_loses_the_oldest_secrets(
     control_plane: ControlPlane, core: client.CoreV1Api, first_version: str
 ) -> None:
-    """The hazard `reencrypt` exists for: after two changes, data under the first key can no longer be read
-    (once the API server has restarted and forgotten the DEKs it had cached)."""
+    """The hazard `reencrypt` exists for. After two key changes, data under the first key can no longer be read
+    once the API server has forgotten the DEKs it had cached (a restart), and the restarted API server never
+    becomes ready: its Secrets watch cache cannot fill, so even listing Secrets is refused."""
     third_version = control_plane.create_key_version()
     control_plane.use_key_version(third_version)
-    control_plane.restart_apiserver()
+    assert read_secret(core, "first").startswith(b"kms-aks-plaintext-"), "the cached DEK still reads it"
+    control_plane.restart_apiserver(ready=False)
+
     with pytest.raises(ApiException) as refused:
         read_secret(core, "first")
-    assert refused.value.status == 500
-    first = control_plane.etcd_get(f"/registry/secrets/{NAMESPACE}/first")
-    assert first is not None and envelope_key_id(first) == azure_key_id(first_version), "etcd still holds it"
-    # The previous slot (second version) still reads.
+    assert refused.value.status == 500 and "failed to decrypt DEK" in refused.value.body
+    # The previous slot (the second version) still reads one by one...
     assert read_secret(core, "second").startswith(b"kms-aks-plaintext-")
+    # ...but a list, as `kubectl get secrets -A` or a rewrite tool does it, is refused while the cache retries.
+    with pytest.raises(ApiException) as listing:
+        core.list_namespaced_secret(NAMESPACE)
+    assert listing.value.status == 429 and "storage is (re)initializing" in listing.value.body
+    time.sleep(30)
+    readyz = control_plane.api_get("/readyz?verbose")
+    assert readyz.status_code == 500 and "[-]informer-sync failed" in readyz.text, readyz.text[-500:]
+    # etcd still holds the Secret, under the first key: the data is there, the key to it is gone.
+    first = control_plane.etcd_get(f"/registry/secrets/{NAMESPACE}/first")
+    assert first is not None and envelope_key_id(first) == azure_key_id(first_version)
