@@ -127,7 +127,7 @@ def main() -> None:
             elapsed, peak_kib, summary = reencrypt(plane, stack, args.concurrency)
             all_under(plane, version, size)
             results.append((size, elapsed, peak_kib, summary))
-            print(f"  reencrypt: {summary}")
+            print(f"  {summary}")
         api.close()
 
     print()
