@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -126,17 +127,22 @@ def main() -> None:
             elapsed, peak_kib, summary = reencrypt(plane, stack, args.concurrency)
             all_under(plane, version, size)
             results.append((size, elapsed, peak_kib, summary))
-            print(f"  reencrypt: {summary}")
+            print(f"  {summary}")
         api.close()
 
     print()
-    print(f"{'Secrets':>8} {'seconds':>8} {'Secrets/s':>10} {'peak RSS MiB':>13}")
-    for size, elapsed, peak_kib, _ in results:
-        print(f"{size:>8} {elapsed:>8.1f} {size / elapsed:>10.1f} {peak_kib / 1024:>13.1f}")
+    # `process s`: the whole command (interpreter start, checks, metrics, record); `pass s`: the rewrite itself,
+    # as the command's summary reports it. The fixed start-up cost weighs on the small run's process time.
+    print(f"{'Secrets':>8} {'process s':>10} {'pass s':>8} {'Secrets/s':>10} {'peak RSS MiB':>13}")
+    passes = []
+    for size, elapsed, peak_kib, summary in results:
+        match = re.search(r" in ([0-9.]+) s ", summary)
+        passes.append(float(match.group(1)) if match else elapsed)
+        print(f"{size:>8} {elapsed:>10.1f} {passes[-1]:>8.1f} {size / passes[-1]:>10.1f} {peak_kib / 1024:>13.1f}")
     (small, t_small, m_small, _), (large, t_large, m_large, _) = results
     print(
-        f"size x{large / small:.1f}: time x{t_large / t_small:.2f} (linear: x{large / small:.1f}), "
-        f"peak memory x{m_large / m_small:.2f} (flat: x1.0)"
+        f"size x{large / small:.1f}: pass time x{passes[1] / passes[0]:.2f}, process time x{t_large / t_small:.2f} "
+        f"(linear: x{large / small:.1f}); peak memory x{m_large / m_small:.2f} (flat: x1.0)"
     )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
