@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_OK, make_console
+from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_OK, make_console, positive_int
 from kms_aks_tools.stack_file import ProjectNotFoundError, find_project, stack_names
 
 NOT_RUN = "not run"
@@ -73,7 +73,7 @@ def add_all_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--all", action="store_true", help="every Pulumi.*.yaml of the project, in parallel, one table")
     group.add_argument(
-        "--jobs", type=_positive, default=None, help="stacks at once with --all (default: the machine's cores)"
+        "--jobs", type=positive_int, default=None, help="stacks at once with --all (default: the machine's cores)"
     )
     only_with_all = {"jobs": "--jobs"}
     existing = parser._option_string_actions  # argparse has no public "has this option"
@@ -91,16 +91,6 @@ def misplaced_options(args: argparse.Namespace) -> list[str]:
     if getattr(args, "all", False):
         return []
     return [flag for dest, flag in getattr(args, "only_with_all", {}).items() if getattr(args, dest, None)]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"at least 1 (got {value})")
-    return value
 
 
 def _date(text: str) -> date:

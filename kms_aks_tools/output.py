@@ -65,3 +65,14 @@ def add_project_option(parser: argparse.ArgumentParser) -> None:
         help="run as if started in this folder: the project is the nearest Pulumi.yaml from there upward "
         "(default: the working directory, as `pulumi` finds it)",
     )
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1 (a count, a page size, a number of jobs)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number

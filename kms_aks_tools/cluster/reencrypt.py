@@ -73,7 +73,7 @@ from kms_aks_tools.cluster.records import (
     append_record,
     load_records,
 )
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, subcommand_parser
+from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, positive_int, subcommand_parser
 
 FIELD_MANAGER = "kms-aks-reencrypt"
 DEFAULT_CONCURRENCY = 4
@@ -514,16 +514,6 @@ class ReencryptionPass:
 # ------------------------------------------------------------------------------------------- the command
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
-
-
 def _rate(value: str) -> float:
     try:
         number = float(value)
@@ -535,7 +525,7 @@ def _rate(value: str) -> float:
 
 
 def _page_size(value: str) -> int:
-    number = _positive_int(value)
+    number = positive_int(value)
     if number > 5000:
         raise argparse.ArgumentTypeError(f"at most 5000 Secrets a page (memory stays flat), not {number}")
     return number
@@ -563,7 +553,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--dry-run", action="store_true", help="count the Secrets a pass would rewrite; write nothing")
     parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CONCURRENCY,
         help=f"Secrets rewritten at once (default {DEFAULT_CONCURRENCY})",
     )
@@ -581,7 +571,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     parser.add_argument(
         "--progress-every",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_PROGRESS_EVERY,
         help=f"off a terminal, a progress line every this many Secrets (default {DEFAULT_PROGRESS_EVERY})",
     )
