@@ -57,9 +57,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from rich.console import Console
 from rich.text import Text
 
@@ -307,29 +307,27 @@ def _versioned_key_id(key_id: str) -> str:
     return key_id
 
 
+def _resource_urn(urn: str) -> str:
+    if type_from_urn(urn) is None:
+        raise ValueError(f"not a Pulumi URN: {urn!r}")
+    return urn
+
+
+# The fields every override shares, checked the same way wherever they appear.
+Reason = Annotated[str, Field(min_length=1), AfterValidator(_reason)]
+ClusterUrn = Annotated[str, Field(min_length=1), AfterValidator(_cluster_urn)]
+ResourceUrn = Annotated[str, Field(min_length=1), AfterValidator(_resource_urn)]
+VersionedKeyId = Annotated[str, AfterValidator(_versioned_key_id)]
+
+
 class KeyRotationOverride(BaseModel):
     """Permission for exactly one planned key id change: this cluster, this new versioned key id."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    urn: str = Field(min_length=1)
-    newKeyId: str
-    reason: str = Field(min_length=1)
-
-    @field_validator("urn")
-    @classmethod
-    def _check_urn(cls, value: str) -> str:
-        return _cluster_urn(value)
-
-    @field_validator("newKeyId")
-    @classmethod
-    def _check_newKeyId(cls, value: str) -> str:
-        return _versioned_key_id(value)
-
-    @field_validator("reason")
-    @classmethod
-    def _check_reason(cls, value: str) -> str:
-        return _reason(value)
+    urn: ClusterUrn
+    newKeyId: VersionedKeyId
+    reason: Reason
 
 
 class ReencryptionWaiver(BaseModel):
@@ -341,24 +339,9 @@ class ReencryptionWaiver(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    urn: str = Field(min_length=1)
-    currentKeyId: str
-    reason: str = Field(min_length=1)
-
-    @field_validator("urn")
-    @classmethod
-    def _check_urn(cls, value: str) -> str:
-        return _cluster_urn(value)
-
-    @field_validator("currentKeyId")
-    @classmethod
-    def _check_currentKeyId(cls, value: str) -> str:
-        return _versioned_key_id(value)
-
-    @field_validator("reason")
-    @classmethod
-    def _check_reason(cls, value: str) -> str:
-        return _reason(value)
+    urn: ClusterUrn
+    currentKeyId: VersionedKeyId
+    reason: Reason
 
 
 class TransitionOverride(BaseModel):
@@ -366,22 +349,10 @@ class TransitionOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    urn: str = Field(min_length=1)
+    urn: ResourceUrn
     rule: str
     at: str = Field(min_length=1)
-    reason: str = Field(min_length=1)
-
-    @field_validator("reason")
-    @classmethod
-    def _check_reason(cls, value: str) -> str:
-        return _reason(value)
-
-    @field_validator("urn")
-    @classmethod
-    def _urn_of_a_resource(cls, urn: str) -> str:
-        if type_from_urn(urn) is None:
-            raise ValueError(f"not a Pulumi URN: {urn!r}")
-        return urn
+    reason: Reason
 
     @model_validator(mode="after")
     def _overridable(self) -> TransitionOverride:
