@@ -1,7 +1,7 @@
 """`kms-aks reencrypt`: rewrite every Secret of a cluster, so that each one is stored under its current KMS key.
 
     kms-aks reencrypt --stack prod [--kubeconfig FILE] [--context NAME] [--dry-run]
-                      [--concurrency 4] [--rate 50] [--page-size 250] [--checkpoint FILE]
+                      [--concurrency 16] [--rate 0] [--page-size 250] [--checkpoint FILE]
 
 After a key change, AKS's KMS plugin keeps two key slots: the new (current) key and the previous one. Secrets
 written before the change stay under the previous key until they are written again, and a second key change
@@ -13,9 +13,11 @@ So a rewrite is a plain replace of each Secret with what was read.
 - Secrets are listed a page at a time (`limit`/`continue`): memory stays flat however many there are.
 - Each Secret is replaced with the resourceVersion it was read with. On 409 Conflict (someone wrote it
   meanwhile) it is read again and retried, so no update is lost; 404 (deleted meanwhile) is skipped and
-  counted; 429 and 5xx are retried with backoff. The Secret is sent back exactly as the API server gave it
-  (plain JSON, never through the client's models, which would drop fields they do not know).
-- Concurrency and a rate limit bound the load on the API server.
+  counted; 429 is retried after its Retry-After, 5xx with backoff. The Secret is sent back exactly as the API
+  server gave it (plain JSON, never through the client's models, which would drop fields they do not know).
+- As fast as the API server admits (kms_aks_tools.cluster.throttle): the requests in flight adapt to its
+  answers (more while they come back quickly, fewer on a 429, a 5xx or rising latency); `--concurrency` and
+  `--rate` are caps a user may set. The next page is listed while the current one is rewritten.
 - A checkpoint file, written after each page, lets a rerun continue after a kill: it skips the pages done and
   retries the Secrets that failed. A Secret rewritten again after an interrupted page is not written twice,
   since it is already under the current key; it is counted as `unchanged`.
@@ -35,16 +37,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -73,16 +77,22 @@ from kms_aks_tools.cluster.records import (
     append_record,
     load_records,
 )
+from kms_aks_tools.cluster.throttle import DEFAULT_RETRY_AFTER, Throttle, retry_after
 from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, positive_int, subcommand_parser
 
+T = TypeVar("T")
+
 FIELD_MANAGER = "kms-aks-reencrypt"
-DEFAULT_CONCURRENCY = 4
-DEFAULT_RATE = 50.0  # replaces per second; AKS's API server serves far more, but this leaves room for workloads
+# A cap, not a pace: the pass starts at throttle.START_CONCURRENCY requests in flight and adapts up to it. The
+# connection pool has as many connections (a smaller pool would open and drop a TLS connection per request).
+DEFAULT_CONCURRENCY = 16
+DEFAULT_RATE = 0.0  # no cap: the API server's Priority and Fairness says when to slow down (429)
 DEFAULT_PAGE_SIZE = 250
 DEFAULT_PROGRESS_EVERY = 500
 MAX_CONFLICT_RETRIES = 5
-MAX_TRANSIENT_RETRIES = 4
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_THROTTLED_RETRIES = 10  # 429s for one request, each after its Retry-After (client-go's own bound)
+MAX_TRANSIENT_RETRIES = 4  # 5xx and transport failures for one request, 0.5 s doubling
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 CHECKPOINT_FORMAT = 1
 
 
@@ -107,6 +117,8 @@ class Counts(BaseModel):
     unchanged: int = 0
     deleted: int = 0
     conflicts: int = 0
+    throttled: int = 0  # 429s absorbed (each retried after its Retry-After)
+    tokensExpired: int = 0  # continue tokens that expired (410, etcd compacted): listed on from a fresh one
 
 
 class Checkpoint(BaseModel):
@@ -164,28 +176,6 @@ def default_checkpoint_path(stack_key: StackKey) -> Path:
     return stack_key.records_file.with_name(f"{stack_key.stack}.reencrypt-checkpoint.json")
 
 
-# ------------------------------------------------------------------------------------------- throttling
-
-
-class RateLimiter:
-    """At most `rate` calls a second across threads, evenly spaced (no bursts); 0 means no limit."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            slot = max(self._next, now)
-            self._next = slot + self.interval
-        if slot > now:
-            time.sleep(slot - now)
-
-
 # ------------------------------------------------------------------------------------------- one Secret
 
 
@@ -212,39 +202,46 @@ def _json(response: Any) -> dict[str, Any]:
 class Rewriter:
     """Replaces one Secret with itself: retries a conflict with a fresh read, and a transient error after a pause."""
 
-    def __init__(self, cluster: Cluster, limiter: RateLimiter, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, cluster: Cluster, throttle: Throttle, *, sleep: Callable[[float], None] = time.sleep):
         self.cluster = cluster
         self.core = cluster.core
-        self.limiter = limiter
+        self.throttle = throttle
         self.sleep = sleep
 
     def read(self, namespace: str, name: str) -> dict[str, Any]:
         return _json(
-            self.core.read_namespaced_secret(name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+            self.throttle.call(
+                lambda: self.core.read_namespaced_secret(
+                    name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                )
+            )
+        )
+
+    def replace(self, body: dict[str, Any], namespace: str, name: str) -> dict[str, Any]:
+        return json.loads(
+            self.throttle.call(
+                lambda: request_raw(
+                    self.cluster,
+                    "PUT",
+                    "/api/v1/namespaces/{namespace}/secrets/{name}",
+                    path_params={"namespace": namespace, "name": name},
+                    query=[("fieldManager", FIELD_MANAGER)],
+                    body=body,
+                )
+            )
         )
 
     def rewrite(self, secret: dict[str, Any] | None, namespace: str, name: str) -> Result:
         from kubernetes.client.rest import ApiException
 
-        conflicts = transient = 0
+        conflicts = throttled = transient = 0
         body = secret
         while True:
             try:
                 if body is None:
-                    self.limiter.wait()
                     body = self.read(namespace, name)
                 sent = body["metadata"]["resourceVersion"]
-                self.limiter.wait()
-                answer = json.loads(
-                    request_raw(
-                        self.cluster,
-                        "PUT",
-                        "/api/v1/namespaces/{namespace}/secrets/{name}",
-                        path_params={"namespace": namespace, "name": name},
-                        query=[("fieldManager", FIELD_MANAGER)],
-                        body=body,
-                    )
-                )
+                answer = self.replace(body, namespace, name)
             except ApiException as error:
                 if error.status == 404:
                     return Result(namespace, name, Outcome.DELETED, conflicts=conflicts)
@@ -252,9 +249,12 @@ class Rewriter:
                     conflicts += 1
                     body = None  # written meanwhile: read it again, so the other writer's update is what we send
                     continue
+                if error.status == 429 and throttled < MAX_THROTTLED_RETRIES:
+                    throttled += 1  # the throttle holds every request until the Retry-After has passed
+                    continue
                 if error.status in TRANSIENT_STATUSES and transient < MAX_TRANSIENT_RETRIES:
                     transient += 1
-                    self.sleep(_retry_after(error, transient))
+                    self.sleep(max(_backoff(transient), retry_after(error) or 0.0))
                     continue
                 reason = describe_api_error(error)
                 if error.status == 409:
@@ -263,33 +263,44 @@ class Rewriter:
             except (urllib3.exceptions.HTTPError, OSError) as error:
                 if transient < MAX_TRANSIENT_RETRIES:
                     transient += 1
-                    self.sleep(_retry_after(None, transient))
+                    self.sleep(_backoff(transient))
                     continue
                 return Result(namespace, name, Outcome.FAILED, connection_problem(error) or str(error), conflicts)
             written = answer.get("metadata", {}).get("resourceVersion") != sent
             return Result(namespace, name, Outcome.REWRITTEN if written else Outcome.UNCHANGED, conflicts=conflicts)
 
 
-def _retry_after(error: Any, attempt: int) -> float:
-    """The API server's Retry-After where it gives one (429), else 0.5 s doubling per attempt."""
-    header = (getattr(error, "headers", None) or {}).get("Retry-After") if error is not None else None
-    try:
-        return min(float(header), 30.0) if header else 0.5 * 2 ** (attempt - 1)
-    except ValueError:
-        return 0.5 * 2 ** (attempt - 1)
+def _backoff(attempt: int) -> float:
+    """The pause before retrying a 5xx or a transport failure: 0.5 s doubling per attempt."""
+    return 0.5 * 2 ** (attempt - 1)
 
 
 # ------------------------------------------------------------------------------------------- progress
 
 
 class ProgressReport:
-    """A rich progress bar with counts and an ETA on a terminal; off one, a plain line every `every` Secrets."""
+    """A rich progress bar with counts, the current rate, the 429s absorbed and an ETA on a terminal; off one, a
+    plain line with the same figures every `every` Secrets. The rate is the last RATE_WINDOW seconds'."""
 
-    def __init__(self, console: Console, *, every: int, done: int, total: int | None, started: float) -> None:
+    RATE_WINDOW = 5.0
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        every: int,
+        done: int,
+        total: int | None,
+        started: float,
+        throttle: Throttle | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.console = console
         self.every = every
         self.done = done
-        self.started = started
+        self.throttle = throttle
+        self.clock = clock
+        self.samples: deque[tuple[float, int]] = deque([(started, done)])
         self.next_line = (done // every + 1) * every if every > 0 else 0
         self.bar: Progress | None = None
         if console.is_terminal:
@@ -297,33 +308,44 @@ class ProgressReport:
                 TextColumn("[bold]reencrypt[/]"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("Secrets"),
+                TextColumn("Secrets {task.fields[rate]:.0f}/s, {task.fields[throttled]} 429s absorbed"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=console,
                 transient=True,
             )
-            self.task = self.bar.add_task("rewrite", total=total, completed=done)
+            self.task = self.bar.add_task("rewrite", total=total, completed=done, rate=0.0, throttled=0)
             self.bar.start()
 
     def set_total(self, total: int | None) -> None:
         if self.bar is not None and total is not None:
             self.bar.update(self.task, total=max(total, self.done))
 
+    def rate(self) -> float:
+        """Secrets a second over the last RATE_WINDOW seconds (since the start while it is shorter)."""
+        now, done = self.samples[-1]
+        then, done_then = self.samples[0]
+        return (done - done_then) / (now - then) if now > then else 0.0
+
     def advance(self, counts: Counts, failed: int, total: int | None) -> None:
         self.done += 1
+        now = self.clock()
+        if now - self.samples[-1][0] >= 0.25:  # a sample every quarter second, RATE_WINDOW seconds kept
+            self.samples.append((now, self.done))
+            while len(self.samples) > 2 and now - self.samples[1][0] >= self.RATE_WINDOW:
+                self.samples.popleft()
+        throttled = self.throttle.throttled if self.throttle is not None else 0
         if self.bar is not None:
-            self.bar.update(self.task, completed=self.done)
+            self.bar.update(self.task, completed=self.done, rate=self.rate(), throttled=throttled)
             return
         if self.every > 0 and self.done >= self.next_line:
             self.next_line += self.every
-            elapsed = time.monotonic() - self.started
-            rate = self.done / elapsed if elapsed > 0 else 0.0
             of = f"/{total}" if total is not None else ""
+            adaptive = f", {self.throttle.describe()}" if self.throttle is not None else ""
             self.console.print(
                 f"reencrypt: {self.done}{of} Secrets (rewritten {counts.rewritten}, unchanged {counts.unchanged}, "
-                f"deleted {counts.deleted}, failed {failed}), {rate:.1f}/s"
+                f"deleted {counts.deleted}, failed {failed}), {self.rate():.1f}/s{adaptive}"
             )
 
     def stop(self) -> None:
@@ -350,51 +372,97 @@ def list_pages(
     cluster: Cluster,
     page_size: int,
     token: str | None,
-    limiter: RateLimiter | None = None,
+    throttle: Throttle | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    on_expired: Callable[[], None] | None = None,
 ) -> Iterator[tuple[list[dict[str, Any]], str | None, int | None]]:
     """Each page of Secrets in all namespaces: (items, the next page's continue token, remaining count).
 
-    A continue token expires with etcd's compaction (the API server compacts every 5 minutes). The API server
-    then answers 410 Gone with a fresh token that lists on from the same key, from a newer snapshot, which
-    suits a rewrite: whatever was written since is already under the current key. 429 and 5xx are retried.
+    A continue token expires once etcd has compacted past its revision (the API server compacts every 5
+    minutes), unless the API server still serves the list from its watch cache's snapshot. It then answers
+    410 Gone with a fresh token that lists on from the same key at the newest revision (`on_expired` is
+    called), which suits a rewrite: whatever was written since is already under the current key, and no
+    Secret before that key is listed again. 429 is retried after its Retry-After, 5xx after a backoff.
     """
     from kubernetes.client.rest import ApiException
 
-    transient = 0
+    transient = throttled = expired = 0
+
+    def request() -> Any:
+        return cluster.core.list_secret_for_all_namespaces(
+            limit=page_size, _continue=token or None, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+        )
+
     while True:
         try:
-            if limiter is not None:
-                limiter.wait()
-            response = cluster.core.list_secret_for_all_namespaces(
-                limit=page_size,
-                _continue=token or None,
-                _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
+            response = throttle.call(request) if throttle is not None else request()
         except ApiException as error:
             fresh = _expired_continue(error) if error.status == 410 and token else None
-            if fresh is not None:
+            if fresh is not None and expired < MAX_TRANSIENT_RETRIES:
+                expired += 1
                 token = fresh
+                if on_expired is not None:
+                    on_expired()
+                continue
+            if error.status == 429 and throttled < MAX_THROTTLED_RETRIES:
+                throttled += 1
+                if throttle is None:
+                    sleep(retry_after(error) or DEFAULT_RETRY_AFTER)
                 continue
             if error.status in TRANSIENT_STATUSES and transient < MAX_TRANSIENT_RETRIES:
                 transient += 1
-                sleep(_retry_after(error, transient))
+                sleep(max(_backoff(transient), retry_after(error) or 0.0))
                 continue
             raise ListingError(f"listing Secrets failed: {describe_api_error(error)}") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             if transient < MAX_TRANSIENT_RETRIES:
                 transient += 1
-                sleep(_retry_after(None, transient))
+                sleep(_backoff(transient))
                 continue
             raise ListingError(f"listing Secrets failed: {connection_problem(error) or error}") from None
-        transient = 0
+        transient = throttled = expired = 0
         page = _json(response)
         metadata = page.get("metadata") or {}
         token = metadata.get("continue") or None
         yield page.get("items") or [], token, metadata.get("remainingItemCount")
         if token is None:
             return
+
+
+def read_ahead(pages: Iterator[T]) -> Iterator[T]:
+    """`pages`, each fetched by a thread while the caller works on the one before: at most two pages held
+    besides the caller's. An exception of the listing reaches the caller at the page it stopped at."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        handoff.put(("page", page), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(("end", None))
+        except BaseException as error:  # handed to the caller, who raises it
+            handoff.put(("error", error))
+
+    worker = threading.Thread(target=fetch, name="reencrypt-list", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _expired_continue(error: Any) -> str | None:
@@ -424,8 +492,8 @@ class ReencryptionPass:
         self.path = path
         self.options = options
         self.console = console
-        self.limiter = RateLimiter(options.rate)
-        self.rewriter = Rewriter(cluster, self.limiter)
+        self.throttle = Throttle(concurrency_cap=options.concurrency, rate_cap=options.rate)
+        self.rewriter = Rewriter(cluster, self.throttle)
 
     def _record(self, result: Result, counts: Counts, failures: list[Failure]) -> None:
         counts.conflicts += result.conflicts
@@ -449,11 +517,17 @@ class ReencryptionPass:
             done=max(done, 0),
             total=state.estimatedTotal,
             started=started,
+            throttle=self.throttle,
         )
+        throttled_before = state.counts.throttled
 
         def save() -> None:
             state.elapsedSeconds = elapsed_before + (time.monotonic() - started)
+            state.counts.throttled = throttled_before + self.throttle.throttled
             save_checkpoint(self.path, state)
+
+        def token_expired() -> None:
+            state.counts.tokensExpired += 1
 
         try:
             with ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="reencrypt") as pool:
@@ -465,7 +539,15 @@ class ReencryptionPass:
                         self._record(future.result(), state.counts, state.failures)
                     save()
                 if not state.listingDone:
-                    pages = list_pages(self.cluster, self.options.page_size, state.continueToken, self.limiter)
+                    pages = read_ahead(
+                        list_pages(
+                            self.cluster,
+                            self.options.page_size,
+                            state.continueToken,
+                            self.throttle,
+                            on_expired=token_expired,
+                        )
+                    )
                     for items, token, remaining in pages:
                         if remaining is not None:
                             state.estimatedTotal = state.counts.listed + len(items) + int(remaining)
@@ -508,6 +590,7 @@ class ReencryptionPass:
         finally:
             progress.stop()
         state.elapsedSeconds = elapsed_before + (time.monotonic() - started)
+        state.counts.throttled = throttled_before + self.throttle.throttled
         return PassResult(state, stopped_by)
 
 
@@ -555,13 +638,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         "--concurrency",
         type=positive_int,
         default=DEFAULT_CONCURRENCY,
-        help=f"Secrets rewritten at once (default {DEFAULT_CONCURRENCY})",
+        help=f"at most this many requests in flight; the pass adapts below it to what the API server admits "
+        f"(default {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
         "--rate",
         type=_rate,
         default=DEFAULT_RATE,
-        help=f"at most this many API requests a second (default {DEFAULT_RATE:g}; 0: no limit)",
+        help="at most this many API requests a second (default 0: no cap; the API server's 429s set the pace)",
     )
     parser.add_argument(
         "--page-size",
@@ -711,7 +795,8 @@ def _summary(state: Checkpoint) -> str:
     return (
         f"{c.listed} Secrets listed: {c.rewritten} rewritten, {c.unchanged} already under the current key, "
         f"{c.deleted} deleted meanwhile (skipped), {len(state.failures)} failed, in {seconds:.1f} s ({rate:.1f}/s); "
-        f"{c.conflicts} conflicts resolved by a fresh read"
+        f"{c.conflicts} conflicts resolved by a fresh read; {c.throttled} 429s absorbed (each retried after its "
+        f"Retry-After); {c.tokensExpired} expired continue tokens (410) listed on from a fresh one"
     )
 
 
