@@ -1,17 +1,20 @@
-"""`kms-aks reencrypt` on the real control plane: Secrets per second and the process's peak memory at two sizes.
+"""`kms-aks reencrypt` beside kubectl on the real control plane: Secrets per second and peak memory, in one run.
 
-The goal: memory flat (the pass holds one page, whatever the cluster's size) and time linear in the number of
-Secrets. One control plane (etcd, kube-apiserver v1.34, our KMS v2 plugin, the Key Vault stand-in;
-kms_aks_tools.cluster.ControlPlane) serves both sizes: SMALL Secrets are written under the key's first version,
-the key moves to a second version and the pass runs; then Secrets are added up to LARGE, the key moves to a
-third version and the pass runs again over all of them. Each pass runs as its own process; its wall time and
-peak RSS are the child's own figures (wait4). Both passes use the same flags (default concurrency and page
-size, no rate limit), so the ratios compare like with like.
+The method it replaces is Microsoft's documented one, `kubectl get secrets -A -o json | kubectl replace -f -`,
+with a kubectl built from the same k8s.io/kubernetes module as the API server (e2e/k8s/build.sh kubectl).
+One control plane (etcd, kube-apiserver v1.34, our KMS v2 plugin, the Key Vault stand-in;
+kms_aks_tools.cluster.ControlPlane) serves every size: Secrets are added up to each size in turn, and at each
+size every method runs once, each after its own key change (a new key version), so that each finds every
+Secret under the previous key and must rewrite all of them; etcd's bytes are then checked (every Secret under
+the new key). Wall time and peak RSS are each process's own (wait4); kubectl's peak is the larger of its two
+processes (`get` holds the whole list, `replace` decodes all of it).
 
-    .venv/bin/python benchmarks/bench_reencrypt.py [--small 2000] [--large 20000] [--concurrency 4]
+    .venv/bin/python benchmarks/bench_reencrypt.py [--sizes 2000,10000,20000] [--rate-cap-at 2000]
 
-Builds the binaries on first use (e2e/k8s/build.sh, cached in .tools/). The figures depend on the machine and
-on what else runs on it: they are printed with the load average before and after.
+Methods: kubectl; `kms-aks reencrypt` with its defaults; with `--concurrency 4` (a cap); and at the sizes named
+by --rate-cap-at, with `--rate 200` (the rate cap; Secrets/s must come out just under 200).
+Builds the binaries on first use (cached in .tools/). The machine is shared: compare the ratios within one
+run; the load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,9 +36,33 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config  # noqa: E402
 
-from kms_aks_tools.cluster import ControlPlane, build_binaries, envelope_key_id, plugin_key_id  # noqa: E402
+from kms_aks_tools.cluster import ControlPlane, envelope_key_id, plugin_key_id  # noqa: E402
+from kms_aks_tools.cluster.controlplane import BUILD_SCRIPT  # noqa: E402
 
 PER_NAMESPACE = 500
+KUBECTL = "kubectl get -A -o json | replace -f -"
+DEFAULTS = "kms-aks reencrypt (defaults)"
+
+
+@dataclass
+class Row:
+    size: int
+    method: str
+    seconds: float
+    peak_kib: int
+    detail: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.size / self.seconds
+
+
+def build_with_kubectl() -> Path:
+    """The bin folder of e2e/k8s/build.sh, with kubectl built too (each binary only when stale)."""
+    if os.environ.get("KMS_AKS_K8S_BIN"):
+        return Path(os.environ["KMS_AKS_K8S_BIN"])
+    result = subprocess.run(["bash", str(BUILD_SCRIPT), "kubectl"], stdout=subprocess.PIPE, text=True, check=True)
+    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def create_secrets(core: client.CoreV1Api, start: int, stop: int) -> None:
@@ -71,12 +99,11 @@ def write_stack(directory: Path, key_url: str) -> Path:
     return path
 
 
-def reencrypt(plane: ControlPlane, stack: Path, concurrency: int) -> tuple[float, int, str]:
+def reencrypt(plane: ControlPlane, stack: Path, flags: list[str]) -> tuple[float, int, str]:
     """Wall seconds, peak RSS (KiB) and the summary line of one `kms-aks reencrypt` process."""
     command = [
         sys.executable, "-m", "kms_aks_tools.cli", "reencrypt", "--stack", str(stack),
-        "--kubeconfig", str(plane.kubeconfig), "--context", plane.context,
-        "--rate", "0", "--concurrency", str(concurrency), "--progress-every", "1000000",
+        "--kubeconfig", str(plane.kubeconfig), "--context", plane.context, "--progress-every", "1000000", *flags,
     ]
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
@@ -91,58 +118,116 @@ def reencrypt(plane: ControlPlane, stack: Path, concurrency: int) -> tuple[float
     return elapsed, usage.ru_maxrss, summary
 
 
-def all_under(plane: ControlPlane, version: str, expected: int) -> None:
+def kubectl_replace(plane: ControlPlane, kubectl: Path) -> tuple[float, int, int]:
+    """Wall seconds and the peak RSS (KiB) of `kubectl get` and of `kubectl replace`, piped as the docs say."""
+    base = [str(kubectl), "--kubeconfig", str(plane.kubeconfig), "--context", plane.context]
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        get = subprocess.Popen([*base, "get", "secrets", "-A", "-o", "json"], stdout=subprocess.PIPE)
+        replace = subprocess.Popen(
+            [*base, "replace", "-f", "-"], stdin=get.stdout, stdout=subprocess.DEVNULL, stderr=out
+        )
+        assert get.stdout is not None
+        get.stdout.close()  # replace holds the pipe's read end
+        peaks = {}
+        for name, process in (("get", get), ("replace", replace)):
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            peaks[name] = usage.ru_maxrss
+            if process.returncode != 0:
+                out.seek(0)
+                raise SystemExit(f"kubectl {name} failed with exit {process.returncode}:\n{out.read()[-2000:]}")
+        elapsed = time.perf_counter() - start
+    return elapsed, peaks["get"], peaks["replace"]
+
+
+def all_under(plane: ControlPlane, version: str, expected: int, method: str) -> None:
     wanted = plugin_key_id(plane.key_id(version))
     key_ids = [envelope_key_id(raw) for _, _, raw in plane.etcd_secrets()]
     wrong = sum(1 for k in key_ids if k != wanted)
     if len(key_ids) != expected or wrong:
-        raise SystemExit(f"etcd: {len(key_ids)} Secrets, {wrong} not under the new key (expected {expected}, 0)")
+        raise SystemExit(f"{method}: etcd holds {len(key_ids)} Secrets, {wrong} not under the new key")
+
+
+def new_key(plane: ControlPlane, directory: Path) -> tuple[str, Path]:
+    version = plane.create_key_version()
+    plane.use_key_version(version, wait=True)
+    return version, write_stack(directory, plane.key_id(version))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--small", type=int, default=2000)
-    parser.add_argument("--large", type=int, default=20000)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--sizes", default="2000,10000,20000", help="Secrets at each step (default 2000,10000,20000)")
+    parser.add_argument("--rate-cap-at", default="2000", help="sizes at which --rate 200 runs too (default 2000)")
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rate_cap_at = {int(s) for s in args.rate_cap_at.split(",") if s}
 
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores "
-          "(a shared machine: other work runs beside this benchmark)")
-    bin_dir = build_binaries()
-    results: list[tuple[int, float, int, str]] = []
+    print(
+        f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores "
+        "(a shared machine: other work runs beside this benchmark)",
+        flush=True,
+    )
+    bin_dir = build_with_kubectl()
+    kubectl = bin_dir / "kubectl"
+    version_line = subprocess.run(
+        [str(kubectl), "version", "--client"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[0]
+    print(f"kubectl: {version_line} (k8s.io/kubernetes/cmd/kubectl, built by e2e/k8s/build.sh kubectl)", flush=True)
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-reencrypt-") as tmp, ControlPlane.start(
         Path(tmp) / "plane", bin_dir=bin_dir
     ) as plane:
         api = config.new_client_from_config(config_file=str(plane.kubeconfig), context=plane.context)
         core = client.CoreV1Api(api)
         made = 0
-        for size in (args.small, args.large):
+        for size in sizes:
             started = time.perf_counter()
             create_secrets(core, made, size)
             made = size
-            print(f"{size} Secrets written in {time.perf_counter() - started:.0f} s; moving the key to a new version")
-            version = plane.create_key_version()
-            plane.use_key_version(version, wait=True)
-            stack = write_stack(Path(tmp), plane.key_id(version))
-            elapsed, peak_kib, summary = reencrypt(plane, stack, args.concurrency)
-            all_under(plane, version, size)
-            results.append((size, elapsed, peak_kib, summary))
-            print(f"  {summary}")
+            print(f"{size} Secrets written in {time.perf_counter() - started:.0f} s", flush=True)
+
+            version, _ = new_key(plane, Path(tmp))
+            seconds, peak_get, peak_replace = kubectl_replace(plane, kubectl)
+            all_under(plane, version, size, KUBECTL)
+            rows.append(
+                Row(size, KUBECTL, seconds, max(peak_get, peak_replace), f"get {peak_get // 1024} MiB, "
+                    f"replace {peak_replace // 1024} MiB")
+            )
+            print(f"  {KUBECTL}: {seconds:.1f} s", flush=True)
+
+            runs = [(DEFAULTS, []), ("kms-aks reencrypt --concurrency 4", ["--concurrency", "4"])]
+            if size in rate_cap_at:
+                runs.append(("kms-aks reencrypt --rate 200", ["--rate", "200"]))
+            for method, flags in runs:
+                version, stack = new_key(plane, Path(tmp))
+                seconds, peak, summary = reencrypt(plane, stack, flags)
+                all_under(plane, version, size, method)
+                match = re.search(r" in ([0-9.]+) s ", summary)
+                throttled = re.search(r"(\d+) 429s absorbed", summary)
+                detail = f"pass {match.group(1) if match else '?'} s, {throttled.group(1) if throttled else '?'} 429s"
+                rows.append(Row(size, method, seconds, peak, detail))
+                print(f"  {method}: {seconds:.1f} s ({summary.split('reencrypt: ')[-1][:90]}...)", flush=True)
         api.close()
 
     print()
-    # `process s`: the whole command (interpreter start, checks, metrics, record); `pass s`: the rewrite itself,
-    # as the command's summary reports it. The fixed start-up cost weighs on the small run's process time.
-    print(f"{'Secrets':>8} {'process s':>10} {'pass s':>8} {'Secrets/s':>10} {'peak RSS MiB':>13}")
-    passes = []
-    for size, elapsed, peak_kib, summary in results:
-        match = re.search(r" in ([0-9.]+) s ", summary)
-        passes.append(float(match.group(1)) if match else elapsed)
-        print(f"{size:>8} {elapsed:>10.1f} {passes[-1]:>8.1f} {size / passes[-1]:>10.1f} {peak_kib / 1024:>13.1f}")
-    (small, t_small, m_small, _), (large, t_large, m_large, _) = results
+    print("Each row: every Secret rewritten under a new key and checked in etcd. Time: the whole process(es).")
+    print()
+    print("| Secrets | method | time s | Secrets/s | vs kubectl | peak MiB | vs kubectl | notes |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for size in sizes:
+        base = next(r for r in rows if r.size == size and r.method == KUBECTL)
+        for row in (r for r in rows if r.size == size):
+            print(
+                f"| {size} | {row.method} | {row.seconds:.1f} | {row.rate:.0f} | {row.rate / base.rate:.2f}x | "
+                f"{row.peak_kib / 1024:.0f} | {row.peak_kib / base.peak_kib:.2f}x | {row.detail} |"
+            )
+    ours = [r for r in rows if r.method == DEFAULTS]
+    kube = [r for r in rows if r.method == KUBECTL]
+    print()
     print(
-        f"size x{large / small:.1f}: pass time x{passes[1] / passes[0]:.2f}, process time x{t_large / t_small:.2f} "
-        f"(linear: x{large / small:.1f}); peak memory x{m_large / m_small:.2f} (flat: x1.0)"
+        f"defaults' peak memory from {ours[0].size} to {ours[-1].size} Secrets: "
+        f"x{ours[-1].peak_kib / ours[0].peak_kib:.2f} (kubectl's: x{kube[-1].peak_kib / kube[0].peak_kib:.2f})"
     )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

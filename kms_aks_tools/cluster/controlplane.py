@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -168,9 +168,16 @@ class ControlPlane:
     """
 
     def __init__(
-        self, workdir: Path, bin_dir: Path, *, vault_url: str = DEFAULT_VAULT_URL, key_name: str = DEFAULT_KEY_NAME
+        self,
+        workdir: Path,
+        bin_dir: Path,
+        *,
+        vault_url: str = DEFAULT_VAULT_URL,
+        key_name: str = DEFAULT_KEY_NAME,
+        apiserver_args: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir.resolve()
+        self.apiserver_args = list(apiserver_args)
         self.bin_dir = bin_dir
         self.vault_url = vault_url
         self.key_name = key_name
@@ -204,10 +211,14 @@ class ControlPlane:
         bin_dir: Path | None = None,
         vault_url: str = DEFAULT_VAULT_URL,
         key_name: str = DEFAULT_KEY_NAME,
+        apiserver_args: Sequence[str] = (),
     ) -> ControlPlane:
         """Starts everything (building the binaries first if they are stale) and returns once the API server
-        is ready and writes Secrets under the key's first version (`current_version`)."""
-        plane = cls(workdir, bin_dir or build_binaries(), vault_url=vault_url, key_name=key_name)
+        is ready and writes Secrets under the key's first version (`current_version`). `apiserver_args` are
+        added to kube-apiserver's flags (e.g. `--etcd-compaction-interval=10s`)."""
+        plane = cls(
+            workdir, bin_dir or build_binaries(), vault_url=vault_url, key_name=key_name, apiserver_args=apiserver_args
+        )
         try:
             plane._start()
         except BaseException:
@@ -329,6 +340,14 @@ class ControlPlane:
             ],
         )
         self._wait("kmsplugin", self.plugin_socket.exists, timeout=60)
+
+    def stop_plugin(self) -> None:
+        """Stops the KMS plugin (the API server goes on, with the DEKs it holds; see docs/real-cluster.md)."""
+        self._processes["kmsplugin"].stop()
+
+    def start_plugin(self) -> None:
+        """Starts the KMS plugin again on the same socket, with the same key slots."""
+        self._start_plugin()
 
     def use_key_version(self, version: str, *, wait: bool = True) -> None:
         """Points the plugin at `version` as AKS does after an `up` with a new key id: the old current key
@@ -548,6 +567,7 @@ class ControlPlane:
             "--endpoint-reconciler-type",
             "none",
             "--profiling=false",
+            *self.apiserver_args,
         ]
 
     def _start_apiserver(self) -> None:

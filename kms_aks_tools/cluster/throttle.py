@@ -35,7 +35,7 @@ LATENCY_FLOOR = 2  # latency alone never brings the limit below this; a 429 or a
 DEFAULT_RETRY_AFTER = 1.0  # a 429 without Retry-After: APF's own answer is 1 s
 MAX_RETRY_AFTER = 30.0
 SMOOTHING = 0.1  # weight of the newest latency in the smoothed latency
-BASELINE_DRIFT = 0.002  # how fast the baseline follows latencies above it (the server's speed may change)
+BASELINE_DRIFT = 0.0005  # how fast the baseline follows latencies above it (the server's speed may change)
 
 
 class Signal(Enum):
@@ -135,11 +135,13 @@ class AdaptiveConcurrency:
             self._changed.notify_all()
 
     def _observe(self, latency: float, fresh: bool, now: float) -> None:
-        if self._baseline is None or latency < self._baseline:
-            self._baseline = latency
-        else:
-            self._baseline += (latency - self._baseline) * BASELINE_DRIFT
+        # The baseline is the lowest smoothed latency (one quick answer among slow ones is noise, not a baseline),
+        # drifting slowly up towards the smoothed latency, since the server's own speed may change.
         self._smoothed = latency if self._smoothed is None else self._smoothed + (latency - self._smoothed) * SMOOTHING
+        if self._baseline is None or self._smoothed < self._baseline:
+            self._baseline = self._smoothed
+        else:
+            self._baseline += (self._smoothed - self._baseline) * BASELINE_DRIFT
         if not fresh:
             return
         if self._smoothed > LATENCY_TOLERANCE * self._baseline and self.limit > LATENCY_FLOOR:
