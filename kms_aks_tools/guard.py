@@ -75,8 +75,9 @@ from azure_facts.tokens import (
     UnrecognisedKmsToken,
     canonical_type,
 )
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, normalize_key_id, records_path
-from kms_aks_tools.output import make_console, subcommand_parser
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
 

@@ -35,9 +35,10 @@ from rich.tree import Tree
 from azure_facts import ROLE_NAMES
 from kms_aks.config import ConfigError, parse_stack_config, read_project_config
 from kms_aks_tools.arm_export import to_arm_template
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
 from kms_aks_tools.mock_engine import ROOT, run_stack, with_secret_stand_ins
-from kms_aks_tools.output import add_project_option, make_console, subcommand_parser
 from kms_aks_tools.policy_client import (
     PolicyConfigError,
     PolicyPackError,
@@ -551,9 +552,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def stack_row(stack_file: str, as_of: date) -> Any:
-    """`plan --all`'s row for one stack (`kms_aks_tools.every_stack`): the plan's policy verdict, and the rotation
+    """`plan --all`'s row for one stack (`kms_aks_tools.cli.every_stack`): the plan's policy verdict, and the rotation
     verdict of the same preview recording (no second run of the program)."""
-    from kms_aks_tools.every_stack import StackRow
+    from kms_aks_tools.cli.every_stack import StackRow
     from kms_aks_tools.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict, stack_config
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")

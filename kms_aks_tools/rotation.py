@@ -42,8 +42,9 @@ from kms_aks.config import (
     parse_stack_config,
     read_project_config,
 )
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.mock_engine import ROOT, run_stack, with_secret_stand_ins
-from kms_aks_tools.output import add_project_option, make_console, subcommand_parser
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
 from kms_aks_tools.stack_file import check_stack, find_project, load_stack_file
 
@@ -518,8 +519,8 @@ def rotation_verdict(report: RotationReport) -> str:
 
 
 def stack_row(stack_file: str, as_of: date) -> Any:
-    """`rotate-check --all`'s row for one stack (`kms_aks_tools.every_stack`)."""
-    from kms_aks_tools.every_stack import StackRow
+    """`rotate-check --all`'s row for one stack (`kms_aks_tools.cli.every_stack`)."""
+    from kms_aks_tools.cli.every_stack import StackRow
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
     try:

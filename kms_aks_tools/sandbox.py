@@ -38,14 +38,9 @@ from rich.markup import escape
 from rich.text import Text
 
 from kms_aks_tools import realcli
-from kms_aks_tools.output import (
-    EXIT_BAD_INPUT,
-    EXIT_BLOCKED,
-    EXIT_OK,
-    add_project_option,
-    make_console,
-    subcommand_parser,
-)
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
 from kms_aks_tools.stack_file import stack_names as stack_files
 
@@ -234,7 +229,7 @@ def running(sandbox: Sandbox, stack: str, console: Console, *, create: bool = Tr
 def _check_config(sandbox: Sandbox, stack: str) -> int:
     """The offline checks first: an unknown stack or a bad stack file is named in a second, with exit 2, before the
     CLI is built or run (`kms-aks check-config`'s own check and message)."""
-    from kms_aks_tools.cli import check_config
+    from kms_aks_tools.commands.check_config import check_config
 
     sandbox.check_stack(stack)
     return check_config(argparse.Namespace(stack=stack, cwd=sandbox.project))

@@ -21,7 +21,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.stack_file import find_project
 
 DOCS = Path("docs") / "arm-export.md"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools import cli
 from kms_aks_tools import plan as plan_module
+from kms_aks_tools.cli import main as cli
 from kms_aks_tools.mock_engine import run_stack
 from kms_aks_tools.policy_client import POLICY_PACK_DIR, PolicyClient, PolicyPackProcess
 from kms_aks_tools.recording import RecordedStack

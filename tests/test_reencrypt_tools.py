@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kms_aks_tools import cli
+from kms_aks_tools.cli import main as cli
 from kms_aks_tools.cluster import keys
 from kms_aks_tools.cluster.key_metrics import parse_metrics
 from kms_aks_tools.cluster.records import (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kms_aks_tools import realcli
-from kms_aks_tools.cli import main
+from kms_aks_tools.cli.main import main
 from kms_aks_tools.sandbox import MARKER, SANDBOX_FOLDER
 
 
