@@ -47,8 +47,8 @@ from kms_aks_tools.policy_client import (
     load_policy_config,
     policy_config_path,
 )
+from kms_aks_tools.project.stack_file import check_stack, find_project, load_stack_file
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
-from kms_aks_tools.stack_file import check_stack, find_project, load_stack_file
 from kms_aks_tools.type_tokens import plain_type
 
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2

@@ -45,8 +45,8 @@ from kms_aks.config import (
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.mock_engine import ROOT, run_stack, with_secret_stand_ins
+from kms_aks_tools.project.stack_file import check_stack, find_project, load_stack_file
 from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
-from kms_aks_tools.stack_file import check_stack, find_project, load_stack_file
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 

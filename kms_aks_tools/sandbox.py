@@ -41,8 +41,8 @@ from kms_aks_tools import realcli
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
-from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
-from kms_aks_tools.stack_file import stack_names as stack_files
+from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
+from kms_aks_tools.project.stack_file import stack_names as stack_files
 
 SANDBOX_FOLDER = ".sandbox"
 # The sandbox's own stacks are encrypted with this passphrase: they hold nothing real and never leave the folder.

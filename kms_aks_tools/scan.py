@@ -23,7 +23,7 @@ from rich.markup import escape
 
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
-from kms_aks_tools.stack_file import find_project
+from kms_aks_tools.project.stack_file import find_project
 
 DOCS = Path("docs") / "arm-export.md"
 # A row of the accepted-findings table: | CKV_AZURE_109 | dev, prod | what | why |

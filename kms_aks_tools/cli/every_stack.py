@@ -33,7 +33,7 @@ from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_OK
 from kms_aks_tools.cli.options import positive_int
 from kms_aks_tools.cli.registry import SUBCOMMANDS
-from kms_aks_tools.stack_file import ProjectNotFoundError, find_project, stack_names
+from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project, stack_names
 
 NOT_RUN = "not run"
 

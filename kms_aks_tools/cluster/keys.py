@@ -23,7 +23,7 @@ from kms_aks_tools.cluster import envelope
 from kms_aks_tools.cluster.envelope import metric_key_id_hash
 from kms_aks_tools.cluster.records import records_path
 from kms_aks_tools.mock_engine import ROOT
-from kms_aks_tools.stack_file import StackFileError, load_stack_file, stack_names
+from kms_aks_tools.project.stack_file import StackFileError, load_stack_file, stack_names
 
 
 class StackKeyError(ValueError):
