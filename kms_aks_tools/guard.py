@@ -78,8 +78,8 @@ from azure_facts.tokens import (
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, normalize_key_id, records_path
+from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
-from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1

@@ -11,7 +11,7 @@ saved between commands by `kms_aks_tools.standin.saved`), `project/` (a copy of 
 on every command, because `pulumi stack init` writes to the stack file), `secrets/` (the sandbox's passphrase
 provider lines, which never go into your stack file) and `out/<stack>/` (preview.json, plan.json, guard.txt and
 comment.md, as CI's artifact has them). The commands are the workflows' own (`.ci/pulumi-stack`), run with the
-environment `make e2e` gives them (`kms_aks_tools.realcli`); the first run builds the CLI (needs Go). See
+environment `make e2e` gives them (`kms_aks_tools.offline.realcli`); the first run builds the CLI (needs Go). See
 docs/sandbox.md.
 """
 
@@ -37,10 +37,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from kms_aks_tools import realcli
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
+from kms_aks_tools.offline import realcli
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 from kms_aks_tools.project.stack_file import stack_names as stack_files
 

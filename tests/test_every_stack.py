@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.offline.mock_engine import ROOT
 from tests.conftest import KmsAks
 
 # Today (UTC), so that the config's own "expiresOn is in the future" check and rotate-check agree on any day.

@@ -10,11 +10,11 @@ from __future__ import annotations
 # `--help`): `kms-aks guard` needs neither the Pulumi SDK nor the program, and starts in a fraction of the time.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plan": (
-        "kms_aks_tools.plan",
+        "kms_aks_tools.commands.plan",
         "what a stack would create, in what order, and the policy pack's verdict (no Azure needed)",
     ),
     "guard": ("kms_aks_tools.guard", "refuse a `pulumi preview --json` plan that makes an irreversible KMS change"),
-    "rotate-check": ("kms_aks_tools.rotation", "whether each KMS key's expiry leaves time to rotate it"),
+    "rotate-check": ("kms_aks_tools.commands.rotate_check", "whether each KMS key's expiry leaves time to rotate it"),
     "check-config": (
         "kms_aks_tools.commands.check_config",
         "validate Pulumi.<stack>.yaml as the program does, nothing else",

@@ -22,7 +22,7 @@ from kms_aks.config import ConfigError, StackConfig, parse_stack_config, read_pr
 from kms_aks_tools.cluster import envelope
 from kms_aks_tools.cluster.envelope import metric_key_id_hash
 from kms_aks_tools.cluster.records import records_path
-from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.offline.mock_engine import ROOT
 from kms_aks_tools.project.stack_file import StackFileError, load_stack_file, stack_names
 
 

@@ -15,7 +15,7 @@ from kms_aks_tools.cli.options import add_project_option
 def check_config(args: argparse.Namespace) -> int:
     """Validates `Pulumi.<stack>.yaml` as the program does, without running it: every problem, then exit 2."""
     from kms_aks.config import ConfigError, parse_stack_config, read_project_config
-    from kms_aks_tools.mock_engine import with_secret_stand_ins
+    from kms_aks_tools.offline.mock_engine import with_secret_stand_ins
     from kms_aks_tools.project.stack_file import check_stack, find_project, load_stack_file
 
     console = make_console()

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 # The checkout the tooling runs from: the toolchain is built into its `.tools/`, its `.venv` runs the program.
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOOLCHAIN_SCRIPT = ROOT / "e2e" / "toolchain" / "build.sh"
 # Folders a project copy leaves out: what the CLI does not run (tests, docs) and what is built per checkout.
 SKIPPED_PREFIXES = ("tests/", "benchmarks/", "docs/")

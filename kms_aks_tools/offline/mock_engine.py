@@ -31,8 +31,8 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
 from kms_aks.config import PROJECT
+from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT, load_stack_file, secret_paths, to_engine_text
-from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
 from kms_aks_tools.type_tokens import answered_as, pinned_api_version
 
 ROOT = PACKAGE_ROOT  # the checkout this package was installed from; the command line finds its own (find_project)
@@ -872,7 +872,7 @@ async def _run(
     mocks = AzureNativeMocks(preview=preview, stacks=stacks)
     monitor = RecordingMonitor(mocks)
     logs = _LogCollector()
-    logger = logging.getLogger(f"kms_aks_tools.mock_engine.{id(monitor)}")
+    logger = logging.getLogger(f"kms_aks_tools.offline.mock_engine.{id(monitor)}")
     logger.propagate = False
     logger.addHandler(logs)
 
