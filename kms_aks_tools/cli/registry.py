@@ -24,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "what a `pulumi preview --json` changes, beside the guard's verdict (the PR comment; --markdown)",
     ),
     "sandbox": (
-        "kms_aks_tools.sandbox",
+        "kms_aks_tools.commands.sandbox",
         "rehearse offline: the real Pulumi CLI against the Azure stand-in (up, preview, destroy, status, reset)",
     ),
     "reencrypt": (

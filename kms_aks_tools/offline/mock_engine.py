@@ -552,7 +552,7 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         The builders are keyed by plain type: a resource declared under a versioned module or a parameterized
         package (`azure_facts.tokens`) gets the same answer, with the API version its token pins as
         `azureApiVersion` (`kms_aks_tools.type_tokens.answered_as` says what an unknown form is answered as).
-        The Azure stand-in (`kms_aks_tools.standin_provider`) calls this too: one set of builders.
+        The Azure stand-in (`kms_aks_tools.standin.provider`) calls this too: one set of builders.
         """
         resource_type = answered_as(args.typ)
         builder = BUILDERS.get(resource_type)

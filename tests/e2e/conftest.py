@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from kms_aks_tools.offline import realcli
-from kms_aks_tools.standin_provider import Standin, running_standin
+from kms_aks_tools.standin.provider import Standin, running_standin
 
 ROOT = realcli.ROOT
 PASSPHRASE = "kms-aks e2e passphrase"

@@ -201,8 +201,8 @@ def running(sandbox: Sandbox, stack: str, console: Console, *, create: bool = Tr
     """The CLI, the project copy and the stand-in over the saved cloud; the cloud is saved again afterwards,
     whatever happened (a failed `up` may have created half of the resources, as in Azure). With `create`, the
     stack is created in the sandbox's backend when it is not there yet."""
+    from kms_aks_tools.standin.provider import running_standin
     from kms_aks_tools.standin.saved import SavedCloudError, load_states, save_states
-    from kms_aks_tools.standin_provider import running_standin
 
     stack_text = sandbox.check_stack(stack)
     try:

@@ -2,7 +2,7 @@
 
 Start it, then point the CLI at it (the engine calls Handshake and Attach, then uses it like a plugin):
 
-    python -m kms_aks_tools.standin_provider            # prints one line, serves until killed
+    python -m kms_aks_tools.standin.provider            # prints one line, serves until killed
     PULUMI_DEBUG_PROVIDERS=azure-native:41001,azuread:41002,time:41003
 
 Options: `--port-base N` (ports N, N+1, N+2 instead of free ones), `--log FILE` (the RPC log; default
