@@ -4,7 +4,7 @@ they are proven on in the e2e scenarios (docs/real-cluster.md): etcd, kube-apise
 Secrets, our KMS plugin and a Key Vault data-plane stand-in; and how to read etcd's bytes."""
 
 from kms_aks_tools.cluster.controlplane import ControlPlane, ControlPlaneError, build_binaries
-from kms_aks_tools.cluster.envelope import Envelope, envelope_key_id, metric_key_id_hash, parse_envelope, plugin_key_id
+from kms_aks_tools.cluster.envelope import Envelope, envelope_key_id, parse_envelope
 
 __all__ = [
     "ControlPlane",
@@ -12,7 +12,5 @@ __all__ = [
     "Envelope",
     "build_binaries",
     "envelope_key_id",
-    "metric_key_id_hash",
     "parse_envelope",
-    "plugin_key_id",
 ]
