@@ -21,7 +21,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -33,25 +33,8 @@ from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_OK
 from kms_aks_tools.cli.options import positive_int
 from kms_aks_tools.cli.registry import SUBCOMMANDS
+from kms_aks_tools.cli.rows import StackRow
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project, stack_names
-
-NOT_RUN = "not run"
-
-
-@dataclass
-class StackRow:
-    """One stack's line in the table (and its object in `--json`)."""
-
-    stack: str
-    exit_code: int = EXIT_OK
-    location: str | None = None
-    key_id: str | None = None
-    key_expiry: str | None = None  # ISO date, or a few words when there is no date ("never", "outside this stack")
-    days_left: int | None = None
-    policy: str = NOT_RUN  # clean, advisory, blocked
-    rotation: str = NOT_RUN  # fit, fit with warnings, refused
-    error: str | None = None
-
 
 StackRowOf = Callable[[str, date], StackRow]
 

@@ -22,8 +22,7 @@ from pathlib import Path
 from azure_facts import VERSIONED_KEY_ID
 from kms_aks.config import ConfigError, StackConfig, parse_stack_config, read_project_config
 from kms_aks_tools.cluster.records import records_path
-from kms_aks_tools.offline.mock_engine import ROOT
-from kms_aks_tools.project.stack_file import StackFileError, load_stack_file, stack_names
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT, StackFileError, load_stack_file, stack_names
 
 
 class StackKeyError(ValueError):
@@ -87,7 +86,7 @@ def pinned_key_id(config: StackConfig) -> str | None:
     return None
 
 
-def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = ROOT) -> StackKey:
+def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = PACKAGE_ROOT) -> StackKey:
     """The stack's key (a stack name, or a path to a `Pulumi.<stack>.yaml`), with `--key-id` for an unpinned one.
 
     Records live in `rotations/<stack>.yaml` beside the stack file: the project's `rotations/` for a shipped stack.

@@ -35,6 +35,7 @@ from rich.tree import Tree
 from kms_aks.config import ConfigError
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
+from kms_aks_tools.cli.rows import StackRow
 from kms_aks_tools.offline.arm_export import to_arm_template
 from kms_aks_tools.offline.plan import EXIT_ERROR, EXIT_MANDATORY, EXIT_OK, Plan, PlanError, build_plan, short_type
 from kms_aks_tools.offline.policy_client import (
@@ -209,7 +210,6 @@ def run(args: argparse.Namespace) -> int:
 def stack_row(stack_file: str, as_of: date) -> Any:
     """`plan --all`'s row for one stack (`kms_aks_tools.cli.every_stack`): the plan's policy verdict, and the rotation
     verdict of the same preview recording (no second run of the program)."""
-    from kms_aks_tools.cli.every_stack import StackRow
     from kms_aks_tools.offline.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict, stack_config
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")

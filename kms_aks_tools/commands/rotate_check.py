@@ -36,6 +36,7 @@ from kms_aks.config import (
 )
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
+from kms_aks_tools.cli.rows import StackRow
 from kms_aks_tools.offline.rotation import (
     EXIT_ERROR,
     KeyRotation,
@@ -139,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def stack_row(stack_file: str, as_of: date) -> Any:
     """`rotate-check --all`'s row for one stack (`kms_aks_tools.cli.every_stack`)."""
-    from kms_aks_tools.cli.every_stack import StackRow
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
     try:
