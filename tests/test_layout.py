@@ -43,6 +43,10 @@ ONE_HOME = {
     "canonical_key_url": "azure_facts/key_ids.py",
     "plugin_key_id": "azure_facts/key_ids.py",
     "metric_key_id_hash": "azure_facts/key_ids.py",
+    "plain_type": "azure_facts/tokens.py",
+    "pinned_api_version": "azure_facts/tokens.py",
+    "_API_VERSION": "azure_facts/tokens.py",  # the API-version regex, in both spellings
+    "API_VERSION_PATTERN": "azure_facts/tokens.py",
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import hashlib
 import logging
 import runpy
@@ -30,10 +31,11 @@ from pulumi.runtime import set_all_config
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
+from azure_facts import tokens
+from azure_facts.tokens import pinned_api_version
 from kms_aks.config import PROJECT
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT, load_stack_file, secret_paths, to_engine_text
-from kms_aks_tools.type_tokens import answered_as, pinned_api_version
 
 ROOT = PACKAGE_ROOT  # the checkout this package was installed from; the command line finds its own (find_project)
 
@@ -74,6 +76,20 @@ def provider_outputs(type_token: str) -> Callable[[Builder], Builder]:
         return builder
 
     return register
+
+
+@functools.cache
+def answered_as(type_token: str) -> str:
+    """The type the mock engine's providers answer `type_token` as: its plain type, and for an unknown form of a
+    KMS-relevant type, the type it looks like.
+
+    azure-native itself would not know such a token; the mock answers it anyway so that `make plan` runs the program
+    to its end and shows the policy pack's verdict on it (aks-kms-recognised-types: mandatory, exit 1) rather than
+    a program error about output shapes."""
+    try:
+        return tokens.canonical_type(type_token)
+    except tokens.UnrecognisedKmsToken as error:
+        return error.canonical
 
 
 def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
@@ -551,7 +567,7 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
 
         The builders are keyed by plain type: a resource declared under a versioned module or a parameterized
         package (`azure_facts.tokens`) gets the same answer, with the API version its token pins as
-        `azureApiVersion` (`kms_aks_tools.type_tokens.answered_as` says what an unknown form is answered as).
+        `azureApiVersion` (`answered_as` says what an unknown form is answered as).
         The Azure stand-in (`kms_aks_tools.standin.provider`) calls this too: one set of builders.
         """
         resource_type = answered_as(args.typ)

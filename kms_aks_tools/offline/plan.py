@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from azure_facts import ROLE_NAMES
+from azure_facts.tokens import plain_type
 from kms_aks.config import ConfigError, parse_stack_config, read_project_config
 from kms_aks_tools.offline.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack, with_secret_stand_ins
@@ -25,7 +26,6 @@ from kms_aks_tools.offline.policy_client import (
 )
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
 from kms_aks_tools.project.stack_file import check_stack, load_stack_file
-from kms_aks_tools.type_tokens import plain_type
 
 EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
 
@@ -88,7 +88,7 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
     """The properties a KMS reviewer looks at first, per resource type (the plain type, whatever token form
     declared it: a cluster from a versioned module or a `pulumi package add` package reads as any cluster)."""
     inputs = redact_secrets(resource.inputs)
-    resource_type = plain_type(resource.type)
+    resource_type = plain_type(resource.type) or resource.type
     shown: dict[str, str] = {}
 
     def put(label: str, path: str) -> None:
