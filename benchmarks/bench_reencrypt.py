@@ -51,6 +51,7 @@ class Row:
     method: str
     seconds: float
     peak_kib: int
+    cpu: float  # user + system seconds of the method's own process(es)
     detail: str = ""
 
     @property
@@ -100,11 +101,22 @@ def write_stack(directory: Path, key_url: str) -> Path:
     return path
 
 
-def reencrypt(plane: ControlPlane, stack: Path, flags: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KiB) and the summary line of one `kms-aks reencrypt` process."""
+def reencrypt(plane: ControlPlane, stack: Path, flags: list[str]) -> tuple[float, int, float, str]:
+    """Wall seconds, peak RSS (KiB), CPU seconds and the summary line of one `kms-aks reencrypt` process."""
     command = [
-        sys.executable, "-m", "kms_aks_tools.cli", "reencrypt", "--stack", str(stack),
-        "--kubeconfig", str(plane.kubeconfig), "--context", plane.context, "--progress-every", "1000000", *flags,
+        sys.executable,
+        "-m",
+        "kms_aks_tools.cli",
+        "reencrypt",
+        "--stack",
+        str(stack),
+        "--kubeconfig",
+        str(plane.kubeconfig),
+        "--context",
+        plane.context,
+        "--progress-every",
+        "1000000",
+        *flags,
     ]
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
@@ -116,11 +128,12 @@ def reencrypt(plane: ControlPlane, stack: Path, flags: list[str]) -> tuple[float
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"reencrypt failed:\n{text}")
     summary = next((line for line in text.splitlines() if "Secrets listed" in line), "")
-    return elapsed, usage.ru_maxrss, summary
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, summary
 
 
-def kubectl_replace(plane: ControlPlane, kubectl: Path) -> tuple[float, int, int]:
-    """Wall seconds and the peak RSS (KiB) of `kubectl get` and of `kubectl replace`, piped as the docs say."""
+def kubectl_replace(plane: ControlPlane, kubectl: Path) -> tuple[float, int, int, float]:
+    """Wall seconds, the peak RSS (KiB) of `kubectl get` and of `kubectl replace`, piped as the docs say, and
+    their CPU seconds together."""
     base = [str(kubectl), "--kubeconfig", str(plane.kubeconfig), "--context", plane.context]
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
@@ -130,16 +143,17 @@ def kubectl_replace(plane: ControlPlane, kubectl: Path) -> tuple[float, int, int
         )
         assert get.stdout is not None
         get.stdout.close()  # replace holds the pipe's read end
-        peaks = {}
+        peaks, cpu = {}, 0.0
         for name, process in (("get", get), ("replace", replace)):
             _, status, usage = os.wait4(process.pid, 0)
             process.returncode = os.waitstatus_to_exitcode(status)
             peaks[name] = usage.ru_maxrss
+            cpu += usage.ru_utime + usage.ru_stime
             if process.returncode != 0:
                 out.seek(0)
                 raise SystemExit(f"kubectl {name} failed with exit {process.returncode}:\n{out.read()[-2000:]}")
         elapsed = time.perf_counter() - start
-    return elapsed, peaks["get"], peaks["replace"]
+    return elapsed, peaks["get"], peaks["replace"], cpu
 
 
 def all_under(plane: ControlPlane, version: str, expected: int, method: str) -> None:
@@ -176,9 +190,10 @@ def main() -> None:
     ).stdout.splitlines()[0]
     print(f"kubectl: {version_line} (k8s.io/kubernetes/cmd/kubectl, built by e2e/k8s/build.sh kubectl)", flush=True)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="bench-reencrypt-") as tmp, ControlPlane.start(
-        Path(tmp) / "plane", bin_dir=bin_dir
-    ) as plane:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-reencrypt-") as tmp,
+        ControlPlane.start(Path(tmp) / "plane", bin_dir=bin_dir) as plane,
+    ):
         api = config.new_client_from_config(config_file=str(plane.kubeconfig), context=plane.context)
         core = client.CoreV1Api(api)
         made = 0
@@ -189,11 +204,17 @@ def main() -> None:
             print(f"{size} Secrets written in {time.perf_counter() - started:.0f} s", flush=True)
 
             version, _ = new_key(plane, Path(tmp))
-            seconds, peak_get, peak_replace = kubectl_replace(plane, kubectl)
+            seconds, peak_get, peak_replace, cpu = kubectl_replace(plane, kubectl)
             all_under(plane, version, size, KUBECTL)
             rows.append(
-                Row(size, KUBECTL, seconds, max(peak_get, peak_replace), f"get {peak_get // 1024} MiB, "
-                    f"replace {peak_replace // 1024} MiB")
+                Row(
+                    size,
+                    KUBECTL,
+                    seconds,
+                    max(peak_get, peak_replace),
+                    cpu,
+                    f"get {peak_get // 1024} MiB, replace {peak_replace // 1024} MiB",
+                )
             )
             print(f"  {KUBECTL}: {seconds:.1f} s", flush=True)
 
@@ -205,26 +226,26 @@ def main() -> None:
                 ]
             for method, flags in runs:
                 version, stack = new_key(plane, Path(tmp))
-                seconds, peak, summary = reencrypt(plane, stack, flags)
+                seconds, peak, cpu, summary = reencrypt(plane, stack, flags)
                 all_under(plane, version, size, method)
                 match = re.search(r" in ([0-9.]+) s ", summary)
                 throttled = re.search(r"(\d+) 429s absorbed", summary)
                 detail = f"pass {match.group(1) if match else '?'} s, {throttled.group(1) if throttled else '?'} 429s"
-                rows.append(Row(size, method, seconds, peak, detail))
+                rows.append(Row(size, method, seconds, peak, cpu, detail))
                 print(f"  {method}: {seconds:.1f} s ({summary.split('reencrypt: ')[-1][:90]}...)", flush=True)
         api.close()
 
     print()
     print("Each row: every Secret rewritten under a new key and checked in etcd. Time: the whole process(es).")
     print()
-    print("| Secrets | method | time s | Secrets/s | vs kubectl | peak MiB | vs kubectl | notes |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| Secrets | method | time s | Secrets/s | vs kubectl | peak MiB | vs kubectl | CPU s | notes |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for size in sizes:
         base = next(r for r in rows if r.size == size and r.method == KUBECTL)
         for row in (r for r in rows if r.size == size):
             print(
                 f"| {size} | {row.method} | {row.seconds:.1f} | {row.rate:.0f} | {row.rate / base.rate:.2f}x | "
-                f"{row.peak_kib / 1024:.0f} | {row.peak_kib / base.peak_kib:.2f}x | {row.detail} |"
+                f"{row.peak_kib / 1024:.0f} | {row.peak_kib / base.peak_kib:.2f}x | {row.cpu:.1f} | {row.detail} |"
             )
     ours = [r for r in rows if r.method == DEFAULTS]
     kube = [r for r in rows if r.method == KUBECTL]

@@ -105,7 +105,7 @@ def test_a_429_halves_the_limit_once_per_round_trip_and_holds_every_request_for_
     clock.now += 1.0  # a 429 without Retry-After holds requests for APF's own 1 s
     for _ in range(3):
         answer(adaptive, clock, 0.5, Signal.THROTTLED, retry_after=0.0)
-    assert adaptive.limit == 1, "a 429 may bring it down to one request in flight"
+    assert adaptive.limit == 1, "a 429 may bring it down to one request in flight, below the latency floor"
 
 
 def test_a_5xx_or_a_transport_failure_halves_it_too() -> None:
@@ -115,18 +115,21 @@ def test_a_5xx_or_a_transport_failure_halves_it_too() -> None:
     assert adaptive.limit == 5 and adaptive.failed == 1
 
 
-def test_latency_at_twice_its_baseline_cuts_the_limit_but_never_below_two() -> None:
+def test_rising_latency_cuts_the_limit_to_the_start_at_most_and_steady_latency_lets_it_grow_again() -> None:
     clock = Clock()
-    adaptive = AdaptiveConcurrency(32, start=12, clock=clock)
-    for _ in range(20):
+    adaptive = AdaptiveConcurrency(32, start=4, clock=clock)
+    for _ in range(200):
         answer(adaptive, clock, 0.010)
     grown = adaptive.limit
     assert grown > 12
-    answer(adaptive, clock, 0.200)  # one slow answer moves the smoothed latency over 2x: one cut
+    answer(adaptive, clock, 0.200)  # one slow answer: the last answers' latency over twice the average, one cut
     assert adaptive.limit == pytest.approx(grown * 0.8)
-    for _ in range(300):
+    for _ in range(20):
         answer(adaptive, clock, 0.200)
-    assert adaptive.limit == 2, "latency alone stops at two in flight"
+    assert 4 <= adaptive.limit < 5, "cut on each fresh answer while latency rises; latency alone stops at the start"
+    for _ in range(400):
+        answer(adaptive, clock, 0.200)  # slow, but no longer rising: the average has caught up
+    assert adaptive.limit > 8
 
 
 def test_answers_that_say_nothing_of_load_keep_it_growing() -> None:

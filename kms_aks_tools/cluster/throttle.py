@@ -8,9 +8,10 @@ Instead the number of requests in flight adapts, as TCP's congestion window does
 - additive increase: each time `limit` answers in a row came back without a sign of overload, one more request
   may be in flight, up to the cap (`--concurrency`);
 - multiplicative decrease: a 429 halves the limit and holds every new request until its Retry-After has
-  passed; a 5xx or a transport failure halves it too; latency rising to LATENCY_TOLERANCE times its baseline
-  (the server queues: more in flight adds delay, not throughput) cuts it by a fifth. One decrease per round
-  trip: answers to requests sent before the last decrease do not decrease it again.
+  passed; a 5xx or a transport failure halves it too; latency rising to LATENCY_TOLERANCE times its recent
+  average (the server queues: more in flight adds delay, not throughput) cuts it by a fifth, but never below
+  LATENCY_FLOOR. One decrease per round trip: answers to requests sent before the last decrease do not
+  decrease it again.
 - an optional rate cap (`--rate`): requests evenly spaced, at most that many a second.
 
 Nothing here knows Kubernetes: a failed request is judged by its `status` (and `headers["Retry-After"]`), as
@@ -28,14 +29,16 @@ from typing import TypeVar
 T = TypeVar("T")
 
 START_CONCURRENCY = 4
-LATENCY_TOLERANCE = 2.0  # smoothed latency over its baseline that means "the server queues"
+LATENCY_TOLERANCE = 2.0  # the last answers' latency over the longer-run average that means "the server queues"
 LATENCY_DECREASE = 0.8
 OVERLOAD_DECREASE = 0.5
-LATENCY_FLOOR = 2  # latency alone never brings the limit below this; a 429 or a 5xx may (to 1)
+# Latency alone never brings the limit below the start: on a shared machine latency also rises with other
+# work, and the server's own word (429) is what takes it lower, to one.
+LATENCY_FLOOR = START_CONCURRENCY
 DEFAULT_RETRY_AFTER = 1.0  # a 429 without Retry-After: APF's own answer is 1 s
 MAX_RETRY_AFTER = 30.0
-SMOOTHING = 0.1  # weight of the newest latency in the smoothed latency
-BASELINE_DRIFT = 0.0005  # how fast the baseline follows latencies above it (the server's speed may change)
+SHORT_SMOOTHING = 0.2  # weight of the newest latency in the last answers' latency (about 5 answers)
+LONG_SMOOTHING = 0.01  # ... and in the longer-run average (about 100 answers)
 
 
 class Signal(Enum):
@@ -97,8 +100,8 @@ class AdaptiveConcurrency:
         self.peak = self.limit
         self._paused_until = 0.0
         self._decreased_at = -1.0
-        self._baseline: float | None = None
-        self._smoothed: float | None = None
+        self._short: float | None = None
+        self._long: float | None = None
         self._changed = threading.Condition()
 
     def acquire(self) -> float:
@@ -109,7 +112,7 @@ class AdaptiveConcurrency:
                 if now < self._paused_until:
                     self._changed.wait(self._paused_until - now)
                 elif self.in_flight >= int(self.limit):
-                    self._changed.wait(1.0)
+                    self._changed.wait(0.5)
                 else:
                     self.in_flight += 1
                     return now
@@ -132,19 +135,20 @@ class AdaptiveConcurrency:
                     self._decrease(OVERLOAD_DECREASE, 1, now)
             else:
                 self._observe(now - sent_at, fresh, now)
-            self._changed.notify_all()
+            # Wake as many waiting requests as may go now, not all of them (a pause wakes them when it ends).
+            free = int(self.limit) - self.in_flight
+            if free > 0 and now >= self._paused_until:
+                self._changed.notify(free)
 
     def _observe(self, latency: float, fresh: bool, now: float) -> None:
-        # The baseline is the lowest smoothed latency (one quick answer among slow ones is noise, not a baseline),
-        # drifting slowly up towards the smoothed latency, since the server's own speed may change.
-        self._smoothed = latency if self._smoothed is None else self._smoothed + (latency - self._smoothed) * SMOOTHING
-        if self._baseline is None or self._smoothed < self._baseline:
-            self._baseline = self._smoothed
+        if self._short is None or self._long is None:
+            self._short = self._long = latency
         else:
-            self._baseline += (self._smoothed - self._baseline) * BASELINE_DRIFT
+            self._short += (latency - self._short) * SHORT_SMOOTHING
+            self._long += (latency - self._long) * LONG_SMOOTHING
         if not fresh:
             return
-        if self._smoothed > LATENCY_TOLERANCE * self._baseline and self.limit > LATENCY_FLOOR:
+        if self._short > LATENCY_TOLERANCE * self._long and self.limit > LATENCY_FLOOR:
             self._decrease(LATENCY_DECREASE, LATENCY_FLOOR, now)
         elif self.limit < self.cap:
             self.limit = min(self.cap, self.limit + 1.0 / self.limit)
