@@ -357,3 +357,17 @@ def test_the_connection_pool_holds_as_many_connections_as_requests_may_be_in_fli
         assert cluster.api.rest_client.pool_manager.connection_pool_kw["maxsize"] == 16
     finally:
         cluster.close()
+
+
+def test_the_kubeconfigs_refresh_hook_runs_once_per_interval_not_before_every_request(tmp_path: Any) -> None:
+    from kms_aks_tools.cluster.connection import _at_most_every
+
+    calls: list[Any] = []
+    hook = _at_most_every(60.0, calls.append)
+    for _ in range(100):
+        hook("configuration")
+    assert calls == ["configuration"], "the first request checks the credentials; the next 99 do not"
+    again = _at_most_every(0.0, calls.append)
+    again("a")
+    again("b")
+    assert calls[1:] == ["a", "b"]
