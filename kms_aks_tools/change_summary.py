@@ -32,7 +32,15 @@ from rich.text import Text
 from azure_facts import ROLE_NAMES
 from kms_aks_tools.guard import MASKED_SECRET, BadInput, Preview, Step, load_preview, split_property_path, type_from_urn
 from kms_aks_tools.guard_verdict import GuardVerdict, VerdictError, VerdictFinding, load_verdict
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, subcommand_parser
+from kms_aks_tools.output import (
+    EXIT_BAD_INPUT,
+    EXIT_BLOCKED,
+    EXIT_OK,
+    SUBSCRIPTION_ID,
+    make_console,
+    shorten_ids,
+    subcommand_parser,
+)
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
 
@@ -181,13 +189,10 @@ def _property_line(change: PropertyChange) -> str:
 
 # The marker that names one stack's comment, so each push updates that comment instead of adding one
 # (`kms_aks_tools.pr_comment`). At the end: the first line is the verdict.
-MARKER = "<!-- kms-aks preview: {stack} -->"
+MARKER = "<!-- kms-aks-comment stack={stack} -->"
 # A value longer than this is cut in the table (the whole value on hover).
 CELL_CHARS = 48
 
-_KEY_ID = re.compile(r"https://([a-z0-9-]+)\.vault\.azure\.net/keys/([A-Za-z0-9-]+)(?:/([0-9a-fA-F]{32}))?")
-_SUBSCRIPTION = re.compile(r"(/subscriptions/)([0-9a-fA-F]{8})-[0-9a-fA-F-]{27}", re.IGNORECASE)
-_GUID = re.compile(r"\b([0-9a-fA-F]{8})-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 # An absolute local path (an ARM id starts with /subscriptions/ and is not one).
 _LOCAL_PATH = re.compile(r"(?<![\w.:/~-])/(?!subscriptions/)(?:[\w.@+-]+/)+[\w.@+-]+")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
@@ -197,13 +202,6 @@ _SENTENCE_END = re.compile(r"\.\s+(?=[A-Z`])")
 def _md(text: str) -> str:
     """Text safe in a Markdown table cell: punctuation escaped, so a value cannot format, link or split the table."""
     return _MD_SPECIAL.sub(r"\\\1", text)
-
-
-def shorten_ids(text: str) -> str:
-    """Key ids as vault/key/version-prefix, subscription ids and other GUIDs as their first 8 hex digits."""
-    text = _KEY_ID.sub(lambda m: f"{m[1]}/{m[2]}" + (f"/{m[3][:8]}…" if m[3] else ""), text)
-    text = _SUBSCRIPTION.sub(lambda m: f"{m[1]}{m[2]}…", text)
-    return _GUID.sub(lambda m: f"{m[1]}…", text)
 
 
 def local_paths_removed(text: str, root: Path | None) -> str:
@@ -426,14 +424,14 @@ def to_markdown(
             lines += [f"- {code(_name(s.urn))}: {_inline(s.names)}: {_inline(s.why)}" for s in verdict.stale]
             lines.append("")
     if guard_output and guard_output.strip():
-        full = _SUBSCRIPTION.sub(lambda m: f"{m[1]}{m[2]}…", local_paths_removed(guard_output, root))
+        full = SUBSCRIPTION_ID.sub(lambda m: f"{m[1]}{m[2]}…", local_paths_removed(guard_output, root))
         lines += _details("the plan guard's full text", _fenced(_wrapped(full)))
         lines.append("")
     if preview is not None:
         changes = summarize(preview)
         lines += [f"#### What this change does: {_md(_step_counts(preview))}", ""]
         lines += changes_table(changes) if changes else ["No changes: every resource is unchanged."]
-    lines += ["", MARKER.format(stack=_md(stack))]
+    lines += ["", MARKER.format(stack=stack)]  # raw HTML: nothing to escape in a stack name
     return "\n".join(lines) + "\n"
 
 

@@ -2,10 +2,10 @@
 
     kms-aks plan [--stack dev] [--cwd DIR] [--json FILE|-] [--graph FILE] [--policy-config FILE] [--applied]
                  [--arm FILE]
-    kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID'] [--records DIR]
+    kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID'] [--records DIR] [--json FILE]
     kms-aks rotate-check [--stack dev] [--cwd DIR] [--as-of YYYY-MM-DD]
     kms-aks check-config [--stack dev] [--cwd DIR]
-    kms-aks changes PREVIEW.json [--guard-output guard.txt] [--markdown FILE|-] [--stack dev]
+    kms-aks changes PREVIEW.json [--guard-json guard.json] [--guard-output guard.txt] [--markdown FILE|-] [--stack dev]
     kms-aks sandbox up|preview|destroy|status|reset [--stack dev]
     kms-aks plan --all | rotate-check --all [--jobs N] [--cwd DIR] [--json FILE|-]   (every Pulumi.*.yaml)
     kms-aks reencrypt --stack prod [--kubeconfig FILE] [--context NAME] [--dry-run]
