@@ -195,7 +195,7 @@ CELL_CHARS = 48
 
 # An absolute local path (an ARM id starts with /subscriptions/ and is not one).
 _LOCAL_PATH = re.compile(r"(?<![\w.:/~-])/(?!subscriptions/)(?:[\w.@+-]+/)+[\w.@+-]+")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~])")
 _SENTENCE_END = re.compile(r"\.\s+(?=[A-Z`])")
 
 
