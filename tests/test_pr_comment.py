@@ -21,8 +21,8 @@ import pytest
 
 from kms_aks_tools import guard
 from kms_aks_tools.change_summary import MARKER, code, to_markdown
+from kms_aks_tools.cli.console import make_console, shorten_ids
 from kms_aks_tools.guard_verdict import GuardVerdict, load_verdict
-from kms_aks_tools.output import make_console, shorten_ids
 from tests.comment_html import MAX_CODE_LINE, first_line, outside_details, parse, tables, text
 
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"

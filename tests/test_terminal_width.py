@@ -19,7 +19,8 @@ import pytest
 from rich.console import Console
 
 from kms_aks_tools import guard
-from kms_aks_tools.every_stack import StackRow, render
+from kms_aks_tools.cli.every_stack import render
+from kms_aks_tools.cli.rows import StackRow
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "tests" / "fixtures" / "recorded"
@@ -60,7 +61,7 @@ def test_the_guards_findings_wrap_by_words(width: int) -> None:
 @pytest.mark.parametrize("width", [80, 120])
 def test_plan_wraps_by_words_and_ends_with_its_verdict(width: int, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    lines = in_terminal(width, "kms_aks_tools.plan", "--stack", "prod", "--json", str(out))
+    lines = in_terminal(width, "kms_aks_tools.commands.plan", "--stack", "prod", "--json", str(out))
     plan = json.loads(out.read_text())
     assert_words_whole(lines, plan["warnings"] + [v["message"] for v in plan["violations"]], width)
     # The tree's notes wrap instead of being cut: the key's caveat is there to its last word.
@@ -76,7 +77,7 @@ def test_plan_wraps_by_words_and_ends_with_its_verdict(width: int, tmp_path: Pat
 
 
 def test_a_throwaway_stack_says_once_that_nothing_is_protected(tmp_path: Path) -> None:
-    lines = in_terminal(120, "kms_aks_tools.plan", "--stack", "dev")
+    lines = in_terminal(120, "kms_aks_tools.commands.plan", "--stack", "dev")
     assert not any("protected: no" in line for line in lines)
     assert any("(0 protected from deletion: a throwaway stack)" in line for line in lines)
     assert lines[-1].startswith("dev: ") and "nothing protected from deletion" in lines[-1]

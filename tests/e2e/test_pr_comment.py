@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kms_aks_tools import realcli
+from kms_aks_tools.offline import realcli
 from tests.e2e.conftest import PASSPHRASE, Workspace, toolchain_bin
 from tests.github_standin import running_github
 
