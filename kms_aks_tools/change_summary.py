@@ -2,17 +2,22 @@
 
 For every step that is not `same`: its op, the resource (type and name), the property paths that change (the
 step's `detailedDiff`, else its `diffReasons`) with the old and new value where they are plain values, and
-why it replaces (`replaceReasons`). Beside it, the guard's verdict as the guard printed it (`guard.txt`).
+why it replaces (`replaceReasons`); for a grant created or deleted, its role, principal and scope.
+
+The PR comment (`--markdown`) leads with the guard's verdict, read from its verdict as data (`--guard-json`, what
+`kms-aks guard --json` writes: `kms_aks_tools.guard_verdict`): each finding with a "to proceed" line, the guard's
+text (`--guard-output`) folded, then the change table. The terminal view prints the changes and the guard's text.
 
     kms-aks changes out/dev/preview.json --guard-output out/dev/guard.txt                  # rich text
-    kms-aks changes out/dev/preview.json --guard-output out/dev/guard.txt --markdown comment.md --stack dev
+    kms-aks changes out/dev/preview.json --guard-json out/dev/guard.json --guard-output out/dev/guard.txt \
+        --markdown comment.md --stack dev
 
 `.ci/pulumi-stack comment` writes the PR comment with it (.github/workflows/preview.yml); `kms-aks sandbox
-preview` prints the same content in the terminal. Secrets stay masked: a value the preview printed as
-`[secret]`, or a secret object (`--show-secrets`), is shown as `[secret]`, never unwrapped.
-Exit status: 0 rendered, 2 an unreadable preview or guard output (the guard's own reading of the preview).
+preview` prints the terminal view. Secrets stay masked: a value the preview printed as `[secret]`, or a secret
+object (`--show-secrets`), is shown as `[secret]`, never unwrapped.
+Exit status: 0 rendered; 1 rendered, and the guard failed (a bad-input verdict, or none where --guard-json
+names one): the comment says so; 2 an unreadable preview or guard output.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -477,20 +482,27 @@ def run(args: argparse.Namespace) -> int:
     err = make_console(stderr=True)
     verdict: GuardVerdict | None = None
     verdict_error: str | None = None
+    preview: Preview | None = None
     try:
-        preview = load_preview(args.preview)
+        try:
+            preview = load_preview(args.preview)
+        except BadInput as error:
+            if not (args.markdown and args.guard_json):
+                raise
+            # The PR comment still says what happened: the guard read the same file and failed on it too.
+            verdict_error = f"the preview cannot be read: {error}"
         guard_output = None
         if args.guard_output:
             try:
                 guard_output = Path(args.guard_output).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as error:
                 raise BadInput(f"cannot read the guard's output {args.guard_output}: {error}") from None
-        if args.guard_json:
+        if args.guard_json and preview is not None:
             try:
                 verdict = load_verdict(args.guard_json)
             except VerdictError as error:
                 verdict_error = str(error)
-        if not args.markdown:
+        if not args.markdown and preview is not None:  # without --markdown an unreadable preview raised above
             render(preview, make_console(), stack=args.stack, guard_output=guard_output)
             return EXIT_OK
         try:
@@ -516,6 +528,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as error:
             err.print(Text.assemble(("changes: cannot write ", "bold red"), f"{args.markdown}: {error}"))
             return EXIT_BAD_INPUT
+    if preview is None:
+        err.print(Text.assemble(("changes: bad input: ", "bold red"), verdict_error or "", " (the comment says so)"))
+        return EXIT_BAD_INPUT
     guard_failed = args.guard_json and (verdict is None or verdict.status == "bad-input")
     if guard_failed:
         err.print(Text("changes: the plan guard failed (the comment says why): exit 1", style="bold red"))

@@ -209,6 +209,16 @@ def test_a_guard_that_failed_says_so_in_the_comment_and_the_command_fails(projec
     )
     assert missing.returncode == 1
     assert "the guard wrote no verdict" in comment.read_text()
+    # A preview that is not JSON at all (the guard failed on it too): the comment says so, exit 2.
+    not_json = ROOT / "tests" / "fixtures" / "preview" / "bad-not-json.json"
+    unreadable = _changes(
+        str(not_json), "--stack", "dev", "--guard-json", str(verdict_file), "--markdown", str(comment), cwd=ROOT
+    )
+    assert unreadable.returncode == 2, unreadable.stderr
+    root = parse(comment.read_text())
+    assert text(first_line(root)) == "dev: the plan guard failed, nothing judged, nothing applied"
+    assert "the preview cannot be read: " in text(root) and "is not JSON" in text(root)
+    assert tables(root) == [] and str(ROOT) not in comment.read_text()
 
 
 def test_a_passing_guard_gives_exit_0_and_a_passed_first_line(project: Path) -> None:
