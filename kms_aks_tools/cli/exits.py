@@ -24,6 +24,8 @@ EXIT_CODES_HELP = {
     "  1  some Secrets failed (each named with the reason; a rerun retries them), or the key changed mid-pass\n"
     "  2  bad input: unknown stack or context, unreachable API server, refused credentials, missing rights,\n"
     "     a cluster whose current key is not the stack's (nothing written)",
+    "scan": "exit codes:\n  0  only the documented findings\n  1  a finding beyond the documented ones\n"
+    "  2  bad input: no report, not checkov's JSON, a report that checked nothing",
     "key-status": "exit codes:\n  0  the current key is the stack's and has a complete re-encryption record\n"
     "  1  it is not the stack's key, or it has no complete record (run kms-aks reencrypt)\n"
     "  2  bad input: unknown stack or context, unreachable API server, refused credentials",

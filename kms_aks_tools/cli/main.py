@@ -40,19 +40,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<subcommand>")
-    for name, (module, summary) in SUBCOMMANDS.items():
+    for name, subcommand in SUBCOMMANDS.items():
         sub = subparsers.add_parser(
             name,
-            help=summary,
-            description=summary,
+            help=subcommand.summary,
+            description=subcommand.summary,
             epilog=EXIT_CODES_HELP[name],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if only is None or only == name:
-            loaded = importlib.import_module(module)
-            loaded.configure_parser(sub)
-            # A subcommand that can summarize one stack as a table row also runs over every stack (--all).
-            if hasattr(loaded, "stack_row"):
+            importlib.import_module(subcommand.module).configure_parser(sub)
+            if subcommand.every_stack:
                 every_stack.add_all_options(sub)
     return parser
 
