@@ -1,8 +1,15 @@
-"""The documented exit codes of `kms-aks`: the same three for every subcommand, and each subcommand's meaning."""
+"""The documented exit codes of `kms-aks`: the same three for every subcommand, and each subcommand's meaning; and
+the one base of every mistake a user can fix (`UserError`), which ends in EXIT_BAD_INPUT."""
 
 from __future__ import annotations
 
 EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix (an unknown stack, an unreadable or refused file, a cluster that cannot be used):
+    its message names what is wrong and what is allowed. A subcommand prints it and exits EXIT_BAD_INPUT, with no
+    traceback; `kms_aks_tools.cli.main` does so for any that a subcommand lets through."""
 
 
 EXIT_CODES_HELP = {

@@ -25,9 +25,11 @@ import importlib
 import os
 import sys
 
+from rich.markup import escape
+
 from kms_aks_tools.cli import every_stack
 from kms_aks_tools.cli.console import make_console
-from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_CODES, EXIT_CODES_HELP
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_CODES, EXIT_CODES_HELP, UserError
 from kms_aks_tools.cli.registry import SUBCOMMANDS
 
 
@@ -68,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if misplaced:
         make_console().print(f"[bold red]error:[/] {', '.join(misplaced)} only with --all (every stack)")
         return EXIT_BAD_INPUT
-    return args.run(args)
+    try:
+        return args.run(args)
+    except UserError as error:  # a subcommand's own handling comes first; none ends in a traceback
+        make_console().print(f"[bold red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
 
 
 def entry_point() -> None:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
 from kms_aks.config import ConfigError, StackConfig
+from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.cluster.records import records_path
 from kms_aks_tools.project.stack_config import load_stack_config
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT, StackFileError, stack_names
 
 
-class StackKeyError(ValueError):
+class StackKeyError(UserError, ValueError):
     """A stack whose key cannot be known: one message naming what is wrong and what to do (exit 2)."""
 
 

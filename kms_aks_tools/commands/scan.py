@@ -22,7 +22,7 @@ from typing import Any
 from rich.markup import escape
 
 from kms_aks_tools.cli.console import make_console
-from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, UserError
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.project.stack_file import find_project
 
@@ -31,7 +31,7 @@ DOCS = Path("docs") / "arm-export.md"
 _ROW = re.compile(r"^\|\s*(CKV\w+)\s*\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|", re.M)
 
 
-class ScanReportError(ValueError):
+class ScanReportError(UserError, ValueError):
     """The checkov report is missing or not one this can judge."""
 
 

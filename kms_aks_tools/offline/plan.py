@@ -15,6 +15,7 @@ from typing import Any
 from azure_facts import ROLE_NAMES
 from azure_facts.tokens import plain_type
 from kms_aks.config import ConfigError
+from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.offline.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack
 from kms_aks_tools.offline.policy_client import (
@@ -28,8 +29,6 @@ from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedS
 from kms_aks_tools.project.stack_config import load_stack_config
 from kms_aks_tools.project.stack_file import check_stack
 
-EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
-
 KEY_CREATE_TIME_NOTE = (
     "type, size, ops, expiry and rotation policy are set when the key is created; on an existing key a change is "
     "not applied (an expiry change fails the deployment): change them on the data plane, then `pulumi refresh` "
@@ -37,7 +36,7 @@ KEY_CREATE_TIME_NOTE = (
 )
 
 
-class PlanError(Exception):
+class PlanError(UserError):
     """A problem the user can fix (unknown stack, broken policy config, invalid stack config)."""
 
 

@@ -22,12 +22,11 @@ from kms_aks.config import (
     VERSIONED_KEY_ID,
     StackConfig,
 )
+from kms_aks_tools.cli.exits import EXIT_BLOCKED, EXIT_OK, UserError
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
 from kms_aks_tools.project.stack_config import load_stack_config
 from kms_aks_tools.project.stack_file import check_stack, load_stack_file
-
-EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 KEY = "azure-native:keyvault:Key"
@@ -104,10 +103,10 @@ class RotationReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_REFUSED if self.refusals else EXIT_OK
+        return EXIT_BLOCKED if self.refusals else EXIT_OK
 
 
-class RotationCheckError(Exception):
+class RotationCheckError(UserError):
     """Input the check cannot judge (unknown stack, invalid config): a message, exit status 2."""
 
 
