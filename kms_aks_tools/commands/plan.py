@@ -211,12 +211,13 @@ def run(args: argparse.Namespace) -> int:
 def stack_row(stack_file: str, as_of: date) -> Any:
     """`plan --all`'s row for one stack (`kms_aks_tools.cli.every_stack`): the plan's policy verdict, and the rotation
     verdict of the same preview recording (no second run of the program)."""
-    from kms_aks_tools.offline.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict, stack_config
+    from kms_aks_tools.offline.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict
+    from kms_aks_tools.project.stack_config import stack_config_from_file
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
     try:
         plan, recorded = build_plan(stack_file)
-        config = stack_config(stack_file)
+        config = stack_config_from_file(stack_file)
     except (PlanError, PolicyPackError, ConfigError, FileNotFoundError, ValueError) as error:
         return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     report = check_rotation(recorded, config, as_of=as_of)

@@ -46,8 +46,8 @@ from kms_aks_tools.offline.rotation import (
     key_id_of,
     rotation_verdict,
     run_rotation_check,
-    stack_config,
 )
+from kms_aks_tools.project.stack_config import stack_config_from_file
 from kms_aks_tools.project.stack_file import find_project
 
 
@@ -144,7 +144,7 @@ def stack_row(stack_file: str, as_of: date) -> Any:
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
     try:
         report = run_rotation_check(stack_file, as_of=as_of)
-        config = stack_config(stack_file)
+        config = stack_config_from_file(stack_file)
     except (RotationCheckError, ConfigError, FileNotFoundError, ValueError) as error:
         return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     expiry, days_left = key_expiry(report)
