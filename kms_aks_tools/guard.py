@@ -79,7 +79,7 @@ from azure_facts.tokens import (
 )
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.options import subcommand_parser
-from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, records_path
+from kms_aks_tools.cluster.reencryption_records import RecordError, RecordFile, load_records, records_path
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 
 EXIT_CLEAN = 0

@@ -35,8 +35,8 @@ from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.cluster.connection import ClusterInputError, connect, preflight
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
 from kms_aks_tools.cluster.keys import StackKeyError, load_stack_key
-from kms_aks_tools.cluster.records import RecordError, RecordFile, ReencryptionRecord, load_records
 from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
+from kms_aks_tools.cluster.reencryption_records import RecordError, RecordFile, ReencryptionRecord, load_records
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
 from kms_aks.config import ConfigError, StackConfig
 from kms_aks_tools.cli.exits import UserError
-from kms_aks_tools.cluster.records import records_path
+from kms_aks_tools.cluster.reencryption_records import records_path
 from kms_aks_tools.project.stack_config import stack_config_from_file
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT, StackFileError, stack_names
 
