@@ -1,6 +1,6 @@
 """`kms-aks plan`: what a stack would create, and whether the policy pack lets it, with no Azure and no CLI.
 
-    kms-aks plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied] [--arm FILE]
+Options and exit codes: `kms-aks plan --help` (argparse is the one place they are written).
 
 It runs the real program for `Pulumi.<stack>.yaml` under the mock engine while the real policy pack starts
 in parallel (as the Pulumi CLI starts it), sends every resource through the pack (`Analyze` each,
@@ -10,7 +10,6 @@ By default the program runs as in `pulumi preview`: values the providers compute
 principal ids) are unknown, exactly what the pack sees in a PR check. `--applied` runs it as `pulumi up`
 would, with the values the mock providers answer.
 
-Exit codes: 0 clean or advisory only, 1 a mandatory violation, 2 bad input, bad config or a program error.
 The same input always gives the same text and the same JSON, byte for byte (see `kms_aks_tools.offline.graph`).
 """
 
