@@ -64,6 +64,7 @@ from rich.console import Console
 from rich.text import Text
 
 from azure_facts import VERSIONED_KEY_ID
+from azure_facts.key_ids import normalize_key_id
 from azure_facts.tokens import (
     ACCESS_POLICY,
     KEY,
@@ -75,10 +76,11 @@ from azure_facts.tokens import (
     UnrecognisedKmsToken,
     canonical_type,
 )
-from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, normalize_key_id, records_path
-from kms_aks_tools.output import make_console, subcommand_parser
-from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
-from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.options import subcommand_parser
+from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, records_path
+from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
+from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
