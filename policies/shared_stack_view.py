@@ -13,7 +13,9 @@ resource types only (kms_rules.RELEVANT_TYPES: the cluster, its key, vault, iden
 rest only the type, URN and dependencies. So a resource's properties, options and provider are converted
 from the request when a policy first reads them, by the SDK's own functions (`_Lazy`), and then kept for the
 call. `Analyze` is replaced the same way: a policy that looks only at the type (every resource policy of this
-pack, on anything but a cluster) converts nothing; each policy still gets its own arguments.
+pack, on anything but a cluster) converts nothing; each policy still gets its own arguments. Each stack policy
+gets its own list of the shared resources (`StackView`), which also carries what the pack derives from them
+once per call: the stack's index (kms_pack.stack_index), built by the first stack policy, read by the rest.
 
 Sharing is safe because policies only read the resources (the rules work on plain copies).
 Set KMS_AKS_POLICY_SHARED_STACK_VIEW=0 to run the SDK's own methods; the protocol tests compare both.
@@ -36,7 +38,7 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 from pulumi_policy.version import VERSION as SDK_VERSION
 
-# The release whose AnalyzeStack this module mirrors (tests/test_shared_stack_view.py compares the two);
+# The release whose AnalyzeStack and Analyze this module mirrors (tests/test_shared_stack_view.py compares them);
 # requirements-sdk.txt pins exactly this release.
 CHECKED_RELEASE = "1.21.0"
 _SERVICER = sdk._PolicyAnalyzerServicer
