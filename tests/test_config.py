@@ -202,7 +202,7 @@ def test_every_stack_parses() -> None:
         assert config.cluster.kubernetes_version == "1.33"
 
 
-# Each pattern given to pydantic as an unbounded pattern plus bounds checked in Python (kms_aks.config._matching),
+# Each pattern given to pydantic as an unbounded pattern plus bounds checked in Python (kms_aks.config.matching),
 # with values at and across every bound, on every kind of character the classes take or refuse.
 _WORKSPACE = "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.OperationalInsights/workspaces/{}"
 _SUBSCRIPTION = "00000000-0000-4000-8000-000000000000"
@@ -259,7 +259,7 @@ def test_patterns_checked_in_two_steps_accept_exactly_what_the_pattern_accepts(n
             # Refused with the whole pattern's rule, whichever step refused it.
             (error,) = refused.value.errors()
             assert error["type"] == "string_pattern_mismatch", value
-            assert config._PATTERN_RULES[error["ctx"]["pattern"]] == config._PATTERN_RULES[pattern], value
+            assert config.PATTERN_RULES[error["ctx"]["pattern"]] == config.PATTERN_RULES[pattern], value
         else:
             assert checked.validate_python(value) == value
             accepted += 1
