@@ -47,12 +47,39 @@ ONE_HOME = {
     "pinned_api_version": "azure_facts/tokens.py",
     "_API_VERSION": "azure_facts/tokens.py",  # the API-version regex, in both spellings
     "API_VERSION_PATTERN": "azure_facts/tokens.py",
+    "UNKNOWN": "azure_facts/engine.py",
+    "SECRET_SIG": "azure_facts/engine.py",
+    "SECRET_SIG_KEY": "azure_facts/engine.py",
+    "type_from_urn": "azure_facts/engine.py",
+    "name_from_urn": "azure_facts/engine.py",
+    "stack_from_urn": "azure_facts/engine.py",
+    "PACKAGE_ROOT": "kms_aks_tools/project/stack_file.py",
+    "stack_config_from_file": "kms_aks_tools/project/stack_config.py",
+    "with_secret_stand_ins": "kms_aks_tools/project/stack_config.py",
+    "UserError": "kms_aks_tools/cli/exits.py",
 }
 
 
 @pytest.mark.parametrize("name", sorted(ONE_HOME))
 def test_one_definition(name: str) -> None:
     assert definitions(name) == [ONE_HOME[name]]
+
+
+def callers(name: str, root: Path = ROOT) -> list[str]:
+    """Every kms_aks_tools module that calls `name(...)`."""
+    found = []
+    for path in sorted((root / "kms_aks_tools").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == name:
+                found.append(str(path.relative_to(root)))
+                break
+    return found
+
+
+def test_the_tools_read_a_stack_file_into_a_stack_config_in_one_place() -> None:
+    # Stack file -> secret stand-ins -> the program's validation: project/stack_config.py, nowhere else.
+    assert callers("parse_stack_config") == ["kms_aks_tools/project/stack_config.py"]
+    assert callers("read_project_config") == ["kms_aks_tools/project/stack_config.py"]
 
 
 def test_the_checker_sees_a_second_definition(tmp_path: Path) -> None:
@@ -78,6 +105,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "kms_aks_tools.commands",
             "kms_aks_tools.guard",
             "kms_aks_tools.change_summary",
+            "kms_aks_tools.pr_comment",
             "kms_aks_tools.cluster.reencrypt",
             "kms_aks_tools.cluster.key_status",
         ),

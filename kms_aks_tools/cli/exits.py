@@ -1,8 +1,15 @@
-"""The documented exit codes of `kms-aks`: the same three for every subcommand, and each subcommand's meaning."""
+"""The documented exit codes of `kms-aks`: the same three for every subcommand, and each subcommand's meaning; and
+the one base of every mistake a user can fix (`UserError`), which ends in EXIT_BAD_INPUT."""
 
 from __future__ import annotations
 
 EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix (an unknown stack, an unreadable or refused file, a cluster that cannot be used):
+    its message names what is wrong and what is allowed. A subcommand prints it and exits EXIT_BAD_INPUT, with no
+    traceback; `kms_aks_tools.cli.main` does so for any that a subcommand lets through."""
 
 
 EXIT_CODES_HELP = {
@@ -15,6 +22,7 @@ EXIT_CODES_HELP = {
     "check-config": "exit codes:\n  0  the stack config is valid\n"
     "  2  bad input: invalid YAML or config, unknown stack",
     "changes": "exit codes:\n  0  rendered\n"
+    "  1  rendered, and the guard failed (--guard-json: a bad-input verdict, or none): the comment says so\n"
     "  2  bad input: unreadable preview or guard output, unwritable --markdown file",
     "sandbox": "exit codes:\n  0  done: deployed, previewed with the pack and the guard passing, destroyed\n"
     "  1  blocked: the policy pack or the plan guard refused, or the CLI failed (its output says why)\n"
@@ -24,6 +32,8 @@ EXIT_CODES_HELP = {
     "  1  some Secrets failed (each named with the reason; a rerun retries them), or the key changed mid-pass\n"
     "  2  bad input: unknown stack or context, unreachable API server, refused credentials, missing rights,\n"
     "     a cluster whose current key is not the stack's (nothing written)",
+    "scan": "exit codes:\n  0  only the documented findings\n  1  a finding beyond the documented ones\n"
+    "  2  bad input: no report, not checkov's JSON, a report that checked nothing",
     "key-status": "exit codes:\n  0  the current key is the stack's and has a complete re-encryption record\n"
     "  1  it is not the stack's key, or it has no complete record (run kms-aks reencrypt)\n"
     "  2  bad input: unknown stack or context, unreachable API server, refused credentials",

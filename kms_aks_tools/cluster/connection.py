@@ -20,6 +20,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from kms_aks_tools.cli.exits import UserError
+
 # Connect quickly, read patiently: a list page of 500 Secrets takes a while on a busy API server.
 REQUEST_TIMEOUT = (10, 60)
 # How often the kubeconfig's credentials are looked at again (an exec plugin's token renewed once it nears its
@@ -27,7 +29,7 @@ REQUEST_TIMEOUT = (10, 60)
 CREDENTIALS_CHECK_EVERY = 10.0
 
 
-class ClusterInputError(Exception):
+class ClusterInputError(UserError):
     """The cluster cannot be used as given: one message, exit status 2, nothing written."""
 
 

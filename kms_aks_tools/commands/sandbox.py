@@ -38,7 +38,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from kms_aks_tools.cli.console import make_console
-from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, UserError
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.offline import realcli
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
@@ -53,7 +53,7 @@ MARKER = "kms-aks-sandbox"
 ACTIONS = ("up", "preview", "destroy", "status", "reset")
 
 
-class SandboxError(Exception):
+class SandboxError(UserError):
     """Bad input or an unusable sandbox: one message, exit 2."""
 
 
@@ -269,7 +269,7 @@ def preview_as_ci(sandbox: Sandbox, space: realcli.CliWorkspace, stack: str, con
         console.print(Text(previewed.stderr.rstrip()))  # the guard's bad-input message goes to stderr
     # The PR comment, written by the workflows' own step, so the user can read exactly what the PR would get.
     commented = space.ci("comment", stack, str(out))
-    if commented.returncode != 0:
+    if not (out / "comment.md").is_file():  # exit 1 with a comment: the guard failed, and the comment says so
         console.print(Text(f"the PR comment could not be written: {commented.stderr.strip()}", style="bold red"))
         return EXIT_BLOCKED
     console.print(
