@@ -475,7 +475,7 @@ def test_kms_plugin_down_until_writes_fail_the_pass_retries_and_a_rerun_complete
         assert named and len(named) == min(count, 100), output  # the first 100 named, all in the checkpoint
         rerun = kms_aks(*reencrypt_args(control_plane, story))
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        assert f"({count} to retry)" in rerun.stdout
+        assert f" {count} to retry)" in rerun.stdout
     else:
         assert process.returncode == 0, output
     assert_one_rewrite_each(control_plane, core, story, version, before)
