@@ -75,7 +75,16 @@ from azure_facts.tokens import (
     UnrecognisedKmsToken,
     canonical_type,
 )
-from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, normalize_key_id, records_path
+from kms_aks_tools.cluster.records import (
+    ClusterIdentity,
+    RecordError,
+    RecordFile,
+    load_records,
+    normalize_key_id,
+    records_path,
+    server_host,
+    trusted_record,
+)
 from kms_aks_tools.output import make_console, subcommand_parser
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
@@ -1369,33 +1378,51 @@ def _op_findings(step: Step, resource_type: str) -> Iterator[Finding]:
 
 
 def _gate_findings(
-    key_changes: Iterable[Finding], current_keys: Mapping[str, str], records: Records
+    key_changes: Iterable[Finding],
+    current_keys: Mapping[str, str],
+    clusters: Mapping[str, ClusterIdentity],
+    records: Records,
 ) -> Iterator[Finding]:
-    """A key id change away from a current key without a complete re-encryption record."""
+    """A key id change away from a current key without a re-encryption record that `records.judge` trusts."""
     for change in key_changes:
         current = current_keys.get(change.urn)
         if current is None:
             continue  # KMS enabled in place: no current key, nothing stored under an older one
         stack = stack_from_urn(change.urn)
         path, record_file = records.load(stack)
-        if record_file.complete_record_for(current) is not None:
+        trusted, verdicts = trusted_record(record_file, current, clusters[change.urn])
+        if trusted is not None:
             continue
+        why = " Its records were refused: " + "; ".join(v.reason for v in verdicts[:3]) + "." if verdicts else ""
         yield Finding(
             rule=ROTATION_GATE_RULE,
             urn=change.urn,
             path=change.path,
             message=(
-                f"the cluster's current key {current} has no complete re-encryption record in {path}: some Secrets "
-                "may still be stored under the previous key. AKS keeps two key slots (current and previous); after "
-                f"this change {current} becomes the previous key and the older one is dropped, with every Secret "
-                f"still under it unreadable. First rewrite every Secret under the current key: `kms-aks reencrypt "
-                f"--stack {stack} --context <kube-context>`, and commit the record it writes ({path}); then preview "
-                "again (docs/rotation.md). Only if no Secret can be under an older key (e.g. the cluster has only "
-                f"ever used this one), add {{urn, currentKeyId: '{current}', reason}} to reencryptionWaivers in the "
-                "overrides file; the rotation override is needed as well."
+                f"the cluster's current key {current} has no verified re-encryption record of this cluster in "
+                f"{path}: some Secrets may still be stored under the previous key.{why} AKS keeps two key slots "
+                f"(current and previous); after this change {current} becomes the previous key and the older one "
+                "is dropped, with every Secret still under it unreadable. First rewrite every Secret under the "
+                f"current key: `kms-aks reencrypt --stack {stack} --context <kube-context>`, and commit the record "
+                f"it writes ({path}); then preview again (docs/rotation.md). Only if no Secret can be under an "
+                f"older key (e.g. the cluster has only ever used this one), add {{urn, currentKeyId: '{current}', "
+                "reason}} to reencryptionWaivers in the overrides file; the rotation override is needed as well."
             ),
             current_key_id=current,
         )
+
+
+def _cluster_identity(step: Step) -> ClusterIdentity:
+    """The cluster a re-encryption record must name: its resource name and API server hosts, from the old state
+    (outputs `name`, `fqdn`, `privateFQDN`). What is masked, unknown or absent is None: the record is refused."""
+    outputs = (step.oldState.outputs if step.oldState else None) or {}
+
+    def plain(key: str) -> str | None:
+        value = outputs.get(key)
+        return value if isinstance(value, str) and value and value != UNKNOWN and not _masked(value) else None
+
+    hosts = frozenset(server_host(h) for h in (plain("fqdn"), plain("privateFQDN")) if h)
+    return ClusterIdentity(name=plain("name"), hosts=hosts or None)
 
 
 def _current_key_id(step: Step) -> str | None:
@@ -1435,6 +1462,7 @@ def check_preview(preview: Preview, overrides: Sequence[Override] = (), records:
     view = kms_identities(judged)
 
     current_keys: dict[str, str] = {}
+    clusters: dict[str, ClusterIdentity] = {}
     for step, resource_type in judged:
         if resource_type not in KMS_RELEVANT_TYPES:
             continue
@@ -1443,6 +1471,7 @@ def check_preview(preview: Preview, overrides: Sequence[Override] = (), records:
             found.extend(_cluster_findings(step))
             if (current := _current_key_id(step)) is not None:
                 current_keys[step.urn] = current
+                clusters[step.urn] = _cluster_identity(step)
         elif resource_type == KEY:
             found.extend(_key_findings(step))
         elif resource_type == VAULT:
@@ -1456,7 +1485,7 @@ def check_preview(preview: Preview, overrides: Sequence[Override] = (), records:
             findings.setdefault((finding.urn, finding.rule, finding.path), finding)
 
     key_changes = [f for f in findings.values() if f.rule == "kms-key-change" and f.new_key_id is not None]
-    for finding in _gate_findings(key_changes, current_keys, records or Records()):
+    for finding in _gate_findings(key_changes, current_keys, clusters, records or Records()):
         findings.setdefault((finding.urn, finding.rule, finding.path), finding)
 
     result = GuardResult(steps=len(preview.steps))

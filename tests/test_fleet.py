@@ -198,5 +198,3 @@ def test_bad_fleet_config_under_the_program_is_one_message_and_nothing_registere
 def test_the_mock_stack_reference_fails_like_the_engine_for_an_unknown_stack() -> None:
     recorded = run_fleet({}, preview=True)
     assert recorded.error is not None and "unknown stack" in recorded.error
-
-
