@@ -12,14 +12,16 @@ each window of GETs. What it relies on (k8s.io/apiserver v0.34.4):
   FromStorageLabel, provider, encryptedObject.KeyID, apiServerID)` after the DEK lookup, whether the DEK cache
   hit or not: `apiserver_envelope_encryption_key_id_hash_total{transformation_type="from_storage"}` counts one
   per value read, under the key id the envelope names.
-- **One read, one transformation.** `prefixTransformers.TransformFromStorage` (pkg/storage/value/transformer.go)
-  records `apiserver_storage_transformation_operations_total{resource="secrets", transformation_type=
-  "from_storage", transformer_prefix, status}` once per value, with the prefix it matched (`identity` for a
-  Secret stored in plain text). The sum over prefixes is the number of Secret values the API server read from
-  etcd, whoever asked: when it equals the number of our GETs, nobody else's reads are in the window and the
-  per-key counts are exact. Background reads (the watch cache's re-initialisation, its consistency check,
-  watch events of other clients' writes) make it larger: then a zero under every other key still proves that
-  none of our GETs met one; a nonzero count is an upper bound, and the window is tried again.
+- **One read, one transformation, labelled with the request's resource.** `prefixTransformers.
+  TransformFromStorage` (pkg/storage/value/transformer.go) records `apiserver_storage_transformation_
+  operations_total{resource, transformation_type="from_storage", transformer_prefix, status}` once per value,
+  with the prefix it matched (`identity` for a Secret stored in plain text) and the resource of the request in
+  its context (`getResourceFromContext`): `secrets` for a request on Secrets, empty for the API server's own
+  background reads, which carry no request (the watch cache's re-initialisation, its consistency check, the
+  watch events of others' writes). So in a window: the `resource="secrets"` reads must be exactly our GETs
+  (more: another client's requests), and the key-id reads exactly the KMS ones among them (more: background
+  reads). Then the per-key counts are exact. Otherwise a zero under every other key still proves that none of
+  our GETs met one; a nonzero count is only an upper bound, and the window is tried again.
 - **Each replica counts its own.** Every series carries `apiserver_id_hash` = `sha256:<hex>` of the API
   server's id (`getHash` in .../envelope/metrics/metrics.go); the id is the name of its identity Lease in
   kube-system, labelled `apiserver.kubernetes.io/identity=kube-apiserver` and renewed every 10 s
@@ -483,7 +485,13 @@ def _judge_window(
             False,
             f"the replicas read {delta.secret_reads} Secrets for {ours} GETs: a replica that answered was not counted",
         )
-    if delta.secret_reads == ours:
+    requested_kms = sum(n for p, n in delta.by_prefix.items() if p.startswith(KMS_V2_PREFIX))
+    key_reads = sum(delta.by_key.values())
+    if key_reads < requested_kms:
+        return _WindowVerdict(
+            False, delta, False, f"the key counters show {key_reads} reads for {requested_kms} envelopes read"
+        )
+    if delta.secret_reads == ours and key_reads <= requested_kms + delta.errors:
         return _WindowVerdict(True, delta, True)
     # Others' reads are in the window: only a zero under every other key, and nothing unencrypted, still proves.
     others = {k for k, n in delta.by_key.items() if n and k != expected_key}
@@ -494,8 +502,8 @@ def _judge_window(
         False,
         delta,
         False,
-        f"background reads of Secrets ({delta.secret_reads - ours} beyond ours) in a window: its counts are "
-        "upper bounds",
+        f"reads beyond ours in a window ({delta.secret_reads - ours} by other requests on Secrets, "
+        f"{key_reads - requested_kms} in the background): its counts are upper bounds",
     )
 
 
