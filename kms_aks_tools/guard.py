@@ -8,9 +8,10 @@ diff) and refuses:
 - on a cluster: a change of `securityProfile.azureKeyVaultKms.keyId` (including an unknown new key id, which
   cannot be reviewed); `enabled` going from true to false or the KMS block removed; any change of
   `keyVaultNetworkAccess`; a change of the cluster's `identity`;
-- the rotation gate: a key id change away from a current key that has no complete re-encryption record in
-  `rotations/<stack>.yaml` (written by `kms-aks reencrypt`): AKS keeps two key slots, and a rotation drops the
-  older one with every Secret still stored under it;
+- the rotation gate: a key id change away from a current key that has no re-encryption record in
+  `rotations/<stack>.yaml` (written by `kms-aks reencrypt`) that `records.judge` trusts: complete, with the API
+  server's evidence for that key, about this cluster (its name and API server host in the old state). AKS keeps
+  two key slots, and a rotation drops the older one with every Secret still stored under it;
 - op `replace`, `create-replacement`, `delete-replaced` or `delete` on a ManagedCluster, a Key Vault, a Key Vault
   key or a user-assigned identity (and any op on a KMS-relevant type the guard does not know);
 - on the KMS identity's grants (AccessPolicy, RoleAssignment): a delete or replace, an update that drops encrypt
