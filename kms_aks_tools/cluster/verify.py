@@ -397,8 +397,10 @@ def verify(
     result = Verification(expected_key=expected_key, started_at=_now())
     try:
         _verify(cluster, result, window, concurrency, page_size)
-    except VerificationUnavailable as error:
+    except (VerificationUnavailable, _WindowUntrusted) as error:
         result.reason = str(error)
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        result.reason = f"the API server could not be asked: {connection_problem(error) or error}"
     result.finished_at = _now()
     return result
 
