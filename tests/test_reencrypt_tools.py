@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kms_aks_tools import cli
+from kms_aks_tools.cli import main as cli
 from kms_aks_tools.cluster import keys
 from kms_aks_tools.cluster.key_metrics import parse_metrics
 from kms_aks_tools.cluster.records import (
@@ -25,6 +25,7 @@ from kms_aks_tools.cluster.records import (
     append_record,
 )
 from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 
 VAULT = "kv-kmsaks-test"
 V1 = f"https://{VAULT}.vault.azure.net/keys/aks-kms/{'1' * 32}"
@@ -87,10 +88,10 @@ def test_the_pinned_key_comes_from_existing_key_or_kms_key_version(tmp_path: Pat
     assert keys.load_stack_key(str(write_stack(tmp_path))).key_id == V2
     dev = keys.load_stack_key("dev")
     assert dev.key_id is None and "kmsKey.version" in (dev.unpinned_reason or "")
-    assert dev.records_file == keys.ROOT / "rotations" / "dev.yaml"
+    assert dev.records_file == PACKAGE_ROOT / "rotations" / "dev.yaml"
     pinned = tmp_path / "Pulumi.pinned.yaml"
     pinned.write_text(
-        (keys.ROOT / "Pulumi.dev.yaml")
+        (PACKAGE_ROOT / "Pulumi.dev.yaml")
         .read_text()
         .replace("    size: 2048\n", f"    size: 2048\n    version: {'a' * 32}\n")
     )

@@ -36,6 +36,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.options import positive_int, subcommand_parser
 from kms_aks_tools.cluster import verify
 from kms_aks_tools.cluster.connection import ClusterInputError, connect, preflight
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
@@ -56,7 +59,6 @@ from kms_aks_tools.cluster.records import (
     trusted_record,
 )
 from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, positive_int, subcommand_parser
 
 
 @dataclass

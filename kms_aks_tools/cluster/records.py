@@ -161,8 +161,7 @@ def judge(record: ReencryptionRecord, key_id: str, cluster: ClusterIdentity) -> 
     is `unverified`; evidence whose key label is not the hash of `keyId` or whose counts name another key, plain
     text or unreadable Secrets, or do not add up; another cluster's name or API server host.
     """
-    from kms_aks_tools.cluster.envelope import metric_key_id_hash
-    from kms_aks_tools.cluster.keys import StackKeyError, plugin_key_id
+    from kms_aks_tools.cluster.keys import StackKeyError, metric_key_id_hash, plugin_key_id
 
     def no(reason: str) -> Verdict:
         return Verdict(False, f"record of {record.finishedAt:%Y-%m-%dT%H:%M:%SZ}: {reason}")

@@ -55,6 +55,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.options import positive_int, subcommand_parser
 from kms_aks_tools.cluster import verify
 from kms_aks_tools.cluster.connection import (
     REQUEST_TIMEOUT,
@@ -77,7 +80,6 @@ from kms_aks_tools.cluster.records import (
     append_record,
     load_records,
 )
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, positive_int, subcommand_parser
 
 FIELD_MANAGER = "kms-aks-reencrypt"
 DEFAULT_CONCURRENCY = 4

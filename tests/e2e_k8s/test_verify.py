@@ -23,7 +23,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from kms_aks_tools.cluster import ControlPlane, envelope_key_id
+from testbed import ControlPlane, envelope_key_id
 from tests.e2e_k8s.test_reencrypt import STACK, azure_key_id, kms_aks, metric_label, write_stack
 
 HOSTNAMES = ("kms-aks-apiserver-0", "kms-aks-apiserver-1")
