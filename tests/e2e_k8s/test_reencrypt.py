@@ -294,7 +294,7 @@ def test_scenario_5_the_gate_refuses_a_rotation_until_a_pass_leaves_the_current_
     other = kms_aks("guard", str(elsewhere), *allow)
     assert other.returncode == 1, other.stdout + other.stderr
     assert "REFUSED [rotation-without-reencryption]" in other.stdout
-    assert "it is about the API server 127.0.0.1, not aks-kms-dev-00000000" in other.stdout.replace("\n    ", " ")
+    assert "it is about the API server 127.0.0.1, not aks-kms-dev-00000000" in " ".join(other.stdout.split())
 
     # The change is applied: AKS moves the cluster to v2 (the plugin's current slot), the stack pins it.
     control_plane.use_key_version(story.v2, wait=True)
@@ -646,4 +646,4 @@ def test_a_user_who_may_not_read_metrics_gets_an_unverified_record_and_the_gate_
     refused = kms_aks("guard", str(preview), "--allow-key-rotation", *allow, "--records", str(tmp_path / "rotations"))
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "REFUSED [rotation-without-reencryption]" in refused.stdout
-    assert "unverified: GET /metrics: HTTP 403" in refused.stdout.replace("\n    ", " ")
+    assert "unverified: GET /metrics: HTTP 403" in " ".join(refused.stdout.split())
