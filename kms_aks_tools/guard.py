@@ -65,6 +65,7 @@ from rich.console import Console
 from rich.text import Text
 
 from azure_facts import VERSIONED_KEY_ID
+from azure_facts.key_ids import normalize_key_id
 from azure_facts.tokens import (
     ACCESS_POLICY,
     KEY,
@@ -83,7 +84,6 @@ from kms_aks_tools.cluster.records import (
     RecordError,
     RecordFile,
     load_records,
-    normalize_key_id,
     records_path,
     server_host,
     trusted_record,

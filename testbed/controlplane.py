@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from kms_aks_tools.cluster.keys import metric_key_id_hash, plugin_key_id
+from azure_facts.key_ids import metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cluster.metrics import status_key_id_hash
 from testbed.loadbalancer import RoundRobinProxy
 

@@ -14,9 +14,9 @@ import yaml
 
 from kms_aks.config import ConfigError
 from kms_aks.fleet_config import member_problems, parse_fleet_config
+from kms_aks_tools.offline.fake_azure import fleet as fleet_types
 from kms_aks_tools.offline.mock_engine import ROOT, run_config
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
-from kms_aks_tools.standin import fleet as fleet_types
 
 PROGRAM = ROOT / "fleet" / "__main__.py"
 STACK_FILE = ROOT / "fleet" / "Pulumi.platform.yaml"
@@ -198,3 +198,5 @@ def test_bad_fleet_config_under_the_program_is_one_message_and_nothing_registere
 def test_the_mock_stack_reference_fails_like_the_engine_for_an_unknown_stack() -> None:
     recorded = run_fleet({}, preview=True)
     assert recorded.error is not None and "unknown stack" in recorded.error
+
+

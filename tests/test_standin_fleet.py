@@ -12,9 +12,9 @@ import pytest
 import yaml
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
+from kms_aks_tools.offline.fake_azure import fleet as fleet_types
 from kms_aks_tools.offline.mock_engine import ROOT, run_config
 from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
-from kms_aks_tools.standin import fleet as fleet_types
 from kms_aks_tools.standin.provider import Standin, running_standin
 from kms_aks_tools.standin.wire import from_struct, to_struct
 
@@ -72,9 +72,8 @@ def _diff(stub: Any, r: RecordedResource, created: Any, news: dict) -> Any:
 def test_create_answers_with_the_arm_ids_of_the_fleet_spec(stub: Any, fleet_stack: RecordedStack) -> None:
     created = {r.type: _create(stub, r) for r in fleet_stack.resources if r.custom}
     fleet = created[fleet_types.FLEET].id
-    assert fleet.endswith(
-        "/resourceGroups/rg-kms-aks-fleet-platform/providers/Microsoft.ContainerService/fleets/fleet-kms-aks-platform"
-    )
+    assert fleet.endswith("/resourceGroups/rg-kms-aks-fleet-platform/providers/Microsoft.ContainerService/fleets/"
+                          "fleet-kms-aks-platform")
     assert created[fleet_types.UPDATE_STRATEGY].id == f"{fleet}/updateStrategies/staged"
     assert created[fleet_types.AUTO_UPGRADE_PROFILE].id == f"{fleet}/autoUpgradeProfiles/auto"
     outputs = from_struct(created[fleet_types.FLEET].properties)
@@ -88,10 +87,8 @@ def test_create_answers_with_the_arm_ids_of_the_fleet_spec(stub: Any, fleet_stac
         (fleet_types.FLEET_MEMBER, {"group": "eu-2"}, []),
         (
             fleet_types.FLEET_MEMBER,
-            {
-                "clusterResourceId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/"
-                "managedClusters/other"
-            },
+            {"clusterResourceId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/"
+             "managedClusters/other"},
             ["clusterResourceId"],
         ),
         (fleet_types.FLEET_MEMBER, {"fleetName": "another-fleet"}, ["fleetName"]),
@@ -100,10 +97,8 @@ def test_create_answers_with_the_arm_ids_of_the_fleet_spec(stub: Any, fleet_stac
         (fleet_types.UPDATE_STRATEGY, {"strategy": {"stages": [{"name": "all", "groups": [{"name": "eu"}]}]}}, []),
         (
             fleet_types.AUTO_UPGRADE_PROFILE,
-            {
-                "updateStrategyId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/fleets/f/"
-                "updateStrategies/other"
-            },
+            {"updateStrategyId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/fleets/f/"
+             "updateStrategies/other"},
             ["updateStrategyId"],
         ),
         (fleet_types.AUTO_UPGRADE_PROFILE, {"channel": "Rapid"}, []),

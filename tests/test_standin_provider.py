@@ -157,9 +157,8 @@ def test_create_answers_with_arm_ids_and_outputs_as_azure_native_does(
     key_out = from_struct(key.properties)
     # Key outputs are flat (keys.json Key: kid -> keyUriWithVersion), the version 32 hex digits (getKeyVersion.json).
     assert key_out["keyUri"] == f"https://{vault_name}.vault.azure.net/keys/{key_name}"
-    assert re.fullmatch(
-        rf"https://{vault_name}\.vault\.azure\.net/keys/{key_name}/[0-9a-f]{{32}}", key_out["keyUriWithVersion"]
-    )
+    assert re.fullmatch(rf"https://{vault_name}\.vault\.azure\.net/keys/{key_name}/[0-9a-f]{{32}}",
+                        key_out["keyUriWithVersion"])
     assert key_out["type"] == "Microsoft.KeyVault/vaults/keys"
     # azure-native 3.x keeps no `__inputs` in the state (provider.go checkpointObject).
     assert all("__inputs" not in from_struct(c.properties) for c in created.values())
@@ -547,12 +546,9 @@ def test_check_defaults_azure_api_version_to_the_sdks_api_version(dev_stack: Rec
         CLUSTER: "2025-09-01",
     }
     for type_token, version in expected.items():
-        assert (
-            _checked(stubs, _resource(dev_stack, type_token), _resource(dev_stack, type_token).inputs)[
-                "azureApiVersion"
-            ]
-            == version
-        ), type_token
+        assert _checked(stubs, _resource(dev_stack, type_token), _resource(dev_stack, type_token).inputs)[
+            "azureApiVersion"
+        ] == version, type_token
     # A custom resource's metadata has no API version (custom_keyvault_accesspolicy.go): nothing is added.
     policy = _resource(dev_stack, "azure-native:keyvault:AccessPolicy")
     assert _checked(stubs, policy, policy.inputs) == policy.inputs
@@ -682,7 +678,8 @@ def test_check_refuses_names_and_sizes_outside_the_specs_constraints(prod_stack:
     long_name = "a" * 64
     assert _reasons(stubs, cluster, {**cluster.inputs, "resourceName": long_name}) == [
         "'resourceName' is too long (64): at most 63 characters allowed",
-        "'resourceName' does not match expression '^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$'",
+        "'resourceName' does not match expression "
+        "'^[a-zA-Z0-9]$|^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$'",
     ]
     pools = copy.deepcopy(cluster.inputs)
     pools["agentPoolProfiles"][0]["name"] = "System"
@@ -753,16 +750,13 @@ def test_an_rbac_grant_counts_at_key_or_vault_scope_and_only_for_a_crypto_role(
     _create_all(stubs, prod_stack, skip={CLUSTER, *GRANTS})
     cluster = _resource(prod_stack, CLUSTER)
     grant = next(
-        r
-        for r in prod_stack.resources
+        r for r in prod_stack.resources
         if r.type == "azure-native:authorization:RoleAssignment"
         and r.inputs["roleDefinitionId"].endswith("/12338af0-0e69-4776-bea7-57ae8d297424")  # Key Vault Crypto User
     )
     vault = _resource(prod_stack, "azure-native:keyvault:Vault")
-    vault_id = (
-        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{vault.inputs['resourceGroupName']}"
+    vault_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{vault.inputs['resourceGroupName']}" \
         f"/providers/Microsoft.KeyVault/vaults/{vault.inputs['vaultName']}"
-    )
     reader = "/providers/Microsoft.Authorization/roleDefinitions/21090545-7ca7-4776-b22c-e363652d74d2"  # KV Reader
     _create(stubs, grant, {**grant.inputs, "scope": vault_id, "roleDefinitionId": f"/subscriptions/x{reader}"})
     wrong_role = _refused(lambda: _create(stubs, cluster))

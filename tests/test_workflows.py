@@ -244,6 +244,7 @@ def _lists_the_stack_files(doc: dict[str, Any]) -> dict[str, str]:
     return job["outputs"]
 
 
+
 @pytest.mark.stacks
 def test_preview_job_is_a_stack_matrix_with_oidc_the_pack_and_the_guard() -> None:
     doc = load(PREVIEW)

@@ -42,10 +42,13 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from azure_facts.key_ids import NotAVersionedKeyId, metric_key_id_hash, normalize_key_id, plugin_key_id
+from kms_aks_tools.cli.exits import UserError
+
 RECORDS_DIR = "rotations"
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A records file that cannot be read: one message naming the file and what is wrong."""
 
 
@@ -161,8 +164,6 @@ def judge(record: ReencryptionRecord, key_id: str, cluster: ClusterIdentity) -> 
     is `unverified`; evidence whose key label is not the hash of `keyId` or whose counts name another key, plain
     text or unreadable Secrets, or do not add up; another cluster's name or API server host.
     """
-    from kms_aks_tools.cluster.keys import StackKeyError, metric_key_id_hash, plugin_key_id
-
     def no(reason: str) -> Verdict:
         return Verdict(False, f"record of {record.finishedAt:%Y-%m-%dT%H:%M:%SZ}: {reason}")
 
@@ -170,7 +171,7 @@ def judge(record: ReencryptionRecord, key_id: str, cluster: ClusterIdentity) -> 
         return no(f"it is for key {record.keyId}, not {key_id}")
     try:
         plugin = plugin_key_id(record.keyId)
-    except StackKeyError as error:
+    except NotAVersionedKeyId as error:
         return no(str(error))
     if record.pluginKeyId != plugin:
         return no(f"its pluginKeyId {record.pluginKeyId} is not the plugin key id of its keyId ({plugin}): edited")
@@ -234,11 +235,6 @@ def trusted_record(
     verdicts = [judge(r, key_id, cluster) for r in mine]
     trusted = next((r for r, v in zip(mine, verdicts, strict=True) if v.trusted), None)
     return trusted, verdicts
-
-
-def normalize_key_id(key_id: str) -> str:
-    """Key Vault host and path compare case-insensitively; a trailing slash or the default port changes nothing."""
-    return key_id.strip().lower().rstrip("/").replace(":443/", "/")
 
 
 def records_path(project_root: Path, stack: str) -> Path:
