@@ -1,6 +1,6 @@
 """`kms-aks key-status`: which KMS key the stack pins, which one the API server uses, which ones it still reads.
 
-    kms-aks key-status --stack prod [--kubeconfig FILE] [--context NAME] [--known-key-id URL ...] [--verify] [--json]
+Options and exit codes: `kms-aks key-status --help` (argparse is the one place they are written).
 
 AKS shows the current key id and nothing about the previous slot (Azure/AKS#4926). The API server's envelope
 metrics do (kms_aks_tools.cluster.key_metrics): the newest KMS Status names the current key, and the reads
@@ -11,16 +11,11 @@ Those read counts are since each API server started, and include reads made befo
 now: it GETs every Secret from etcd and reads the counters around it (kms_aks_tools.cluster.verify), so it
 tells how many Secrets are under each key at this moment, on every API server replica.
 
-A record counts only where `records.judge` trusts it: complete, with verified evidence for its key, about this
-cluster (the stack's cluster name and the API server's host).
+A record counts only where `reencryption_records.judge` trusts it: complete, with verified evidence for its
+key, about this cluster (the stack's cluster name and the API server's host).
 
 Where the API server does not serve the metrics (no rights on /metrics, no KMS v2), it says so and shows what
 the stack and the records know.
-
-Exit codes: 0 the current key is the stack's and has a trusted re-encryption record (and, with --verify, the
-counters prove every Secret is under it); 1 it is not the stack's key, it has no trusted record yet (run
-`kms-aks reencrypt`), or --verify found Secrets under another key or could not verify; 2 bad input, an
-unreachable cluster, an unknown context or refused credentials.
 """
 
 from __future__ import annotations
@@ -44,7 +39,8 @@ from kms_aks_tools.cluster import verify
 from kms_aks_tools.cluster.connection import ClusterInputError, connect, preflight
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
 from kms_aks_tools.cluster.keys import StackKeyError, load_stack_key
-from kms_aks_tools.cluster.records import (
+from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
+from kms_aks_tools.cluster.reencryption_records import (
     ClusterIdentity,
     RecordError,
     RecordFile,
@@ -53,7 +49,6 @@ from kms_aks_tools.cluster.records import (
     server_host,
     trusted_record,
 )
-from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
 
 
 @dataclass
@@ -108,7 +103,7 @@ def build_status(
     cluster: ClusterIdentity,
     verification: verify.Verification | None = None,
 ) -> KeyStatus:
-    """Joins the metrics, the stack's pin, the records (those `records.judge` trusts for `cluster`) and the
+    """Joins the metrics, the stack's pin, the records (those `reencryption_records.judge` trusts for `cluster`) and the
     verification pass into one row per key, and the findings."""
     names: dict[str, str] = {}
     for url in [*known, *(r.keyId for r in records.records), *([pinned] if pinned else [])]:

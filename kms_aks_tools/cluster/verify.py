@@ -58,7 +58,7 @@ from kms_aks_tools.cluster.connection import (
     request_raw,
 )
 from kms_aks_tools.cluster.metrics import PREFIX, STATUS, TOTAL, key_id_hash_samples
-from kms_aks_tools.cluster.records import Verification as RecordEvidence
+from kms_aks_tools.cluster.reencryption_records import Verification as RecordEvidence
 
 IDENTITY_LEASE_SELECTOR = "apiserver.kubernetes.io/identity=kube-apiserver"
 LEASE_NAMESPACE = "kube-system"
@@ -548,7 +548,8 @@ def _conclude(result: Verification, problems: list[str]) -> None:
 
 
 def evidence(result: Verification) -> RecordEvidence:
-    """The record's `verification` block (records.Verification): what the gate's `records.judge` checks."""
+    """The record's `verification` block (reencryption_records.Verification): what the gate's
+    `reencryption_records.judge` checks."""
     return RecordEvidence(
         status="verified" if result.verified else "unverified",
         reason=result.reason,

@@ -269,7 +269,7 @@ def preview_as_ci(sandbox: Sandbox, space: realcli.CliWorkspace, stack: str, con
         console.print(Text(previewed.stderr.rstrip()))  # the guard's bad-input message goes to stderr
     # The PR comment, written by the workflows' own step, so the user can read exactly what the PR would get.
     commented = space.ci("comment", stack, str(out))
-    if commented.returncode != 0:
+    if not (out / "comment.md").is_file():  # exit 1 with a comment: the guard failed, and the comment says so
         console.print(Text(f"the PR comment could not be written: {commented.stderr.strip()}", style="bold red"))
         return EXIT_BLOCKED
     console.print(
