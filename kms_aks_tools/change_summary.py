@@ -27,8 +27,16 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from kms_aks_tools.guard import MASKED_SECRET, BadInput, Preview, Step, load_preview, split_property_path, type_from_urn
 from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_OK, make_console, subcommand_parser
+from kms_aks_tools.preview.model import (
+    MASKED_SECRET,
+    BadInput,
+    Preview,
+    Step,
+    load_preview,
+    split_property_path,
+    type_from_urn,
+)
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 # Steps of one replacement that the `replace` step of the same URN already stands for.
