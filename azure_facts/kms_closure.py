@@ -512,7 +512,7 @@ def _grant_scope_covers(scope: Any, member_ids: list[str], vault_names: set[str]
     return not member_ids or any(_segments(rid).get("subscriptions") == subscription for rid in member_ids)
 
 
-_VAULT_IN_ID = re.compile(r"/providers/microsoft\.keyvault/vaults/([^/]+)", re.IGNORECASE)
+_VAULT_IN_ID = re.compile(r"/providers/microsoft\.keyvault/vaults/([a-z0-9-]+)", re.IGNORECASE)
 
 
 def _fences(fence: Resource, canonical: str, vault_names: set[str], groups: set[str], any_vault: bool) -> bool:

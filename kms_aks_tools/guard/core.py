@@ -1114,6 +1114,11 @@ def _grant_findings(step: Step, grant_type: str, view: KmsIdentities) -> Iterato
             subject=f"{short} ({because})",
         )
         return
+    if any(_masked(lookup(old_props, path), lookup(new_props, path)) for _, path in watched):
+        yield from _diff_findings(
+            step, reason=f"its values are masked ({because})", guarded=watched, subject=f"{short} ({because})"
+        )
+        return
     for field_path, label in GRANT_FIELDS[grant_type].items():
         old, new = lookup(old_props, field_path), lookup(new_props, field_path)
         if _lower(old) == _lower(new):

@@ -165,9 +165,7 @@ def _update_strategy(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, i
 
 
 @provider_outputs(AUTO_UPGRADE_PROFILE)
-def _auto_upgrade_profile(
-    _: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
-) -> tuple[str, dict]:
+def _auto_upgrade_profile(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
     name = inputs.get("autoUpgradeProfileName") or _autoname(args)
     rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
     outputs = {
