@@ -102,6 +102,22 @@ CLASSIC_KMS_MODULES = frozenset({"keyvault", "containerservice", "authorization"
 # Resource names (case-folded) that are a Kubernetes cluster in any package.
 CLUSTER_NAMES = frozenset({"managedcluster", "kubernetescluster"})
 
+# Every azure-native type the closure may hold (stand-ins are found by `classify` and `_generic_touches_kms`).
+CLOSURE_CANDIDATE_TYPES = frozenset(
+    {
+        MANAGED_CLUSTER,
+        VAULT,
+        KEY,
+        USER_ASSIGNED_IDENTITY,
+        ACCESS_POLICY,
+        ROLE_ASSIGNMENT,
+        RESOURCE_GROUP,
+        GENERIC_RESOURCE,
+        *DEPLOYMENTS,
+        *FENCE_TYPES,
+    }
+)
+
 ROLES = ("cluster", "key", "vault", "identity", "grant", "resource-group", "fence", "stand-in")
 
 
