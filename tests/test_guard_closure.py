@@ -359,3 +359,29 @@ def test_the_guard_and_the_pack_model_compute_one_closure() -> None:
     ]
     from_pack = compute(desired)
     assert {u: m.role for u, m in from_pack.members.items()} == {u: m.role for u, m in from_guard.members.items()}
+
+
+def test_the_guard_writes_its_findings_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = doc_of("dev-access-policy-narrowed")
+    preview = tmp_path / "preview.json"
+    preview.write_text(json.dumps(doc))
+    out = tmp_path / "guard.json"
+    assert guard.main([str(preview), "--records", str(tmp_path), "--json", str(out)]) == 1
+    written = json.loads(out.read_text())
+    assert written["verdict"] == "refused" and written["exitCode"] == 1
+    [finding] = written["findings"]
+    assert (finding["rule"], finding["urn"], finding["path"]) == (
+        "kms-grant-narrowed",
+        DEV_ACCESS_POLICY,
+        "policy.permissions.keys",
+    )
+    assert "transitions" in finding["howToProceed"] and finding["overridable"] is True
+    assert "REFUSED [kms-grant-narrowed]" in capsys.readouterr().out  # the text verdict is printed as before
+
+
+def test_class3_a_masked_key_setting_whose_diff_changes_it_is_refused() -> None:
+    # Found by tests/test_guard_properties.py: masked on both sides, a Key's changed setting read as unchanged.
+    doc = doc_of("dev-key-expiry")
+    for state in ("oldState", "newState"):
+        inputs(doc, DEV_KEY, state)["properties"] = "[secret]"
+    assert verdicts(judge(doc)) == [("key-create-time-change", DEV_KEY, "properties.attributes.expires")]

@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -795,7 +796,8 @@ def _changed_key_settings(step: Step) -> list[tuple[tuple[str, ...], str, Any, A
     old_props = step.oldState.properties() if step.oldState else None
     new_props = step.newState.properties() if step.newState else None
     changed: list[tuple[tuple[str, ...], str, Any, Any]] = []
-    if old_props is not None and new_props is not None:
+    hidden = any(_masked(lookup(props, (top,))) for props in (old_props, new_props) for top in ("properties", "tags"))
+    if old_props is not None and new_props is not None and not hidden:
         for setting in KEY_CREATE_TIME_SETTINGS:
             old, new = lookup(old_props, setting), lookup(new_props, setting)
             if old != new:
@@ -1587,6 +1589,45 @@ def _what_override_names(override: Override) -> str:
     return f"transitions: {override.rule} at {override.at}"
 
 
+def how_to_proceed(finding: Finding) -> str:
+    """What a user does next about `finding`: the override that excuses it, or that none does."""
+    if finding.rule == "kms-key-change" and finding.new_key_id is not None:
+        return f"add {{urn, newKeyId: '{finding.new_key_id}', reason}} to keyRotations, then re-encrypt after up"
+    if finding.rule == ROTATION_GATE_RULE and finding.current_key_id is not None:
+        return (
+            f"run kms-aks reencrypt and commit its record of {finding.current_key_id}; or, only if no Secret can be "
+            "under an older key, add {urn, currentKeyId, reason} to reencryptionWaivers"
+        )
+    if finding.overridable:
+        entry = f"{{urn, rule: {finding.rule}, at: '{finding.path}', reason}}"
+        return f"if this is a reviewed, planned step: add {entry} to transitions"
+    return "not overridable: change the program (the message says how)"
+
+
+def findings_document(result: GuardResult, source: str) -> dict[str, Any]:
+    """The verdict as structured data, for the PR comment's renderer (what `--json` writes)."""
+
+    def one(finding: Finding) -> dict[str, Any]:
+        return {
+            "rule": finding.rule,
+            "urn": finding.urn,
+            "path": finding.path,
+            "message": finding.message,
+            "howToProceed": how_to_proceed(finding),
+            "overridable": finding.overridable,
+        }
+
+    return {
+        "preview": source,
+        "steps": result.steps,
+        "verdict": "refused" if result.findings else "passed",
+        "exitCode": result.exit_code,
+        "findings": [one(f) for f in result.findings],
+        "allowed": [{**one(f), "override": o.reason} for f, o in result.allowed],
+        "staleOverrides": [{"urn": o.urn, "why": why} for o, why in result.stale_overrides],
+    }
+
+
 def render(result: GuardResult, preview: Preview, source: str, console: Console) -> None:
     """Print each finding with its URN and property path, then the overrides used and unused."""
     console.print(Text(f"plan guard: {source}: {result.steps} steps ({_summary(preview)})", style="bold"))
@@ -1657,6 +1698,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="the re-encryption records' folder (<stack>.yaml files written by `kms-aks reencrypt`); default: "
         "rotations/ of the nearest folder at or above the working directory that holds a Pulumi.yaml",
     )
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        dest="json_out",
+        help="also write the verdict as JSON (findings with rule, urn, path, message, howToProceed; `-` for stdout)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -1683,6 +1730,12 @@ def run(args: argparse.Namespace) -> int:
         err.print(Text("plan guard: refused (exit 2). Nothing passes by default."))
         return EXIT_BAD_INPUT
     render(result, preview, args.preview, out)
+    if getattr(args, "json_out", None):
+        text = json.dumps(findings_document(result, args.preview), indent=2) + "\n"
+        if args.json_out == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.json_out).write_text(text, encoding="utf-8")
     return result.exit_code
 
 
