@@ -385,3 +385,10 @@ def test_class3_a_masked_key_setting_whose_diff_changes_it_is_refused() -> None:
     for state in ("oldState", "newState"):
         inputs(doc, DEV_KEY, state)["properties"] = "[secret]"
     assert verdicts(judge(doc)) == [("key-create-time-change", DEV_KEY, "properties.attributes.expires")]
+
+
+def test_the_docs_show_the_known_safe_list_with_its_reasons() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "ci-and-state.md").read_text()
+    for entry in KNOWN_SAFE:
+        shown = "`" + ".".join(entry.pattern) + "`"
+        assert any(shown in line and entry.reason in line for line in page.splitlines()), entry
