@@ -234,3 +234,44 @@ def test_the_closure_module_is_the_one_both_gates_import() -> None:
     pack = (root / "policies" / "kms_rules" / "closure.py").read_text()
     tool = (root / "kms_aks_tools" / "guard" / "closure.py").read_text()
     assert "from azure_facts.kms_closure import" in pack and "from azure_facts.kms_closure import" in tool
+
+
+# ------------------------------------------------------------------------------- class 4: a key that cannot encrypt
+
+DAY = 86_400
+NOW = int(__import__("time").time())
+
+
+@pytest.mark.parametrize(
+    ("attributes", "policy", "expected"),
+    [
+        ({"expires": NOW - 30 * DAY}, None, "expired on"),
+        ({"notBefore": NOW + 30 * DAY}, None, "is not valid until"),
+        (
+            {"expires": NOW + 30 * DAY},
+            {"lifetimeActions": [{"action": {"type": "rotate"}, "trigger": {"timeAfterCreate": "P90D"}}]},
+            "no later than its first automatic rotation",
+        ),
+    ],
+)
+def test_a_key_that_cannot_encrypt_is_refused(
+    client: PolicyClient, dev_stack: RecordedStack, attributes: dict[str, int], policy: Any, expected: str
+) -> None:
+    resources = resources_of(dev_stack)
+    key = of_type(resources, "azure-native:keyvault:Key")
+    changed = dataclasses.replace(key, inputs=copy.deepcopy(key.inputs), outputs={})
+    changed.inputs["properties"]["attributes"].update(attributes)
+    if policy is not None:
+        changed.inputs["properties"]["rotationPolicy"] = policy
+    result = client.analyze_stack([changed if r is key else r for r in resources], properties="inputs")
+    messages = [v.message for v in result.by_policy("aks-kms-key-vault-fit")]
+    assert any(expected in m for m in messages), messages
+
+
+def test_control_a_key_valid_past_its_first_rotation_passes(client: PolicyClient, dev_stack: RecordedStack) -> None:
+    resources = resources_of(dev_stack)
+    key = of_type(resources, "azure-native:keyvault:Key")
+    changed = dataclasses.replace(key, inputs=copy.deepcopy(key.inputs), outputs={})
+    changed.inputs["properties"]["attributes"].update({"expires": NOW + 400 * DAY, "notBefore": NOW - DAY})
+    result = client.analyze_stack([changed if r is key else r for r in resources], properties="inputs")
+    assert result.by_policy("aks-kms-key-vault-fit") == []
