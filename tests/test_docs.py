@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from kms_aks.config import model_at
-from kms_aks_tools.cli import SUBCOMMANDS
-from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.cli.registry import SUBCOMMANDS
+from kms_aks_tools.offline.mock_engine import ROOT
 
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kms_aks_tools import cli
+from azure_facts import key_ids
+from kms_aks_tools.cli import main as cli
 from kms_aks_tools.cluster import keys
 from kms_aks_tools.cluster.key_metrics import parse_metrics
 from kms_aks_tools.cluster.records import (
@@ -24,6 +25,7 @@ from kms_aks_tools.cluster.records import (
     append_record,
 )
 from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 
 VAULT = "kv-kmsaks-test"
 V1 = f"https://{VAULT}.vault.azure.net/keys/aks-kms/{'1' * 32}"
@@ -86,10 +88,10 @@ def test_the_pinned_key_comes_from_existing_key_or_kms_key_version(tmp_path: Pat
     assert keys.load_stack_key(str(write_stack(tmp_path))).key_id == V2
     dev = keys.load_stack_key("dev")
     assert dev.key_id is None and "kmsKey.version" in (dev.unpinned_reason or "")
-    assert dev.records_file == keys.ROOT / "rotations" / "dev.yaml"
+    assert dev.records_file == PACKAGE_ROOT / "rotations" / "dev.yaml"
     pinned = tmp_path / "Pulumi.pinned.yaml"
     pinned.write_text(
-        (keys.ROOT / "Pulumi.dev.yaml")
+        (PACKAGE_ROOT / "Pulumi.dev.yaml")
         .read_text()
         .replace("    size: 2048\n", f"    size: 2048\n    version: {'a' * 32}\n")
     )
@@ -101,11 +103,11 @@ def test_the_pinned_key_comes_from_existing_key_or_kms_key_version(tmp_path: Pat
 
 def test_key_ids_in_the_three_spellings() -> None:
     # The Azure plugin hashes the URL it rebuilds from the vault URL: the same string as the pinned key id.
-    assert keys.plugin_key_id(V1) == hashlib.sha256(V1.encode()).hexdigest()
-    assert keys.metric_key_id_hash("abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
-    assert keys.plugin_key_id(V1) != keys.plugin_key_id(V2)
-    with pytest.raises(keys.StackKeyError, match="not a versioned Key Vault key id"):
-        keys.plugin_key_id(f"https://{VAULT}.vault.azure.net/keys/aks-kms")
+    assert key_ids.plugin_key_id(V1) == hashlib.sha256(V1.encode()).hexdigest()
+    assert key_ids.metric_key_id_hash("abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
+    assert key_ids.plugin_key_id(V1) != key_ids.plugin_key_id(V2)
+    with pytest.raises(key_ids.NotAVersionedKeyId, match="not a versioned Key Vault key id"):
+        key_ids.plugin_key_id(f"https://{VAULT}.vault.azure.net/keys/aks-kms")
 
 
 # ------------------------------------------------------------------------------------------- argument errors
@@ -293,7 +295,7 @@ def test_no_key_series_means_not_served() -> None:
 def a_record(key_id: str, *, complete: bool = True) -> ReencryptionRecord:
     return ReencryptionRecord(
         keyId=key_id,
-        pluginKeyId=keys.plugin_key_id(key_id),
+        pluginKeyId=key_ids.plugin_key_id(key_id),
         complete=complete,
         finishedAt=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
         durationSeconds=12.5,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools import realcli
-from kms_aks_tools.cli import main
-from kms_aks_tools.sandbox import MARKER, SANDBOX_FOLDER
+from kms_aks_tools.cli.main import main
+from kms_aks_tools.commands.sandbox import MARKER, SANDBOX_FOLDER
+from kms_aks_tools.offline import realcli
 
 
 @pytest.fixture

@@ -28,18 +28,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.cluster.connection import ClusterInputError, connect, preflight
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
-from kms_aks_tools.cluster.keys import (
-    StackKeyError,
-    canonical_key_url,
-    load_stack_key,
-    metric_key_id_hash,
-    plugin_key_id,
-)
+from kms_aks_tools.cluster.keys import StackKeyError, load_stack_key
 from kms_aks_tools.cluster.records import RecordError, RecordFile, ReencryptionRecord, load_records
 from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, subcommand_parser
 
 
 @dataclass
@@ -263,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
                 cluster_ref = {"context": cluster.context, "server": cluster.server}
             finally:
                 cluster.close()
-    except (StackKeyError, ClusterInputError, RecordError) as error:
+    except (StackKeyError, NotAVersionedKeyId, ClusterInputError, RecordError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
     status = build_status(

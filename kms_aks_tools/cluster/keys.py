@@ -1,15 +1,7 @@
-"""Key ids as the stack, the Azure KMS plugin and the API server's metrics write them, and the stack's pinned key.
+"""The stack's pinned key, and where its re-encryption records live.
 
-Three spellings of one key version:
-
-- the **versioned key URL** the stack pins (`https://<vault>.vault.azure.net/keys/<name>/<version>`), the
-  `keyId` of `securityProfile.azureKeyVaultKms`;
-- the **plugin key id**: what the Azure KMS plugin returns from its Status call and writes into every
-  envelope in etcd (`EncryptedObject.keyID`). The plugin computes it as the sha256 (hex) of the vault URL
-  resolved against `keys/<name>/<version>` (`getKeyIDHash` in Azure/kubernetes-kms, pkg/plugin/keyvault.go);
-- the **metric label**: the API server never exports a key id itself, only `sha256:<hex of sha256(key id)>`
-  in the `key_id_hash` label of `apiserver_envelope_encryption_key_id_hash_*` (`getHash` in
-  k8s.io/apiserver pkg/storage/value/encrypt/envelope/metrics/metrics.go, v0.34.4).
+The key id spellings (versioned key URL, plugin key id, metric label) and the rule for comparing key ids are
+`azure_facts.key_ids`'; this module applies them to a stack's config.
 """
 
 from __future__ import annotations
@@ -17,37 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from azure_facts import VERSIONED_KEY_ID
+from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
 from kms_aks.config import ConfigError, StackConfig, parse_stack_config, read_project_config
-from kms_aks_tools.cluster import envelope
-from kms_aks_tools.cluster.envelope import metric_key_id_hash
 from kms_aks_tools.cluster.records import records_path
-from kms_aks_tools.mock_engine import ROOT
-from kms_aks_tools.stack_file import StackFileError, load_stack_file, stack_names
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT, StackFileError, load_stack_file, stack_names
 
 
 class StackKeyError(ValueError):
     """A stack whose key cannot be known: one message naming what is wrong and what to do (exit 2)."""
 
 
-def canonical_key_url(versioned_key_url: str) -> str:
-    """The URL as the Azure plugin rebuilds it: `https://<host>/keys/<name>/<version>`, no port 443, no slash."""
-    match = VERSIONED_KEY_ID.match(versioned_key_url.strip())
-    if match is None:
-        raise StackKeyError(
-            f"{versioned_key_url!r} is not a versioned Key Vault key id; expected "
-            "https://<vault>.vault.azure.net/keys/<name>/<32-hex version>"
-        )
-    return f"https://{match['vault']}.{match['suffix']}/keys/{match['name']}/{match['version']}"
-
-
-def plugin_key_id(versioned_key_url: str) -> str:
-    """The key id the Azure KMS plugin reports for this key version (and that each envelope in etcd carries);
-    `metric_key_id_hash` of it is the API server's metric label."""
-    return envelope.plugin_key_id(canonical_key_url(versioned_key_url))
-
-
-__all__ = ["StackKey", "StackKeyError", "canonical_key_url", "load_stack_key", "metric_key_id_hash", "plugin_key_id"]
+__all__ = ["StackKey", "StackKeyError", "load_stack_key", "pinned_key_id"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +54,7 @@ def pinned_key_id(config: StackConfig) -> str | None:
     return None
 
 
-def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = ROOT) -> StackKey:
+def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = PACKAGE_ROOT) -> StackKey:
     """The stack's key (a stack name, or a path to a `Pulumi.<stack>.yaml`), with `--key-id` for an unpinned one.
 
     Records live in `rotations/<stack>.yaml` beside the stack file: the project's `rotations/` for a shipped stack.
@@ -98,9 +70,15 @@ def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = ROOT) 
     path = Path(stack) if is_path else root / f"Pulumi.{stack}.yaml"
     name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
     records_file = records_path(path.resolve().parent, name)
-    pinned = pinned_key_id(config)
+    try:
+        pinned = pinned_key_id(config)
+    except NotAVersionedKeyId as error:
+        raise StackKeyError(str(error)) from None
     if key_id is not None:
-        given = canonical_key_url(key_id)
+        try:
+            given = canonical_key_url(key_id)
+        except NotAVersionedKeyId as error:
+            raise StackKeyError(str(error)) from None
         if pinned is not None and plugin_key_id(given) != plugin_key_id(pinned):
             raise StackKeyError(
                 f"--key-id {key_id} differs from the key id stack {name} pins ({pinned}); leave --key-id out, or "

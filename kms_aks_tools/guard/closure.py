@@ -10,8 +10,8 @@ from typing import Any
 
 from azure_facts.kms_closure import Closure, Member, Resource, compute
 from kms_aks_tools.guard.known_safe import known_safe
+from kms_aks_tools.offline.recording import UNKNOWN
 from kms_aks_tools.preview.model import MASKED_SECRET, MISSING, Step, lookup, split_property_path, unwrap_secret
-from kms_aks_tools.recording import UNKNOWN
 
 UNREVIEWED_RULE = "unreviewed-kms-change"
 UNVERIFIABLE_RULE = "unverifiable-update"

@@ -64,6 +64,7 @@ from rich.console import Console
 from rich.text import Text
 
 from azure_facts import VERSIONED_KEY_ID
+from azure_facts.key_ids import normalize_key_id
 from azure_facts.kms_closure import Member
 from azure_facts.tokens import (
     ACCESS_POLICY,
@@ -76,9 +77,11 @@ from azure_facts.tokens import (
     UnrecognisedKmsToken,
     canonical_type,
 )
-from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, normalize_key_id, records_path
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.options import subcommand_parser
+from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, records_path
 from kms_aks_tools.guard.closure import closure_of, unreviewed_findings
-from kms_aks_tools.output import make_console, subcommand_parser
+from kms_aks_tools.offline.recording import UNKNOWN
 from kms_aks_tools.preview.model import (
     MASKED_SECRET,
     MISSING,
@@ -95,8 +98,7 @@ from kms_aks_tools.preview.model import (
     unwrap_secret,
     validation_message,
 )
-from kms_aks_tools.recording import UNKNOWN
-from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
+from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 
 # The stack config key that says whether a cluster outside the stack uses its vault's key (default: assumed so
 # when the stack holds a vault or key but no cluster). docs/ci-and-state.md.

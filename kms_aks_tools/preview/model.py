@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
+from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 # How `pulumi preview --json` prints a secret when --show-secrets is not given.
 MASKED_SECRET = "[secret]"

@@ -11,7 +11,7 @@ saved between commands by `kms_aks_tools.standin.saved`), `project/` (a copy of 
 on every command, because `pulumi stack init` writes to the stack file), `secrets/` (the sandbox's passphrase
 provider lines, which never go into your stack file) and `out/<stack>/` (preview.json, plan.json, guard.txt and
 comment.md, as CI's artifact has them). The commands are the workflows' own (`.ci/pulumi-stack`), run with the
-environment `make e2e` gives them (`kms_aks_tools.realcli`); the first run builds the CLI (needs Go). See
+environment `make e2e` gives them (`kms_aks_tools.offline.realcli`); the first run builds the CLI (needs Go). See
 docs/sandbox.md.
 """
 
@@ -37,17 +37,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from kms_aks_tools import realcli
-from kms_aks_tools.output import (
-    EXIT_BAD_INPUT,
-    EXIT_BLOCKED,
-    EXIT_OK,
-    add_project_option,
-    make_console,
-    subcommand_parser,
-)
-from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
-from kms_aks_tools.stack_file import stack_names as stack_files
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.options import add_project_option, subcommand_parser
+from kms_aks_tools.offline import realcli
+from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
+from kms_aks_tools.project.stack_file import stack_names as stack_files
 
 SANDBOX_FOLDER = ".sandbox"
 # The sandbox's own stacks are encrypted with this passphrase: they hold nothing real and never leave the folder.
@@ -206,8 +201,8 @@ def running(sandbox: Sandbox, stack: str, console: Console, *, create: bool = Tr
     """The CLI, the project copy and the stand-in over the saved cloud; the cloud is saved again afterwards,
     whatever happened (a failed `up` may have created half of the resources, as in Azure). With `create`, the
     stack is created in the sandbox's backend when it is not there yet."""
+    from kms_aks_tools.standin.provider import running_standin
     from kms_aks_tools.standin.saved import SavedCloudError, load_states, save_states
-    from kms_aks_tools.standin_provider import running_standin
 
     stack_text = sandbox.check_stack(stack)
     try:
@@ -234,7 +229,7 @@ def running(sandbox: Sandbox, stack: str, console: Console, *, create: bool = Tr
 def _check_config(sandbox: Sandbox, stack: str) -> int:
     """The offline checks first: an unknown stack or a bad stack file is named in a second, with exit 2, before the
     CLI is built or run (`kms-aks check-config`'s own check and message)."""
-    from kms_aks_tools.cli import check_config
+    from kms_aks_tools.commands.check_config import check_config
 
     sandbox.check_stack(stack)
     return check_config(argparse.Namespace(stack=stack, cwd=sandbox.project))

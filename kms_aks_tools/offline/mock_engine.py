@@ -1,0 +1,211 @@
+"""The program under the Pulumi SDK's mock engine, with outputs shaped like azure-native's.
+
+One mock layer serves the tests, `make plan` and the benchmarks. It runs the real `__main__.py` for a
+stack's config, records every registration as the engine sees it (inputs, dependencies, parent, options)
+through `monitor.RecordingMonitor`, and answers like the real providers do (`mocks.AzureNativeMocks`, from the
+fake Azure's table in `fake_azure`).
+
+With `preview=True` it answers like `pulumi preview`: a new resource's id and computed outputs are unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import runpy
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import set_all_config
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import wait_for_rpcs
+
+from kms_aks.config import PROJECT
+from kms_aks_tools.offline import monitor as monitors
+from kms_aks_tools.offline.fake_azure.ids import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION_ID, TENANT_ID
+from kms_aks_tools.offline.mocks import AzureNativeMocks
+from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT, load_stack_file, secret_paths, to_engine_text
+
+ROOT = PACKAGE_ROOT  # the checkout this package was installed from; the command line finds its own (find_project)
+
+class _LogCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+# ---------------------------------------------------------------------------------------------- stack config
+
+# The offline tools never decrypt a secret (`{secure: ...}`); the program gets a stand-in in its place, marked
+# secret, and the plan says so. Where the project documents a secret, the stand-in is a value of its shape, so
+# the rest of the config is still checked; elsewhere it is the text `pulumi config` shows, "[secret]".
+SECRET_STAND_INS: dict[tuple[str, ...], str] = {("kms-aks:monitoring", "alertWebhooks"): "https://secret.invalid/"}
+
+
+def with_secret_stand_ins(config: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """`config` with every secret replaced by its stand-in; the keys holding secrets; one note per secret."""
+    replaced: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    notes: list[str] = []
+    for key, value in config.items():
+        paths = list(secret_paths(value))
+        if not paths:
+            replaced[key] = value
+            continue
+        secret_keys.append(key)
+        for path in paths:
+            named = tuple(part for part in path if isinstance(part, str))
+            stand_in = SECRET_STAND_INS.get((key, *named), "[secret]")
+            value = _replace_at(value, path, stand_in)
+            shown = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+            notes.append(
+                f"{shown} is a secret: the offline tools do not decrypt it and use {stand_in!r} in its place; "
+                "`pulumi preview` checks the real value"
+            )
+        replaced[key] = value
+    return replaced, secret_keys, notes
+
+
+def _replace_at(value: Any, path: tuple[str | int, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace_at(value[head], rest, new)}
+    copy = list(value)
+    copy[head] = _replace_at(copy[head], rest, new)  # type: ignore[index]
+    return copy
+
+
+def _as_engine_value(value: Any) -> str:
+    # The CLI hands a program every value as a string: objects and lists as JSON, booleans lower-case.
+    return to_engine_text(value)
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def run_config(
+    config: dict[str, Any],
+    *,
+    stack: str = "test",
+    preview: bool = False,
+    program: Path = ROOT / "__main__.py",
+    project: str = PROJECT,
+    stacks: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RecordedStack:
+    """Runs the program with `config` (full keys, e.g. `kms-aks:cluster`) in a fresh Pulumi runtime.
+
+    `project` is the program's Pulumi project (`fleet/` is `kms-aks-fleet`); `stacks` are the other stacks'
+    outputs its StackReferences read, by fully qualified name (`organization/kms-aks/dev`).
+    """
+    # The SDK keeps its settings, config and root stack in context variables: a fresh Context per run
+    # gives every run its own runtime, so one process can run many stacks.
+    return contextvars.Context().run(_run_in_new_loop, config, stack, preview, program, project, stacks)
+
+
+def run_stack(
+    stack: str, *, config: dict[str, Any] | None = None, preview: bool = False, root: Path = ROOT
+) -> RecordedStack:
+    """Runs the program for `Pulumi.<stack>.yaml`; `config` overrides its keys (a None value removes one)."""
+    merged = load_stack_file(stack, root)
+    for key, value in (config or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    name = Path(stack).stem.removeprefix("Pulumi.") if stack.endswith((".yaml", ".yml")) else stack
+    return run_config(merged, stack=name, preview=preview, program=root / "__main__.py")
+
+
+def _run_in_new_loop(
+    config: dict[str, Any],
+    stack: str,
+    preview: bool,
+    program: Path,
+    project: str = PROJECT,
+    stacks: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RecordedStack:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_run(config, stack, preview, program, project, stacks))
+    finally:
+        # A failed program leaves outputs that will never resolve; cancel them rather than leak them.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def _run(
+    config: dict[str, Any],
+    stack: str,
+    preview: bool,
+    program: Path,
+    project: str = PROJECT,
+    stacks: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RecordedStack:
+    mocks = AzureNativeMocks(preview=preview, stacks=stacks)
+    monitor = monitors.RecordingMonitor(mocks)
+    logs = _LogCollector()
+    logger = logging.getLogger(f"kms_aks_tools.offline.mock_engine.{id(monitor)}")
+    logger.propagate = False
+    logger.addHandler(logs)
+
+    monitors.trace_unknowns()
+    monitors._TRACING_UNKNOWNS.set(True)
+    config, secret_keys, secret_notes = with_secret_stand_ins(config)
+    set_all_config({key: _as_engine_value(value) for key, value in config.items()}, secret_keys)
+    # MockSettings sets only some settings; the rest (pending outputs, locks, package refs) would fall
+    # back to values shared across runs. A full reset first gives this run its own.
+    pulumi_settings.reset_options(project=project, stack=stack, preview=preview)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)
+    recorded = RecordedStack(project=project, stack=stack, resources=monitor.recorded, warnings=logs.messages)
+    logs.messages.extend(secret_notes)
+
+    project_dir = str(program.parent)
+    if project_dir not in sys.path:
+        sys.path.insert(0, project_dir)
+    try:
+        runpy.run_path(str(program), run_name="__main__")
+        await wait_for_rpcs()
+    except pulumi.RunError as error:
+        recorded.error = str(error)
+        return recorded
+    except Exception as error:  # a program bug: reported with its message, not a traceback
+        recorded.error = f"{type(error).__name__}: {error}"
+        return recorded
+
+    root = pulumi.runtime.get_root_resource()
+    secret: set[str] = set()
+    for name, value in getattr(root, "outputs", {}).items():
+        output = pulumi.Output.from_input(value)
+        known = await output.is_known()
+        recorded.outputs[name] = await output.future() if known else UNKNOWN
+        if await output.is_secret():
+            secret.add(name)
+    recorded.secret_outputs = frozenset(secret)
+    return recorded
+
+
+__all__ = [
+    "DEPLOYER_CLIENT_ID",
+    "DEPLOYER_OBJECT_ID",
+    "ROOT",
+    "SUBSCRIPTION_ID",
+    "TENANT_ID",
+    "run_config",
+    "run_stack",
+    "with_secret_stand_ins",
+]
