@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from kms_aks_tools import guard
+from kms_aks_tools.commands import guard as guard_command
 from kms_aks_tools.offline.recording import UNKNOWN
 from tests.cli import TERMINAL
 from tests.conftest import KmsAks
@@ -169,7 +170,7 @@ def write(tmp_path: Path, doc: Any, name: str = "preview.json") -> Path:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
-    code = guard.main([str(a) for a in args])
+    code = guard_command.main([str(a) for a in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -14,6 +14,7 @@ import pytest
 
 from azure_facts.kms_closure import Resource, compute
 from kms_aks_tools import guard
+from kms_aks_tools.commands import guard as guard_command
 from kms_aks_tools.guard.closure import closure_of
 from kms_aks_tools.guard.known_safe import KNOWN_SAFE
 from tests.test_guard import (
@@ -298,7 +299,7 @@ def test_class10_a_change_summary_announcing_a_delete_no_step_shows_is_bad_input
         judge(doc)
     path = tmp_path / "preview.json"
     path.write_text(json.dumps(doc))
-    code = guard.main([str(path), "--records", str(tmp_path)])
+    code = guard_command.main([str(path), "--records", str(tmp_path)])
     assert code == 2
     assert "delete 1" in capsys.readouterr().err
 
@@ -366,7 +367,7 @@ def test_the_guard_writes_its_findings_as_json(tmp_path: Path, capsys: pytest.Ca
     preview = tmp_path / "preview.json"
     preview.write_text(json.dumps(doc))
     out = tmp_path / "guard.json"
-    assert guard.main([str(preview), "--records", str(tmp_path), "--json", str(out)]) == 1
+    assert guard_command.main([str(preview), "--records", str(tmp_path), "--json", str(out)]) == 1
     written = json.loads(out.read_text())
     assert written["verdict"] == "refused" and written["exitCode"] == 1
     [finding] = written["findings"]

@@ -13,7 +13,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "kms_aks_tools.commands.plan",
         "what a stack would create, in what order, and the policy pack's verdict (no Azure needed)",
     ),
-    "guard": ("kms_aks_tools.guard", "refuse a `pulumi preview --json` plan that makes an irreversible KMS change"),
+    "guard": (
+        "kms_aks_tools.commands.guard",
+        "refuse a `pulumi preview --json` plan that makes an irreversible KMS change",
+    ),
     "rotate-check": ("kms_aks_tools.commands.rotate_check", "whether each KMS key's expiry leaves time to rotate it"),
     "check-config": (
         "kms_aks_tools.commands.check_config",

@@ -2,6 +2,6 @@
 
 import sys
 
-from kms_aks_tools.guard.core import main
+from kms_aks_tools.commands.guard import main
 
 sys.exit(main())

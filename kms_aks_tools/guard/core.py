@@ -49,10 +49,8 @@ default: input the guard cannot read is a refusal, never a pass.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,8 +58,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from rich.console import Console
-from rich.text import Text
 
 from azure_facts import VERSIONED_KEY_ID
 from azure_facts.key_ids import normalize_key_id
@@ -77,8 +73,6 @@ from azure_facts.tokens import (
     UnrecognisedKmsToken,
     canonical_type,
 )
-from kms_aks_tools.cli.console import make_console
-from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, records_path
 from kms_aks_tools.guard.closure import closure_of, unreviewed_findings
 from kms_aks_tools.offline.recording import UNKNOWN
@@ -89,7 +83,6 @@ from kms_aks_tools.preview.model import (
     Preview,
     Step,
     check_change_summary,
-    load_preview,
     lookup,
     read_text,
     split_property_path,
@@ -1570,176 +1563,3 @@ def parse_override_flag(value: str) -> KeyRotationOverride:
         return KeyRotationOverride(urn=urn, newKeyId=key_id, reason="--allow-key-rotation on the command line")
     except ValidationError as error:
         raise BadInput(f"--allow-key-rotation {value!r}: {validation_message(error)}") from None
-
-
-# --------------------------------------------------------------------------------------------------
-# Output and entry point
-# --------------------------------------------------------------------------------------------------
-
-
-def _summary(preview: Preview) -> str:
-    if preview.changeSummary:
-        return ", ".join(f"{op} {count}" for op, count in sorted(preview.changeSummary.items()))
-    return "no changeSummary"
-
-
-def _what_override_names(override: Override) -> str:
-    if isinstance(override, KeyRotationOverride):
-        return f"keyRotations: newKeyId {override.newKeyId}"
-    if isinstance(override, ReencryptionWaiver):
-        return f"reencryptionWaivers: currentKeyId {override.currentKeyId}"
-    return f"transitions: {override.rule} at {override.at}"
-
-
-def how_to_proceed(finding: Finding) -> str:
-    """What a user does next about `finding`: the override that excuses it, or that none does."""
-    if finding.rule == "kms-key-change" and finding.new_key_id is not None:
-        return f"add {{urn, newKeyId: '{finding.new_key_id}', reason}} to keyRotations, then re-encrypt after up"
-    if finding.rule == ROTATION_GATE_RULE and finding.current_key_id is not None:
-        return (
-            f"run kms-aks reencrypt and commit its record of {finding.current_key_id}; or, only if no Secret can be "
-            "under an older key, add {urn, currentKeyId, reason} to reencryptionWaivers"
-        )
-    if finding.overridable:
-        entry = f"{{urn, rule: {finding.rule}, at: '{finding.path}', reason}}"
-        return f"if this is a reviewed, planned step: add {entry} to transitions"
-    return "not overridable: change the program (the message says how)"
-
-
-def findings_document(result: GuardResult, source: str) -> dict[str, Any]:
-    """The verdict as structured data, for the PR comment's renderer (what `--json` writes)."""
-
-    def one(finding: Finding) -> dict[str, Any]:
-        return {
-            "rule": finding.rule,
-            "urn": finding.urn,
-            "path": finding.path,
-            "message": finding.message,
-            "howToProceed": how_to_proceed(finding),
-            "overridable": finding.overridable,
-        }
-
-    return {
-        "preview": source,
-        "steps": result.steps,
-        "verdict": "refused" if result.findings else "passed",
-        "exitCode": result.exit_code,
-        "findings": [one(f) for f in result.findings],
-        "allowed": [{**one(f), "override": o.reason} for f, o in result.allowed],
-        "staleOverrides": [{"urn": o.urn, "why": why} for o, why in result.stale_overrides],
-    }
-
-
-def render(result: GuardResult, preview: Preview, source: str, console: Console) -> None:
-    """Print each finding with its URN and property path, then the overrides used and unused."""
-    console.print(Text(f"plan guard: {source}: {result.steps} steps ({_summary(preview)})", style="bold"))
-    for finding in result.findings:
-        console.print(Text.assemble(("REFUSED ", "bold red"), (f"[{finding.rule}] ", "red"), finding.urn))
-        console.print(Text(f"    at {finding.path}"))
-        console.print(Text(f"    {finding.message}"))
-    for finding, override in result.allowed:
-        console.print(Text.assemble(("ALLOWED ", "bold yellow"), (f"[{finding.rule}] ", "yellow"), finding.urn))
-        if finding.new_key_id is not None:
-            console.print(Text(f"    at {finding.path}: new key id {finding.new_key_id}"))
-        elif finding.current_key_id is not None:
-            console.print(Text(f"    at {finding.path}: leaving current key {finding.current_key_id} without a record"))
-        else:
-            console.print(Text(f"    at {finding.path}"))
-        console.print(Text(f"    by override: {override.reason}"))
-    for override, why in result.stale_overrides:
-        console.print(Text.assemble(("STALE OVERRIDE ", "bold yellow"), override.urn))
-        console.print(Text(f"    {_what_override_names(override)} matched nothing: {why}. Remove it."))
-    if result.findings:
-        count = len(result.findings)
-        console.print(
-            Text(
-                f"plan guard: refused, {count} finding{'s' if count != 1 else ''}. "
-                "Destructive ops on a cluster, vault or key, disabling KMS, its network access and unrecognised "
-                "types are never overridable; a key rotation needs an override naming the URN and the new key id "
-                "(and a re-encryption record of the current key); a grant, vault access, cluster identity or "
-                "protect change made in the safe order needs a transition override naming it; a Key's create-time "
-                "settings change on the data plane, then `pulumi refresh`.",
-                style="bold red",
-            )
-        )
-    elif result.allowed:
-        count = len(result.allowed)
-        rotations = any(isinstance(o, KeyRotationOverride) for _, o in result.allowed)
-        console.print(
-            Text(
-                f"plan guard: passed, with {count} change{'s' if count != 1 else ''} allowed by override."
-                + (" Re-encrypt every secret after `pulumi up` (kms-aks reencrypt)." if rotations else ""),
-                style="bold green",
-            )
-        )
-    else:
-        console.print(Text("plan guard: passed, no irreversible KMS change in this plan.", style="bold green"))
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments of `kms-aks guard`, shared by `kms_aks_tools.cli` and `python -m`."""
-    parser.add_argument("preview", help="file written by `pulumi preview --json --show-sames` (`-` for stdin)")
-    parser.add_argument(
-        "--overrides",
-        metavar="FILE",
-        help="reviewable YAML/JSON file: keyRotations: [{urn, newKeyId, reason}], reencryptionWaivers: "
-        "[{urn, currentKeyId, reason}], transitions: [{urn, rule, at, reason}]",
-    )
-    parser.add_argument(
-        "--allow-key-rotation",
-        metavar="URN=KEY_ID",
-        action="append",
-        default=[],
-        help="allow exactly this cluster's key id to change to exactly this versioned key id (repeatable; "
-        "quote it in single quotes: URNs contain `$`)",
-    )
-    parser.add_argument(
-        "--records",
-        metavar="DIR",
-        type=Path,
-        help="the re-encryption records' folder (<stack>.yaml files written by `kms-aks reencrypt`); default: "
-        "rotations/ of the nearest folder at or above the working directory that holds a Pulumi.yaml",
-    )
-    parser.add_argument(
-        "--json",
-        metavar="FILE",
-        dest="json_out",
-        help="also write the verdict as JSON (findings with rule, urn, path, message, howToProceed; `-` for stdout)",
-    )
-    parser.set_defaults(run=run)
-    return parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    description = "Refuse a `pulumi preview --json` plan that makes an irreversible or cutting KMS change."
-    return configure_parser(subcommand_parser("guard", description))
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the guard; returns the exit status instead of raising, so tests can call it directly."""
-    out = make_console()
-    err = make_console(stderr=True)
-    try:
-        overrides: list[Override] = []
-        if args.overrides:
-            overrides.extend(load_override_file(args.overrides))
-        overrides.extend(parse_override_flag(value) for value in args.allow_key_rotation)
-        preview = load_preview(args.preview)
-        records = Records(directory=args.records) if args.records is not None else Records()
-        result = check_preview(preview, overrides, records)
-    except BadInput as error:
-        err.print(Text.assemble(("plan guard: bad input: ", "bold red"), str(error)))
-        err.print(Text("plan guard: refused (exit 2). Nothing passes by default."))
-        return EXIT_BAD_INPUT
-    render(result, preview, args.preview, out)
-    if getattr(args, "json_out", None):
-        text = json.dumps(findings_document(result, args.preview), indent=2) + "\n"
-        if args.json_out == "-":
-            sys.stdout.write(text)
-        else:
-            Path(args.json_out).write_text(text, encoding="utf-8")
-    return result.exit_code
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
