@@ -114,6 +114,8 @@ EXPECTED: dict[str, Expected] = {
     "dev-vault-public-network-disabled": [("vault-network-access-change", DEV_VAULT, "properties.publicNetworkAccess")],
     "dev-vault-acl-deny": [("vault-network-acls-change", DEV_VAULT, "properties.networkAcls")],
     "dev-vault-tenant": [("vault-tenant-change", DEV_VAULT, "properties.tenantId")],
+    # Inline access policies written on the vault: the PUT replaces the list, the separate KMS grant with it.
+    "dev-vault-inline-access-policies": [("vault-access-policies-change", DEV_VAULT, "properties.accessPolicies")],
     "dev-delete-all": [
         ("destructive-op", DEV_CLUSTER, "op=delete"),
         # The resource group holding them: Azure deletes everything in a deleted group (issue 21, class 4).

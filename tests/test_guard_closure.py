@@ -79,9 +79,9 @@ def add_step(doc: dict[str, Any], op: str, type_: str, name: str, props: dict[st
 
 
 def test_class1_a_vault_update_that_writes_its_inline_access_policies_is_refused() -> None:
-    doc = doc_of("dev-no-change")
-    update(doc, DEV_VAULT, {"properties.accessPolicies": "add"})
-    inputs(doc, DEV_VAULT)["properties"]["accessPolicies"] = []  # wipes the separate KMS AccessPolicy in Azure
+    # Recorded with the real CLI (make fixtures): the program's Vault given `properties.accessPolicies: []`.
+    doc = doc_of("dev-vault-inline-access-policies")
+    assert inputs(doc, DEV_VAULT)["properties"]["accessPolicies"] == []  # wipes the separate KMS AccessPolicy
     assert verdicts(judge(doc)) == [("vault-access-policies-change", DEV_VAULT, "properties.accessPolicies")]
 
 
