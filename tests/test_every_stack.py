@@ -158,3 +158,20 @@ def test_all_on_a_folder_without_stack_files_is_bad_input(kms_aks: KmsAks, tmp_p
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     result = kms_aks("rotate-check", "--all", "--cwd", str(tmp_path))
     assert result.returncode == 2 and "no Pulumi.<stack>.yaml" in result.stdout
+
+
+def test_the_registry_says_which_subcommands_run_over_every_stack() -> None:
+    # `--all` is wired by the registry's flag, not by looking for a function: the flag and the module agree.
+    import importlib
+
+    from kms_aks_tools.cli.main import build_parser
+    from kms_aks_tools.cli.registry import SUBCOMMANDS
+
+    flagged = sorted(name for name, entry in SUBCOMMANDS.items() if entry.every_stack)
+    assert flagged == ["plan", "rotate-check"]
+    for name, entry in SUBCOMMANDS.items():
+        assert hasattr(importlib.import_module(entry.module), "stack_row") == entry.every_stack, name
+        parser = build_parser(only=name)
+        (action,) = [a for a in parser._actions if a.dest == "command"]
+        options = action.choices[name]._option_string_actions
+        assert ("--all" in options) == entry.every_stack, name

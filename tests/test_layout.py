@@ -55,6 +55,23 @@ def test_one_definition(name: str) -> None:
     assert definitions(name) == [ONE_HOME[name]]
 
 
+def callers(name: str, root: Path = ROOT) -> list[str]:
+    """Every kms_aks_tools module that calls `name(...)`."""
+    found = []
+    for path in sorted((root / "kms_aks_tools").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == name:
+                found.append(str(path.relative_to(root)))
+                break
+    return found
+
+
+def test_the_tools_read_a_stack_file_into_a_stack_config_in_one_place() -> None:
+    # Stack file -> secret stand-ins -> the program's validation: project/stack_config.py, nowhere else.
+    assert callers("parse_stack_config") == ["kms_aks_tools/project/stack_config.py"]
+    assert callers("read_project_config") == ["kms_aks_tools/project/stack_config.py"]
+
+
 def test_the_checker_sees_a_second_definition(tmp_path: Path) -> None:
     # The walk must see a copy wherever it is, or the test above passes vacuously.
     (tmp_path / "__main__.py").write_text("")

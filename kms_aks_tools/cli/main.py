@@ -25,9 +25,11 @@ import importlib
 import os
 import sys
 
+from rich.markup import escape
+
 from kms_aks_tools.cli import every_stack
 from kms_aks_tools.cli.console import make_console
-from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_CODES, EXIT_CODES_HELP
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_CODES, EXIT_CODES_HELP, UserError
 from kms_aks_tools.cli.registry import SUBCOMMANDS
 
 
@@ -40,19 +42,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<subcommand>")
-    for name, (module, summary) in SUBCOMMANDS.items():
+    for name, subcommand in SUBCOMMANDS.items():
         sub = subparsers.add_parser(
             name,
-            help=summary,
-            description=summary,
+            help=subcommand.summary,
+            description=subcommand.summary,
             epilog=EXIT_CODES_HELP[name],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if only is None or only == name:
-            loaded = importlib.import_module(module)
-            loaded.configure_parser(sub)
-            # A subcommand that can summarize one stack as a table row also runs over every stack (--all).
-            if hasattr(loaded, "stack_row"):
+            importlib.import_module(subcommand.module).configure_parser(sub)
+            if subcommand.every_stack:
                 every_stack.add_all_options(sub)
     return parser
 
@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if misplaced:
         make_console().print(f"[bold red]error:[/] {', '.join(misplaced)} only with --all (every stack)")
         return EXIT_BAD_INPUT
-    return args.run(args)
+    try:
+        return args.run(args)
+    except UserError as error:  # a subcommand's own handling comes first; none ends in a traceback
+        make_console().print(f"[bold red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
 
 
 def entry_point() -> None:

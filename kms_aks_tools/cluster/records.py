@@ -31,11 +31,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from azure_facts.key_ids import normalize_key_id
+from kms_aks_tools.cli.exits import UserError
 
 RECORDS_DIR = "rotations"
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A records file that cannot be read: one message naming the file and what is wrong."""
 
 

@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.text import Text
 
 from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT
 from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.guard.core import (
-    EXIT_BAD_INPUT,
     ROTATION_GATE_RULE,
     Finding,
     GuardResult,

@@ -34,10 +34,11 @@ from rich.tree import Tree
 
 from kms_aks.config import ConfigError
 from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.cli.rows import StackRow
 from kms_aks_tools.offline.arm_export import to_arm_template
-from kms_aks_tools.offline.plan import EXIT_ERROR, EXIT_MANDATORY, EXIT_OK, Plan, PlanError, build_plan, short_type
+from kms_aks_tools.offline.plan import Plan, PlanError, build_plan, short_type
 from kms_aks_tools.offline.policy_client import (
     PolicyPackError,
 )
@@ -186,10 +187,10 @@ def run(args: argparse.Namespace) -> int:
         plan, recorded = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied, root=root)
     except FileNotFoundError as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
     except (PlanError, PolicyPackError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
 
     render(plan, console)
     if args.json_out:
@@ -204,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     if args.arm:
         args.arm.write_text(json.dumps(to_arm_template(recorded), indent=2) + "\n")
         console.print(f"ARM template written to {args.arm}")
-    return EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK
+    return EXIT_BLOCKED if plan.verdict == "blocked" else EXIT_OK
 
 
 def stack_row(stack_file: str, as_of: date) -> Any:
@@ -217,12 +218,12 @@ def stack_row(stack_file: str, as_of: date) -> Any:
         plan, recorded = build_plan(stack_file)
         config = stack_config(stack_file)
     except (PlanError, PolicyPackError, ConfigError, FileNotFoundError, ValueError) as error:
-        return StackRow(stack=name, exit_code=EXIT_ERROR, error=str(error))
+        return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     report = check_rotation(recorded, config, as_of=as_of)
     expiry, days_left = key_expiry(report)
     return StackRow(
         stack=name,
-        exit_code=EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK,
+        exit_code=EXIT_BLOCKED if plan.verdict == "blocked" else EXIT_OK,
         location=config.location,
         key_id=key_id_of(config),
         key_expiry=expiry,

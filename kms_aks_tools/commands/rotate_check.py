@@ -35,10 +35,10 @@ from kms_aks.config import (
     ConfigError,
 )
 from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.cli.rows import StackRow
 from kms_aks_tools.offline.rotation import (
-    EXIT_ERROR,
     KeyRotation,
     RotationCheckError,
     RotationReport,
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_rotation_check(args.stack, as_of=as_of, root=find_project(args.cwd or Path.cwd()))
     except (RotationCheckError, FileNotFoundError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
     render(report, console)
     return report.exit_code
 
@@ -146,7 +146,7 @@ def stack_row(stack_file: str, as_of: date) -> Any:
         report = run_rotation_check(stack_file, as_of=as_of)
         config = stack_config(stack_file)
     except (RotationCheckError, ConfigError, FileNotFoundError, ValueError) as error:
-        return StackRow(stack=name, exit_code=EXIT_ERROR, error=str(error))
+        return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     expiry, days_left = key_expiry(report)
     return StackRow(
         stack=name,

@@ -73,6 +73,7 @@ from azure_facts.tokens import (
     UnrecognisedKmsToken,
     canonical_type,
 )
+from kms_aks_tools.cli.exits import EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, records_path
 from kms_aks_tools.guard.closure import closure_of, unreviewed_findings
 from kms_aks_tools.offline.recording import UNKNOWN
@@ -97,9 +98,6 @@ from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 # when the stack holds a vault or key but no cluster). docs/ci-and-state.md.
 EXTERNAL_CLUSTER_CONFIG = "kms-aks:keyServesExternalCluster"
 
-EXIT_CLEAN = 0
-EXIT_FINDINGS = 1
-EXIT_BAD_INPUT = 2
 
 # Deleting or replacing any of these makes the cluster's etcd secrets unreadable (or the cluster gone).
 GUARDED_TYPES = frozenset({MANAGED_CLUSTER, VAULT, KEY, USER_ASSIGNED_IDENTITY})
@@ -398,7 +396,7 @@ class GuardResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FINDINGS if self.findings else EXIT_CLEAN
+        return EXIT_BLOCKED if self.findings else EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------------

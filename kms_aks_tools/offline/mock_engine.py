@@ -29,7 +29,8 @@ from kms_aks_tools.offline import monitor as monitors
 from kms_aks_tools.offline.fake_azure.ids import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION_ID, TENANT_ID
 from kms_aks_tools.offline.mocks import AzureNativeMocks
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
-from kms_aks_tools.project.stack_file import PACKAGE_ROOT, load_stack_file, secret_paths, to_engine_text
+from kms_aks_tools.project.stack_config import with_secret_stand_ins
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT, load_stack_file, to_engine_text
 
 ROOT = PACKAGE_ROOT  # the checkout this package was installed from; the command line finds its own (find_project)
 
@@ -40,49 +41,6 @@ class _LogCollector(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
-
-
-# ---------------------------------------------------------------------------------------------- stack config
-
-# The offline tools never decrypt a secret (`{secure: ...}`); the program gets a stand-in in its place, marked
-# secret, and the plan says so. Where the project documents a secret, the stand-in is a value of its shape, so
-# the rest of the config is still checked; elsewhere it is the text `pulumi config` shows, "[secret]".
-SECRET_STAND_INS: dict[tuple[str, ...], str] = {("kms-aks:monitoring", "alertWebhooks"): "https://secret.invalid/"}
-
-
-def with_secret_stand_ins(config: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
-    """`config` with every secret replaced by its stand-in; the keys holding secrets; one note per secret."""
-    replaced: dict[str, Any] = {}
-    secret_keys: list[str] = []
-    notes: list[str] = []
-    for key, value in config.items():
-        paths = list(secret_paths(value))
-        if not paths:
-            replaced[key] = value
-            continue
-        secret_keys.append(key)
-        for path in paths:
-            named = tuple(part for part in path if isinstance(part, str))
-            stand_in = SECRET_STAND_INS.get((key, *named), "[secret]")
-            value = _replace_at(value, path, stand_in)
-            shown = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-            notes.append(
-                f"{shown} is a secret: the offline tools do not decrypt it and use {stand_in!r} in its place; "
-                "`pulumi preview` checks the real value"
-            )
-        replaced[key] = value
-    return replaced, secret_keys, notes
-
-
-def _replace_at(value: Any, path: tuple[str | int, ...], new: Any) -> Any:
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        return {**value, head: _replace_at(value[head], rest, new)}
-    copy = list(value)
-    copy[head] = _replace_at(copy[head], rest, new)  # type: ignore[index]
-    return copy
 
 
 def _as_engine_value(value: Any) -> str:
@@ -207,5 +165,4 @@ __all__ = [
     "TENANT_ID",
     "run_config",
     "run_stack",
-    "with_secret_stand_ins",
 ]

@@ -41,6 +41,7 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.offline.recording import RecordedResource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ class PolicyPackError(RuntimeError):
     """The pack did not start, crashed, or failed a call; the message carries the pack's stderr."""
 
 
-class PolicyConfigError(ValueError):
+class PolicyConfigError(UserError, ValueError):
     """A policy config file or mapping is missing, not JSON, or does not fit the pack's policies."""
 
 

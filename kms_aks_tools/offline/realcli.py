@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from kms_aks_tools.cli.exits import UserError
+
 # The checkout the tooling runs from: the toolchain is built into its `.tools/`, its `.venv` runs the program.
 ROOT = Path(__file__).resolve().parents[2]
 TOOLCHAIN_SCRIPT = ROOT / "e2e" / "toolchain" / "build.sh"
@@ -44,7 +46,7 @@ _NOT_PROJECT = {
 }
 
 
-class ToolchainError(Exception):
+class ToolchainError(UserError):
     """The CLI cannot be built here (no Go, or the build failed): a message for the user, exit 2."""
 
 

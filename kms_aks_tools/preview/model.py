@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
 # How `pulumi preview --json` prints a secret when --show-secrets is not given.
@@ -97,7 +98,7 @@ class Preview(BaseModel):
     diagnostics: list[Diagnostic] | None = None
 
 
-class BadInput(Exception):
+class BadInput(UserError):
     """Input the guard cannot judge: reported as a message with exit status 2, never as a traceback."""
 
 

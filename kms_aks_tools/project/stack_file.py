@@ -43,6 +43,8 @@ from typing import Any
 
 import yaml
 
+from kms_aks_tools.cli.exits import UserError
+
 # The checkout this package was installed from: the default root of the functions below when none is given.
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,11 +53,11 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILE_NAMES = ("Pulumi.yaml", "Pulumi.yml", "Pulumi.json")
 
 
-class StackFileError(ValueError):
+class StackFileError(UserError, ValueError):
     """`Pulumi.<stack>.yaml` cannot be read as the CLI reads it: one message naming the file, key or line."""
 
 
-class ProjectNotFoundError(FileNotFoundError):
+class ProjectNotFoundError(UserError, FileNotFoundError):
     """No Pulumi.yaml in a folder or any of its parents."""
 
 
