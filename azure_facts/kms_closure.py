@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azure_facts import KEY_URL
+from azure_facts.engine import SECRET_SIG, SECRET_SIG_KEY
 from azure_facts.tokens import (
     ACCESS_POLICY,
     KEY,
@@ -186,9 +187,6 @@ UNKNOWN_SENTINELS = frozenset(
 )
 # How `pulumi preview --json` prints a secret without --show-secrets.
 MASKED = "[secret]"
-# The engine's wire marker for a secret value: {SECRET_SIG_KEY: SECRET_SIG, "value": ...}.
-SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
 def unwrap(value: Any) -> Any:

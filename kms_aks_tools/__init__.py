@@ -1,4 +1,10 @@
-"""Operator tooling: the `kms-aks` command, the mock engine and the engine stand-ins.
+"""Operator tooling: the `kms-aks` command line as commands over a shared core.
 
-It imports the program side (`kms_aks`, `components`), never the reverse.
+From the top: `cli/` (the entry point, the subcommand table, `--all`, and the exit codes, console and options every
+subcommand shares), `commands/` (one thin module per subcommand; `guard.py`, `change_summary.py` and
+`cluster/reencrypt.py`, `cluster/key_status.py` are subcommands too), `cluster/` and `standin/` (a running cluster;
+the Azure stand-in the real engine talks to), `offline/` (the mock engine, the policy-pack client, the plan), and
+`project/` (the project and its stack files). docs/development.md ("Layers") says which may import which.
+
+It imports the program side (`kms_aks`, `components`) and `azure_facts`, never the reverse, and never the test bed.
 """

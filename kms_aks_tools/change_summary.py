@@ -27,10 +27,10 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from azure_facts.engine import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, type_from_urn
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_OK
 from kms_aks_tools.cli.options import subcommand_parser
-from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 from kms_aks_tools.preview.model import (
     MASKED_SECRET,
     BadInput,
@@ -38,7 +38,6 @@ from kms_aks_tools.preview.model import (
     Step,
     load_preview,
     split_property_path,
-    type_from_urn,
 )
 
 # Steps of one replacement that the `replace` step of the same URN already stands for.

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
+from azure_facts.engine import UNKNOWN
 from kms_aks_tools import guard
 from kms_aks_tools.commands import guard as guard_command
-from kms_aks_tools.offline.recording import UNKNOWN
 from tests.cli import TERMINAL
 from tests.conftest import KmsAks
 

@@ -47,6 +47,16 @@ ONE_HOME = {
     "pinned_api_version": "azure_facts/tokens.py",
     "_API_VERSION": "azure_facts/tokens.py",  # the API-version regex, in both spellings
     "API_VERSION_PATTERN": "azure_facts/tokens.py",
+    "UNKNOWN": "azure_facts/engine.py",
+    "SECRET_SIG": "azure_facts/engine.py",
+    "SECRET_SIG_KEY": "azure_facts/engine.py",
+    "type_from_urn": "azure_facts/engine.py",
+    "name_from_urn": "azure_facts/engine.py",
+    "stack_from_urn": "azure_facts/engine.py",
+    "PACKAGE_ROOT": "kms_aks_tools/project/stack_file.py",
+    "stack_config_from_file": "kms_aks_tools/project/stack_config.py",
+    "with_secret_stand_ins": "kms_aks_tools/project/stack_config.py",
+    "UserError": "kms_aks_tools/cli/exits.py",
 }
 
 

@@ -17,14 +17,14 @@ from azure_facts import key_ids
 from kms_aks_tools.cli import main as cli
 from kms_aks_tools.cluster import keys
 from kms_aks_tools.cluster.key_metrics import parse_metrics
-from kms_aks_tools.cluster.records import (
+from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
+from kms_aks_tools.cluster.reencryption_records import (
     ApiServerReport,
     ClusterRef,
     ReencryptionRecord,
     SecretCounts,
     append_record,
 )
-from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 
 VAULT = "kv-kmsaks-test"

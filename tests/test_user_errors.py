@@ -298,7 +298,7 @@ def test_every_bad_input_error_of_the_tools_is_a_user_error() -> None:
     from kms_aks_tools.cli.exits import UserError
     from kms_aks_tools.cluster.connection import ClusterInputError
     from kms_aks_tools.cluster.keys import StackKeyError
-    from kms_aks_tools.cluster.records import RecordError
+    from kms_aks_tools.cluster.reencryption_records import RecordError
     from kms_aks_tools.commands.sandbox import SandboxError
     from kms_aks_tools.commands.scan import ScanReportError
     from kms_aks_tools.offline.plan import PlanError

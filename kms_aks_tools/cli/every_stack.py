@@ -1,7 +1,6 @@
 """`kms-aks <subcommand> --all`: one subcommand over every `Pulumi.*.yaml` of a project, in parallel, as one table.
 
-    kms-aks plan --all [--jobs N] [--cwd DIR] [--json FILE|-] [--as-of YYYY-MM-DD]
-    kms-aks rotate-check --all ...
+Options: the "every stack (--all)" group of `kms-aks plan --help` and `kms-aks rotate-check --help`.
 
 Any subcommand the registry marks `every_stack` (its module defines `stack_row(stack_file, as_of) -> StackRow`) gets
 `--all` (`kms_aks_tools.cli.main` adds the options): each stack runs in its own process

@@ -1,21 +1,13 @@
 """`kms-aks`: the operator's command line. Each subcommand has exact exit codes, so CI can act on them.
 
-    kms-aks plan [--stack dev] [--cwd DIR] [--json FILE|-] [--graph FILE] [--policy-config FILE] [--applied]
-                 [--arm FILE]
-    kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID'] [--records DIR]
-    kms-aks rotate-check [--stack dev] [--cwd DIR] [--as-of YYYY-MM-DD]
-    kms-aks check-config [--stack dev] [--cwd DIR]
-    kms-aks changes PREVIEW.json [--guard-output guard.txt] [--markdown FILE|-] [--stack dev]
-    kms-aks sandbox up|preview|destroy|status|reset [--stack dev]
-    kms-aks plan --all | rotate-check --all [--jobs N] [--cwd DIR] [--json FILE|-]   (every Pulumi.*.yaml)
-    kms-aks reencrypt --stack prod [--kubeconfig FILE] [--context NAME] [--dry-run]
-    kms-aks key-status --stack prod [--kubeconfig FILE] [--context NAME]
+`kms-aks --help` lists the subcommands (`kms_aks_tools.cli.registry`) and the exit codes; `kms-aks <subcommand>
+--help` gives each one's options and exit codes. argparse is the one place they are written.
 
 The subcommands that read a stack find the project as `pulumi` does: the nearest Pulumi.yaml from the working
 directory (or `--cwd`) upward, never the checkout kms-aks was installed from.
 
-The Makefile's `make plan`, `make guard`, `make rotate-check`, `make check-config` and `make sandbox-*` are shortcuts
-for these.
+The Makefile's `make plan`, `make guard`, `make rotate-check`, `make check-config` and `make sandbox-*` are
+shortcuts for these.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from pathlib import Path
 from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
 from kms_aks.config import ConfigError, StackConfig
 from kms_aks_tools.cli.exits import UserError
-from kms_aks_tools.cluster.records import records_path
-from kms_aks_tools.project.stack_config import load_stack_config
+from kms_aks_tools.cluster.reencryption_records import records_path
+from kms_aks_tools.project.stack_config import stack_config_from_file
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT, StackFileError, stack_names
 
 
@@ -65,7 +65,7 @@ def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = PACKAG
     if not is_path and stack not in stack_names(root):
         raise StackKeyError(f"unknown stack {stack!r}; stacks: {', '.join(stack_names(root)) or 'none'}")
     try:
-        config = load_stack_config(stack, root)
+        config = stack_config_from_file(stack, root)
     except (FileNotFoundError, StackFileError, ConfigError, ValueError) as error:
         raise StackKeyError(str(error)) from None
     path = Path(stack) if is_path else root / f"Pulumi.{stack}.yaml"

@@ -68,7 +68,7 @@ from kms_aks_tools.cluster.connection import (
 )
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
 from kms_aks_tools.cluster.keys import StackKey, StackKeyError, load_stack_key
-from kms_aks_tools.cluster.records import (
+from kms_aks_tools.cluster.reencryption_records import (
     ApiServerReport,
     ClusterRef,
     RecordError,

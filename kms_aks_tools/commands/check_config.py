@@ -15,7 +15,7 @@ from kms_aks_tools.cli.options import add_project_option
 def check_config(args: argparse.Namespace) -> int:
     """Validates `Pulumi.<stack>.yaml` as the program does, without running it: every problem, then exit 2."""
     from kms_aks.config import ConfigError
-    from kms_aks_tools.project.stack_config import load_stack_config
+    from kms_aks_tools.project.stack_config import stack_config_from_file
     from kms_aks_tools.project.stack_file import check_stack, find_project
 
     console = make_console()
@@ -23,7 +23,7 @@ def check_config(args: argparse.Namespace) -> int:
     try:
         root = find_project(args.cwd or Path.cwd())
         check_stack(stack, root)
-        config = load_stack_config(stack, root)
+        config = stack_config_from_file(stack, root)
     except (FileNotFoundError, ValueError, ConfigError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT

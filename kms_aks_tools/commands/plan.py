@@ -1,6 +1,6 @@
 """`kms-aks plan`: what a stack would create, and whether the policy pack lets it, with no Azure and no CLI.
 
-    kms-aks plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied] [--arm FILE]
+Options and exit codes: `kms-aks plan --help` (argparse is the one place they are written).
 
 It runs the real program for `Pulumi.<stack>.yaml` under the mock engine while the real policy pack starts
 in parallel (as the Pulumi CLI starts it), sends every resource through the pack (`Analyze` each,
@@ -10,7 +10,6 @@ By default the program runs as in `pulumi preview`: values the providers compute
 principal ids) are unknown, exactly what the pack sees in a PR check. `--applied` runs it as `pulumi up`
 would, with the values the mock providers answer.
 
-Exit codes: 0 clean or advisory only, 1 a mandatory violation, 2 bad input, bad config or a program error.
 The same input always gives the same text and the same JSON, byte for byte (see `kms_aks_tools.offline.graph`).
 """
 
@@ -211,12 +210,13 @@ def run(args: argparse.Namespace) -> int:
 def stack_row(stack_file: str, as_of: date) -> Any:
     """`plan --all`'s row for one stack (`kms_aks_tools.cli.every_stack`): the plan's policy verdict, and the rotation
     verdict of the same preview recording (no second run of the program)."""
-    from kms_aks_tools.offline.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict, stack_config
+    from kms_aks_tools.offline.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict
+    from kms_aks_tools.project.stack_config import stack_config_from_file
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
     try:
         plan, recorded = build_plan(stack_file)
-        config = stack_config(stack_file)
+        config = stack_config_from_file(stack_file)
     except (PlanError, PolicyPackError, ConfigError, FileNotFoundError, ValueError) as error:
         return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     report = check_rotation(recorded, config, as_of=as_of)

@@ -1,6 +1,6 @@
 """`kms-aks rotate-check`: each KMS key's expiry and rotation policy, and whether they leave time to rotate.
 
-    kms-aks rotate-check --stack prod [--cwd DIR] [--as-of 2026-12-01]
+Options and exit codes: `kms-aks rotate-check --help` (argparse is the one place they are written).
 
 An expired key version breaks the cluster, and AKS keeps using the version its `keyId` names until an operator
 moves it (this project pins it; docs/rotation.md). So every version must stay valid until its successor
@@ -15,8 +15,6 @@ stack under the mock engine, as `pulumi preview` would, finds the key(s) each KM
 
 A key created in the run is taken to be created on `--as-of` (default: today), which is exact for a new stack
 and errs on the side of refusing for an existing key (created earlier, so rotated earlier).
-
-Exit codes: 0 fit (warnings allowed), 1 refused, 2 bad input (unknown stack, invalid stack config).
 """
 
 from __future__ import annotations
@@ -46,8 +44,8 @@ from kms_aks_tools.offline.rotation import (
     key_id_of,
     rotation_verdict,
     run_rotation_check,
-    stack_config,
 )
+from kms_aks_tools.project.stack_config import stack_config_from_file
 from kms_aks_tools.project.stack_file import find_project
 
 
@@ -144,7 +142,7 @@ def stack_row(stack_file: str, as_of: date) -> Any:
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
     try:
         report = run_rotation_check(stack_file, as_of=as_of)
-        config = stack_config(stack_file)
+        config = stack_config_from_file(stack_file)
     except (RotationCheckError, ConfigError, FileNotFoundError, ValueError) as error:
         return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     expiry, days_left = key_expiry(report)

@@ -1,13 +1,10 @@
 """`kms-aks scan`: checkov's findings on a stack's ARM export, less the ones docs/arm-export.md accepts.
 
-    kms-aks scan --stack dev out/dev.checkov.json     (make scan runs checkov, then this)
+Options and exit codes: `kms-aks scan --help` (argparse is the one place they are written).
 
 checkov's own report is printed before this runs (`make scan` shows it). This reads checkov's JSON report of the
 same run, takes the documented findings from the table in docs/arm-export.md (`| CKV_AZURE_109 | dev, prod |
 ...`), says which findings were accepted and why they may be, and fails on any other.
-
-Exit codes: 0 only documented findings, 1 a finding beyond them, 2 bad input (no report, not checkov's JSON, a
-report that checked nothing).
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from azure_facts.engine import UNKNOWN
 from azure_facts.kms_closure import Closure, Member, Resource, compute
 from kms_aks_tools.guard.known_safe import known_safe
-from kms_aks_tools.offline.recording import UNKNOWN
 from kms_aks_tools.preview.model import MASKED_SECRET, MISSING, Step, lookup, split_property_path, unwrap_secret
 
 UNREVIEWED_RULE = "unreviewed-kms-change"

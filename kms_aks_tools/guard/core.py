@@ -60,6 +60,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from azure_facts import VERSIONED_KEY_ID
+from azure_facts.engine import UNKNOWN, stack_from_urn, type_from_urn
 from azure_facts.key_ids import normalize_key_id
 from azure_facts.kms_closure import Member
 from azure_facts.tokens import (
@@ -74,9 +75,8 @@ from azure_facts.tokens import (
     canonical_type,
 )
 from kms_aks_tools.cli.exits import EXIT_BLOCKED, EXIT_OK
-from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, records_path
+from kms_aks_tools.cluster.reencryption_records import RecordError, RecordFile, load_records, records_path
 from kms_aks_tools.guard.closure import closure_of, unreviewed_findings
-from kms_aks_tools.offline.recording import UNKNOWN
 from kms_aks_tools.preview.model import (
     MASKED_SECRET,
     MISSING,
@@ -87,8 +87,6 @@ from kms_aks_tools.preview.model import (
     lookup,
     read_text,
     split_property_path,
-    stack_from_urn,
-    type_from_urn,
     unwrap_secret,
     validation_message,
 )

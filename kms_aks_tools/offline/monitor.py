@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc as pulumi_rpc
 
+from azure_facts.engine import type_from_urn
 from kms_aks_tools.offline.mocks import AzureNativeMocks
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource
 
@@ -83,7 +84,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         # and sdk/go/common/resource/urn.go in pulumi v3.274: no parent type when the parent is the root Stack);
         # the SDK's MockMonitor keeps it, so `urn:pulumi:dev::kms-aks::pulumi:pulumi:Stack$azure-native:...` here
         # would be `urn:pulumi:dev::kms-aks::azure-native:...` in every real preview, state file and guard input.
-        if parent and parent.split("::")[2].split("$")[-1] == ROOT_STACK_TYPE:
+        if parent and type_from_urn(parent) == ROOT_STACK_TYPE:
             parent = ""
         return super().make_urn(parent, type_, name)
 

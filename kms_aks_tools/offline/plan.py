@@ -26,7 +26,7 @@ from kms_aks_tools.offline.policy_client import (
     policy_config_path,
 )
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
-from kms_aks_tools.project.stack_config import load_stack_config
+from kms_aks_tools.project.stack_config import stack_config_from_file
 from kms_aks_tools.project.stack_file import check_stack
 
 KEY_CREATE_TIME_NOTE = (
@@ -198,7 +198,7 @@ def build_plan(
     try:
         stack_name = check_stack(stack, root)
         # The same validation as the program's, before the pack starts: a config mistake costs no process.
-        config = load_stack_config(stack, root)
+        config = stack_config_from_file(stack, root)
     except (FileNotFoundError, ValueError) as error:
         raise PlanError(str(error)) from None
     except ConfigError as error:

@@ -43,8 +43,9 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.offline.recording import RecordedResource
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PACKAGE_ROOT
 POLICY_PACK_DIR = ROOT / "policies"
 
 # pulumi.policy never connects to it; a port nothing listens on makes that visible if it ever did.

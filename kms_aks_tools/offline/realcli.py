@@ -21,9 +21,10 @@ from pathlib import Path
 import yaml
 
 from kms_aks_tools.cli.exits import UserError
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 
 # The checkout the tooling runs from: the toolchain is built into its `.tools/`, its `.venv` runs the program.
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PACKAGE_ROOT
 TOOLCHAIN_SCRIPT = ROOT / "e2e" / "toolchain" / "build.sh"
 # Folders a project copy leaves out: what the CLI does not run (tests, docs) and what is built per checkout.
 SKIPPED_PREFIXES = ("tests/", "benchmarks/", "docs/")

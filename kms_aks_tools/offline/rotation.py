@@ -27,7 +27,7 @@ from kms_aks.config import (
 from kms_aks_tools.cli.exits import EXIT_BLOCKED, EXIT_OK, UserError
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
-from kms_aks_tools.project.stack_config import load_stack_config
+from kms_aks_tools.project.stack_config import stack_config_from_file
 from kms_aks_tools.project.stack_file import check_stack, load_stack_file
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
@@ -357,15 +357,10 @@ def run_rotation_check(stack: str, *, as_of: date, root: Path = ROOT) -> Rotatio
     recorded = run_stack(stack, preview=True, root=root)
     if recorded.error is not None:
         raise RotationCheckError(f"stack {recorded.stack}: {recorded.error}")
-    return check_rotation(recorded, load_stack_config(stack, root), as_of=as_of)
+    return check_rotation(recorded, stack_config_from_file(stack, root), as_of=as_of)
 
 
 # ------------------------------------------------------------------------------------------- every stack (--all)
-
-
-def stack_config(stack: str, root: Path = ROOT) -> StackConfig:
-    """The validated config of `stack` (a name or a `Pulumi.<stack>.yaml` path), as the program reads it."""
-    return load_stack_config(stack, root)
 
 
 def key_id_of(config: StackConfig) -> str | None:

@@ -17,11 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from azure_facts.engine import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, stack_from_urn, type_from_urn
+from azure_facts.kms_closure import MASKED
 from kms_aks_tools.cli.exits import UserError
-from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 
-# How `pulumi preview --json` prints a secret when --show-secrets is not given.
-MASKED_SECRET = "[secret]"
+# How `pulumi preview --json` prints a secret when --show-secrets is not given (the closure's MASKED).
+MASKED_SECRET = MASKED
 
 
 class ResourceState(BaseModel):
@@ -100,21 +101,6 @@ class Preview(BaseModel):
 
 class BadInput(UserError):
     """Input the guard cannot judge: reported as a message with exit status 2, never as a traceback."""
-
-
-def type_from_urn(urn: str) -> str | None:
-    """The resource type of `urn:pulumi:<stack>::<project>::<parent$>type::name`, or None if not a URN."""
-    if not urn.startswith("urn:pulumi:"):
-        return None
-    parts = urn.split("::", 3)
-    if len(parts) != 4 or not parts[2]:
-        return None
-    return parts[2].split("$")[-1]
-
-
-def stack_from_urn(urn: str) -> str:
-    """The stack of `urn:pulumi:<stack>::...`."""
-    return urn.removeprefix("urn:pulumi:").split("::", 1)[0]
 
 
 def unwrap_secret(value: Any) -> Any:
@@ -220,3 +206,25 @@ def check_change_summary(preview: Preview) -> None:
 
 def _ops(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{op} {n}" for op, n in sorted(counts.items())) or "no changes"
+
+
+# The URN parts are azure_facts.engine's; named here too, as the preview's readers use them.
+__all__ = [
+    "MASKED_SECRET",
+    "MISSING",
+    "BadInput",
+    "Diagnostic",
+    "Preview",
+    "PropertyDiff",
+    "ResourceState",
+    "Step",
+    "check_change_summary",
+    "load_preview",
+    "lookup",
+    "read_text",
+    "split_property_path",
+    "stack_from_urn",
+    "type_from_urn",
+    "unwrap_secret",
+    "validation_message",
+]

@@ -1,6 +1,6 @@
 """A stack file as the program reads it: `Pulumi.<stack>.yaml` -> `StackConfig`, in one place.
 
-`load_stack_config` is what check-config, plan, rotate-check, `--all` and the cluster tools validate a stack with:
+`stack_config_from_file` is what check-config, plan, rotate-check, `--all` and the cluster tools validate a stack with:
 the file read as the Pulumi CLI reads it (`stack_file`), every secret replaced by a stand-in (the offline tools
 never decrypt one), then the program's own validation (`kms_aks.config`).
 """
@@ -14,7 +14,7 @@ from kms_aks.config import StackConfig, parse_stack_config, read_project_config
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT, load_stack_file, secret_paths
 
 
-def load_stack_config(stack: str, root: Path = PACKAGE_ROOT) -> StackConfig:
+def stack_config_from_file(stack: str, root: Path = PACKAGE_ROOT) -> StackConfig:
     """The validated config of `stack` (a name or a `Pulumi.<stack>.yaml` path), as the program reads it.
 
     Raises FileNotFoundError or ValueError (StackFileError) for the file, `kms_aks.config.ConfigError` for what it

@@ -45,7 +45,8 @@ import yaml
 
 from kms_aks_tools.cli.exits import UserError
 
-# The checkout this package was installed from: the default root of the functions below when none is given.
+# The checkout this package was installed from (editable, as `make` installs it): the default root of the functions
+# below when none is given, and the one definition of the repository root the tools use (policies/, e2e/, .venv).
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 # `pulumi` looks for these, in this order, in the working directory and then in each parent

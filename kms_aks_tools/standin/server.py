@@ -21,6 +21,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
+from azure_facts.engine import name_from_urn, type_from_urn
 from kms_aks_tools.offline.mocks import AzureNativeMocks, preview_outputs
 from kms_aks_tools.standin import arm, rules, schema
 from kms_aks_tools.standin.wire import (
@@ -63,11 +64,11 @@ def package_version(package: str) -> str:
 
 def type_of(urn: str, type_token: str = "") -> str:
     """The resource type: the request's `type`, else the last type in the URN (`...::parent$type::name`)."""
-    return type_token or urn.split("::")[-2].split("$")[-1]
+    return type_token or type_from_urn(urn) or ""
 
 
 def name_of(urn: str, name: str = "") -> str:
-    return name or urn.split("::")[-1]
+    return name or name_from_urn(urn)
 
 
 class ArmError(Exception):
