@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+from azure_facts.engine import UNKNOWN
 from kms_aks_tools import guard
-from kms_aks_tools.offline.recording import UNKNOWN
+from kms_aks_tools.commands import guard as guard_command
 from tests.cli import TERMINAL
 from tests.conftest import KmsAks
 
@@ -48,6 +49,8 @@ DEV_VAULT = _urn("dev", "KeyVaultWithKey", VAULT_T, "kms-vault")
 DEV_KEY = _urn("dev", "KeyVaultWithKey", KEY_T, "kms-key")
 DEV_IDENTITY = _urn("dev", "KmsIdentity", IDENTITY_T, "kms-identity")
 DEV_ACCESS_POLICY = _urn("dev", "KmsIdentity", ACCESS_POLICY_T, "kms-access-policy")
+DEV_GROUP = "urn:pulumi:dev::kms-aks::azure-native:resources:ResourceGroup::rg"
+PROD_GROUP = "urn:pulumi:prod::kms-aks::azure-native:resources:ResourceGroup::rg"
 PROD_CLUSTER = _urn("prod", "KmsAksCluster", CLUSTER_T, "aks-cluster")
 PROD_VAULT = _urn("prod", "KeyVaultWithKey", VAULT_T, "kms-vault")
 PROD_KEY = _urn("prod", "KeyVaultWithKey", KEY_T, "kms-key")
@@ -112,8 +115,12 @@ EXPECTED: dict[str, Expected] = {
     "dev-vault-public-network-disabled": [("vault-network-access-change", DEV_VAULT, "properties.publicNetworkAccess")],
     "dev-vault-acl-deny": [("vault-network-acls-change", DEV_VAULT, "properties.networkAcls")],
     "dev-vault-tenant": [("vault-tenant-change", DEV_VAULT, "properties.tenantId")],
+    # Inline access policies written on the vault: the PUT replaces the list, the separate KMS grant with it.
+    "dev-vault-inline-access-policies": [("vault-access-policies-change", DEV_VAULT, "properties.accessPolicies")],
     "dev-delete-all": [
         ("destructive-op", DEV_CLUSTER, "op=delete"),
+        # The resource group holding them: Azure deletes everything in a deleted group (issue 21, class 4).
+        ("destructive-op", DEV_GROUP, "op=delete"),
         ("destructive-op", DEV_VAULT, "op=delete"),
         ("destructive-op", DEV_KEY, "op=delete"),
         ("destructive-op", DEV_IDENTITY, "op=delete"),
@@ -166,7 +173,7 @@ def write(tmp_path: Path, doc: Any, name: str = "preview.json") -> Path:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
-    code = guard.main([str(a) for a in args])
+    code = guard_command.main([str(a) for a in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -701,7 +708,7 @@ def test_an_unknown_form_of_each_kms_type_is_refused_never_skipped(name: str) ->
     assert present and unrecognised == present
     # The ordinary rules still apply to them, judged as the type they name.
     ordinary = sorted(
-        (rule, re.sub(r"azure-native:([a-z]+):", r"azure-native:\1/latest:", urn), path)
+        (rule, urn if urn == DEV_GROUP else re.sub(r"azure-native:([a-z]+):", r"azure-native:\1/latest:", urn), path)
         for rule, urn, path in EXPECTED[name]
     )
     assert sorted(v for v in verdicts(result) if v[0] != "unrecognised-type") == ordinary
@@ -756,6 +763,14 @@ def _variant(name: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, A
     return doc
 
 
+def set_op(doc: dict[str, Any], step: dict[str, Any], op: str) -> None:
+    """Give a step another op, and count it in the changeSummary as the CLI would (the guard compares them)."""
+    summary = doc["changeSummary"]
+    summary[step["op"]] -= 1
+    summary[op] = summary.get(op, 0) + 1
+    step["op"] = op
+
+
 def _kms_block(step: dict[str, Any], state: str) -> dict[str, Any]:
     return step[state]["inputs"]["securityProfile"]["azureKeyVaultKms"]
 
@@ -784,7 +799,9 @@ def test_network_access_or_whole_kms_block_unknown_is_refused() -> None:
 def test_enabling_kms_in_place_is_a_key_change_the_rotation_override_allows_without_the_gate() -> None:
     doc = recorded("dev-key-rotation")
     new = new_key(doc, DEV_CLUSTER)
-    del step_of(doc, DEV_CLUSTER)["oldState"]["inputs"]["securityProfile"]
+    # KMS off before: neither the inputs nor the refreshed outputs hold a key (outputs with a key: class 8 below).
+    del step_of(doc, DEV_CLUSTER)["oldState"]["inputs"]["securityProfile"]["azureKeyVaultKms"]
+    del step_of(doc, DEV_CLUSTER)["oldState"]["outputs"]["securityProfile"]["azureKeyVaultKms"]
     result = judge(doc)
     assert verdicts(result) == [("kms-key-change", DEV_CLUSTER, KEY_ID)]
     assert "KMS enabled in place" in result.findings[0].message
@@ -863,15 +880,16 @@ def test_a_vault_change_without_states_is_found_from_the_detailed_diff() -> None
 @pytest.mark.parametrize("urn", [DEV_KEY, DEV_ACCESS_POLICY, DEV_IDENTITY])
 def test_an_unknown_op_on_a_kms_type_is_refused(urn: str) -> None:
     def mutate(doc: dict[str, Any]) -> None:
-        step_of(doc, urn)["op"] = "discard-replaced"
+        set_op(doc, step_of(doc, urn), "discard-replaced")
 
     assert verdicts(judge(_variant("dev-no-change", mutate))) == [("unrecognised-op", urn, "op=discard-replaced")]
 
 
 def test_updating_an_unguarded_resource_passes() -> None:
     doc = recorded("dev-no-change")
-    [group] = [s for s in doc["steps"] if "ResourceGroup" in s["urn"]]
-    group["op"] = "update"
+    [action_group] = [s for s in doc["steps"] if "ActionGroup" in s["urn"]]
+    set_op(doc, action_group, "update")
+    action_group["newState"]["inputs"]["groupShortName"] = "renamed"
     assert judge(doc).findings == []
 
 
