@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from kms_aks_tools import guard
-from kms_aks_tools.commands import guard as guard_command
 from kms_aks_tools.change_summary import MARKER, code, to_markdown
 from kms_aks_tools.cli.console import make_console, shorten_ids
+from kms_aks_tools.commands import guard as guard_command
 from kms_aks_tools.guard_verdict import GuardVerdict, load_verdict
 from tests.comment_html import MAX_CODE_LINE, first_line, outside_details, parse, tables, text
 
