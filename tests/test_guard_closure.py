@@ -9,6 +9,7 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -369,14 +370,19 @@ def test_the_guard_writes_its_findings_as_json(tmp_path: Path, capsys: pytest.Ca
     out = tmp_path / "guard.json"
     assert guard_command.main([str(preview), "--records", str(tmp_path), "--json", str(out)]) == 1
     written = json.loads(out.read_text())
-    assert written["verdict"] == "refused" and written["exitCode"] == 1
+    assert written["status"] == "refused"
     [finding] = written["findings"]
     assert (finding["rule"], finding["urn"], finding["path"]) == (
         "kms-grant-narrowed",
         DEV_ACCESS_POLICY,
         "policy.permissions.keys",
     )
-    assert "transitions" in finding["howToProceed"] and finding["overridable"] is True
+    assert "transitions" in finding["proceed"]
+    assert finding["override"] == {
+        "transitions": [
+            {"urn": DEV_ACCESS_POLICY, "rule": "kms-grant-narrowed", "at": "policy.permissions.keys", "reason": ANY}
+        ]
+    }
     assert "REFUSED [kms-grant-narrowed]" in capsys.readouterr().out  # the text verdict is printed as before
 
 
