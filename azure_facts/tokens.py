@@ -90,7 +90,7 @@ def parse(token: str) -> AzureNativeToken | None:
 
     Raises `UnrecognisedKmsToken` for a token that names a KMS-relevant type in a shape not understood here.
     """
-    if match := _PLAIN_OR_VERSIONED.match(token):
+    if (match := _PLAIN_OR_VERSIONED.match(token)) and _engine_spelling(match):
         version = match["version"]
         return AzureNativeToken(
             token=token,
@@ -98,7 +98,7 @@ def parse(token: str) -> AzureNativeToken | None:
             api_version=version,
             form="versioned-module" if version else "plain",
         )
-    if (match := _PARAMETERIZED.match(token)) and _parameterized_consistent(match):
+    if (match := _PARAMETERIZED.match(token)) and _parameterized_consistent(match) and _engine_spelling(match):
         return AzureNativeToken(
             token=token,
             canonical=f"{PACKAGE}:{match['module']}:{match['name']}",
@@ -108,6 +108,14 @@ def parse(token: str) -> AzureNativeToken | None:
     if (canonical := _looks_kms_relevant(token)) is not None:
         raise UnrecognisedKmsToken(token, canonical)
     return None
+
+
+def _engine_spelling(match: re.Match[str]) -> bool:
+    """False for a KMS-relevant type spelled in a case the engine never writes (`keyVault` for `keyvault`): the
+    engine matches tokens exactly, so it is another type to it, yet it names a KMS resource to a reader."""
+    plain = f"{PACKAGE}:{match['module']}:{match['name']}"
+    folded = (match["module"].lower(), match["name"].lower())
+    return plain in KMS_RELEVANT_TYPES or folded not in _KMS_RELEVANT_FOLDED
 
 
 def _parameterized_consistent(match: re.Match[str]) -> bool:
@@ -122,11 +130,11 @@ def _looks_kms_relevant(token: str) -> str | None:
     parts = token.split(":")
     if len(parts) < 2:
         return None
-    name = parts[-1].lower()
+    name = parts[-1].strip().lower()
     # The module is whatever sits between package and name, without an API version; a parameterized package
     # carries it too (`azure-native_<module>_<version>`).
-    candidates = {segment.split("/")[0].lower() for segment in parts[1:-1]}
-    candidates |= {piece.lower() for piece in re.split(r"[_/]", parts[0])}
+    candidates = {segment.split("/")[0].strip().lower() for segment in parts[1:-1]}
+    candidates |= {piece.strip().lower() for piece in re.split(r"[_/]", parts[0])}
     for module in candidates:
         if (canonical := _KMS_RELEVANT_FOLDED.get((module, name))) is not None:
             return canonical

@@ -458,6 +458,11 @@ class StackConfig(StrictModel):
         "0 waits for nothing",
     )
     tags: dict[str, str] = Field(default_factory=dict)
+    key_serves_external_cluster: StrictBool | None = Field(
+        default=None,
+        description="read by the plan guard: whether a cluster in another stack uses this stack's key vault and "
+        "key (default: assumed when the stack holds a vault or key but no cluster)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from typing import Any
 
 import kms_rules as rules
 from kms_rules import Finding, Outcome, StackIndex
+from kms_rules.closure import check_closure, closure_records
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -38,6 +39,9 @@ from pulumi_policy import (
 # Not re-exported by pulumi_policy's package; the SDK turns this exception into its "can't run policy"
 # advisory note, which is how a policy says it could not decide during preview.
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+from azure_facts.kms_closure import CLOSURE_CANDIDATE_TYPES
+from azure_facts.kms_closure import classify as closure_classify
 
 PACK_NAME = "kms-aks"
 
@@ -221,6 +225,20 @@ def _stack_validation(
         _report(findings, report_violation, args.not_applicable)
 
     return validate
+
+
+def _closure_candidate(token: str) -> bool:
+    """Whether a resource could be a closure member or stand-in: only those have their properties converted."""
+    canonical, stand_in = closure_classify(token)
+    return stand_in is not None or canonical in CLOSURE_CANDIDATE_TYPES or token.startswith("azure:")
+
+
+def _closure_validation(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    # The closure is computed once per AnalyzeStack call of this policy, in one pass over the stack.
+    records = closure_records(
+        (r.resource_type, r.urn, to_plain(r.props)) for r in args.resources if _closure_candidate(r.resource_type)
+    )
+    _report(check_closure(records), report_violation, args.not_applicable)
 
 
 # ------------------------------------------------------------------------------------------- policies
@@ -456,6 +474,22 @@ VAULT_AUDIT_LOGGING = StackValidationPolicy(
     url="https://learn.microsoft.com/azure/key-vault/general/logging",
 )
 
+KMS_CLOSURE = StackValidationPolicy(
+    name="aks-kms-closure",
+    display_name="AKS KMS closure judged or refused",
+    description=(
+        "Everything a cluster's KMS depends on (the KMS closure: cluster, key, vault, identity, every grant that "
+        "could give the identity key access, the groups that hold them, what fences the vault), computed by the "
+        "same code as the plan guard's, is judged or refused: generic resources, ARM deployments and classic or "
+        "unknown-package resources that could stand in for a member, second declarations of one Azure object, "
+        "and grants Key Vault does not honour as written (compound identity, another tenant)."
+    ),
+    validate=_closure_validation,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.CRITICAL,
+    url=DOCS_URL,
+)
+
 POLICIES = [
     KMS_ENABLED,
     USER_ASSIGNED_IDENTITY,
@@ -468,4 +502,5 @@ POLICIES = [
     KEY_SOURCE,
     DELETION_PROTECTION,
     VAULT_AUDIT_LOGGING,
+    KMS_CLOSURE,
 ]

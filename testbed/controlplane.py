@@ -48,6 +48,7 @@ from cryptography.x509.oid import NameOID
 from azure_facts.key_ids import metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cluster.metrics import status_key_id_hash
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT
+from testbed.loadbalancer import RoundRobinProxy
 
 ROOT = PACKAGE_ROOT
 BUILD_SCRIPT = ROOT / "e2e" / "k8s" / "build.sh"
@@ -67,6 +68,7 @@ SECRETS_PREFIX = "/registry/secrets/"
 KEY_SWITCH_TIMEOUT = 120.0
 START_TIMEOUT = 180.0
 _PR_SET_PDEATHSIG = 1
+_CLONE_NEWUSER, _CLONE_NEWUTS = 0x10000000, 0x04000000
 
 
 class ControlPlaneError(RuntimeError):
@@ -90,6 +92,24 @@ def _die_with_parent() -> None:
     """In the child, before exec: the kernel kills it when the starting process dies (Linux)."""
     with contextlib.suppress(OSError, AttributeError):  # not Linux: stop() still ends it
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _own_hostname(hostname: str) -> None:
+    """In the child, before exec: a UTS namespace of its own with `hostname`. kube-apiserver derives its identity
+    (its Lease's name, the `apiserver_id_hash` of its metrics) from the host name (k8s.io/apiserver
+    pkg/server/config.go, NewConfig), so two on one machine need two host names. As root, a UTS namespace;
+    otherwise a user namespace too, with this user as its root."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWUTS) != 0:
+        uid, gid = os.getuid(), os.getgid()
+        if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWUTS) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER|CLONE_NEWUTS) refused")
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as handle:
+                handle.write(text)
+    name = hostname.encode()
+    if libc.sethostname(name, len(name)) != 0:
+        raise OSError(ctypes.get_errno(), "sethostname refused")
 
 
 def _free_port() -> int:
@@ -121,9 +141,16 @@ def _prefix_end(prefix: bytes) -> bytes:
 
 
 class _Process:
-    def __init__(self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.name, self.argv, self.log, self.env = name, argv, log, env
+    def __init__(
+        self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None, hostname: str | None = None
+    ) -> None:
+        self.name, self.argv, self.log, self.env, self.hostname = name, argv, log, env, hostname
         self.popen: subprocess.Popen[bytes] | None = None
+
+    def _child_setup(self) -> None:
+        _die_with_parent()
+        if self.hostname is not None:
+            _own_hostname(self.hostname)
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
@@ -134,7 +161,7 @@ class _Process:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop them in order
-                preexec_fn=_die_with_parent,
+                preexec_fn=self._child_setup,
             )
 
     def alive(self) -> bool:
@@ -164,6 +191,9 @@ class ControlPlane:
 
     Attributes for clients: `kubeconfig` (a file with one context, `context`), `server` (https URL), `token`
     (an admin, group system:masters), `unprivileged_token` (authenticates, may do nothing: RBAC denies it),
+    `operator_token` (user `kms-aks-operator`, no groups: may do what a test grants it with RBAC),
+    `apiserver_urls` (each kube-apiserver; with `apiservers=2`, `server` is a round-robin TCP load balancer
+    in front of them, as AKS has one endpoint for its replicas),
     `vault_url` (the vault the key ids name), `key_name`, `provider` (the EncryptionConfiguration's KMS name),
     `current_version` / `previous_version` (the plugin's two key slots), `workdir`, `logs`.
     """
@@ -175,6 +205,7 @@ class ControlPlane:
         *,
         vault_url: str = DEFAULT_VAULT_URL,
         key_name: str = DEFAULT_KEY_NAME,
+        apiservers: int = 1,
         apiserver_args: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir.resolve()
@@ -187,6 +218,10 @@ class ControlPlane:
         self.logs = self.workdir / "logs"
         self.token = secrets.token_urlsafe(32)
         self.unprivileged_token = secrets.token_urlsafe(32)
+        self.operator_token = secrets.token_urlsafe(32)
+        self.apiserver_count = apiservers
+        self.apiserver_urls: list[str] = []
+        self._proxy: RoundRobinProxy | None = None
         self._vault_token = secrets.token_urlsafe(32)
         self.kubeconfig = self.workdir / "kubeconfig"
         self.server = ""
@@ -212,13 +247,20 @@ class ControlPlane:
         bin_dir: Path | None = None,
         vault_url: str = DEFAULT_VAULT_URL,
         key_name: str = DEFAULT_KEY_NAME,
+        apiservers: int = 1,
         apiserver_args: Sequence[str] = (),
     ) -> ControlPlane:
-        """Starts everything (building the binaries first if they are stale) and returns once the API server
-        is ready and writes Secrets under the key's first version (`current_version`). `apiserver_args` are
-        added to kube-apiserver's flags (e.g. `--etcd-compaction-interval=10s`)."""
+        """Starts everything (building the binaries first if they are stale) and returns once the API servers
+        are ready and write Secrets under the key's first version (`current_version`). With `apiservers` > 1,
+        each runs with a host name of its own (so an identity of its own) on the one etcd and plugin.
+        `apiserver_args` are added to kube-apiserver's flags (e.g. `--etcd-compaction-interval=10s`)."""
         plane = cls(
-            workdir, bin_dir or build_binaries(), vault_url=vault_url, key_name=key_name, apiserver_args=apiserver_args
+            workdir,
+            bin_dir or build_binaries(),
+            vault_url=vault_url,
+            key_name=key_name,
+            apiservers=apiservers,
+            apiserver_args=apiserver_args,
         )
         try:
             plane._start()
@@ -237,7 +279,10 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Ends every process (API server first, Key Vault last) and removes the socket folder. Idempotent."""
-        for name in ("kube-apiserver", "kmsplugin", "etcd", "keyvault"):
+        if self._proxy is not None:
+            self._proxy.stop()
+        apiservers = [n for n in self._processes if n.startswith("kube-apiserver")]
+        for name in (*apiservers, "kmsplugin", "etcd", "keyvault"):
             process = self._processes.get(name)
             if process is not None:
                 process.stop()
@@ -257,8 +302,10 @@ class ControlPlane:
         self._start_apiserver()
         self._write_kubeconfig()
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> _Process:
-        process = _Process(name, argv, self.logs / f"{name}.log", env)
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, hostname: str | None = None
+    ) -> _Process:
+        process = _Process(name, argv, self.logs / f"{name}.log", env, hostname)
         self._processes[name] = process
         process.start()
         return process
@@ -370,11 +417,13 @@ class ControlPlane:
         while time.monotonic() < deadline:
             try:
                 # The health check makes the API server call Status once its last answer is 20 s old.
-                self.api_get("/healthz/kms-providers")
                 # A health check that passes after the metric shows means the DEK rotation succeeded too.
-                if (
-                    status_key_id_hash(self.metrics(), self.provider) == expected
-                    and self.api_get("/healthz/kms-providers").status_code == 200
+                for url in self.apiserver_urls:
+                    self.api_get("/healthz/kms-providers", server=url)
+                if all(
+                    status_key_id_hash(self.metrics(index), self.provider) == expected
+                    and self.api_get("/healthz/kms-providers", server=url).status_code == 200
+                    for index, url in enumerate(self.apiserver_urls)
                 ):
                     return
             except requests.RequestException:
@@ -530,7 +579,8 @@ class ControlPlane:
         _write_private(
             self.workdir / "tokens.csv",
             f'{self.token},kms-aks-admin,uid-admin,"system:masters"\n'
-            f"{self.unprivileged_token},kms-aks-nobody,uid-nobody\n",
+            f"{self.unprivileged_token},kms-aks-nobody,uid-nobody\n"
+            f"{self.operator_token},kms-aks-operator,uid-operator\n",
         )
 
     def _apiserver_argv(self, port: int) -> list[str]:
@@ -570,11 +620,26 @@ class ControlPlane:
             *self.apiserver_args,
         ]
 
+    @staticmethod
+    def _apiserver_name(index: int) -> str:
+        return "kube-apiserver" if index == 0 else f"kube-apiserver-{index}"
+
     def _start_apiserver(self) -> None:
-        port = _free_port()
-        self.server = f"https://127.0.0.1:{port}"
-        self._spawn("kube-apiserver", self._apiserver_argv(port))
-        self._wait("kube-apiserver", lambda: self.api_get("/readyz", timeout=5).status_code == 200)
+        ports = [_free_port() for _ in range(self.apiserver_count)]
+        self.apiserver_urls = [f"https://127.0.0.1:{port}" for port in ports]
+        for index, port in enumerate(ports):
+            hostname = f"kms-aks-apiserver-{index}" if self.apiserver_count > 1 else None
+            self._spawn(self._apiserver_name(index), self._apiserver_argv(port), hostname=hostname)
+        for index, url in enumerate(self.apiserver_urls):
+            self._wait(
+                self._apiserver_name(index),
+                lambda url=url: self.api_get("/readyz", timeout=5, server=url).status_code == 200,
+            )
+        if self.apiserver_count > 1:
+            self._proxy = RoundRobinProxy([("127.0.0.1", port) for port in ports]).start()
+            self.server = f"https://127.0.0.1:{self._proxy.port}"
+        else:
+            self.server = self.apiserver_urls[0]
 
     def restart_apiserver(self, *, ready: bool = True, timeout: float = START_TIMEOUT) -> None:
         """Stops the API server and starts it again on the same port, with the same flags.
@@ -583,24 +648,26 @@ class ControlPlane:
         server that cannot decrypt a stored Secret never becomes ready (its Secrets watch cache cannot fill).
         It asks the plugin's Status at once, so it writes with the plugin's current key from the start.
         """
-        self._processes["kube-apiserver"].stop()
-        port = int(self.server.rsplit(":", 1)[1])
-        self._spawn("kube-apiserver", self._apiserver_argv(port))
+        process = self._processes["kube-apiserver"]
+        process.stop()
+        url = self.apiserver_urls[0]
+        self._spawn("kube-apiserver", self._apiserver_argv(int(url.rsplit(":", 1)[1])), hostname=process.hostname)
         probe = "/readyz" if ready else "/livez"
-        self._wait("kube-apiserver", lambda: self.api_get(probe, timeout=5).status_code == 200, timeout)
+        self._wait("kube-apiserver", lambda: self.api_get(probe, timeout=5, server=url).status_code == 200, timeout)
 
-    def api_get(self, path: str, *, timeout: float = 30) -> requests.Response:
-        """An authenticated (admin) GET on the API server, e.g. `/readyz?verbose`; the response as it came."""
+    def api_get(self, path: str, *, timeout: float = 30, server: str | None = None) -> requests.Response:
+        """An authenticated (admin) GET on the API server (`server`: one kube-apiserver's URL; default the
+        endpoint clients use), e.g. `/readyz?verbose`; the response as it came."""
         return self._http.get(
-            f"{self.server}{path}",
+            f"{server or self.server}{path}",
             headers={"Authorization": f"Bearer {self.token}"},
             verify=str(self.ca_file),
             timeout=timeout,
         )
 
-    def metrics(self) -> str:
-        """The API server's /metrics text (Prometheus exposition format)."""
-        response = self.api_get("/metrics")
+    def metrics(self, index: int = 0) -> str:
+        """The /metrics text (Prometheus exposition format) of kube-apiserver number `index`, asked directly."""
+        response = self.api_get("/metrics", server=self.apiserver_urls[index])
         response.raise_for_status()
         return response.text
 

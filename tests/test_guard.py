@@ -10,6 +10,7 @@ verdicts below are written by hand from what each change does to the cluster's a
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import subprocess
@@ -21,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+from azure_facts.engine import UNKNOWN
 from kms_aks_tools import guard
-from kms_aks_tools.offline.recording import UNKNOWN
+from kms_aks_tools.commands import guard as guard_command
 from tests.cli import TERMINAL
 from tests.conftest import KmsAks
 
@@ -47,6 +49,8 @@ DEV_VAULT = _urn("dev", "KeyVaultWithKey", VAULT_T, "kms-vault")
 DEV_KEY = _urn("dev", "KeyVaultWithKey", KEY_T, "kms-key")
 DEV_IDENTITY = _urn("dev", "KmsIdentity", IDENTITY_T, "kms-identity")
 DEV_ACCESS_POLICY = _urn("dev", "KmsIdentity", ACCESS_POLICY_T, "kms-access-policy")
+DEV_GROUP = "urn:pulumi:dev::kms-aks::azure-native:resources:ResourceGroup::rg"
+PROD_GROUP = "urn:pulumi:prod::kms-aks::azure-native:resources:ResourceGroup::rg"
 PROD_CLUSTER = _urn("prod", "KmsAksCluster", CLUSTER_T, "aks-cluster")
 PROD_VAULT = _urn("prod", "KeyVaultWithKey", VAULT_T, "kms-vault")
 PROD_KEY = _urn("prod", "KeyVaultWithKey", KEY_T, "kms-key")
@@ -111,8 +115,12 @@ EXPECTED: dict[str, Expected] = {
     "dev-vault-public-network-disabled": [("vault-network-access-change", DEV_VAULT, "properties.publicNetworkAccess")],
     "dev-vault-acl-deny": [("vault-network-acls-change", DEV_VAULT, "properties.networkAcls")],
     "dev-vault-tenant": [("vault-tenant-change", DEV_VAULT, "properties.tenantId")],
+    # Inline access policies written on the vault: the PUT replaces the list, the separate KMS grant with it.
+    "dev-vault-inline-access-policies": [("vault-access-policies-change", DEV_VAULT, "properties.accessPolicies")],
     "dev-delete-all": [
         ("destructive-op", DEV_CLUSTER, "op=delete"),
+        # The resource group holding them: Azure deletes everything in a deleted group (issue 21, class 4).
+        ("destructive-op", DEV_GROUP, "op=delete"),
         ("destructive-op", DEV_VAULT, "op=delete"),
         ("destructive-op", DEV_KEY, "op=delete"),
         ("destructive-op", DEV_IDENTITY, "op=delete"),
@@ -165,7 +173,7 @@ def write(tmp_path: Path, doc: Any, name: str = "preview.json") -> Path:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
-    code = guard.main([str(a) for a in args])
+    code = guard_command.main([str(a) for a in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -433,16 +441,41 @@ def test_a_grant_change_seen_only_in_the_detailed_diff_is_refused_and_overridabl
 # --------------------------------------------------------------------------------------------------
 
 
-def _record(key_id: str, *, complete: bool = True) -> dict[str, Any]:
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _record(key_id: str, *, complete: bool = True, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A record as `kms-aks reencrypt` writes it after a verified pass on the cluster of `doc` (default: the
+    recorded dev rotation): its name and API server host from the preview's old state, the key's ids computed
+    here from the URL (the plugin's: sha256 hex of the URL; the metric label: "sha256:" + sha256 hex of that)."""
+    outputs = next(
+        s["oldState"]["outputs"]
+        for s in (doc or recorded("dev-key-rotation"))["steps"]
+        if s["urn"].endswith("ManagedCluster::aks-cluster")
+    )
+    label = "sha256:" + _sha256(_sha256(key_id))
     return {
         "keyId": key_id,
-        "pluginKeyId": "5d0b" * 16,
+        "pluginKeyId": _sha256(key_id),
         "complete": complete,
         "finishedAt": "2026-11-30T12:00:00Z",
         "durationSeconds": 12.5,
-        "cluster": {"context": "dev-admin", "server": "https://dev.example:443"},
-        "secrets": {"listed": 10, "rewritten": 10, "deleted": 0, "failed": 0 if complete else 1},
-        "apiServer": {"metricsServed": False},
+        "cluster": {"name": outputs["name"], "context": "dev-admin", "server": f"https://{outputs['fqdn']}:443"},
+        "secrets": {"listed": 10, "rewritten": 10, "deleted": 0, "failed": 0},
+        "apiServer": {"metricsServed": True},
+        "verification": {
+            "status": "verified" if complete else "unverified",
+            "reason": None if complete else "GET /metrics: HTTP 403 (this user may not read /metrics)",
+            "keyIdHash": label,
+            "apiServers": ["sha256:" + "a" * 64, "sha256:" + "b" * 64],
+            "startedAt": "2026-11-30T11:59:00Z",
+            "finishedAt": "2026-11-30T11:59:30Z",
+            "secretsListed": 10,
+            "secretsRead": 10,
+            "readsByKey": {label: 10},
+            "exact": True,
+        },
     }
 
 
@@ -470,8 +503,8 @@ def test_the_gate_refuses_a_rotation_away_from_a_key_without_a_record(
     assert f"kms-aks reencrypt --stack {stack} --context" in gate.message
     assert "docs/rotation.md" in gate.message and str(tmp_path / "rotations" / f"{stack}.yaml") in gate.message
 
-    # A complete record of the current key: the rotation override alone is enough.
-    records = _records(tmp_path / "rotations", stack, _record(current.upper()))
+    # A verified record of the current key on this cluster: the rotation override alone is enough.
+    records = _records(tmp_path / "rotations", stack, _record(current, doc=doc))
     passed = judge(doc, [rotation], records=records)
     assert passed.findings == [] and [f.rule for f, _ in passed.allowed] == ["kms-key-change"]
     # The record alone is not the rotation override.
@@ -489,6 +522,67 @@ def test_an_incomplete_record_or_one_for_another_key_does_not_open_the_gate(tmp_
     ):
         directory = _records(tmp_path / "rotations", "dev", records)
         assert verdicts(judge(doc, [rotation], records=directory)) == [(GATE, DEV_CLUSTER, KEY_ID)]
+
+
+def _edited(record: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    edited = copy.deepcopy(record)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        target = edited
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return edited
+
+
+def test_the_gate_trusts_a_record_only_with_its_evidence_for_this_key_and_this_cluster(tmp_path: Path) -> None:
+    doc = recorded("dev-key-rotation")
+    current, new = current_key(doc, DEV_CLUSTER), new_key(doc, DEV_CLUSTER)
+    rotation = guard.KeyRotationOverride(urn=DEV_CLUSTER, newKeyId=new, reason="planned")
+    good = _record(current)
+    assert judge(doc, [rotation], records=_records(tmp_path / "ok", "dev", good)).findings == []
+    older = current.rsplit("/", 1)[0] + "/" + "e" * 32
+    older_label = "sha256:" + _sha256(_sha256(older))
+    refused = {
+        # A record of another key, its keyId edited to the current one: the ids no longer match the URL.
+        "edited key id": (_edited(_record(older), keyId=current), "not the plugin key id of its keyId"),
+        "edited key and plugin id": (
+            _edited(_record(older), keyId=current, pluginKeyId=_sha256(current)),
+            "not " + "sha256:" + _sha256(_sha256(current)),
+        ),
+        "no evidence": ({k: v for k, v in good.items() if k != "verification"}, "carries no evidence"),
+        "unverified": (_record(current, complete=False), "unverified: GET /metrics: HTTP 403"),
+        "reads under another key": (
+            _edited(good, verification__readsByKey={**good["verification"]["readsByKey"], older_label: 2}),
+            "2 Secret(s) read under other keys",
+        ),
+        "counts that do not add up": (_edited(good, verification__secretsRead=9), "does not add up"),
+        "another cluster's name": (_edited(good, cluster__name="aks-kms-prod"), "about cluster aks-kms-prod"),
+        "another API server": (
+            _edited(good, cluster__server="https://aks-kms-dev-00000000.hcp.westeurope.azmk8s.io:443"),
+            "about the API server aks-kms-dev-00000000",
+        ),
+        "no cluster name (an older record)": (_edited(good, cluster__name=None), "about cluster (unnamed)"),
+    }
+    for case, (record, why) in refused.items():
+        result = judge(doc, [rotation], records=_records(tmp_path / case.replace(" ", "-"), "dev", record))
+        assert verdicts(result) == [(GATE, DEV_CLUSTER, KEY_ID)], case
+        assert why in result.findings[0].message, (case, result.findings[0].message)
+
+
+def test_the_gate_refuses_a_record_when_the_preview_does_not_show_the_cluster(tmp_path: Path) -> None:
+    doc = recorded("dev-key-rotation")
+    current, new = current_key(doc, DEV_CLUSTER), new_key(doc, DEV_CLUSTER)
+    rotation = guard.KeyRotationOverride(urn=DEV_CLUSTER, newKeyId=new, reason="planned")
+    records = _records(tmp_path / "rotations", "dev", _record(current))
+    for key, value in (("fqdn", "[secret]"), ("fqdn", UNKNOWN), ("name", None)):
+        blind = copy.deepcopy(doc)
+        for step in blind["steps"]:
+            if step["urn"] == DEV_CLUSTER and step.get("oldState"):
+                step["oldState"]["outputs"][key] = value
+        result = judge(blind, [rotation], records=records)
+        assert verdicts(result) == [(GATE, DEV_CLUSTER, KEY_ID)], (key, value)
+        assert "cannot be seen" in result.findings[0].message
 
 
 def test_the_waiver_excuses_exactly_that_cluster_and_current_key(tmp_path: Path) -> None:
@@ -614,7 +708,7 @@ def test_an_unknown_form_of_each_kms_type_is_refused_never_skipped(name: str) ->
     assert present and unrecognised == present
     # The ordinary rules still apply to them, judged as the type they name.
     ordinary = sorted(
-        (rule, re.sub(r"azure-native:([a-z]+):", r"azure-native:\1/latest:", urn), path)
+        (rule, urn if urn == DEV_GROUP else re.sub(r"azure-native:([a-z]+):", r"azure-native:\1/latest:", urn), path)
         for rule, urn, path in EXPECTED[name]
     )
     assert sorted(v for v in verdicts(result) if v[0] != "unrecognised-type") == ordinary
@@ -669,6 +763,14 @@ def _variant(name: str, mutate: Callable[[dict[str, Any]], None]) -> dict[str, A
     return doc
 
 
+def set_op(doc: dict[str, Any], step: dict[str, Any], op: str) -> None:
+    """Give a step another op, and count it in the changeSummary as the CLI would (the guard compares them)."""
+    summary = doc["changeSummary"]
+    summary[step["op"]] -= 1
+    summary[op] = summary.get(op, 0) + 1
+    step["op"] = op
+
+
 def _kms_block(step: dict[str, Any], state: str) -> dict[str, Any]:
     return step[state]["inputs"]["securityProfile"]["azureKeyVaultKms"]
 
@@ -697,7 +799,9 @@ def test_network_access_or_whole_kms_block_unknown_is_refused() -> None:
 def test_enabling_kms_in_place_is_a_key_change_the_rotation_override_allows_without_the_gate() -> None:
     doc = recorded("dev-key-rotation")
     new = new_key(doc, DEV_CLUSTER)
-    del step_of(doc, DEV_CLUSTER)["oldState"]["inputs"]["securityProfile"]
+    # KMS off before: neither the inputs nor the refreshed outputs hold a key (outputs with a key: class 8 below).
+    del step_of(doc, DEV_CLUSTER)["oldState"]["inputs"]["securityProfile"]["azureKeyVaultKms"]
+    del step_of(doc, DEV_CLUSTER)["oldState"]["outputs"]["securityProfile"]["azureKeyVaultKms"]
     result = judge(doc)
     assert verdicts(result) == [("kms-key-change", DEV_CLUSTER, KEY_ID)]
     assert "KMS enabled in place" in result.findings[0].message
@@ -776,15 +880,16 @@ def test_a_vault_change_without_states_is_found_from_the_detailed_diff() -> None
 @pytest.mark.parametrize("urn", [DEV_KEY, DEV_ACCESS_POLICY, DEV_IDENTITY])
 def test_an_unknown_op_on_a_kms_type_is_refused(urn: str) -> None:
     def mutate(doc: dict[str, Any]) -> None:
-        step_of(doc, urn)["op"] = "discard-replaced"
+        set_op(doc, step_of(doc, urn), "discard-replaced")
 
     assert verdicts(judge(_variant("dev-no-change", mutate))) == [("unrecognised-op", urn, "op=discard-replaced")]
 
 
 def test_updating_an_unguarded_resource_passes() -> None:
     doc = recorded("dev-no-change")
-    [group] = [s for s in doc["steps"] if "ResourceGroup" in s["urn"]]
-    group["op"] = "update"
+    [action_group] = [s for s in doc["steps"] if "ActionGroup" in s["urn"]]
+    set_op(doc, action_group, "update")
+    action_group["newState"]["inputs"]["groupShortName"] = "renamed"
     assert judge(doc).findings == []
 
 

@@ -76,6 +76,7 @@ POLICY_NAMES = [
     "aks-kms-key-source",
     "aks-kms-deletion-protection",
     "aks-kms-vault-audit-logging",
+    "aks-kms-closure",
 ]
 STACK_POLICIES = set(POLICY_NAMES[4:])
 KEY_VAULT_CONTRIBUTOR = "f25e0fa2-a7c8-4377-a976-54943a77a395"
@@ -995,7 +996,7 @@ def test_importing_the_pack_modules_has_no_side_effects() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "11"
+    assert out.stdout.strip() == "12"
 
 
 def test_rules_module_imports_without_pulumi() -> None:

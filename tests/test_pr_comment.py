@@ -22,6 +22,7 @@ import pytest
 from kms_aks_tools import guard
 from kms_aks_tools.change_summary import MARKER, code, to_markdown
 from kms_aks_tools.cli.console import make_console, shorten_ids
+from kms_aks_tools.commands import guard as guard_command
 from kms_aks_tools.guard_verdict import GuardVerdict, load_verdict
 from tests.comment_html import MAX_CODE_LINE, first_line, outside_details, parse, tables, text
 
@@ -41,8 +42,8 @@ def judged(name: str, project: Path) -> tuple[guard.Preview | None, GuardVerdict
             result = guard.check_preview(preview, records=guard.Records(directory=project / "rotations"))
         except guard.BadInput as error:
             return None if "not JSON" in str(error) else preview, GuardVerdict(status="bad-input", error=str(error)), ""
-        guard.render(result, preview, source, console)
-    return preview, guard.verdict_of(result), captured.get()
+        guard_command.render(result, preview, source, console)
+    return preview, guard_command.verdict_of(result), captured.get()
 
 
 def changed_steps(name: str) -> int:
@@ -191,7 +192,7 @@ def test_a_guard_that_failed_says_so_in_the_comment_and_the_command_fails(projec
     overrides = project / "guard-overrides.yaml"
     overrides.write_text("transitions:\n  - urn: 'urn:pulumi:dev::kms-aks::x::y'\n    rule: nope\n")
     verdict_file = project / "guard.json"
-    code_ = guard.main([preview, "--overrides", str(overrides), "--json", str(verdict_file)])
+    code_ = guard_command.main([preview, "--overrides", str(overrides), "--json", str(verdict_file)])
     assert code_ == 2
     verdict = load_verdict(verdict_file)
     assert verdict.status == "bad-input" and verdict.error and "transitions.0" in verdict.error
@@ -224,7 +225,7 @@ def test_a_guard_that_failed_says_so_in_the_comment_and_the_command_fails(projec
 def test_a_passing_guard_gives_exit_0_and_a_passed_first_line(project: Path) -> None:
     preview = str(RECORDED / "dev-node-count.json")
     verdict_file = project / "guard.json"
-    assert guard.main([preview, "--json", str(verdict_file)]) == 0
+    assert guard_command.main([preview, "--json", str(verdict_file)]) == 0
     comment = project / "comment.md"
     result = _changes(
         preview, "--stack", "dev", "--guard-json", str(verdict_file), "--markdown", str(comment), cwd=ROOT

@@ -23,6 +23,7 @@ from kms_aks_tools.cluster.reencryption_records import (
     ClusterRef,
     ReencryptionRecord,
     SecretCounts,
+    Verification,
     append_record,
 )
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT
@@ -293,15 +294,28 @@ def test_no_key_series_means_not_served() -> None:
 
 
 def a_record(key_id: str, *, complete: bool = True) -> ReencryptionRecord:
+    # The metric label, computed here from the URL: sha256 hex of the URL, then "sha256:" + sha256 hex of that.
+    label = "sha256:" + hashlib.sha256(hashlib.sha256(key_id.encode()).hexdigest().encode()).hexdigest()
     return ReencryptionRecord(
         keyId=key_id,
         pluginKeyId=key_ids.plugin_key_id(key_id),
         complete=complete,
         finishedAt=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
         durationSeconds=12.5,
-        cluster=ClusterRef(context="test-admin", server="https://127.0.0.1:6443"),
+        cluster=ClusterRef(name="aks-clustertest", context="test-admin", server="https://127.0.0.1:6443"),
         secrets=SecretCounts(listed=3, rewritten=3, deleted=0, failed=0 if complete else 1),
-        apiServer=ApiServerReport(metricsServed=False),
+        apiServer=ApiServerReport(metricsServed=True),
+        verification=Verification(
+            status="verified" if complete else "unverified",
+            keyIdHash=label,
+            apiServers=["sha256:" + "a" * 64],
+            startedAt=datetime(2026, 11, 30, 11, 59, tzinfo=UTC),
+            finishedAt=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+            secretsListed=3,
+            secretsRead=3,
+            readsByKey={label: 3},
+            exact=True,
+        ),
     )
 
 

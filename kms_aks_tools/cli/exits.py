@@ -28,14 +28,18 @@ EXIT_CODES_HELP = {
     "  1  blocked: the policy pack or the plan guard refused, or the CLI failed (its output says why)\n"
     "  2  bad input: unknown stack, invalid stack config, no Go to build the CLI, sandbox busy",
     "reencrypt": "exit codes:\n"
-    "  0  every Secret rewritten under the stack's key; record appended to rotations/<stack>.yaml\n"
-    "  1  some Secrets failed (each named with the reason; a rerun retries them), or the key changed mid-pass\n"
+    "  0  every Secret rewritten under the stack's key, verified by the API server's counters; record appended\n"
+    "     to rotations/<stack>.yaml\n"
+    "  1  some Secrets failed (each named with the reason; a rerun retries them), the key changed mid-pass, or\n"
+    "     the rewrite could not be verified (an `unverified` record, which the rotation gate refuses)\n"
     "  2  bad input: unknown stack or context, unreachable API server, refused credentials, missing rights,\n"
     "     a cluster whose current key is not the stack's (nothing written)",
     "scan": "exit codes:\n  0  only the documented findings\n  1  a finding beyond the documented ones\n"
     "  2  bad input: no report, not checkov's JSON, a report that checked nothing",
-    "key-status": "exit codes:\n  0  the current key is the stack's and has a complete re-encryption record\n"
-    "  1  it is not the stack's key, or it has no complete record (run kms-aks reencrypt)\n"
+    "key-status": "exit codes:\n  0  the current key is the stack's and has a trusted re-encryption record (with\n"
+    "     --verify: and the API server's counters show every Secret under it)\n"
+    "  1  it is not the stack's key, it has no trusted record (run kms-aks reencrypt), or --verify found Secrets\n"
+    "     under another key or could not verify\n"
     "  2  bad input: unknown stack or context, unreachable API server, refused credentials",
 }
 

@@ -30,7 +30,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         every_stack=True,
     ),
     "guard": Subcommand(
-        "kms_aks_tools.guard", "refuse a `pulumi preview --json` plan that makes an irreversible KMS change"
+        "kms_aks_tools.commands.guard", "refuse a `pulumi preview --json` plan that makes an irreversible KMS change"
     ),
     "rotate-check": Subcommand(
         "kms_aks_tools.commands.rotate_check",

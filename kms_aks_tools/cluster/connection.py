@@ -115,6 +115,7 @@ def request_raw(
     query: list[tuple[str, str]] | None = None,
     body: dict[str, Any] | None = None,
     accept: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> bytes:
     """One request through the client's own serializer and transport (auth, TLS, proxy), with a plain JSON body.
 
@@ -122,7 +123,7 @@ def request_raw(
     fields the model knows; a replace must send the Secret back exactly as the API server gave it. This is the
     path those methods take themselves (`param_serialize`, then `call_api`), minus that validation.
     """
-    headers = {"Accept": accept}
+    headers = {**(headers or {}), "Accept": accept}
     if body is not None:
         headers["Content-Type"] = "application/json"
     request = cluster.api.param_serialize(

@@ -7,6 +7,13 @@ metrics do (kms_aks_tools.cluster.key_metrics): the newest KMS Status names the 
 (`from_storage`) under any other key are data still stored under it. Metric labels are hashes, so a key is
 named where it is known: the stack's pinned key, the keys of its re-encryption records, and `--known-key-id`.
 
+Those read counts are since each API server started, and include reads made before a rewrite. `--verify` counts
+now: it GETs every Secret from etcd and reads the counters around it (kms_aks_tools.cluster.verify), so it
+tells how many Secrets are under each key at this moment, on every API server replica.
+
+A record counts only where `reencryption_records.judge` trusts it: complete, with verified evidence for its
+key, about this cluster (the stack's cluster name and the API server's host).
+
 Where the API server does not serve the metrics (no rights on /metrics, no KMS v2), it says so and shows what
 the stack and the records know.
 """
@@ -27,12 +34,21 @@ from rich.table import Table
 from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
-from kms_aks_tools.cli.options import subcommand_parser
+from kms_aks_tools.cli.options import positive_int, subcommand_parser
+from kms_aks_tools.cluster import verify
 from kms_aks_tools.cluster.connection import ClusterInputError, connect, preflight
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
 from kms_aks_tools.cluster.keys import StackKeyError, load_stack_key
 from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
-from kms_aks_tools.cluster.reencryption_records import RecordError, RecordFile, ReencryptionRecord, load_records
+from kms_aks_tools.cluster.reencryption_records import (
+    ClusterIdentity,
+    RecordError,
+    RecordFile,
+    ReencryptionRecord,
+    load_records,
+    server_host,
+    trusted_record,
+)
 
 
 @dataclass
@@ -60,6 +76,8 @@ class KeyStatus:
     keys: list[KeyRow] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     cluster: dict[str, str] = field(default_factory=dict)
+    verification: verify.Verification | None = None
+    names: dict[str, str] = field(default_factory=dict)  # key_id_hash -> key URL, where known
 
     @property
     def current(self) -> KeyRow | None:
@@ -82,12 +100,15 @@ def build_status(
     records: RecordFile,
     records_file: str,
     known: list[str],
+    cluster: ClusterIdentity,
+    verification: verify.Verification | None = None,
 ) -> KeyStatus:
-    """Joins the metrics, the stack's pin and the records into one row per key, and the findings."""
+    """Joins the metrics, the stack's pin, the records (those `reencryption_records.judge` trusts for `cluster`) and the
+    verification pass into one row per key, and the findings."""
     names: dict[str, str] = {}
     for url in [*known, *(r.keyId for r in records.records), *([pinned] if pinned else [])]:
         names[metric_key_id_hash(plugin_key_id(url))] = canonical_key_url(url)
-    status = KeyStatus(stack, pinned, pinned_note, metrics, records_file)
+    status = KeyStatus(stack, pinned, pinned_note, metrics, records_file, verification=verification, names=names)
     pinned_hash = metric_key_id_hash(plugin_key_id(pinned)) if pinned else None
     hashes = metrics.reported_hashes() if metrics.served else []
     # Then what the stack and the records know, newest record first.
@@ -104,7 +125,7 @@ def build_status(
         if key_hash in metrics.writes:
             row.writes, row.last_write = metrics.writes[key_hash].count, metrics.writes[key_hash].last
         if row.key_id:
-            row.record = records.complete_record_for(row.key_id)
+            row.record, _ = trusted_record(records, row.key_id, cluster)
         status.keys.append(row)
 
     current = status.current
@@ -117,7 +138,8 @@ def build_status(
         elif current.record is None:
             status.findings.append(
                 f"the current key {current.key_id or current.key_id_hash} has no complete re-encryption record in "
-                f"{records_file}: run `kms-aks reencrypt --stack {stack}` before the next key change"
+                f"{records_file}{_refusals(records, current.key_id, cluster)}: run `kms-aks reencrypt --stack "
+                f"{stack}` before the next key change"
             )
     elif metrics.served:
         status.findings.append(
@@ -130,13 +152,35 @@ def build_status(
             "pins no version (pass --key-id, or pin it)"
         )
     else:
-        record = records.complete_record_for(pinned)
+        record, _ = trusted_record(records, pinned, cluster)
         if record is None:
             status.findings.append(
-                f"the key the stack pins ({pinned}) has no complete re-encryption record in {records_file}: run "
-                f"`kms-aks reencrypt --stack {stack}` before the next key change"
+                f"the key the stack pins ({pinned}) has no complete re-encryption record in {records_file}"
+                f"{_refusals(records, pinned, cluster)}: run `kms-aks reencrypt --stack {stack}` before the next key "
+                "change"
             )
+    if verification is not None:
+        status.findings.extend(_verification_findings(verification, names))
     return status
+
+
+def _refusals(records: RecordFile, key_id: str | None, cluster: ClusterIdentity) -> str:
+    """Why the records of `key_id` are not trusted, where there are some."""
+    verdicts = trusted_record(records, key_id, cluster)[1] if key_id else []
+    return " (" + "; ".join(v.reason for v in verdicts[:3]) + ")" if verdicts else ""
+
+
+def _verification_findings(checked: verify.Verification, names: dict[str, str]) -> list[str]:
+    bound = "" if checked.exact else "at most "
+    found = [
+        f"{bound}{count} Secret(s) are still stored under {names.get(key, key)}, not the current key"
+        for key, count in sorted(checked.under_other_keys().items())
+    ]
+    if checked.not_kms:
+        found.append(f"{bound}{checked.not_kms} Secret(s) are stored under no KMS key")
+    if checked.reason is not None and not found:
+        found.append(f"the verification pass could not prove where every Secret is: {checked.reason}")
+    return found
 
 
 def to_json(status: KeyStatus) -> dict[str, Any]:
@@ -163,7 +207,30 @@ def to_json(status: KeyStatus) -> dict[str, Any]:
             for k in status.keys
         ],
         "recordsFile": status.records_file,
+        "verification": _verification_json(status.verification, status.names),
         "findings": status.findings,
+    }
+
+
+def _verification_json(checked: verify.Verification | None, names: dict[str, str]) -> dict[str, Any] | None:
+    if checked is None:
+        return None
+    return {
+        "verified": checked.verified,
+        "reason": checked.reason,
+        "exact": checked.exact,
+        "listed": checked.listed,
+        "read": checked.read,
+        "deleted": checked.deleted,
+        "apiServers": checked.replicas,
+        "byKey": [
+            {"keyIdHash": key, "keyId": names.get(key), "secrets": count}
+            for key, count in sorted(checked.by_key.items())
+        ],
+        "notKms": checked.not_kms,
+        "unreadable": [f"{namespace}/{name}" for namespace, name, _ in checked.unreadable],
+        "windows": checked.windows,
+        "retriedWindows": checked.retried,
     }
 
 
@@ -204,6 +271,9 @@ def render(status: KeyStatus, console: Console) -> None:
         )
     console.print(table)
     console.print(f"  records: {escape(status.records_file)}")
+    if status.verification is not None:
+        summary = verify.summary(status.verification, lambda h: status.names.get(h, h))
+        console.print(f"  verified now:         {escape(summary)}")
     for finding in status.findings:
         console.print(f"[bold yellow]attention:[/] {escape(finding)}")
     if status.findings:
@@ -230,6 +300,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="a versioned key id to name in the metrics (e.g. the previous version); repeatable",
     )
     parser.add_argument("--offline", action="store_true", help="do not contact the cluster: the stack and records only")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="GET every Secret from etcd and count, with the API server's own metrics, how many are under each key",
+    )
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=4, help="with --verify: Secrets read at once (default 4)"
+    )
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
     parser.set_defaults(run=run)
     return parser
@@ -246,14 +324,23 @@ def run(args: argparse.Namespace) -> int:
         known = [canonical_key_url(url) for url in args.known_key_id]
         records = load_records(stack_key.records_file, stack_key.stack)
         cluster_ref: dict[str, str] = {}
+        checked: verify.Verification | None = None
+        if args.offline and args.verify:
+            raise ClusterInputError("--verify reads the cluster; it cannot be combined with --offline")
         if args.offline:
             metrics = EnvelopeMetrics(served=False, reason="--offline: the cluster was not asked")
+            identity = ClusterIdentity(name=stack_key.cluster_name, hosts=None, offline=True)
         else:
-            cluster = connect(args.kubeconfig, args.context)
+            cluster = connect(args.kubeconfig, args.context, pool_size=args.concurrency)
             try:
-                preflight(cluster, verbs=())
+                preflight(cluster, verbs=("list", "get") if args.verify else ())
                 metrics = fetch_metrics(cluster)
                 cluster_ref = {"context": cluster.context, "server": cluster.server}
+                identity = ClusterIdentity(name=stack_key.cluster_name, hosts=frozenset({server_host(cluster.server)}))
+                if args.verify:
+                    checked = verify.verify(
+                        cluster, metrics.current or stack_key.metric_hash, concurrency=args.concurrency
+                    )
             finally:
                 cluster.close()
     except (StackKeyError, NotAVersionedKeyId, ClusterInputError, RecordError) as error:
@@ -267,6 +354,8 @@ def run(args: argparse.Namespace) -> int:
         records,
         str(stack_key.records_file),
         known,
+        identity,
+        checked,
     )
     status.cluster = cluster_ref
     if args.json:

@@ -32,6 +32,7 @@ class StackKey:
     key_id: str | None  # the versioned key URL the stack pins; None when it pins no version
     records_file: Path
     unpinned_reason: str | None = None
+    cluster_name: str | None = None  # kms-aks:cluster.name: the name a re-encryption record carries
 
     @property
     def plugin_key_id(self) -> str | None:
@@ -85,16 +86,17 @@ def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = PACKAG
                 f"--key-id {key_id} differs from the key id stack {name} pins ({pinned}); leave --key-id out, or "
                 "pin the new version in the stack first (docs/rotation.md, step 2)"
             )
-        return StackKey(stack=name, key_id=given, records_file=records_file)
+        return StackKey(stack=name, key_id=given, records_file=records_file, cluster_name=config.cluster.name)
     if pinned is None:
         return StackKey(
             stack=name,
             key_id=None,
             records_file=records_file,
+            cluster_name=config.cluster.name,
             unpinned_reason=(
                 f"stack {name} pins no key version (kms-aks:kmsKey.version is not set), so the key its cluster "
                 "uses is known only to Azure: pin it (docs/rotation.md, step 2) or pass --key-id with the value of "
                 "`az aks show -g <group> -n <cluster> --query securityProfile.azureKeyVaultKms.keyId`"
             ),
         )
-    return StackKey(stack=name, key_id=pinned, records_file=records_file)
+    return StackKey(stack=name, key_id=pinned, records_file=records_file, cluster_name=config.cluster.name)

@@ -28,6 +28,7 @@ class KeyIdHashSample:
     key_id_hash: str  # sha256:<hex of sha256 of the key id>
     transformation_type: str  # from_storage / to_storage; "" for STATUS
     value: float
+    apiserver_id_hash: str = ""  # sha256:<hex of sha256 of the API server's id>: which replica counted it
 
 
 def key_id_hash_samples(metrics_text: str) -> list[KeyIdHashSample]:
@@ -43,6 +44,7 @@ def key_id_hash_samples(metrics_text: str) -> list[KeyIdHashSample]:
                         key_id_hash=sample.labels.get("key_id_hash", ""),
                         transformation_type=sample.labels.get("transformation_type", ""),
                         value=sample.value,
+                        apiserver_id_hash=sample.labels.get("apiserver_id_hash", ""),
                     )
                 )
     return samples

@@ -22,12 +22,15 @@ So a rewrite is a plain replace of each Secret with what was read.
   retries the Secrets that failed. A Secret rewritten again after an interrupted page is not written twice,
   since it is already under the current key; it is counted as `unchanged`.
 - After a complete pass, where the API server serves its envelope metrics, the current key must be the
-  stack's (kms_aks_tools.cluster.key_metrics); then a record goes to `rotations/<stack>.yaml` to commit.
+  stack's (kms_aks_tools.cluster.key_metrics). Then a verification pass GETs every Secret and reads the API
+  server's counters around it (kms_aks_tools.cluster.verify); a record goes to `rotations/<stack>.yaml` to
+  commit: `complete` with that evidence, or `unverified` (with the reason) where the counters cannot prove it.
 
 Secret data is never printed: progress and errors name Secrets by namespace and name only.
 
-Exit codes: 0 every Secret rewritten and the record written; 1 some Secrets failed (each named, with the
-reason), listing stopped midway (a rerun continues), or the key changed during the pass; 2 bad input, an
+Exit codes: 0 every Secret rewritten, verified, and the record written; 1 some Secrets failed (each named, with
+the reason), listing stopped midway (a rerun continues), the key changed during the pass, or the rewrite could
+not be verified (an `unverified` record is written, which the rotation gate refuses); 2 bad input, an
 unreachable cluster, an unknown context, refused credentials or missing rights, or a cluster whose current
 key is not the stack's: nothing written.
 """
@@ -60,6 +63,7 @@ from azure_facts.key_ids import NotAVersionedKeyId, metric_key_id_hash, plugin_k
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import positive_int, subcommand_parser
+from kms_aks_tools.cluster import verify
 from kms_aks_tools.cluster.connection import (
     REQUEST_TIMEOUT,
     Cluster,
@@ -636,7 +640,11 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of `kms-aks reencrypt`, shared by `kms_aks_tools.cli` and `python -m`."""
     add_cluster_arguments(parser)
-    parser.add_argument("--dry-run", action="store_true", help="count the Secrets a pass would rewrite; write nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count the Secrets still under another key, as the API server's counters show them; write nothing",
+    )
     parser.add_argument(
         "--concurrency",
         type=positive_int,
@@ -729,9 +737,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     existing = load_checkpoint(checkpoint_path)
     cluster = connect(args.kubeconfig, args.context, pool_size=args.concurrency)
     try:
-        preflight(cluster, verbs=("list",) if args.dry_run else ("list", "get", "update"))
+        preflight(cluster, verbs=("list", "get") if args.dry_run else ("list", "get", "update"))
         if args.dry_run:
-            return _dry_run(cluster, args.page_size, console)
+            return _dry_run(cluster, stack_key, args.concurrency, console)
         assert stack_key.key_id is not None
         metrics = _wait_for_stack_key(cluster, stack_key, args.wait_for_key, console)
         if metrics.served and metrics.current is not None and metrics.current != stack_key.metric_hash:
@@ -744,7 +752,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         checkpoint = _resume_or_start(existing, checkpoint_path, stack_key, cluster, console)
         options = Options(args.concurrency, args.rate, args.page_size, args.progress_every)
         result = ReencryptionPass(cluster, checkpoint, checkpoint_path, options, console).run()
-        return _finish(result, cluster, stack_key, checkpoint_path, console)
+        return _finish(result, cluster, stack_key, checkpoint_path, console, args.concurrency)
     finally:
         cluster.close()
 
@@ -776,17 +784,22 @@ def _resume_or_start(
     )
 
 
-def _dry_run(cluster: Cluster, page_size: int, console: Console) -> int:
-    total = namespaces = 0
-    seen: set[str] = set()
-    for items, _token, _remaining in list_pages(cluster, page_size, None):
-        total += len(items)
-        for item in items:
-            seen.add(item["metadata"]["namespace"])
-    namespaces = len(seen)
+def _dry_run(cluster: Cluster, stack_key: StackKey, concurrency: int, console: Console) -> int:
+    """The verification pass alone: how many Secrets are not under the stack's key, as the counters show."""
+    checked = verify.verify(cluster, stack_key.metric_hash, concurrency=concurrency)
+    names = {stack_key.metric_hash: f"{stack_key.key_id} (the stack's)"} if stack_key.metric_hash else {}
+    console.print(f"reencrypt --dry-run: {escape(verify.summary(checked, lambda h: names.get(h, h)))}")
+    if checked.reason is not None and checked.read == 0:
+        console.print(
+            f"reencrypt --dry-run: {checked.listed} Secrets listed on {cluster.server} (context {cluster.context}); "
+            "which of them a pass would rewrite cannot be told; nothing was written"
+        )
+        return EXIT_OK
+    pending = sum(checked.under_other_keys().values()) + checked.not_kms
+    bound = "" if checked.exact else "at most "
     console.print(
-        f"reencrypt --dry-run: {total} Secrets in {namespaces} namespaces would be rewritten on "
-        f"{cluster.server} (context {cluster.context}); nothing was written"
+        f"reencrypt --dry-run: {bound}{pending} Secrets would be rewritten on {cluster.server} (context "
+        f"{cluster.context}); nothing was written"
     )
     return EXIT_OK
 
@@ -803,7 +816,9 @@ def _summary(state: Checkpoint) -> str:
     )
 
 
-def _finish(result: PassResult, cluster: Cluster, stack_key: StackKey, path: Path, console: Console) -> int:
+def _finish(
+    result: PassResult, cluster: Cluster, stack_key: StackKey, path: Path, console: Console, concurrency: int = 4
+) -> int:
     state = result.checkpoint
     console.print(f"reencrypt: {_summary(state)}")
     if result.stopped_by is not None:
@@ -841,13 +856,16 @@ def _finish(result: PassResult, cluster: Cluster, stack_key: StackKey, path: Pat
         currentKeyIdHash=metrics.current,
         reportedKeyIdHashes=metrics.reported_hashes(),
     )
+    console.print("reencrypt: verifying: every Secret read again from etcd, counted by the API server's own metrics")
+    checked = verify.verify(cluster, stack_key.metric_hash, concurrency=concurrency)
+    proven = checked.verified and metrics.served and metrics.current == stack_key.metric_hash
     record = ReencryptionRecord(
         keyId=stack_key.key_id,
         pluginKeyId=plugin_key_id(stack_key.key_id),
-        complete=True,
+        complete=proven,
         finishedAt=datetime.now(tz=UTC).replace(microsecond=0),
         durationSeconds=round(state.elapsedSeconds, 1),
-        cluster=ClusterRef(context=cluster.context, server=cluster.server),
+        cluster=ClusterRef(name=stack_key.cluster_name, context=cluster.context, server=cluster.server),
         secrets=SecretCounts(
             listed=state.counts.listed,
             rewritten=state.counts.rewritten,
@@ -856,6 +874,7 @@ def _finish(result: PassResult, cluster: Cluster, stack_key: StackKey, path: Pat
             failed=0,
         ),
         apiServer=report,
+        verification=verify.evidence(checked),
     )
     append_record(stack_key.records_file, stack_key.stack, record)
     path.unlink(missing_ok=True)
@@ -866,9 +885,18 @@ def _finish(result: PassResult, cluster: Cluster, stack_key: StackKey, path: Pat
         )
     else:
         console.print(f"reencrypt: [yellow]the current key could not be confirmed[/]: {escape(metrics.reason or '')}")
+    names = {stack_key.metric_hash: "the stack's key"}
+    console.print(f"reencrypt: verification: {escape(verify.summary(checked, lambda h: names.get(h, h)))}")
+    if not proven:
+        console.print(
+            f"[bold red]reencrypt: every Secret was rewritten, but that could not be verified[/]; the record "
+            f"appended to {stack_key.records_file} says `unverified`, and the rotation gate refuses it (commit it "
+            "only with a reencryptionWaivers entry whose reason says why; docs/rotation.md)"
+        )
+        return EXIT_BLOCKED
     console.print(
-        f"[bold green]reencrypt: every Secret is under {escape(stack_key.key_id)}[/]; record appended to "
-        f"{stack_key.records_file}: commit it"
+        f"[bold green]reencrypt: every Secret is under {escape(stack_key.key_id)}[/], as the API server's counters "
+        f"show; record appended to {stack_key.records_file}: commit it"
     )
     return EXIT_OK
 

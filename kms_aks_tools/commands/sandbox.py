@@ -238,7 +238,7 @@ def _check_config(sandbox: Sandbox, stack: str) -> int:
 def preview_as_ci(sandbox: Sandbox, space: realcli.CliWorkspace, stack: str, console: Console) -> int:
     """The workflows' preview (the pack enforced, `--save-plan`, then the guard), shown as the PR shows it."""
     from kms_aks_tools.change_summary import render
-    from kms_aks_tools.guard import BadInput, load_preview
+    from kms_aks_tools.preview.model import BadInput, load_preview
 
     out = sandbox.out(stack)
     if out.exists():

@@ -10,13 +10,15 @@ and `check_rotation` judges them: refusals (exit 1) and warnings, as the command
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from azure_facts.key_validity import duration_days as shared_duration_days
+from azure_facts.key_validity import encrypt_blockers, unix_date
+from azure_facts.key_validity import first_rotation as shared_first_rotation
 from kms_aks.config import (
     PROJECT,
     VERSIONED_KEY_ID,
@@ -36,7 +38,6 @@ KEY_ID_PATH = "securityProfile.azureKeyVaultKms.keyId"
 # time to move the cluster to the new version and re-encrypt its secrets.
 MIN_ROTATION_WINDOW_DAYS = 7
 # ISO 8601 durations as Key Vault rotation policies write them: P90D, P3M, P1Y (also combined, P1Y2M10D).
-_DURATION = re.compile(r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?$")
 
 Level = Literal["refuse", "warn"]
 
@@ -60,6 +61,7 @@ class KeyRotation:
     pinned_version: str | None = None
     protected: bool = True
     expires_on: date | None = None
+    not_before: date | None = None
     rotate_after_days: int | None = None
     rotate_before_expiry_days: int | None = None
     expire_after_days: int | None = None
@@ -115,13 +117,7 @@ class RotationCheckError(UserError):
 
 def duration_days(value: Any) -> int | None:
     """Days of an ISO 8601 duration as Key Vault writes them (P90D, P3M, P1Y); months count 30 days, years 365."""
-    if not isinstance(value, str) or value == UNKNOWN:
-        return None
-    match = _DURATION.match(value.strip().upper())
-    if match is None or not any(match.groupdict().values()):
-        return None
-    parts = {k: int(v) for k, v in match.groupdict().items() if v}
-    return parts.get("years", 0) * 365 + parts.get("months", 0) * 30 + parts.get("weeks", 0) * 7 + parts.get("days", 0)
+    return None if value == UNKNOWN else shared_duration_days(value)
 
 
 def _get(data: Any, *path: str) -> Any:
@@ -139,13 +135,12 @@ def _key_property(key: RecordedResource, name: str) -> Any:
 
 
 def _unix_date(value: Any) -> date | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return datetime.fromtimestamp(value, tz=UTC).date()
+    return unix_date(value)
 
 
 def _read_key(key: RecordedResource, into: KeyRotation) -> None:
     into.expires_on = _unix_date(_get(_key_property(key, "attributes"), "expires"))
+    into.not_before = _unix_date(_get(_key_property(key, "attributes"), "notBefore"))
     policy = _key_property(key, "rotationPolicy")
     into.expire_after_days = duration_days(_get(policy, "attributes", "expiryTime"))
     for action in _get(policy, "lifetimeActions") or []:
@@ -202,13 +197,23 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
             )
         )
 
+    if info.not_before is not None:
+        blockers = encrypt_blockers(as_of=as_of, expires=None, not_before=info.not_before)
+        if blockers:
+            info.findings.append(
+                Finding(
+                    "refuse",
+                    f"the key is not valid until {info.not_before} (notBefore), after {as_of}: Key Vault refuses "
+                    "every operation before it, so the cluster could neither encrypt nor decrypt. Remove notBefore "
+                    "or set it to a past date.",
+                )
+            )
     if info.expires_on is not None:
-        # The first version's fixed expiry is its own; a "before expiry" trigger fires relative to it.
-        first_rotation: date | None = None
-        if info.rotate_after_days is not None:
-            first_rotation = created + timedelta(days=info.rotate_after_days)
-        elif info.rotate_before_expiry_days is not None:
-            first_rotation = info.expires_on - timedelta(days=info.rotate_before_expiry_days)
+        # The first version's fixed expiry is its own; a "before expiry" trigger fires relative to it (the one
+        # implementation the policy pack shares: azure_facts.key_validity).
+        first_rotation = shared_first_rotation(
+            created, info.expires_on, info.rotate_after_days, info.rotate_before_expiry_days
+        )
         if info.expires_on <= as_of:
             info.findings.append(
                 Finding(

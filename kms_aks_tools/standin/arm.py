@@ -121,8 +121,10 @@ def check_managed_cluster(
                 and _encrypts_and_decrypts((out.get("policy") or {}).get("permissions") or {})
             )
         if not granted:
-            model = "the Key Vault Crypto User role on the key or the vault" if rbac else (
-                "an access policy with key permissions encrypt and decrypt"
+            model = (
+                "the Key Vault Crypto User role on the key or the vault"
+                if rbac
+                else ("an access policy with key permissions encrypt and decrypt")
             )
             raise ArmRefusal(
                 400,

@@ -6,6 +6,15 @@ A stack rule: it takes the indexed stack and the policy's config, and returns fi
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from azure_facts.key_validity import (
+    EXPIRED,
+    NOT_YET_VALID,
+    encrypt_blockers,
+    rotation_triggers,
+    unix_date,
+)
 from kms_rules.model import (
     DEFAULT_RSA_KEY_SIZE,
     HSM_KEY_TYPE,
@@ -116,6 +125,7 @@ def _key_fit(key: Res, kms: ClusterKms, require_hsm: bool, min_key_size: int) ->
                     key.urn,
                 )
             )
+    findings.extend(_key_validity(key, of))
     enabled = dig(key_property(key, "attributes"), "enabled")
     if enabled is False:
         findings.append(
@@ -191,6 +201,48 @@ def _vault_fit(vault: Res, kms: ClusterKms, require_hsm: bool) -> list[Finding]:
                     'set properties.networkAcls.defaultAction to "Allow"',
                 ),
                 vault.urn,
+            )
+        )
+    return findings
+
+
+def _key_validity(key: Res, of: str) -> list[Finding]:
+    """A key that cannot encrypt today, or on the day its first rotation is due (azure_facts.key_validity, the
+    implementation `kms-aks rotate-check` shares)."""
+    attributes = key_property(key, "attributes")
+    expires, not_before = dig(attributes, "expires"), dig(attributes, "notBefore")
+    if is_unknown(expires) or is_unknown(not_before):
+        return [could_not_decide(f"{of}: its validity dates are not known during preview.", key.urn)]
+    today = datetime.now(tz=UTC).date()
+    after, before = rotation_triggers(key_property(key, "rotationPolicy"))
+    created = unix_date(dig(attributes, "created")) or today
+    findings = []
+    for blocker in encrypt_blockers(
+        as_of=today,
+        expires=unix_date(expires),
+        not_before=unix_date(not_before),
+        created=created,
+        rotate_after_days=after,
+        rotate_before_expiry_days=before,
+    ):
+        if blocker.code == EXPIRED:
+            why = f"expired on {blocker.day}: Key Vault refuses every operation with it"
+        elif blocker.code == NOT_YET_VALID:
+            why = f"is not valid until {blocker.day} (notBefore): Key Vault refuses every operation before it"
+        else:
+            why = (
+                f"expires on {blocker.day}, no later than its first automatic rotation on {blocker.first_rotation}:"
+                " the version the cluster uses expires before its successor exists"
+            )
+        findings.append(
+            violation(
+                f"{of} {why}, so the cluster could neither encrypt nor decrypt its Secrets."
+                + how_to_fix(
+                    "kms-aks:kmsKey.expiresOn later than the first rotation (or unset)",
+                    "set properties.attributes.expires after the first rotation and notBefore in the past (or "
+                    "leave them out)",
+                ),
+                key.urn,
             )
         )
     return findings

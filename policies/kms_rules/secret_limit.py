@@ -23,8 +23,14 @@ from kms_rules.model import (
 def check_secret_limit(
     index: StackIndex, *, max_secrets: int = DEFAULT_MAX_SECRETS, kms_v2_aware: bool = False
 ) -> list[Finding]:
-    """At most `max_secrets` Kubernetes Secrets; with `kms_v2_aware`, only while a KMS cluster is below 1.27."""
+    """At most `max_secrets` Kubernetes Secrets; with `kms_v2_aware`, only while a KMS cluster is below 1.27.
+
+    KMS v1 holds at most 2000 Secrets whatever the config says: a `max_secrets` above that is capped for every
+    cluster that may run KMS v1 (issue 22: `maxSecrets: 5000` let 2,100 Secrets through on a v1 cluster).
+    """
     count = index.type_counts.get(SECRET, 0)
+    capped = max_secrets > DEFAULT_MAX_SECRETS
+    max_secrets = min(max_secrets, DEFAULT_MAX_SECRETS)
     if count <= max_secrets:
         return []
     fix = (
@@ -32,6 +38,8 @@ def check_secret_limit(
         "another stack)"
     )
     limit = f"{count} Kubernetes Secrets in this stack; AKS KMS (KMS v1) supports at most {max_secrets} per cluster"
+    if capped:
+        limit += " (maxSecrets above 2000 does not raise KMS v1's limit)"
     if not kms_v2_aware:
         return [
             violation(

@@ -122,6 +122,12 @@ SCENARIOS = [
         transforms=[{"type": VAULT, "set": {"properties.networkAcls.defaultAction": "Deny"}}],
     ),
     Scenario("dev-vault-tenant", "dev", transforms=[{"type": VAULT, "set": {"properties.tenantId": OTHER_TENANT}}]),
+    # Issue 21, class 1: inline access policies written on the vault (a vault PUT replaces the whole list).
+    Scenario(
+        "dev-vault-inline-access-policies",
+        "dev",
+        transforms=[{"type": VAULT, "set": {"properties.accessPolicies": []}}],
+    ),
     Scenario("dev-delete-all", "dev", empty_program=True),
     Scenario("dev-program-error", "dev", config={"kmsKey.size": 1000}, fails=True),
     # prod: RBAC, the KMS resources protected, a rotation policy.

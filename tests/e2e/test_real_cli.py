@@ -229,17 +229,35 @@ def test_a_key_rotation_is_refused_by_the_guard_and_allowed_for_that_urn_and_key
         assert f"REFUSED [rotation-without-reencryption] {cluster['urn']}" in gated.stdout.splitlines()
         assert "kms-aks reencrypt --stack dev --context" in gated.stdout.replace("\n    ", " ")
 
-        # The record `kms-aks reencrypt` writes after a complete pass under the current key, committed.
+        # The record `kms-aks reencrypt` writes after a verified pass under the current key on this cluster (its
+        # name and API server host as the deployed stack's state has them), committed.
         records.parent.mkdir(exist_ok=True)
+        plugin_key_id = hashlib.sha256(current_key_id.encode()).hexdigest()
+        label = "sha256:" + hashlib.sha256(plugin_key_id.encode()).hexdigest()
         record = {
             "keyId": current_key_id,
-            "pluginKeyId": hashlib.sha256(current_key_id.encode()).hexdigest(),
+            "pluginKeyId": plugin_key_id,
             "complete": True,
             "finishedAt": "2026-11-30T12:00:00Z",
             "durationSeconds": 1.0,
-            "cluster": {"context": "dev-admin", "server": "https://dev.example:443"},
+            "cluster": {
+                "name": cluster["outputs"]["name"],
+                "context": "dev-admin",
+                "server": f"https://{cluster['outputs']['fqdn']}:443",
+            },
             "secrets": {"listed": 3, "rewritten": 3, "deleted": 0, "failed": 0},
-            "apiServer": {"metricsServed": False},
+            "apiServer": {"metricsServed": True},
+            "verification": {
+                "status": "verified",
+                "keyIdHash": label,
+                "apiServers": ["sha256:" + "a" * 64],
+                "startedAt": "2026-11-30T11:59:50Z",
+                "finishedAt": "2026-11-30T11:59:59Z",
+                "secretsListed": 3,
+                "secretsRead": 3,
+                "readsByKey": {label: 3},
+                "exact": True,
+            },
         }
         records.write_text(yaml.safe_dump({"stack": "dev", "records": [record]}))
         allowed = workspace.ci("preview", "dev", str(out))

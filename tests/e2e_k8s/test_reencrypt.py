@@ -1,5 +1,6 @@
-"""Scenarios 2, 3, 4, 5, 6 and 7 of issue 15: `kms-aks reencrypt` and `kms-aks key-status` on a real kube-apiserver
-and etcd, Secrets encrypted by our KMS v2 plugin (tests/e2e_k8s/conftest.py's `control_plane`).
+"""Scenarios 2, 3, 4, 5, 6 and 7 of issue 15, and the verification of issue 23: `kms-aks reencrypt` and
+`kms-aks key-status` on a real kube-apiserver and etcd, Secrets encrypted by our KMS v2 plugin
+(tests/e2e_k8s/conftest.py's `control_plane`). Two kube-apiservers on one etcd: tests/e2e_k8s/test_verify.py.
 
 Every claim is checked on etcd's own bytes (the envelope's keyID, read through etcd's gateway) or etcd's own
 counters (each key's `version`: how many times it was written), never only on what the tool says. Expected key
@@ -7,9 +8,11 @@ ids are computed here from the key URL (sha256 of the versioned URL, as the Azur
 from the tool's code; the plugin that wrote the envelopes is Go.
 
 The tests of this module share one control plane and run in order, as an operator would:
-thousands of Secrets under v1 -> the guard refuses v1 -> v2 until a pass on v1 leaves its record -> the key
-moves to v2 -> key-status before the rewrite -> reencrypt killed mid-run -> rerun -> key-status after -> the
-key moves to v3 -> reencrypt while another client writes -> failures that must write nothing.
+thousands of Secrets under v1 -> the guard refuses v1 -> v2 until a pass on v1 leaves its verified record, and
+refuses that record for another cluster -> the key moves to v2 -> key-status before the rewrite -> reencrypt
+killed mid-run -> `key-status --verify` and the dry run count what etcd holds under v1 -> rerun -> key-status
+after -> the key moves to v3 -> reencrypt while another client writes -> a user who may not read /metrics
+gets an `unverified` record, which the gate refuses -> failures that must write nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from testbed import ControlPlane, envelope_key_id
 NAMESPACES = 40
 SECRETS_PER_NAMESPACE = 50  # 2,000 Secrets
 STACK = "e2ek8s"
+# The recorded dev preview's cluster (its old state's `name`); its API server here is the control plane's.
+CLUSTER_NAME = "aks-kms-dev"
+RECORDED_FQDN = "aks-kms-dev-2eb7208f.hcp.westeurope.azmk8s.io"
 ENV = {**os.environ, "COLUMNS": "400", "TERM": "dumb"}
 
 
@@ -68,7 +74,7 @@ def write_stack(directory: Path, key_url: str) -> Path:
         f"providers/Microsoft.KeyVault/vaults/{vault}\n"
         "    permissionModel: rbac\n"
         "  kms-aks:cluster:\n"
-        "    name: aks-e2ek8s\n"
+        f"    name: {CLUSTER_NAME}\n"
         '    kubernetesVersion: "1.33"\n'
         "    apiServerAuthorizedIpRanges: [198.51.100.0/24]\n"
     )
@@ -222,9 +228,14 @@ CLUSTER_URN = (
 )
 
 
-def rotation_preview(plane: ControlPlane, directory: Path, old: str, new: str) -> Path:
+def rotation_preview(
+    plane: ControlPlane, directory: Path, old: str, new: str, *, api_server_host: str = "127.0.0.1"
+) -> Path:
+    """The recorded rotation, moved to the control plane: its vault, its key versions, its API server host
+    (the cluster's `fqdn` in the old state, which a record's server must match)."""
     text = RECORDED_ROTATION.read_text()
     assert RECORDED_OLD_VERSION in text and RECORDED_NEW_VERSION in text and "urn:pulumi:dev::" in text
+    assert text.count(f'"fqdn": "{RECORDED_FQDN}"') == 1 and f'"name": "{CLUSTER_NAME}"' in text
     text = (
         text.replace(
             "https://kv-kmsaks-dev-01.vault.azure.net/keys/aks-kms-dev", f"{plane.vault_url}keys/{plane.key_name}"
@@ -232,8 +243,9 @@ def rotation_preview(plane: ControlPlane, directory: Path, old: str, new: str) -
         .replace(RECORDED_OLD_VERSION, old)
         .replace(RECORDED_NEW_VERSION, new)
         .replace("urn:pulumi:dev::", f"urn:pulumi:{STACK}::")
+        .replace(f'"fqdn": "{RECORDED_FQDN}"', f'"fqdn": "{api_server_host}"')
     )
-    path = directory / "preview.json"
+    path = directory / f"preview-{api_server_host}.json"
     path.write_text(text)
     return path
 
@@ -263,14 +275,40 @@ def test_scenario_5_the_gate_refuses_a_rotation_until_a_pass_leaves_the_current_
     assert etcd_versions(control_plane) == versions
     [record] = yaml.safe_load((story.rotations / f"{STACK}.yaml").read_text())["records"]
     assert record["keyId"] == control_plane.key_id(story.v1) and record["complete"] is True
+    # The evidence: every Secret read back from etcd under v1's label, on the one API server there is.
+    evidence = record["verification"]
+    v1_label = metric_label(control_plane.key_id(story.v1))
+    assert evidence["status"] == "verified" and evidence["keyIdHash"] == v1_label
+    assert evidence["readsByKey"] == {v1_label: total} and evidence["secretsRead"] == total and evidence["exact"]
+    assert evidence["apiServers"] == [apiserver_label(control_plane)]
+    assert record["cluster"]["name"] == CLUSTER_NAME
 
     allowed = kms_aks("guard", str(preview), *allow)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "rotation-without-reencryption" not in allowed.stdout
 
+    # The same record, for a preview of another cluster (another API server host): refused.
+    elsewhere = rotation_preview(
+        control_plane, tmp_path, story.v1, story.v2, api_server_host="aks-kms-dev-00000000.hcp.westeurope.azmk8s.io"
+    )
+    other = kms_aks("guard", str(elsewhere), *allow)
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "REFUSED [rotation-without-reencryption]" in other.stdout
+    assert "it is about the API server 127.0.0.1, not aks-kms-dev-00000000" in " ".join(other.stdout.split())
+
     # The change is applied: AKS moves the cluster to v2 (the plugin's current slot), the stack pins it.
     control_plane.use_key_version(story.v2, wait=True)
     write_stack(story.stack.parent, control_plane.key_id(story.v2))
+
+
+def apiserver_label(plane: ControlPlane) -> str:
+    """The `apiserver_id_hash` of the plane's API server: the hash of its identity Lease's name, read here."""
+    [lease] = [
+        item
+        for item in plane.api_get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases").json()["items"]
+        if (item["metadata"].get("labels") or {}).get("apiserver.kubernetes.io/identity") == "kube-apiserver"
+    ]
+    return "sha256:" + hashlib.sha256(lease["metadata"]["name"].encode()).hexdigest()
 
 
 def common(plane: ControlPlane, story: Story) -> list[str]:
@@ -324,6 +362,31 @@ def test_scenario_3_reencrypt_killed_mid_run_then_rerun_rewrites_each_secret_onc
     records = yaml.safe_load((story.rotations / f"{STACK}.yaml").read_text())["records"]
     assert [r["keyId"] for r in records] == [control_plane.key_id(story.v1)], "no record for an unfinished pass"
 
+    # What is still under v1 after the kill, as the API server's counters show it, is what etcd's bytes show.
+    v1_label, v2_label = metric_label(control_plane.key_id(story.v1)), metric_label(control_plane.key_id(story.v2))
+    status = kms_aks(
+        "key-status",
+        *common(control_plane, story),
+        "--known-key-id",
+        control_plane.key_id(story.v1),
+        "--verify",
+        "--json",
+    )
+    assert status.returncode == 1, status.stdout + status.stderr
+    checked = json.loads(status.stdout)["verification"]
+    assert checked["exact"] and checked["listed"] == checked["read"] == total
+    assert {k["keyIdHash"]: k["secrets"] for k in checked["byKey"]} == {v1_label: mixed[v1_id], v2_label: mixed[v2_id]}
+    assert {k["keyId"] for k in checked["byKey"]} == {control_plane.key_id(story.v1), control_plane.key_id(story.v2)}
+    assert not checked["verified"] and checked["notKms"] == 0 and checked["unreadable"] == []
+    assert (
+        f"{mixed[v1_id]} Secret(s) are still stored under {control_plane.key_id(story.v1)}, not the current key"
+        in json.loads(status.stdout)["findings"]
+    )
+    dry = kms_aks("reencrypt", *common(control_plane, story), "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"reencrypt --dry-run: {mixed[v1_id]} Secrets would be rewritten" in dry.stdout
+    assert Counter(etcd_key_ids(control_plane).values()) == mixed, "neither wrote anything"
+
     rerun = kms_aks("reencrypt", *common(control_plane, story), "--rate", "0", "--progress-every", "500")
     output = rerun.stdout + rerun.stderr
     assert rerun.returncode == 0, output
@@ -350,7 +413,9 @@ def test_scenario_3_reencrypt_killed_mid_run_then_rerun_rewrites_each_secret_onc
     assert record["secrets"]["listed"] == total and record["secrets"]["failed"] == 0
     assert record["secrets"]["rewritten"] + record["secrets"]["unchanged"] == total
     assert record["secrets"]["deleted"] == 0
-    assert record["cluster"] == {"context": control_plane.context, "server": control_plane.server}
+    assert record["cluster"] == {"name": CLUSTER_NAME, "context": control_plane.context, "server": control_plane.server}
+    assert record["verification"]["status"] == "verified"
+    assert record["verification"]["readsByKey"] == {metric_label(control_plane.key_id(story.v2)): total}
     assert record["apiServer"]["metricsServed"] is True and record["apiServer"]["currentKeyMatches"] is True
     assert record["apiServer"]["currentKeyIdHash"] == metric_label(control_plane.key_id(story.v2))
     assert story.sample_plaintext not in output
@@ -520,6 +585,65 @@ def test_dry_run_counts_and_writes_nothing(control_plane: ControlPlane, core: cl
     result = kms_aks("reencrypt", *common(control_plane, story), "--dry-run")
     assert result.returncode == 0 and value not in result.stdout + result.stderr
     assert etcd_versions(control_plane) == versions
-    assert (
-        f"reencrypt --dry-run: {NAMESPACES * SECRETS_PER_NAMESPACE} Secrets in {NAMESPACES} namespaces" in result.stdout
+    total = NAMESPACES * SECRETS_PER_NAMESPACE
+    # Every Secret is under the stack's key (etcd says so): nothing to rewrite, as the counters show.
+    assert Counter(etcd_key_ids(control_plane).values()) == {azure_key_id(control_plane.key_id(story.v3)): total}
+    assert f"{total} of {total} Secrets read from etcd on 1 API server replica(s)" in result.stdout
+    assert "none under another key" in result.stdout
+    assert "reencrypt --dry-run: 0 Secrets would be rewritten" in result.stdout
+
+
+def test_a_user_who_may_not_read_metrics_gets_an_unverified_record_and_the_gate_refuses_it(
+    control_plane: ControlPlane, api_client: client.ApiClient, story: Story, tmp_path: Path
+) -> None:
+    """The operator may list, get and update Secrets and list the API servers' Leases, not GET /metrics."""
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    rbac.create_cluster_role(
+        client.V1ClusterRole(
+            metadata=client.V1ObjectMeta(name="kms-aks-reencrypt"),
+            rules=[
+                client.V1PolicyRule(api_groups=[""], resources=["secrets"], verbs=["list", "get", "update"]),
+                client.V1PolicyRule(api_groups=["coordination.k8s.io"], resources=["leases"], verbs=["list"]),
+            ],
+        )
     )
+    rbac.create_cluster_role_binding(
+        client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name="kms-aks-reencrypt"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="kms-aks-reencrypt"
+            ),
+            subjects=[
+                client.RbacV1Subject(api_group="rbac.authorization.k8s.io", kind="User", name="kms-aks-operator")
+            ],
+        )
+    )
+    stack = write_stack(tmp_path, control_plane.key_id(story.v3))
+    kubeconfig = kubeconfig_with(control_plane, tmp_path, token=control_plane.operator_token)
+    denied = requests.get(
+        f"{control_plane.server}/metrics",
+        headers={"Authorization": f"Bearer {control_plane.operator_token}"},
+        verify=str(control_plane.ca_file),
+        timeout=30,
+    )
+    assert denied.status_code == 403, "the control: this user may not read /metrics"
+    versions = etcd_versions(control_plane)
+
+    result = kms_aks("reencrypt", "--stack", str(stack), "--kubeconfig", str(kubeconfig), "--wait-for-key", "0")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "every Secret was rewritten, but that could not be verified" in output
+    # Every Secret was already under v3 (etcd's bytes): the pass wrote none of them.
+    assert etcd_versions(control_plane) == versions
+    [record] = yaml.safe_load((tmp_path / "rotations" / f"{STACK}.yaml").read_text())["records"]
+    assert record["complete"] is False and record["apiServer"]["metricsServed"] is False
+    assert record["verification"]["status"] == "unverified"
+    assert record["verification"]["reason"] == "GET /metrics: HTTP 403 (this user may not read /metrics)"
+
+    v4 = control_plane.create_key_version()
+    preview = rotation_preview(control_plane, tmp_path, story.v3, v4)
+    allow = [f"{CLUSTER_URN}={control_plane.key_id(v4)}"]
+    refused = kms_aks("guard", str(preview), "--allow-key-rotation", *allow, "--records", str(tmp_path / "rotations"))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "REFUSED [rotation-without-reencryption]" in refused.stdout
+    assert "unverified: GET /metrics: HTTP 403" in " ".join(refused.stdout.split())

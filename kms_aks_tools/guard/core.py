@@ -8,9 +8,10 @@ diff) and refuses:
 - on a cluster: a change of `securityProfile.azureKeyVaultKms.keyId` (including an unknown new key id, which
   cannot be reviewed); `enabled` going from true to false or the KMS block removed; any change of
   `keyVaultNetworkAccess`; a change of the cluster's `identity`;
-- the rotation gate: a key id change away from a current key that has no complete re-encryption record in
-  `rotations/<stack>.yaml` (written by `kms-aks reencrypt`): AKS keeps two key slots, and a rotation drops the
-  older one with every Secret still stored under it;
+- the rotation gate: a key id change away from a current key that has no re-encryption record in
+  `rotations/<stack>.yaml` (written by `kms-aks reencrypt`) that `reencryption_records.judge` trusts: complete,
+  with the API server's evidence for that key, about this cluster (its name and API server host in the old
+  state). AKS keeps two key slots, and a rotation drops the older one with every Secret still stored under it;
 - op `replace`, `create-replacement`, `delete-replaced` or `delete` on a ManagedCluster, a Key Vault, a Key Vault
   key or a user-assigned identity (and any op on a KMS-relevant type the guard does not know);
 - on the KMS identity's grants (AccessPolicy, RoleAssignment): a delete or replace, an update that drops encrypt
@@ -49,23 +50,20 @@ default: input the guard cannot read is a refusal, never a pass.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from rich.console import Console
-from rich.text import Text
 
 from azure_facts import VERSIONED_KEY_ID
-from azure_facts.engine import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, stack_from_urn, type_from_urn
+from azure_facts.engine import UNKNOWN, stack_from_urn, type_from_urn
 from azure_facts.key_ids import normalize_key_id
+from azure_facts.kms_closure import Member
 from azure_facts.tokens import (
     ACCESS_POLICY,
     KEY,
@@ -77,15 +75,36 @@ from azure_facts.tokens import (
     UnrecognisedKmsToken,
     canonical_type,
 )
-from kms_aks_tools.cli.console import make_console
-from kms_aks_tools.cli.options import subcommand_parser
-from kms_aks_tools.cluster.reencryption_records import RecordError, RecordFile, load_records, records_path
-from kms_aks_tools.guard_verdict import AllowedChange, GuardVerdict, StaleOverride, VerdictFinding, dump_verdict
+from kms_aks_tools.cli.exits import EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cluster.reencryption_records import (
+    ClusterIdentity,
+    RecordError,
+    RecordFile,
+    load_records,
+    records_path,
+    server_host,
+    trusted_record,
+)
+from kms_aks_tools.guard.closure import closure_of, unreviewed_findings
+from kms_aks_tools.preview.model import (
+    MASKED_SECRET,
+    MISSING,
+    BadInput,
+    Preview,
+    Step,
+    check_change_summary,
+    lookup,
+    read_text,
+    split_property_path,
+    unwrap_secret,
+    validation_message,
+)
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 
-EXIT_CLEAN = 0
-EXIT_FINDINGS = 1
-EXIT_BAD_INPUT = 2
+# The stack config key that says whether a cluster outside the stack uses its vault's key (default: assumed so
+# when the stack holds a vault or key but no cluster). docs/ci-and-state.md.
+EXTERNAL_CLUSTER_CONFIG = "kms-aks:keyServesExternalCluster"
+
 
 # Deleting or replacing any of these makes the cluster's etcd secrets unreadable (or the cluster gone).
 GUARDED_TYPES = frozenset({MANAGED_CLUSTER, VAULT, KEY, USER_ASSIGNED_IDENTITY})
@@ -101,13 +120,12 @@ NON_DESTRUCTIVE_OPS = frozenset({"same", "create", "update", "read", "refresh", 
 # Ops whose step carries an existing resource's old state next to the planned new state.
 CHANGE_OPS = frozenset({"update", "replace", "create-replacement"})
 
-# How `pulumi preview --json` prints a secret when --show-secrets is not given.
-MASKED_SECRET = "[secret]"
 
 KMS_PATH: tuple[str, ...] = ("securityProfile", "azureKeyVaultKms")
 KEY_ID_PATH = (*KMS_PATH, "keyId")
 ENABLED_PATH = (*KMS_PATH, "enabled")
 NETWORK_ACCESS_PATH = (*KMS_PATH, "keyVaultNetworkAccess")
+PRIVATE_VAULT_PATH = (*KMS_PATH, "keyVaultResourceId")
 IDENTITY_PATH: tuple[str, ...] = ("identity",)
 
 # ARM's default when keyVaultNetworkAccess is omitted: an explicit "Public" is no change.
@@ -122,6 +140,7 @@ VAULT_PERMISSION_MODEL_PATH = ("properties", "enableRbacAuthorization")
 VAULT_PUBLIC_NETWORK_PATH = ("properties", "publicNetworkAccess")
 VAULT_NETWORK_ACLS_PATH = ("properties", "networkAcls")
 VAULT_TENANT_PATH = ("properties", "tenantId")
+VAULT_ACCESS_POLICIES_PATH = ("properties", "accessPolicies")
 
 # The grants' fields whose change moves or narrows the grant (ARM names: AccessPolicyEntry, RoleAssignment).
 ACCESS_POLICY_PRINCIPAL = ("policy", "objectId")
@@ -178,11 +197,29 @@ OVERRIDABLE_RULES = frozenset(
         "vault-network-access-change",
         "vault-network-acls-change",
         "vault-tenant-change",
+        "vault-access-policies-change",
         "protect-removed",
         "destructive-op",
+        "unreviewed-kms-change",
     }
 )
 ROTATION_GATE_RULE = "rotation-without-reencryption"
+
+# What the named rules judge on each type: a change at or below one of these paths is theirs to pass or refuse;
+# any other change on a closure member is on the known-safe list or refused as unreviewed-kms-change.
+JUDGED_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    MANAGED_CLUSTER: (KEY_ID_PATH, ENABLED_PATH, NETWORK_ACCESS_PATH, PRIVATE_VAULT_PATH, IDENTITY_PATH),
+    VAULT: (
+        VAULT_ACCESS_POLICIES_PATH,
+        VAULT_PERMISSION_MODEL_PATH,
+        VAULT_PUBLIC_NETWORK_PATH,
+        VAULT_NETWORK_ACLS_PATH,
+        VAULT_TENANT_PATH,
+    ),
+    KEY: (("properties",), ("tags",)),  # key-create-time-change judges every setting of an existing key
+    ACCESS_POLICY: (*GRANT_FIELDS[ACCESS_POLICY], ACCESS_POLICY_KEYS),
+    ROLE_ASSIGNMENT: tuple(GRANT_FIELDS[ROLE_ASSIGNMENT]),
+}
 
 _OVERRIDE_HINT = (
     "For a planned rotation, add an entry {urn, newKeyId, reason} to keyRotations in the overrides file "
@@ -200,80 +237,6 @@ def _transition_hint(rule: str, urn: str, path: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # The `pulumi preview --json` shape
 # --------------------------------------------------------------------------------------------------
-
-
-class ResourceState(BaseModel):
-    """A resource's state in a step (`oldState` / `newState`): its URN, type, inputs and outputs."""
-
-    model_config = ConfigDict(extra="allow")
-
-    urn: str | None = None
-    type: str | None = None
-    id: str | None = None
-    protect: bool | None = None
-    aliases: list[str] | None = None
-    inputs: dict[str, Any] | None = None
-    outputs: dict[str, Any] | None = None
-
-    def properties(self) -> dict[str, Any] | None:
-        """The properties to compare: the inputs, or the outputs when the state has no inputs at all.
-
-        Falling back per key would be wrong: during preview a new state's outputs can still hold the old
-        values, so an input removed on purpose would look unchanged.
-        """
-        if self.inputs:
-            return self.inputs
-        if self.outputs:
-            return self.outputs
-        return None
-
-
-class PropertyDiff(BaseModel):
-    """One entry of a step's `detailedDiff`."""
-
-    model_config = ConfigDict(extra="allow")
-
-    kind: Literal["add", "delete", "update", "add-replace", "delete-replace", "update-replace"]
-    inputDiff: bool = False
-
-
-class Step(BaseModel):
-    """One step of the plan: what the engine will do to one resource."""
-
-    model_config = ConfigDict(extra="allow")
-
-    op: str = Field(min_length=1)
-    urn: str = Field(min_length=1)
-    # The real CLI writes no step-level type (the URN and the states carry it); one in the input is read too,
-    # and must agree with them.
-    type: str | None = None
-    provider: str | None = None
-    oldState: ResourceState | None = None
-    newState: ResourceState | None = None
-    diffReasons: list[str] | None = None
-    replaceReasons: list[str] | None = None
-    detailedDiff: dict[str, PropertyDiff] | None = None
-
-
-class Diagnostic(BaseModel):
-    """A diagnostic the engine printed during preview."""
-
-    model_config = ConfigDict(extra="allow")
-
-    message: str = ""
-    severity: str | None = None
-    urn: str | None = None
-
-
-class Preview(BaseModel):
-    """The top-level object `pulumi preview --json` writes."""
-
-    model_config = ConfigDict(extra="allow")
-
-    steps: list[Step]
-    changeSummary: dict[str, int] | None = None
-    duration: float | None = None
-    diagnostics: list[Diagnostic] | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -440,11 +403,7 @@ class GuardResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FINDINGS if self.findings else EXIT_CLEAN
-
-
-class BadInput(Exception):
-    """Input the guard cannot judge: reported as a message with exit status 2, never as a traceback."""
+        return EXIT_BLOCKED if self.findings else EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------------
@@ -508,37 +467,6 @@ def _short(resource_type: str) -> str:
     return resource_type.rsplit(":", 1)[-1]
 
 
-def _unwrap_secret(value: Any) -> Any:
-    """A secret shown with --show-secrets is a signature object around the value; keep only the value."""
-    if isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG:
-        return value.get("value", value.get("plaintext", MASKED_SECRET))
-    return value
-
-
-_MISSING = object()
-
-
-def lookup(properties: Mapping[str, Any] | None, path: Sequence[str]) -> Any:
-    """The value at `path`, `_MISSING` when absent, `UNKNOWN` when it or any parent is unknown."""
-    current: Any = properties
-    for segment in path:
-        current = _unwrap_secret(current)
-        if current == UNKNOWN:
-            return UNKNOWN
-        if not isinstance(current, dict) or segment not in current:
-            return _MISSING
-        current = current[segment]
-    return _unwrap_secret(current)
-
-
-_PATH_TOKEN = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|([^.\[\]]+)')
-
-
-def split_property_path(path: str) -> tuple[str, ...]:
-    """Split a detailedDiff key (`identity.userAssignedIdentities[0]`, `tags["a.b"]`) into segments."""
-    return tuple(quoted or index or plain for quoted, index, plain in _PATH_TOKEN.findall(path))
-
-
 def _touches(diff_path: tuple[str, ...], guarded: tuple[str, ...]) -> bool:
     """True when a diff entry is at, below or above the guarded path (a parent replaced wholesale counts)."""
     shortest = min(len(diff_path), len(guarded))
@@ -546,7 +474,7 @@ def _touches(diff_path: tuple[str, ...], guarded: tuple[str, ...]) -> bool:
 
 
 def _fmt(value: Any) -> str:
-    if value is _MISSING:
+    if value is MISSING:
         return "(absent)"
     if value == UNKNOWN:
         return "(unknown until apply)"
@@ -585,14 +513,14 @@ def _key_id_finding(urn: str, old: Any, new: Any) -> Finding | None:
                 "id in the stack config, preview again, then override that exact id."
             ),
         )
-    if new is _MISSING or new is None or new == "":
+    if new is MISSING or new is None or new == "":
         return Finding(
             rule="kms-key-removed",
             urn=urn,
             path=path,
             message=f"the KMS key id is removed from an existing cluster (was {_fmt(old)}).",
         )
-    if old is _MISSING or old is None or old == "":
+    if old is MISSING or old is None or old == "":
         return Finding(
             rule="kms-key-change",
             urn=urn,
@@ -614,9 +542,11 @@ def _key_id_finding(urn: str, old: Any, new: Any) -> Finding | None:
     )
 
 
-def _enabled_finding(urn: str, old_props: Mapping[str, Any], new_props: Mapping[str, Any]) -> Finding | None:
+def _enabled_finding(
+    urn: str, old_props: Mapping[str, Any], new_props: Mapping[str, Any], old_outputs: Mapping[str, Any] | None = None
+) -> Finding | None:
     old = lookup(old_props, ENABLED_PATH)
-    if old is not True:
+    if old is not True and lookup(old_outputs, ENABLED_PATH) is not True:
         return None
     new = lookup(new_props, ENABLED_PATH)
     if new is True:
@@ -624,7 +554,7 @@ def _enabled_finding(urn: str, old_props: Mapping[str, Any], new_props: Mapping[
     path = ".".join(ENABLED_PATH)
     if new == UNKNOWN:
         detail = "becomes unknown until apply"
-    elif lookup(new_props, KMS_PATH) in (_MISSING, None):
+    elif lookup(new_props, KMS_PATH) in (MISSING, None):
         path = ".".join(KMS_PATH)
         detail = "block is removed, which disables KMS"
     else:
@@ -641,8 +571,8 @@ def _enabled_finding(urn: str, old_props: Mapping[str, Any], new_props: Mapping[
 
 
 def _network_access_finding(urn: str, old: Any, new: Any) -> Finding | None:
-    effective_old = DEFAULT_NETWORK_ACCESS if old in (_MISSING, None) else old
-    effective_new = DEFAULT_NETWORK_ACCESS if new in (_MISSING, None) else new
+    effective_old = DEFAULT_NETWORK_ACCESS if old in (MISSING, None) else old
+    effective_new = DEFAULT_NETWORK_ACCESS if new in (MISSING, None) else new
     if effective_old == effective_new:
         return None
     return Finding(
@@ -661,10 +591,10 @@ def _identity_shape(identity: Any) -> Any:
 
     User-assigned identities are a list of ids on input and a map keyed by id on output.
     """
-    if identity in (_MISSING, None) or identity == UNKNOWN or not isinstance(identity, dict):
+    if identity in (MISSING, None) or identity == UNKNOWN or not isinstance(identity, dict):
         return identity
-    identity_type = _unwrap_secret(identity.get("type"))
-    ids = _unwrap_secret(identity.get("userAssignedIdentities"))
+    identity_type = unwrap_secret(identity.get("type"))
+    ids = unwrap_secret(identity.get("userAssignedIdentities"))
     if ids == UNKNOWN:
         return UNKNOWN
     if isinstance(ids, dict):
@@ -673,11 +603,11 @@ def _identity_shape(identity: Any) -> Any:
         id_list = ids
     else:
         id_list = []
-    if any(_unwrap_secret(i) == UNKNOWN for i in id_list):
+    if any(unwrap_secret(i) == UNKNOWN for i in id_list):
         return UNKNOWN
     return (
         identity_type.lower() if isinstance(identity_type, str) else identity_type,
-        tuple(sorted(str(_unwrap_secret(i)).lower() for i in id_list)),
+        tuple(sorted(str(unwrap_secret(i)).lower() for i in id_list)),
     )
 
 
@@ -701,10 +631,37 @@ def _identity_finding(urn: str, old: Any, new: Any) -> Finding | None:
     )
 
 
+def _private_vault_finding(urn: str, old: Any, new: Any) -> Finding | None:
+    if _lower(old) == _lower(new) or (old in (MISSING, None) and new in (MISSING, None)):
+        return None
+    return Finding(
+        rule="kms-private-vault-change",
+        urn=urn,
+        path=".".join(PRIVATE_VAULT_PATH),
+        message=(
+            f"keyVaultResourceId changes {_fmt(old)} -> {_fmt(new)}: with keyVaultNetworkAccess Private it names the "
+            "vault AKS reaches the key through (its private endpoint); another id points the KMS plugin at another "
+            "vault, which does not hold the cluster's key, or leaves it no way to the key. Keep it the vault of the "
+            "key id; a move to another vault is a planned rotation to a key in that vault. Not overridable."
+        ),
+    )
+
+
+def _observed_key_id(step: Step, old_props: Mapping[str, Any]) -> Any:
+    """The cluster's key id as it is now: the refreshed outputs' when they hold one (an out-of-band change or
+    drift shows there, not in the inputs), else the inputs'."""
+    outputs = step.oldState.outputs if step.oldState else None
+    refreshed = lookup(outputs, KEY_ID_PATH)
+    if isinstance(refreshed, str) and refreshed and refreshed != UNKNOWN:
+        return refreshed
+    return lookup(old_props, KEY_ID_PATH)
+
+
 _GUARDED_PATHS: dict[str, tuple[str, ...]] = {
     "kms-key-change": KEY_ID_PATH,
     "kms-disabled": ENABLED_PATH,
     "kms-network-access-change": NETWORK_ACCESS_PATH,
+    "kms-private-vault-change": PRIVATE_VAULT_PATH,
     "identity-change": IDENTITY_PATH,
 }
 
@@ -712,7 +669,7 @@ _GUARDED_PATHS: dict[str, tuple[str, ...]] = {
 def _state_findings(step: Step, old_props: dict[str, Any], new_props: dict[str, Any]) -> Iterator[Finding]:
     """Compare old and new values; a rule whose values are masked secrets is handed to the detailed diff."""
     urn = step.urn
-    old_key, new_key = lookup(old_props, KEY_ID_PATH), lookup(new_props, KEY_ID_PATH)
+    old_key, new_key = _observed_key_id(step, old_props), lookup(new_props, KEY_ID_PATH)
     if _masked(old_key, new_key):
         yield from _diff_findings(step, only="kms-key-change", reason="its values are masked secrets")
     elif finding := _key_id_finding(urn, old_key, new_key):
@@ -720,13 +677,19 @@ def _state_findings(step: Step, old_props: dict[str, Any], new_props: dict[str, 
 
     if _masked(lookup(old_props, ENABLED_PATH), lookup(new_props, ENABLED_PATH)):
         yield from _diff_findings(step, only="kms-disabled", reason="its values are masked secrets")
-    elif finding := _enabled_finding(urn, old_props, new_props):
+    elif finding := _enabled_finding(urn, old_props, new_props, step.oldState.outputs if step.oldState else None):
         yield finding
 
     old_net, new_net = lookup(old_props, NETWORK_ACCESS_PATH), lookup(new_props, NETWORK_ACCESS_PATH)
     if _masked(old_net, new_net):
         yield from _diff_findings(step, only="kms-network-access-change", reason="its values are masked")
     elif finding := _network_access_finding(urn, old_net, new_net):
+        yield finding
+
+    old_vault, new_vault = lookup(old_props, PRIVATE_VAULT_PATH), lookup(new_props, PRIVATE_VAULT_PATH)
+    if _masked(old_vault, new_vault):
+        yield from _diff_findings(step, only="kms-private-vault-change", reason="its values are masked")
+    elif finding := _private_vault_finding(urn, old_vault, new_vault):
         yield finding
 
     old_id, new_id = lookup(old_props, IDENTITY_PATH), lookup(new_props, IDENTITY_PATH)
@@ -833,7 +796,8 @@ def _changed_key_settings(step: Step) -> list[tuple[tuple[str, ...], str, Any, A
     old_props = step.oldState.properties() if step.oldState else None
     new_props = step.newState.properties() if step.newState else None
     changed: list[tuple[tuple[str, ...], str, Any, Any]] = []
-    if old_props is not None and new_props is not None:
+    hidden = any(_masked(lookup(props, (top,))) for props in (old_props, new_props) for top in ("properties", "tags"))
+    if old_props is not None and new_props is not None and not hidden:
         for setting in KEY_CREATE_TIME_SETTINGS:
             old, new = lookup(old_props, setting), lookup(new_props, setting)
             if old != new:
@@ -850,7 +814,7 @@ def _changed_key_settings(step: Step) -> list[tuple[tuple[str, ...], str, Any, A
         if not segments or segments[0] not in ("properties", "tags"):
             continue
         setting = next((s for s in KEY_CREATE_TIME_SETTINGS if _touches(segments, s)), segments[:1])
-        changed.append((setting, diff_path, _MISSING, _MISSING))
+        changed.append((setting, diff_path, MISSING, MISSING))
     return changed
 
 
@@ -867,7 +831,7 @@ def _key_findings(step: Step) -> Iterator[Finding]:
         shown = (
             f" {_expiry(old)} -> {_expiry(new)}"
             if setting[-1] in ("expires", "notBefore")
-            else ("" if old is _MISSING and new is _MISSING else f" {_fmt(old)} -> {_fmt(new)}")
+            else ("" if old is MISSING and new is MISSING else f" {_fmt(old)} -> {_fmt(new)}")
         )
         if setting == ("properties", "attributes", "expires"):
             effect = (
@@ -996,18 +960,18 @@ def _unknown(value: Any) -> bool:
 
 def _identity_ids(identity: Any) -> tuple[set[str], bool]:
     """The user-assigned identity ids in a cluster's `identity` (list on input, map on output); True if unknown."""
-    identity = _unwrap_secret(identity)
-    if identity in (_MISSING, None):
+    identity = unwrap_secret(identity)
+    if identity in (MISSING, None):
         return set(), False
     if _unknown(identity) or not isinstance(identity, dict):
         return set(), True
-    ids = _unwrap_secret(identity.get("userAssignedIdentities"))
+    ids = unwrap_secret(identity.get("userAssignedIdentities"))
     if ids is None:
         return set(), False
     if _unknown(ids):
         return set(), True
     listed = list(ids.keys()) if isinstance(ids, dict) else ids if isinstance(ids, list) else []
-    values = [_unwrap_secret(i) for i in listed]
+    values = [unwrap_secret(i) for i in listed]
     if any(_unknown(v) or not isinstance(v, str) for v in values):
         return {v.lower() for v in values if isinstance(v, str) and not _unknown(v)}, True
     return {v.lower() for v in values}, False
@@ -1062,7 +1026,7 @@ def kms_identities(judged: Sequence[tuple[Step, str]]) -> KmsIdentities:
             for resource_id in {state.id, outputs.get("id")}:
                 if isinstance(resource_id, str) and not _unknown(resource_id):
                     principals_by_id.setdefault(resource_id.lower(), set()).add(
-                        _unwrap_secret(outputs.get("principalId", _MISSING))
+                        unwrap_secret(outputs.get("principalId", MISSING))
                     )
     for identity_id in sorted(cluster_ids):
         principals = principals_by_id.get(identity_id)
@@ -1070,7 +1034,7 @@ def kms_identities(judged: Sequence[tuple[Step, str]]) -> KmsIdentities:
             view.gaps.append(f"the cluster's identity {identity_id} is not in the preview")
             continue
         for principal in principals:
-            if principal in (_MISSING, None) or _unknown(principal) or not isinstance(principal, str):
+            if principal in (MISSING, None) or _unknown(principal) or not isinstance(principal, str):
                 view.gaps.append(f"the principal of identity {identity_id} is not known in the preview")
             else:
                 view.principals.add(principal.lower())
@@ -1092,7 +1056,7 @@ def _kms_grant_because(step: Step, grant_type: str, view: KmsIdentities) -> str 
             return f"it is held by the KMS identity (principal {principal})"
     if not principals:
         return "the preview carries no state for it, so its principal cannot be read"
-    if any(p in (_MISSING, None) or _unknown(p) for p in principals):
+    if any(p in (MISSING, None) or _unknown(p) for p in principals):
         return "its principal is unknown or masked in the preview, so it cannot be cleared of being the KMS identity's"
     if view.gaps:
         return "it cannot be cleared of being the KMS identity's: " + "; ".join(dict.fromkeys(view.gaps))
@@ -1152,6 +1116,11 @@ def _grant_findings(step: Step, grant_type: str, view: KmsIdentities) -> Iterato
             subject=f"{short} ({because})",
         )
         return
+    if any(_masked(lookup(old_props, path), lookup(new_props, path)) for _, path in watched):
+        yield from _diff_findings(
+            step, reason=f"its values are masked ({because})", guarded=watched, subject=f"{short} ({because})"
+        )
+        return
     for field_path, label in GRANT_FIELDS[grant_type].items():
         old, new = lookup(old_props, field_path), lookup(new_props, field_path)
         if _lower(old) == _lower(new):
@@ -1189,18 +1158,25 @@ def _grant_findings(step: Step, grant_type: str, view: KmsIdentities) -> Iterato
 
 def _lost_permissions(old: Any, new: Any) -> list[str]:
     """The KMS permissions the old key permissions had and the new ones lack (all of them when new is unknown)."""
-    old_set = {p.lower() for p in old if isinstance(p, str)} if isinstance(old, list) else set()
+    old_set = _key_permissions(old)
     had = sorted(KMS_KEY_PERMISSIONS & old_set)
     if new == UNKNOWN or _masked(new) or (isinstance(new, list) and any(_unknown(p) for p in new)):
         return [f"{p} (unknown until apply)" for p in had] or ["(unknown until apply)"]
-    new_set = {p.lower() for p in new if isinstance(p, str)} if isinstance(new, list) else set()
+    new_set = _key_permissions(new)
     return [p for p in had if p not in new_set]
+
+
+def _key_permissions(permissions: Any) -> set[str]:
+    """Key permissions as Key Vault applies them: `all` grants every key permission, encrypt and decrypt too
+    (the `KeyPermissions` enum of the keyvault.json spec lists `all` beside the single permissions)."""
+    listed = {p.lower() for p in permissions if isinstance(p, str)} if isinstance(permissions, list) else set()
+    return listed | KMS_KEY_PERMISSIONS if "all" in listed else listed
 
 
 def _normalised_acls(acls: Any) -> Any:
     """A vault's networkAcls as ARM applies them: absent means Allow with the AzureServices bypass."""
-    acls = _unwrap_secret(acls)
-    if acls in (_MISSING, None):
+    acls = unwrap_secret(acls)
+    if acls in (MISSING, None):
         acls = {}
     if not isinstance(acls, dict) or _unknown(acls):
         return acls
@@ -1215,6 +1191,7 @@ def _normalised_acls(acls: Any) -> Any:
 
 
 _VAULT_PATHS: dict[str, tuple[str, ...]] = {
+    "vault-access-policies-change": VAULT_ACCESS_POLICIES_PATH,
     "vault-permission-model-change": VAULT_PERMISSION_MODEL_PATH,
     "vault-network-access-change": VAULT_PUBLIC_NETWORK_PATH,
     "vault-network-acls-change": VAULT_NETWORK_ACLS_PATH,
@@ -1247,9 +1224,27 @@ def _vault_findings(step: Step) -> Iterator[Finding]:
             overridable=True,
         )
 
+    masked = {rule: _masked(lookup(old_props, path), lookup(new_props, path)) for rule, path in _VAULT_PATHS.items()}
+    for rule in (r for r, hidden in masked.items() if hidden):
+        yield from _diff_findings(
+            step, only=rule, reason="its values are masked", guarded=_VAULT_PATHS.items(), subject="key vault"
+        )
+    old_policies = lookup(old_props, VAULT_ACCESS_POLICIES_PATH)
+    new_policies = lookup(new_props, VAULT_ACCESS_POLICIES_PATH)
+    if not masked["vault-access-policies-change"] and old_policies != new_policies:
+        yield finding(
+            "vault-access-policies-change",
+            f"the vault's inline access policies change {_fmt(old_policies)} -> {_fmt(new_policies)}. A vault "
+            "update replaces the whole accessPolicies list (Key Vault keeps one list, one entry per object id), so "
+            "writing it drops every access policy declared as its own AccessPolicy resource, the KMS identity's "
+            "grant included, and an inline KMS entry can lose decrypt or move to another principal with it. The "
+            "azure-native maintainers warn: use stand-alone access policies or inline ones, not both "
+            "(pulumi/pulumi-azure-native#594). Keep the KMS grant a separate AccessPolicy and leave "
+            "properties.accessPolicies out of the Vault.",
+        )
     old_rbac = lookup(old_props, VAULT_PERMISSION_MODEL_PATH)
     new_rbac = lookup(new_props, VAULT_PERMISSION_MODEL_PATH)
-    if (old_rbac is True) != (new_rbac is True) or _unknown(new_rbac):
+    if not masked["vault-permission-model-change"] and ((old_rbac is True) != (new_rbac is True) or _unknown(new_rbac)):
         yield finding(
             "vault-permission-model-change",
             f"the vault's permission model changes: enableRbacAuthorization {_fmt(old_rbac)} -> {_fmt(new_rbac)}. "
@@ -1261,8 +1256,8 @@ def _vault_findings(step: Step) -> Iterator[Finding]:
         )
     old_public = lookup(old_props, VAULT_PUBLIC_NETWORK_PATH)
     new_public = lookup(new_props, VAULT_PUBLIC_NETWORK_PATH)
-    effective = [_lower("Enabled" if v in (_MISSING, None) else v) for v in (old_public, new_public)]
-    if effective[0] != effective[1] or _unknown(new_public):
+    effective = [_lower("Enabled" if v in (MISSING, None) else v) for v in (old_public, new_public)]
+    if not masked["vault-network-access-change"] and (effective[0] != effective[1] or _unknown(new_public)):
         yield finding(
             "vault-network-access-change",
             f"the vault's publicNetworkAccess changes {_fmt(old_public)} -> {_fmt(new_public)}. A cluster whose KMS "
@@ -1272,7 +1267,9 @@ def _vault_findings(step: Step) -> Iterator[Finding]:
         )
     old_acls = lookup(old_props, VAULT_NETWORK_ACLS_PATH)
     new_acls = lookup(new_props, VAULT_NETWORK_ACLS_PATH)
-    if _normalised_acls(old_acls) != _normalised_acls(new_acls) or _unknown(new_acls):
+    if not masked["vault-network-acls-change"] and (
+        _normalised_acls(old_acls) != _normalised_acls(new_acls) or _unknown(new_acls)
+    ):
         deny = isinstance(new_acls, dict) and _lower(new_acls.get("defaultAction")) == "deny"
         yield finding(
             "vault-network-acls-change",
@@ -1288,7 +1285,7 @@ def _vault_findings(step: Step) -> Iterator[Finding]:
         )
     old_tenant = lookup(old_props, VAULT_TENANT_PATH)
     new_tenant = lookup(new_props, VAULT_TENANT_PATH)
-    if _lower(old_tenant) != _lower(new_tenant):
+    if not masked["vault-tenant-change"] and (_lower(old_tenant) != _lower(new_tenant)):
         yield finding(
             "vault-tenant-change",
             f"the vault's tenantId changes {_fmt(old_tenant)} -> {_fmt(new_tenant)}. The vault then authenticates "
@@ -1319,9 +1316,22 @@ def _protect_finding(step: Step, resource_type: str) -> Finding | None:
     )
 
 
-def _op_findings(step: Step, resource_type: str) -> Iterator[Finding]:
+def _op_findings(step: Step, resource_type: str, member: Member | None = None) -> Iterator[Finding]:
     short = _short(resource_type)
-    if step.op in DESTRUCTIVE_OPS and resource_type in GUARDED_TYPES:
+    if step.op in DESTRUCTIVE_OPS and member is not None and member.role == "resource-group":
+        path = f"op={step.op}"
+        yield Finding(
+            rule="destructive-op",
+            urn=step.urn,
+            path=path,
+            message=(
+                f"`{step.op}` on a resource group that holds the cluster's KMS resources ({member.because}): Azure "
+                "deletes everything in a deleted group, the vault, key, identity and grants too, and `protect` on "
+                "them does not stop it. This is never overridable; keep the group, and move resources out of it "
+                "first if it must go."
+            ),
+        )
+    elif step.op in DESTRUCTIVE_OPS and resource_type in GUARDED_TYPES:
         reasons = f" (replaceReasons: {', '.join(step.replaceReasons)})" if step.replaceReasons else ""
         identity_delete = resource_type == USER_ASSIGNED_IDENTITY and step.op == "delete"
         path = f"op={step.op}"
@@ -1357,45 +1367,76 @@ def _op_findings(step: Step, resource_type: str) -> Iterator[Finding]:
 
 
 def _gate_findings(
-    key_changes: Iterable[Finding], current_keys: Mapping[str, str], records: Records
+    key_changes: Iterable[Finding],
+    current_keys: Mapping[str, str],
+    clusters: Mapping[str, ClusterIdentity],
+    records: Records,
 ) -> Iterator[Finding]:
-    """A key id change away from a current key without a complete re-encryption record."""
+    """A key id change away from a current key without a re-encryption record `reencryption_records.judge` trusts."""
     for change in key_changes:
         current = current_keys.get(change.urn)
         if current is None:
             continue  # KMS enabled in place: no current key, nothing stored under an older one
         stack = stack_from_urn(change.urn)
         path, record_file = records.load(stack)
-        if record_file.complete_record_for(current) is not None:
+        trusted, verdicts = trusted_record(record_file, current, clusters[change.urn])
+        if trusted is not None:
             continue
+        why = " Its records were refused: " + "; ".join(v.reason for v in verdicts[:3]) + "." if verdicts else ""
         yield Finding(
             rule=ROTATION_GATE_RULE,
             urn=change.urn,
             path=change.path,
             message=(
-                f"the cluster's current key {current} has no complete re-encryption record in {path}: some Secrets "
-                "may still be stored under the previous key. AKS keeps two key slots (current and previous); after "
-                f"this change {current} becomes the previous key and the older one is dropped, with every Secret "
-                f"still under it unreadable. First rewrite every Secret under the current key: `kms-aks reencrypt "
-                f"--stack {stack} --context <kube-context>`, and commit the record it writes ({path}); then preview "
-                "again (docs/rotation.md). Only if no Secret can be under an older key (e.g. the cluster has only "
-                f"ever used this one), add {{urn, currentKeyId: '{current}', reason}} to reencryptionWaivers in the "
-                "overrides file; the rotation override is needed as well."
+                f"the cluster's current key {current} has no verified re-encryption record of this cluster in "
+                f"{path}: some Secrets may still be stored under the previous key.{why} AKS keeps two key slots "
+                f"(current and previous); after this change {current} becomes the previous key and the older one "
+                "is dropped, with every Secret still under it unreadable. First rewrite every Secret under the "
+                f"current key: `kms-aks reencrypt --stack {stack} --context <kube-context>`, and commit the record "
+                f"it writes ({path}); then preview again (docs/rotation.md). Only if no Secret can be under an "
+                f"older key (e.g. the cluster has only ever used this one), add {{urn, currentKeyId: '{current}', "
+                "reason}} to reencryptionWaivers in the overrides file; the rotation override is needed as well."
             ),
             current_key_id=current,
         )
 
 
+def _cluster_identity(step: Step) -> ClusterIdentity:
+    """The cluster a re-encryption record must name: its resource name and API server hosts, from the old state
+    (outputs `name`, `fqdn`, `privateFQDN`). What is masked, unknown or absent is None: the record is refused."""
+    outputs = (step.oldState.outputs if step.oldState else None) or {}
+
+    def plain(key: str) -> str | None:
+        value = outputs.get(key)
+        return value if isinstance(value, str) and value and value != UNKNOWN and not _masked(value) else None
+
+    hosts = frozenset(server_host(h) for h in (plain("fqdn"), plain("privateFQDN")) if h)
+    return ClusterIdentity(name=plain("name"), hosts=hosts or None)
+
+
 def _current_key_id(step: Step) -> str | None:
-    """The key id the cluster uses now (old state), when it is a plain known value."""
+    """The key id the cluster uses now (old state: refreshed outputs first), when it is a plain known value."""
     old_props = step.oldState.properties() if step.oldState else None
-    old = lookup(old_props, KEY_ID_PATH)
+    old = _observed_key_id(step, old_props or {})
     return old if isinstance(old, str) and old and old != UNKNOWN and not _masked(old) else None
 
 
 # --------------------------------------------------------------------------------------------------
 # The whole preview
 # --------------------------------------------------------------------------------------------------
+
+
+def _external_cluster_config(preview: Preview) -> bool | None:
+    """The stack config's `kms-aks:keyServesExternalCluster`, as the preview shows its config."""
+    config = (preview.model_extra or {}).get("config")
+    value = config.get(EXTERNAL_CLUSTER_CONFIG) if isinstance(config, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise BadInput(f"stack config {EXTERNAL_CLUSTER_CONFIG} is {value!r}; it takes true or false")
 
 
 def check_preview(preview: Preview, overrides: Sequence[Override] = (), records: Records | None = None) -> GuardResult:
@@ -1413,6 +1454,8 @@ def check_preview(preview: Preview, overrides: Sequence[Override] = (), records:
             + "; ".join(d.message.strip() or "(no message)" for d in errors[:3])
         )
 
+    check_change_summary(preview)
+
     findings: dict[tuple[str, str, str], Finding] = {}
     judged: list[tuple[Step, str]] = []
     for step in preview.steps:
@@ -1420,17 +1463,26 @@ def check_preview(preview: Preview, overrides: Sequence[Override] = (), records:
         judged.append((step, resource_type))
         for finding in type_findings:
             findings.setdefault((finding.urn, finding.rule, finding.path), finding)
+    closure = closure_of(judged, external_cluster=_external_cluster_config(preview))
     view = kms_identities(judged)
+    if closure.external_cluster:
+        view.gaps.append(
+            "the stack holds a key vault but no cluster, so a cluster in another stack may use its key through this "
+            f"grant (set {EXTERNAL_CLUSTER_CONFIG}: false in the stack config if none does)"
+        )
 
     current_keys: dict[str, str] = {}
+    clusters: dict[str, ClusterIdentity] = {}
     for step, resource_type in judged:
-        if resource_type not in KMS_RELEVANT_TYPES:
+        member = closure.members.get(step.urn)
+        if resource_type not in KMS_RELEVANT_TYPES and member is None:
             continue
-        found = list(_op_findings(step, resource_type))
+        found = list(_op_findings(step, resource_type, member))
         if resource_type == MANAGED_CLUSTER:
             found.extend(_cluster_findings(step))
             if (current := _current_key_id(step)) is not None:
                 current_keys[step.urn] = current
+                clusters[step.urn] = _cluster_identity(step)
         elif resource_type == KEY:
             found.extend(_key_findings(step))
         elif resource_type == VAULT:
@@ -1439,12 +1491,21 @@ def check_preview(preview: Preview, overrides: Sequence[Override] = (), records:
             found.extend(_grant_findings(step, resource_type, view))
         if (protect := _protect_finding(step, resource_type)) is not None:
             found.append(protect)
+        if member is not None and not (
+            resource_type in GRANT_TYPES and _kms_grant_because(step, resource_type, view) is None
+        ):
+            # A grant cleared of being the KMS identity's is judged whole by the grant rules.
+            refused = [split_property_path(f.path) for f in found if not f.path.startswith("op=")]
+            for rule, path, message, overridable in unreviewed_findings(
+                step, member, JUDGED_PATHS.get(resource_type, ()), refused
+            ):
+                found.append(Finding(rule=rule, urn=step.urn, path=path, message=message, overridable=overridable))
         for finding in found:
             # A replacement shows up as several steps for one URN; report each property finding once.
             findings.setdefault((finding.urn, finding.rule, finding.path), finding)
 
     key_changes = [f for f in findings.values() if f.rule == "kms-key-change" and f.new_key_id is not None]
-    for finding in _gate_findings(key_changes, current_keys, records or Records()):
+    for finding in _gate_findings(key_changes, current_keys, clusters, records or Records()):
         findings.setdefault((finding.urn, finding.rule, finding.path), finding)
 
     result = GuardResult(steps=len(preview.steps))
@@ -1488,46 +1549,9 @@ def _why_stale(override: Override, findings: Iterable[Finding]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _validation_message(error: ValidationError, limit: int = 5) -> str:
-    lines = []
-    for item in error.errors()[:limit]:
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"{where}: {item['msg']}")
-    more = len(error.errors()) - limit
-    if more > 0:
-        lines.append(f"... and {more} more")
-    return "; ".join(lines)
-
-
-def _read_text(source: str) -> str:
-    try:
-        if source == "-":
-            return sys.stdin.read()
-        return Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise BadInput(f"cannot read {source}: {error}") from None
-
-
-def load_preview(source: str) -> Preview:
-    """Parse the file (or `-` for stdin) that `pulumi preview --json` wrote."""
-    text = _read_text(source)
-    if not text.strip():
-        raise BadInput(f"{source} is empty: not a `pulumi preview --json` output")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise BadInput(f"{source} is not JSON ({error}); expected `pulumi preview --json` output") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"{source} holds a JSON {type(data).__name__}, not the preview's top-level object")
-    try:
-        return Preview.model_validate(data)
-    except ValidationError as error:
-        raise BadInput(f"{source} is not in the `pulumi preview --json` shape: {_validation_message(error)}") from None
-
-
 def load_override_file(source: str) -> list[Override]:
     """Parse a reviewable overrides file, YAML (`.yaml`/`.yml`) or JSON."""
-    text = _read_text(source)
+    text = read_text(source)
     if source.endswith((".yaml", ".yml")):
         try:
             import yaml  # PyYAML ships with the pulumi SDK; imported here so JSON needs nothing else
@@ -1552,7 +1576,7 @@ def load_override_file(source: str) -> list[Override]:
     try:
         return OverrideFile.model_validate(data).all()
     except ValidationError as error:
-        raise BadInput(f"overrides file {source}: {_validation_message(error)}") from None
+        raise BadInput(f"overrides file {source}: {validation_message(error)}") from None
 
 
 def parse_override_flag(value: str) -> KeyRotationOverride:
@@ -1563,227 +1587,4 @@ def parse_override_flag(value: str) -> KeyRotationOverride:
     try:
         return KeyRotationOverride(urn=urn, newKeyId=key_id, reason="--allow-key-rotation on the command line")
     except ValidationError as error:
-        raise BadInput(f"--allow-key-rotation {value!r}: {_validation_message(error)}") from None
-
-
-# --------------------------------------------------------------------------------------------------
-# Output and entry point
-# --------------------------------------------------------------------------------------------------
-
-
-def _summary(preview: Preview) -> str:
-    if preview.changeSummary:
-        return ", ".join(f"{op} {count}" for op, count in sorted(preview.changeSummary.items()))
-    return "no changeSummary"
-
-
-def _what_override_names(override: Override) -> str:
-    if isinstance(override, KeyRotationOverride):
-        return f"keyRotations: newKeyId {override.newKeyId}"
-    if isinstance(override, ReencryptionWaiver):
-        return f"reencryptionWaivers: currentKeyId {override.currentKeyId}"
-    return f"transitions: {override.rule} at {override.at}"
-
-
-def render(result: GuardResult, preview: Preview, source: str, console: Console) -> None:
-    """Print each finding with its URN and property path, then the overrides used and unused."""
-    console.print(Text(f"plan guard: {source}: {result.steps} steps ({_summary(preview)})", style="bold"))
-    for finding in result.findings:
-        console.print(Text.assemble(("REFUSED ", "bold red"), (f"[{finding.rule}] ", "red"), finding.urn))
-        console.print(Text(f"    at {finding.path}"))
-        console.print(Text(f"    {finding.message}"))
-    for finding, override in result.allowed:
-        console.print(Text.assemble(("ALLOWED ", "bold yellow"), (f"[{finding.rule}] ", "yellow"), finding.urn))
-        if finding.new_key_id is not None:
-            console.print(Text(f"    at {finding.path}: new key id {finding.new_key_id}"))
-        elif finding.current_key_id is not None:
-            console.print(Text(f"    at {finding.path}: leaving current key {finding.current_key_id} without a record"))
-        else:
-            console.print(Text(f"    at {finding.path}"))
-        console.print(Text(f"    by override: {override.reason}"))
-    for override, why in result.stale_overrides:
-        console.print(Text.assemble(("STALE OVERRIDE ", "bold yellow"), override.urn))
-        console.print(Text(f"    {_what_override_names(override)} matched nothing: {why}. Remove it."))
-    if result.findings:
-        count = len(result.findings)
-        console.print(
-            Text(
-                f"plan guard: refused, {count} finding{'s' if count != 1 else ''}. "
-                "Destructive ops on a cluster, vault or key, disabling KMS, its network access and unrecognised "
-                "types are never overridable; a key rotation needs an override naming the URN and the new key id "
-                "(and a re-encryption record of the current key); a grant, vault access, cluster identity or "
-                "protect change made in the safe order needs a transition override naming it; a Key's create-time "
-                "settings change on the data plane, then `pulumi refresh`.",
-                style="bold red",
-            )
-        )
-    elif result.allowed:
-        count = len(result.allowed)
-        rotations = any(isinstance(o, KeyRotationOverride) for _, o in result.allowed)
-        console.print(
-            Text(
-                f"plan guard: passed, with {count} change{'s' if count != 1 else ''} allowed by override."
-                + (" Re-encrypt every secret after `pulumi up` (kms-aks reencrypt)." if rotations else ""),
-                style="bold green",
-            )
-        )
-    else:
-        console.print(Text("plan guard: passed, no irreversible KMS change in this plan.", style="bold green"))
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments of `kms-aks guard`, shared by `kms_aks_tools.cli` and `python -m`."""
-    parser.add_argument("preview", help="file written by `pulumi preview --json --show-sames` (`-` for stdin)")
-    parser.add_argument(
-        "--overrides",
-        metavar="FILE",
-        help="reviewable YAML/JSON file: keyRotations: [{urn, newKeyId, reason}], reencryptionWaivers: "
-        "[{urn, currentKeyId, reason}], transitions: [{urn, rule, at, reason}]",
-    )
-    parser.add_argument(
-        "--allow-key-rotation",
-        metavar="URN=KEY_ID",
-        action="append",
-        default=[],
-        help="allow exactly this cluster's key id to change to exactly this versioned key id (repeatable; "
-        "quote it in single quotes: URNs contain `$`)",
-    )
-    parser.add_argument(
-        "--records",
-        metavar="DIR",
-        type=Path,
-        help="the re-encryption records' folder (<stack>.yaml files written by `kms-aks reencrypt`); default: "
-        "rotations/ of the nearest folder at or above the working directory that holds a Pulumi.yaml",
-    )
-    parser.add_argument(
-        "--json",
-        dest="json_out",
-        metavar="FILE",
-        help="also write the verdict as JSON to FILE (kms_aks_tools.guard_verdict; the PR comment reads it), "
-        "bad input included",
-    )
-    parser.set_defaults(run=run)
-    return parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    description = "Refuse a `pulumi preview --json` plan that makes an irreversible or cutting KMS change."
-    return configure_parser(subcommand_parser("guard", description))
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the guard; returns the exit status instead of raising, so tests can call it directly."""
-    out = make_console()
-    err = make_console(stderr=True)
-    try:
-        overrides: list[Override] = []
-        if args.overrides:
-            overrides.extend(load_override_file(args.overrides))
-        overrides.extend(parse_override_flag(value) for value in args.allow_key_rotation)
-        preview = load_preview(args.preview)
-        records = Records(directory=args.records) if args.records is not None else Records()
-        result = check_preview(preview, overrides, records)
-    except BadInput as error:
-        err.print(Text.assemble(("plan guard: bad input: ", "bold red"), str(error)))
-        err.print(Text("plan guard: refused (exit 2). Nothing passes by default."))
-        if getattr(args, "json_out", None):
-            dump_verdict(GuardVerdict(status="bad-input", error=str(error)), args.json_out)
-        return EXIT_BAD_INPUT
-    render(result, preview, args.preview, out)
-    if getattr(args, "json_out", None):
-        dump_verdict(verdict_of(result), args.json_out)
-    return result.exit_code
-
-
-# --------------------------------------------------------------------------------------------------
-# The verdict as data (`--json`): the PR comment's input
-# --------------------------------------------------------------------------------------------------
-
-REASON_PLACEHOLDER = "<why this change is safe now>"
-_DATA_PLANE = re.compile(r"on the data plane: (.+?); then `pulumi refresh`")
-# What to do, per rule that no override can excuse.
-_NOT_OVERRIDABLE = {
-    "destructive-op": "not overridable: change the program so the resource stays in place (same name and type)",
-    "kms-disabled": "not overridable: keep KMS enabled on this cluster",
-    "kms-key-removed": "not overridable: keep a versioned key id on this cluster",
-    "kms-network-access-change": "not overridable: keep keyVaultNetworkAccess as it is (docs/private-key-vault.md)",
-    "unrecognised-type": "not overridable: declare the resource with a type token the guard knows",
-    "type-change": "not overridable: keep the resource's type; move API versions only within the same type",
-    "unrecognised-op": "not overridable: the guard refuses an op it does not know; review the plan by hand",
-    "unverifiable-update": "not overridable: preview with `.ci/pulumi-stack preview`, which records old and new state",
-    "kms-key-unknown": "pin the new versioned key id in the stack config (kms-aks:kmsKey.version), push, then "
-    "override that exact id (docs/rotation.md)",
-}
-
-
-def how_to_proceed(finding: Finding) -> tuple[str, dict[str, list[dict[str, Any]]] | None]:
-    """One line saying what to do about `finding`, and the overrides-file entry that would excuse it (or None)."""
-    stack = stack_from_urn(finding.urn)
-    if finding.rule == "kms-key-change" and finding.new_key_id is not None:
-        entry = {"urn": finding.urn, "newKeyId": finding.new_key_id, "reason": REASON_PLACEHOLDER}
-        return (
-            "a planned rotation: add this keyRotations entry to guard-overrides.yaml, push, and after `pulumi up` "
-            f"run `kms-aks reencrypt --stack {stack} --context <kube-context>`",
-            {"keyRotations": [entry]},
-        )
-    if finding.rule == "kms-key-change":
-        return _NOT_OVERRIDABLE["kms-key-unknown"], None
-    if finding.rule == ROTATION_GATE_RULE:
-        entry = {"urn": finding.urn, "currentKeyId": finding.current_key_id, "reason": REASON_PLACEHOLDER}
-        return (
-            f"run `kms-aks reencrypt --stack {stack} --context <kube-context>`, commit rotations/{stack}.yaml and push "
-            "(only if no Secret can be under an older key: this reencryptionWaivers entry instead)",
-            {"reencryptionWaivers": [entry]},
-        )
-    if finding.rule == "key-create-time-change":
-        command = _DATA_PLANE.search(finding.message)
-        if command is None or " with the new settings" in command.group(1):
-            # Type, size, curve, operations: fixed per version; only a new version (a planned rotation) has them.
-            return (
-                "not overridable: create a new key version with the new settings (`az keyvault key create`), pin it "
-                "and follow the planned rotation (docs/rotation.md)",
-                None,
-            )
-        return f"not overridable: make the change with `{command.group(1)}`, then `pulumi refresh` and push", None
-    if finding.overridable:
-        entry = {"urn": finding.urn, "rule": finding.rule, "at": finding.path, "reason": REASON_PLACEHOLDER}
-        return (
-            "only as the planned step of the safe order (the finding says which): add this transitions entry to "
-            "guard-overrides.yaml and push",
-            {"transitions": [entry]},
-        )
-    return _NOT_OVERRIDABLE.get(finding.rule, "not overridable: change the program so this finding goes away"), None
-
-
-def verdict_of(result: GuardResult) -> GuardVerdict:
-    """The guard's result in the shape of `kms_aks_tools.guard_verdict` (what `--json` writes)."""
-    findings = []
-    for finding in result.findings:
-        proceed, override = how_to_proceed(finding)
-        findings.append(
-            VerdictFinding(
-                rule=finding.rule,
-                urn=finding.urn,
-                path=finding.path,
-                message=finding.message,
-                proceed=proceed,
-                override=override,
-            )
-        )
-    return GuardVerdict(
-        status="refused" if result.findings else "passed",
-        steps=result.steps,
-        findings=findings,
-        allowed=[
-            AllowedChange(rule=f.rule, urn=f.urn, path=f.path, reason=override.reason) for f, override in result.allowed
-        ],
-        stale=[StaleOverride(urn=o.urn, names=_what_override_names(o), why=why) for o, why in result.stale_overrides],
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        raise BadInput(f"--allow-key-rotation {value!r}: {validation_message(error)}") from None

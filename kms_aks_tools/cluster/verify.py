@@ -1,0 +1,591 @@
+"""The verification pass: how many Secrets are stored under each KMS key, as the API server's own counters show.
+
+A pass GETs every Secret by name, with no resourceVersion, and reads the API server's counters before and after
+each window of GETs. What it relies on (k8s.io/apiserver v0.34.4):
+
+- **A GET with no resourceVersion reads etcd.** `CacheDelegator.Get` (pkg/storage/cacher/delegator.go) sends a
+  Get whose `ResourceVersion == ""` to the underlying storage, never to the watch cache. Since 1.34 every LIST,
+  continue pages included, is served from the watch cache (ConsistentListFromCache GA), so listing decrypts
+  nothing; the names are listed first, outside every window.
+- **One decryption, one count, labelled with the key in the stored envelope.** kmsv2 `envelopeTransformer.
+  TransformFromStorage` (pkg/storage/value/encrypt/envelope/kmsv2/envelope.go) calls `metrics.RecordKeyID(
+  FromStorageLabel, provider, encryptedObject.KeyID, apiServerID)` after the DEK lookup, whether the DEK cache
+  hit or not: `apiserver_envelope_encryption_key_id_hash_total{transformation_type="from_storage"}` counts one
+  per value read, under the key id the envelope names.
+- **One read, one transformation, labelled with the request's resource.** `prefixTransformers.
+  TransformFromStorage` (pkg/storage/value/transformer.go) records `apiserver_storage_transformation_
+  operations_total{resource, transformation_type="from_storage", transformer_prefix, status}` once per value,
+  with the prefix it matched (`identity` for a Secret stored in plain text) and the resource of the request in
+  its context (`getResourceFromContext`): `secrets` for a request on Secrets, empty for the API server's own
+  background reads, which carry no request (the watch cache's re-initialisation, its consistency check, the
+  watch events of others' writes). So in a window: the `resource="secrets"` reads must be exactly our GETs
+  (more: another client's requests), and the key-id reads exactly the KMS ones among them (more: background
+  reads). Then the per-key counts are exact. Otherwise a zero under every other key still proves that none of
+  our GETs met one; a nonzero count is only an upper bound, and the window is tried again.
+- **Each replica counts its own.** Every series carries `apiserver_id_hash` = `sha256:<hex>` of the API
+  server's id (`getHash` in .../envelope/metrics/metrics.go); the id is the name of its identity Lease in
+  kube-system, labelled `apiserver.kubernetes.io/identity=kube-apiserver` and renewed every 10 s
+  (k8s.io/kubernetes pkg/controlplane/apiserver/server.go). The pass reads every live replica's counters on
+  fresh connections (a load balancer spreads them) before and after each window and adds the differences.
+- **Series reset.** A restart empties them (`process_start_time_seconds` moves); the key-id series live in an
+  LRU of 100 label sets per replica (`cacheSize` in metrics.go), so a series can vanish and come back at 0.
+  A window in which either may have happened is not trusted.
+
+Secret data is never read into memory: the GETs ask for metadata only (`PartialObjectMetadata`), which still
+reads and decrypts the whole stored value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+from prometheus_client.parser import text_string_to_metric_families
+
+from kms_aks_tools.cluster.connection import (
+    REQUEST_TIMEOUT,
+    Cluster,
+    connection_problem,
+    describe_api_error,
+    request_raw,
+)
+from kms_aks_tools.cluster.metrics import PREFIX, STATUS, TOTAL, key_id_hash_samples
+from kms_aks_tools.cluster.reencryption_records import Verification as RecordEvidence
+
+IDENTITY_LEASE_SELECTOR = "apiserver.kubernetes.io/identity=kube-apiserver"
+LEASE_NAMESPACE = "kube-system"
+# A Lease is renewed every 10 s; one not renewed for a minute (its holder is gone: a restarted replica gets a
+# new id when its host name changes) is not waited for. Its absence from the metrics is still caught: our reads
+# would then exceed what the replicas read, and the window is not trusted.
+LIVE_LEASE_SECONDS = 60.0
+TRANSFORMATIONS = "apiserver_storage_transformation_operations_total"
+PROCESS_START = "process_start_time_seconds"
+KMS_V2_PREFIX = "k8s:enc:kms:v2:"
+LRU_LABEL_SETS = 100
+SCRAPES_PER_REPLICA = 8
+WINDOW_ATTEMPTS = 3
+GET_RETRIES = 4
+DEFAULT_WINDOW = 250
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def apiserver_id_hash(apiserver_id: str) -> str:
+    """The `apiserver_id_hash` label of a replica whose identity Lease is named `apiserver_id` (`getHash`)."""
+    return "sha256:" + hashlib.sha256(apiserver_id.encode()).hexdigest()
+
+
+class VerificationUnavailable(Exception):
+    """The pass cannot be made at all (no metrics, no Leases): the reason goes into the record as `unverified`."""
+
+
+class _WindowUntrusted(Exception):
+    """The counters of one window cannot be compared (a replica missing, restarted, a series reset)."""
+
+
+# ------------------------------------------------------------------------------------------- one replica's counters
+
+
+@dataclass(frozen=True)
+class ReplicaCounters:
+    """The counters of one API server replica, from one scrape of its /metrics."""
+
+    replica: str  # apiserver_id_hash
+    started: float  # process_start_time_seconds: moves on a restart
+    current_key: str | None  # key_id_hash of its newest KMS Status
+    key_reads: dict[str, float]  # key_id_hash -> from_storage count (every resource under KMS v2)
+    secret_reads: dict[str, float]  # transformer_prefix -> from_storage of Secrets, status OK
+    secret_read_errors: float  # from_storage of Secrets that failed (e.g. a DEK that cannot be decrypted)
+    label_sets: int  # key-id total series of this replica: the LRU evicts only once it holds 100
+
+
+_WANTED = (PREFIX, TRANSFORMATIONS, PROCESS_START)
+
+
+def parse_replica(text: str) -> ReplicaCounters:
+    """A replica's counters from its /metrics text; `_WindowUntrusted` when the scrape names no single replica."""
+    lines = [line for line in text.splitlines() if any(name in line for name in _WANTED)]
+    samples = key_id_hash_samples("\n".join(lines) + "\n")
+    replicas = {s.apiserver_id_hash for s in samples if s.apiserver_id_hash}
+    if len(replicas) != 1:
+        raise _WindowUntrusted(
+            "a /metrics answer named no API server replica (no apiserver_id_hash on its envelope series: the API "
+            "server has not called its KMS plugin's Status, or runs without APIServerIdentity)"
+            if not replicas
+            else f"a /metrics answer named {len(replicas)} API server replicas"
+        )
+    [replica] = replicas
+    status = {s.key_id_hash: s.value for s in samples if s.metric == STATUS}
+    reads: dict[str, float] = {}
+    label_sets = 0
+    for s in samples:
+        if s.metric == TOTAL:
+            label_sets += 1
+            if s.transformation_type == "from_storage":
+                reads[s.key_id_hash] = reads.get(s.key_id_hash, 0.0) + s.value
+    secret_reads: dict[str, float] = {}
+    errors = 0.0
+    started = 0.0
+    for family in text_string_to_metric_families("\n".join(lines) + "\n"):
+        for sample in family.samples:
+            if sample.name == PROCESS_START:
+                started = sample.value
+            elif (
+                sample.name == TRANSFORMATIONS
+                and sample.labels.get("resource") == "secrets"
+                and sample.labels.get("transformation_type") == "from_storage"
+            ):
+                if sample.labels.get("status") == "OK":
+                    prefix = sample.labels.get("transformer_prefix", "")
+                    secret_reads[prefix] = secret_reads.get(prefix, 0.0) + sample.value
+                else:
+                    errors += sample.value
+    return ReplicaCounters(
+        replica=replica,
+        started=started,
+        current_key=max(status, key=lambda h: status[h], default=None),
+        key_reads=reads,
+        secret_reads=secret_reads,
+        secret_read_errors=errors,
+        label_sets=label_sets,
+    )
+
+
+def _delta(before: dict[str, float], after: dict[str, float], what: str, replica: str) -> Counter[str]:
+    delta: Counter[str] = Counter()
+    for label in before.keys() | after.keys():
+        if label in before and label not in after:
+            raise _WindowUntrusted(f"replica {replica}: the {what} series {label} vanished (evicted or reset)")
+        change = after[label] - before.get(label, 0.0)
+        if change < 0:
+            raise _WindowUntrusted(f"replica {replica}: the {what} series {label} went down (a counter reset)")
+        if change:
+            delta[label] = int(change)
+    return delta
+
+
+@dataclass
+class WindowDelta:
+    """What every replica read between two scrapes: per key, per prefix, and the failed reads."""
+
+    by_key: Counter[str] = field(default_factory=Counter)
+    by_prefix: Counter[str] = field(default_factory=Counter)
+    errors: int = 0
+
+    @property
+    def secret_reads(self) -> int:
+        return sum(self.by_prefix.values()) + self.errors
+
+
+def window_delta(before: dict[str, ReplicaCounters], after: dict[str, ReplicaCounters]) -> WindowDelta:
+    """The differences summed over replicas; `_WindowUntrusted` where they cannot be trusted."""
+    if before.keys() != after.keys():
+        raise _WindowUntrusted(
+            f"the replicas answering changed during the window ({len(before)} before, {len(after)} after)"
+        )
+    total = WindowDelta()
+    for replica, old in before.items():
+        new = after[replica]
+        if new.started != old.started:
+            raise _WindowUntrusted(f"replica {replica} restarted during the window")
+        if max(old.label_sets, new.label_sets) >= LRU_LABEL_SETS:
+            raise _WindowUntrusted(
+                f"replica {replica} holds {LRU_LABEL_SETS} key-id label sets, the LRU's bound: a series may have "
+                "been evicted and started again at 0"
+            )
+        total.by_key += _delta(old.key_reads, new.key_reads, "key", replica)
+        total.by_prefix += _delta(old.secret_reads, new.secret_reads, "transformation", replica)
+        errors = new.secret_read_errors - old.secret_read_errors
+        if errors < 0:
+            raise _WindowUntrusted(f"replica {replica}: the failed-read counter went down (a counter reset)")
+        total.errors += int(errors)
+    return total
+
+
+# ------------------------------------------------------------------------------------------- the cluster side
+
+
+def scrape_once(cluster: Cluster) -> str:
+    """One GET /metrics on a connection of its own (`Connection: close`): behind a load balancer, the next
+    scrape may reach another replica. `VerificationUnavailable` when the API server will not serve it."""
+    from kubernetes.client.rest import ApiException
+
+    try:
+        return request_raw(cluster, "GET", "/metrics", accept="text/plain", headers={"Connection": "close"}).decode(
+            "utf-8", errors="replace"
+        )
+    except ApiException as error:
+        why = {401: "the credentials were refused", 403: "this user may not read /metrics", 404: "not served"}
+        raise VerificationUnavailable(
+            f"GET /metrics: HTTP {error.status} ({why.get(error.status or 0, error.reason)})"
+        ) from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise _WindowUntrusted(f"GET /metrics failed: {connection_problem(error) or error}") from None
+
+
+def live_replicas(cluster: Cluster) -> dict[str, str]:
+    """apiserver_id_hash -> Lease name of every replica whose identity Lease was renewed within a minute of
+    the newest one (the API server's own clock: no skew with this machine's)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    try:
+        leases = client.CoordinationV1Api(cluster.api).list_namespaced_lease(
+            LEASE_NAMESPACE, label_selector=IDENTITY_LEASE_SELECTOR, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as error:
+        raise VerificationUnavailable(
+            f"the API servers' identity Leases (kube-system, {IDENTITY_LEASE_SELECTOR}) cannot be listed: "
+            f"{describe_api_error(error)}"
+        ) from None
+    renewed = {
+        lease.metadata.name: lease.spec.renew_time or lease.spec.acquire_time
+        for lease in leases.items
+        if lease.metadata and lease.metadata.name and lease.spec
+    }
+    known = {name: at for name, at in renewed.items() if at is not None}
+    if not known:
+        raise VerificationUnavailable(
+            "the API server publishes no identity Lease (kube-system, "
+            f"{IDENTITY_LEASE_SELECTOR}): its replicas cannot be told apart, so their counters cannot be added up"
+        )
+    newest = max(known.values())
+    return {
+        apiserver_id_hash(name): name
+        for name, at in known.items()
+        if (newest - at).total_seconds() <= LIVE_LEASE_SECONDS
+    }
+
+
+def scrape_replicas(cluster: Cluster, roster: Iterable[str]) -> dict[str, ReplicaCounters]:
+    """The counters of every replica in `roster` (and of any other that answers), each from its first scrape."""
+    wanted = set(roster)
+    seen: dict[str, ReplicaCounters] = {}
+    attempts = SCRAPES_PER_REPLICA * max(len(wanted), 1)
+    for _ in range(attempts):
+        counters = parse_replica(scrape_once(cluster))
+        seen.setdefault(counters.replica, counters)
+        if wanted <= seen.keys():
+            return seen
+    missing = sorted(wanted - seen.keys())
+    raise _WindowUntrusted(
+        f"replica(s) {', '.join(missing)} with a live identity Lease did not answer /metrics in {attempts} "
+        "scrapes through this endpoint"
+    )
+
+
+def list_secret_names(cluster: Cluster, page_size: int) -> list[tuple[str, str]]:
+    """Every Secret's (namespace, name), listed as metadata only, page by page (from the watch cache)."""
+    names: list[tuple[str, str]] = []
+    token: str | None = None
+    while True:
+        query = [("limit", str(page_size))] + ([("continue", token)] if token else [])
+        page = json.loads(request_raw(cluster, "GET", "/api/v1/secrets", query=query, accept=METADATA_LIST))
+        for item in page.get("items") or []:
+            names.append((item["metadata"]["namespace"], item["metadata"]["name"]))
+        token = (page.get("metadata") or {}).get("continue") or None
+        if token is None:
+            return names
+
+
+@dataclass
+class _Reads:
+    read: int = 0
+    deleted: int = 0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # namespace, name, reason (HTTP 500s)
+    lost: int = 0  # answered otherwise (timeouts, 429 after retries): not known to have reached storage
+
+
+def _get_one(cluster: Cluster, namespace: str, name: str, sleep: Any = time.sleep) -> tuple[str, str]:
+    from kubernetes.client.rest import ApiException
+
+    for attempt in range(GET_RETRIES + 1):
+        try:
+            request_raw(
+                cluster,
+                "GET",
+                "/api/v1/namespaces/{namespace}/secrets/{name}",
+                path_params={"namespace": namespace, "name": name},
+                accept=METADATA,
+            )
+            return "read", ""
+        except ApiException as error:
+            if error.status == 404:
+                return "deleted", ""
+            if error.status in (429, 503) and attempt < GET_RETRIES:
+                header = (getattr(error, "headers", None) or {}).get("Retry-After")
+                try:
+                    sleep(min(float(header), 30.0) if header else 0.5 * 2**attempt)
+                except ValueError:
+                    sleep(0.5 * 2**attempt)
+                continue
+            if error.status == 500:
+                return "failed", describe_api_error(error)
+            return "lost", describe_api_error(error)
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            return "lost", connection_problem(error) or str(error)
+    return "lost", "retries exhausted"
+
+
+def _read_window(cluster: Cluster, names: Sequence[tuple[str, str]], concurrency: int) -> _Reads:
+    reads = _Reads()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="verify") as pool:
+        outcomes = pool.map(lambda ref: (ref, _get_one(cluster, *ref)), names)
+        for (namespace, name), (outcome, reason) in outcomes:
+            if outcome == "read":
+                reads.read += 1
+            elif outcome == "deleted":
+                reads.deleted += 1
+            elif outcome == "failed":
+                reads.failed.append((namespace, name, reason))
+            else:
+                reads.lost += 1
+    return reads
+
+
+# ------------------------------------------------------------------------------------------- the pass
+
+
+@dataclass
+class Verification:
+    """What a verification pass found. `verified`: the counters prove every Secret is under `expected_key`."""
+
+    expected_key: str | None  # key_id_hash the Secrets should be under (the stack's), if known
+    started_at: datetime
+    finished_at: datetime | None = None
+    reason: str | None = None  # why it is not verified; None when it is
+    replicas: list[str] = field(default_factory=list)  # apiserver_id_hash of every replica read
+    listed: int = 0
+    read: int = 0
+    deleted: int = 0
+    unreadable: list[tuple[str, str, str]] = field(default_factory=list)
+    by_key: Counter[str] = field(default_factory=Counter)  # key_id_hash -> Secrets read under it
+    not_kms: int = 0  # Secrets stored under no KMS v2 key (plain text, another provider)
+    exact: bool = True  # every window held only our reads: the counts are exact, else upper bounds
+    windows: int = 0
+    retried: int = 0
+    current_keys: set[str] = field(default_factory=set)  # the newest Status key of each replica at the end
+
+    @property
+    def verified(self) -> bool:
+        return self.reason is None
+
+    def under_other_keys(self) -> dict[str, int]:
+        return {k: n for k, n in self.by_key.items() if n and k != self.expected_key}
+
+
+def verify(
+    cluster: Cluster,
+    expected_key: str | None,
+    *,
+    window: int = DEFAULT_WINDOW,
+    concurrency: int = 4,
+    page_size: int = 500,
+) -> Verification:
+    """GETs every Secret in windows of `window`, reading every replica's counters around each window.
+
+    `expected_key` is the key_id_hash every Secret must be under for the pass to prove it (None: count only).
+    """
+    result = Verification(expected_key=expected_key, started_at=_now())
+    try:
+        _verify(cluster, result, window, concurrency, page_size)
+    except (VerificationUnavailable, _WindowUntrusted) as error:
+        result.reason = str(error)
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        result.reason = f"the API server could not be asked: {connection_problem(error) or error}"
+    result.finished_at = _now()
+    return result
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC).replace(microsecond=0)
+
+
+def _verify(cluster: Cluster, result: Verification, window: int, concurrency: int, page_size: int) -> None:
+    from kubernetes.client.rest import ApiException
+
+    scrape_once(cluster)  # no rights on /metrics: say so before reading anything
+    roster = live_replicas(cluster)
+    try:
+        names = list_secret_names(cluster, page_size)
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+        raise VerificationUnavailable(f"listing Secrets failed: {error}") from None
+    result.listed = len(names)
+    problems: list[str] = []
+    before, why = _scrape(cluster, roster)
+    for start in range(0, len(names), window):
+        chunk = names[start : start + window]
+        result.windows += 1
+        for attempt in range(WINDOW_ATTEMPTS):
+            if before is None:
+                before, why = _scrape(cluster, roster)
+                if before is None:
+                    continue
+            reads = _read_window(cluster, chunk, concurrency)
+            after, why = _scrape(cluster, roster)
+            verdict = _judge_window(before, after, reads, result.expected_key, why)
+            before = after
+            if verdict.accepted or attempt == WINDOW_ATTEMPTS - 1:
+                _add(result, reads, verdict)
+                if not verdict.accepted:
+                    problems.append(f"window {result.windows}: {verdict.problem}")
+                break
+            result.retried += 1
+        else:
+            problems.append(f"window {result.windows}: {why}")
+        for replica in before or {}:
+            roster.setdefault(replica, replica)
+    if before is not None:
+        result.replicas = sorted(before)
+        result.current_keys = {c.current_key for c in before.values() if c.current_key}
+    _conclude(result, problems)
+
+
+def _scrape(cluster: Cluster, roster: dict[str, str]) -> tuple[dict[str, ReplicaCounters] | None, str | None]:
+    try:
+        return scrape_replicas(cluster, roster), None
+    except _WindowUntrusted as error:
+        return None, str(error)
+
+
+@dataclass
+class _WindowVerdict:
+    accepted: bool
+    delta: WindowDelta | None
+    exact: bool
+    problem: str | None = None
+
+
+def _judge_window(
+    before: dict[str, ReplicaCounters],
+    after: dict[str, ReplicaCounters] | None,
+    reads: _Reads,
+    expected_key: str | None,
+    why: str | None = None,
+) -> _WindowVerdict:
+    if after is None:
+        return _WindowVerdict(False, None, False, why or "the replicas' counters after a window could not be read")
+    try:
+        delta = window_delta(before, after)
+    except _WindowUntrusted as error:
+        return _WindowVerdict(False, None, False, str(error))
+    ours = reads.read + len(reads.failed)
+    if reads.lost:
+        return _WindowVerdict(False, delta, False, f"{reads.lost} GETs got no answer that shows they were read")
+    if delta.secret_reads < ours:
+        return _WindowVerdict(
+            False,
+            delta,
+            False,
+            f"the replicas read {delta.secret_reads} Secrets for {ours} GETs: a replica that answered was not counted",
+        )
+    requested_kms = sum(n for p, n in delta.by_prefix.items() if p.startswith(KMS_V2_PREFIX))
+    key_reads = sum(delta.by_key.values())
+    if key_reads < requested_kms:
+        return _WindowVerdict(
+            False, delta, False, f"the key counters show {key_reads} reads for {requested_kms} envelopes read"
+        )
+    if delta.secret_reads == ours and key_reads <= requested_kms + delta.errors:
+        return _WindowVerdict(True, delta, True)
+    # Others' reads are in the window: only a zero under every other key, and nothing unencrypted, still proves.
+    others = {k for k, n in delta.by_key.items() if n and k != expected_key}
+    plain = sum(n for p, n in delta.by_prefix.items() if not p.startswith(KMS_V2_PREFIX))
+    if expected_key is not None and not others and not plain and not delta.errors:
+        return _WindowVerdict(True, delta, False)
+    return _WindowVerdict(
+        False,
+        delta,
+        False,
+        f"reads beyond ours in a window ({delta.secret_reads - ours} by other requests on Secrets, "
+        f"{key_reads - requested_kms} in the background): its counts are upper bounds",
+    )
+
+
+def _add(result: Verification, reads: _Reads, verdict: _WindowVerdict) -> None:
+    result.read += reads.read
+    result.deleted += reads.deleted
+    result.unreadable.extend(reads.failed)
+    if verdict.delta is None:
+        result.exact = False
+        return
+    if not verdict.exact:
+        result.exact = False
+    if verdict.exact or not verdict.accepted:
+        result.by_key += verdict.delta.by_key
+        result.not_kms += sum(n for p, n in verdict.delta.by_prefix.items() if not p.startswith(KMS_V2_PREFIX))
+    else:
+        # Accepted with others' reads in it: none of ours was under another key; ours are the expected key's.
+        assert result.expected_key is not None
+        result.by_key[result.expected_key] += reads.read
+
+
+def _conclude(result: Verification, problems: list[str]) -> None:
+    if problems:
+        result.reason = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    elif result.unreadable:
+        result.reason = f"{len(result.unreadable)} Secret(s) could not be read (HTTP 500)"
+    elif result.not_kms:
+        result.reason = f"{result.not_kms} Secret(s) are stored under no KMS v2 key"
+    elif result.expected_key is None:
+        result.reason = "no key to verify against"
+    elif others := result.under_other_keys():
+        result.reason = f"{sum(others.values())} Secret(s) are still under another key"
+    elif result.current_keys != {result.expected_key}:
+        result.reason = "the replicas' current key is not the expected one: " + ", ".join(
+            sorted(result.current_keys) or ["none reported"]
+        )
+
+
+# ------------------------------------------------------------------------------------------- reporting
+
+
+def evidence(result: Verification) -> RecordEvidence:
+    """The record's `verification` block (reencryption_records.Verification): what the gate's
+    `reencryption_records.judge` checks."""
+    return RecordEvidence(
+        status="verified" if result.verified else "unverified",
+        reason=result.reason,
+        keyIdHash=result.expected_key or "",
+        apiServers=result.replicas,
+        startedAt=result.started_at,
+        finishedAt=result.finished_at or result.started_at,
+        secretsListed=result.listed,
+        secretsRead=result.read,
+        deleted=result.deleted,
+        readsByKey=dict(sorted(result.by_key.items())),
+        notKms=result.not_kms,
+        unreadable=len(result.unreadable),
+        exact=result.exact,
+        windows=result.windows,
+        retriedWindows=result.retried,
+    )
+
+
+def summary(result: Verification, name: Any = lambda h: h) -> str:
+    """One line: what was read, under which keys, on how many replicas; `name` turns a key hash into a name."""
+    if result.listed == 0 and result.read == 0 and not result.verified:
+        return f"not verified: {result.reason}"
+    bound = "" if result.exact else "at most "
+    others = result.under_other_keys()
+    under = (
+        "; ".join(f"{bound}{n} under {name(k)}" for k, n in sorted(others.items()))
+        if others
+        else "none under another key"
+    )
+    text = (
+        f"{result.read} of {result.listed} Secrets read from etcd on {len(result.replicas)} API server replica(s) "
+        f"in {result.windows} window(s) ({result.retried} retried): {under}"
+    )
+    if result.not_kms:
+        text += f"; {bound}{result.not_kms} under no KMS key"
+    if result.unreadable:
+        text += f"; {len(result.unreadable)} unreadable"
+    return text + ("" if result.verified else f". Not verified: {result.reason}")
