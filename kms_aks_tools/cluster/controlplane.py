@@ -168,9 +168,14 @@ class ControlPlane:
     """
 
     def __init__(
-        self, workdir: Path, bin_dir: Path, *, vault_url: str = DEFAULT_VAULT_URL, key_name: str = DEFAULT_KEY_NAME
+        self,
+        workdir: Path | str,
+        bin_dir: Path,
+        *,
+        vault_url: str = DEFAULT_VAULT_URL,
+        key_name: str = DEFAULT_KEY_NAME,
     ) -> None:
-        self.workdir = workdir.resolve()
+        self.workdir = Path(workdir).resolve()
         self.bin_dir = bin_dir
         self.vault_url = vault_url
         self.key_name = key_name
@@ -199,7 +204,7 @@ class ControlPlane:
     @classmethod
     def start(
         cls,
-        workdir: Path,
+        workdir: Path | str,
         *,
         bin_dir: Path | None = None,
         vault_url: str = DEFAULT_VAULT_URL,

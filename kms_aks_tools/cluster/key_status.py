@@ -67,6 +67,7 @@ class KeyStatus:
     keys: list[KeyRow] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     cluster: dict[str, str] = field(default_factory=dict)
+    key_source: str = "pinned by the stack"  # or "given by --key-id ...": the stack pins no version
 
     @property
     def current(self) -> KeyRow | None:
@@ -89,12 +90,17 @@ def build_status(
     records: RecordFile,
     records_file: str,
     known: list[str],
+    *,
+    key_source: str = "pinned by the stack",
+    key_id_option: str = "",
 ) -> KeyStatus:
-    """Joins the metrics, the stack's pin and the records into one row per key, and the findings."""
+    """Joins the metrics, the stack's pin (or `--key-id`'s key, `key_source` says which) and the records into one
+    row per key, and the findings. `key_id_option` is the ` --key-id URL` the advised `reencrypt` needs."""
     names: dict[str, str] = {}
     for url in [*known, *(r.keyId for r in records.records), *([pinned] if pinned else [])]:
         names[metric_key_id_hash(plugin_key_id(url))] = canonical_key_url(url)
-    status = KeyStatus(stack, pinned, pinned_note, metrics, records_file)
+    status = KeyStatus(stack, pinned, pinned_note, metrics, records_file, key_source=key_source)
+    reencrypt = f"`kms-aks reencrypt --stack {stack}{key_id_option}`"
     pinned_hash = metric_key_id_hash(plugin_key_id(pinned)) if pinned else None
     hashes = metrics.reported_hashes() if metrics.served else []
     # Then what the stack and the records know, newest record first.
@@ -118,13 +124,14 @@ def build_status(
     if metrics.served and current is not None:
         if pinned_hash and current.key_id_hash != pinned_hash:
             status.findings.append(
-                f"the API server encrypts with {current.key_id or current.key_id_hash}, not the key the stack pins "
-                f"({pinned}): `pulumi up` has not applied the pin, or this is another stack's cluster"
+                f"the API server encrypts with {current.key_id or current.key_id_hash}, not the key "
+                f"{key_source.split(' (')[0]} ({pinned}): `pulumi up` has not applied the pin, or this is another "
+                "stack's cluster"
             )
         elif current.record is None:
             status.findings.append(
                 f"the current key {current.key_id or current.key_id_hash} has no complete re-encryption record in "
-                f"{records_file}: run `kms-aks reencrypt --stack {stack}` before the next key change"
+                f"{records_file}: run {reencrypt} before the next key change"
             )
     elif metrics.served:
         status.findings.append(
@@ -140,8 +147,8 @@ def build_status(
         record = records.complete_record_for(pinned)
         if record is None:
             status.findings.append(
-                f"the key the stack pins ({pinned}) has no complete re-encryption record in {records_file}: run "
-                f"`kms-aks reencrypt --stack {stack}` before the next key change"
+                f"the key {key_source.split(' (')[0]} ({pinned}) has no complete re-encryption record in "
+                f"{records_file}: run {reencrypt} before the next key change"
             )
     return status
 
@@ -151,6 +158,7 @@ def to_json(status: KeyStatus) -> dict[str, Any]:
         "stack": status.stack,
         "cluster": status.cluster,
         "pinnedKeyId": status.pinned_key_id,
+        "keySource": status.key_source,
         "metricsServed": status.metrics.served,
         "metricsNote": status.metrics.reason,
         "currentKeyIdHash": status.current.key_id_hash if status.current else None,
@@ -181,7 +189,10 @@ def _hash_of(key_id: str | None) -> str | None:
 def render(status: KeyStatus, console: Console) -> None:
     where = f" on {status.cluster['server']} (context {status.cluster['context']})" if status.cluster else ""
     console.print(f"[bold]KMS key of stack {escape(status.stack)}[/]{escape(where)}")
-    console.print(f"  pinned by the stack:  {escape(status.pinned_key_id or status.pinned_note or 'nothing')}")
+    if status.pinned_key_id:
+        console.print(f"  key {escape(status.key_source)}:  {escape(status.pinned_key_id)}")
+    else:
+        console.print(f"  pinned by the stack:  {escape(status.pinned_note or 'nothing')}")
     if not status.metrics.served:
         console.print(f"  API server:           [yellow]no key metrics[/]: {escape(status.metrics.reason or '')}")
         console.print("                        (the key in use and the previous slot cannot be seen; the stack and the")
@@ -197,7 +208,7 @@ def render(status: KeyStatus, console: Console) -> None:
         elif status.metrics.served:
             slot = "-"
         elif row.key_id_hash == _hash_of(status.pinned_key_id):
-            slot = "pinned by the stack"
+            slot = status.key_source.split(" (")[0]
         else:
             slot = "recorded"
         table.add_row(
@@ -209,7 +220,11 @@ def render(status: KeyStatus, console: Console) -> None:
             str(row.writes),
             _iso(row.record.finishedAt) + f" ({row.record.secrets.listed} Secrets)" if row.record else "none",
         )
-    console.print(table)
+    if status.keys:
+        console.print(table)
+    else:
+        # No metrics, no pinned key, no record: an empty table would look like "no keys"; say what is unknown.
+        console.print("  keys: none known (no metrics, no pinned or --key-id key, no re-encryption record)")
     console.print(f"  records: {escape(status.records_file)}")
     for finding in status.findings:
         console.print(f"[bold yellow]attention:[/] {escape(finding)}")
@@ -274,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
         records,
         str(stack_key.records_file),
         known,
+        key_source=stack_key.source,
+        key_id_option=stack_key.key_id_option,
     )
     status.cluster = cluster_ref
     if args.json:

@@ -55,9 +55,20 @@ class StackKey:
     """What the stack says about the key its cluster uses, and where its re-encryption records live."""
 
     stack: str
-    key_id: str | None  # the versioned key URL the stack pins; None when it pins no version
+    key_id: str | None  # the versioned key URL the stack pins, or --key-id's; None when neither names one
     records_file: Path
     unpinned_reason: str | None = None
+    given: bool = False  # key_id came from --key-id: the stack itself pins no version
+
+    @property
+    def source(self) -> str:
+        """Where key_id comes from, as the tools label it."""
+        return "given by --key-id (the stack pins no version)" if self.given else "pinned by the stack"
+
+    @property
+    def key_id_option(self) -> str:
+        """The `--key-id URL` a command on this stack needs again (empty for a pinned stack)."""
+        return f" --key-id {self.key_id}" if self.given and self.key_id else ""
 
     @property
     def plugin_key_id(self) -> str | None:
@@ -106,7 +117,7 @@ def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = ROOT) 
                 f"--key-id {key_id} differs from the key id stack {name} pins ({pinned}); leave --key-id out, or "
                 "pin the new version in the stack first (docs/rotation.md, step 2)"
             )
-        return StackKey(stack=name, key_id=given, records_file=records_file)
+        return StackKey(stack=name, key_id=given, records_file=records_file, given=pinned is None)
     if pinned is None:
         return StackKey(
             stack=name,

@@ -68,6 +68,7 @@ from kms_aks_tools.cluster.records import (
     ApiServerReport,
     ClusterRef,
     RecordError,
+    RecordFile,
     ReencryptionRecord,
     SecretCounts,
     append_record,
@@ -604,7 +605,17 @@ def _key_name(key_hash: str | None, stack_key: StackKey) -> str:
     return f"{key_hash} (not the stack's key {stack_key.key_id})"
 
 
-def _wait_for_stack_key(cluster: Cluster, stack_key: StackKey, wait: float, console: Console) -> EnvelopeMetrics:
+def _recorded_name(key_hash: str, records: RecordFile) -> str:
+    """A metric key hash as its URL where a record of the stack names that key (the hash is shown too)."""
+    for record in records.records:
+        if metric_key_id_hash(plugin_key_id(record.keyId)) == key_hash:
+            return f"{record.keyId} ({key_hash})"
+    return key_hash
+
+
+def _wait_for_stack_key(
+    cluster: Cluster, stack_key: StackKey, records: RecordFile, wait: float, console: Console
+) -> EnvelopeMetrics:
     """The metrics once they show the stack's key as current, or as they are when `wait` seconds have passed."""
     deadline = time.monotonic() + max(wait, 0.0)
     metrics = fetch_metrics(cluster)
@@ -612,7 +623,8 @@ def _wait_for_stack_key(cluster: Cluster, stack_key: StackKey, wait: float, cons
     while metrics.served and metrics.current not in (None, stack_key.metric_hash) and time.monotonic() < deadline:
         if not told:
             console.print(
-                f"reencrypt: the API server's current key is {metrics.current}, not the stack's; waiting up to "
+                f"reencrypt: the API server's current key is {_recorded_name(metrics.current, records)}, not the "
+                f"stack's; waiting up to "
                 f"{wait:g} s for its next KMS Status poll"
             )
             told = True
@@ -637,7 +649,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     stack_key = load_stack_key(args.stack, key_id=args.key_id)
     if stack_key.key_id is None and not args.dry_run:
         raise StackKeyError(f"{stack_key.unpinned_reason}; the record names the key its Secrets were rewritten under")
-    load_records(stack_key.records_file, stack_key.stack)  # a broken records file is refused before any write
+    # A broken records file is refused before any write; its keys name a hash the metrics report.
+    records = load_records(stack_key.records_file, stack_key.stack)
     checkpoint_path = args.checkpoint or default_checkpoint_path(stack_key)
     existing = load_checkpoint(checkpoint_path)
     cluster = connect(args.kubeconfig, args.context, pool_size=args.concurrency)
@@ -646,11 +659,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if args.dry_run:
             return _dry_run(cluster, args.page_size, console)
         assert stack_key.key_id is not None
-        metrics = _wait_for_stack_key(cluster, stack_key, args.wait_for_key, console)
+        metrics = _wait_for_stack_key(cluster, stack_key, records, args.wait_for_key, console)
         if metrics.served and metrics.current is not None and metrics.current != stack_key.metric_hash:
             raise ClusterInputError(
                 f"the API server {cluster.server} (context {cluster.context!r}) encrypts with key "
-                f"{metrics.current}, not the key stack {stack_key.stack} pins ({stack_key.key_id}, "
+                f"{_recorded_name(metrics.current, records)}, not the key "
+                f"{'given by --key-id' if stack_key.given else f'stack {stack_key.stack} pins'} ({stack_key.key_id}, "
                 f"{stack_key.metric_hash}): is this the stack's cluster, and has `pulumi up` applied the key? "
                 "Nothing was rewritten"
             )
