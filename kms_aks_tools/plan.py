@@ -557,9 +557,11 @@ def stack_row(stack_file: str, as_of: date) -> Any:
     from kms_aks_tools.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict, stack_config
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    # The stack file's own project (`--all --cwd OTHER`): its program, its pack and its policy config.
+    root = Path(stack_file).resolve().parent
     try:
-        plan, recorded = build_plan(stack_file)
-        config = stack_config(stack_file)
+        plan, recorded = build_plan(stack_file, root=root)
+        config = stack_config(stack_file, root)
     except (PlanError, PolicyPackError, ConfigError, FileNotFoundError, ValueError) as error:
         return StackRow(stack=name, exit_code=EXIT_ERROR, error=str(error))
     report = check_rotation(recorded, config, as_of=as_of)

@@ -522,9 +522,10 @@ def stack_row(stack_file: str, as_of: date) -> Any:
     from kms_aks_tools.every_stack import StackRow
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    root = Path(stack_file).resolve().parent  # the stack file's own project (`--all --cwd OTHER`): its program
     try:
-        report = run_rotation_check(stack_file, as_of=as_of)
-        config = stack_config(stack_file)
+        report = run_rotation_check(stack_file, as_of=as_of, root=root)
+        config = stack_config(stack_file, root)
     except (RotationCheckError, ConfigError, FileNotFoundError, ValueError) as error:
         return StackRow(stack=name, exit_code=EXIT_ERROR, error=str(error))
     expiry, days_left = key_expiry(report)
