@@ -75,7 +75,14 @@ from azure_facts.tokens import (
     UnrecognisedKmsToken,
     canonical_type,
 )
-from kms_aks_tools.cluster.records import RecordError, RecordFile, load_records, normalize_key_id, records_path
+from kms_aks_tools.cluster.records import (
+    RECORDS_DIR,
+    RecordError,
+    RecordFile,
+    load_records,
+    normalize_key_id,
+    records_path,
+)
 from kms_aks_tools.output import make_console, subcommand_parser
 from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
@@ -472,6 +479,13 @@ class Records:
                 f"{self.start} or above: run the guard from the project, or pass --records DIR"
             ) from None
         return records_path(root, stack)
+
+    def shown(self, path: Path) -> str:
+        """`path` as the gate names it: relative to the project, whose `rotations/` is the working tree's (a copy
+        of the project, as the sandbox runs the guard in, names the file to commit, not the copy's)."""
+        if self.directory is not None:
+            return str(path)
+        return str(path.relative_to(path.parent.parent)) if path.parent.name == RECORDS_DIR else str(path)
 
     def load(self, stack: str) -> tuple[Path, RecordFile]:
         path = self.path_for(stack)
@@ -1377,9 +1391,10 @@ def _gate_findings(
         if current is None:
             continue  # KMS enabled in place: no current key, nothing stored under an older one
         stack = stack_from_urn(change.urn)
-        path, record_file = records.load(stack)
+        found, record_file = records.load(stack)
         if record_file.complete_record_for(current) is not None:
             continue
+        path = records.shown(found)
         yield Finding(
             rule=ROTATION_GATE_RULE,
             urn=change.urn,
