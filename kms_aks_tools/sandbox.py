@@ -3,6 +3,7 @@
     kms-aks sandbox up      --stack dev    # the workflows' preview (pack + guard), then `up` of that exact plan
     kms-aks sandbox preview --stack dev    # after editing Pulumi.dev.yaml: what CI's PR check would show
     kms-aks sandbox destroy --stack dev    # delete the stack's resources from the stand-in, drop the stack
+    kms-aks sandbox key-version --stack dev  # a new version of the stack's KMS key (as `az keyvault key rotate`)
     kms-aks sandbox status                 # what the sandbox holds
     kms-aks sandbox reset                  # forget everything (state, stand-in cloud, project copy)
 
@@ -55,7 +56,7 @@ PASSPHRASE = "kms-aks sandbox (offline, nothing real)"
 # The grant-propagation wait is real time under the stand-in too; capped so a rehearsal stays quick.
 SLEEP_CAP_SECONDS = 1.0
 MARKER = "kms-aks-sandbox"
-ACTIONS = ("up", "preview", "destroy", "status", "reset")
+ACTIONS = ("up", "preview", "destroy", "status", "reset", "key-version")
 
 
 class SandboxError(Exception):
@@ -248,8 +249,16 @@ def preview_as_ci(sandbox: Sandbox, space: realcli.CliWorkspace, stack: str, con
     out = sandbox.out(stack)
     if out.exists():
         shutil.rmtree(out)
+    # The workflows' OUT is relative to the project (out/<stack>), so the guard's lines and the PR comment name
+    # repo-relative paths, as in CI; the files are kept in .sandbox/out/<stack> afterwards.
+    ci_out = ci_out_dir(stack)
+    shutil.rmtree(space.path / ci_out, ignore_errors=True)
     # .ci/pulumi-stack reads guard-overrides.yaml from the project root, as CI does: the copy has the user's.
-    previewed = space.ci("preview", stack, str(out))
+    try:
+        previewed = space.ci("preview", stack, ci_out)
+    finally:
+        if (space.path / ci_out).is_dir():
+            shutil.copytree(space.path / ci_out, out, dirs_exist_ok=True)
     policy_config = f"policies/config/{stack}.json"
     if not (out / "guard.txt").is_file():
         # The preview failed: the pack refused, or the program did. The script re-ran it as text, for its reasons.
@@ -269,18 +278,27 @@ def preview_as_ci(sandbox: Sandbox, space: realcli.CliWorkspace, stack: str, con
     except BadInput as error:
         # The guard read the same file, so it refused it too (exit 2, in its output above).
         console.print(Text(f"the preview could not be read: {error}", style="bold red"))
-        return EXIT_BLOCKED
+        return EXIT_BAD_INPUT
     if previewed.returncode != 0 and previewed.stderr.strip():
         console.print(Text(previewed.stderr.rstrip()))  # the guard's bad-input message goes to stderr
     # The PR comment, written by the workflows' own step, so the user can read exactly what the PR would get.
-    commented = space.ci("comment", stack, str(out))
+    commented = space.ci("comment", stack, ci_out)
+    if (space.path / ci_out / "comment.md").is_file():
+        shutil.copy2(space.path / ci_out / "comment.md", out / "comment.md")
     if commented.returncode != 0:
         console.print(Text(f"the PR comment could not be written: {commented.stderr.strip()}", style="bold red"))
         return EXIT_BLOCKED
     console.print(
         f"the PR comment: {escape(str(out / 'comment.md'))}; the preview: {escape(str(out / 'preview.json'))}"
     )
+    if previewed.returncode == EXIT_BAD_INPUT:
+        return EXIT_BAD_INPUT  # the guard's own exit 2 (a bad override or records file): bad input, as in CI
     return EXIT_OK if previewed.returncode == 0 else EXIT_BLOCKED
+
+
+def ci_out_dir(stack: str) -> str:
+    """The workflows' OUT folder in the project copy, relative to it: CI's artifact paths are repo-relative."""
+    return f"out/{stack}"
 
 
 def action_preview(sandbox: Sandbox, stack: str, console: Console) -> int:
@@ -307,7 +325,7 @@ def action_up(sandbox: Sandbox, stack: str, console: Console) -> int:
             )
             return code
         # The deploy workflow's apply: exactly the previewed plan (`up --plan`), the pack enforced again.
-        applied = space.ci("up", stack, str(sandbox.out(stack)), stream=True)
+        applied = space.ci("up", stack, ci_out_dir(stack), stream=True)
     if applied.returncode != 0:
         console.print(
             Text(f"sandbox up: pulumi up failed (exit {applied.returncode}); its output is above.", style="bold red")
@@ -363,6 +381,53 @@ def action_status(sandbox: Sandbox, console: Console) -> int:
     return EXIT_OK
 
 
+def _stack_key_name(sandbox: Sandbox, stack: str) -> tuple[str, str]:
+    """(vault, key name) of the KMS key the stack's cluster uses: the key it creates, or its own key's
+    (`existingKey.keyId`, bring your own key)."""
+    from azure_facts import VERSIONED_KEY_ID
+    from kms_aks.config import ConfigError, parse_stack_config, read_project_config
+    from kms_aks_tools.stack_file import StackFileError, load_stack_file
+
+    sandbox.check_stack(stack)
+    try:
+        raw = load_stack_file(stack, sandbox.project)
+        config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
+    except (FileNotFoundError, StackFileError, ConfigError, ValueError) as error:
+        raise SandboxError(str(error)) from None
+    if config.existing_key is not None:
+        match = VERSIONED_KEY_ID.match(config.existing_key.key_id)
+        if match is None:
+            raise SandboxError(f"kms-aks:existingKey.keyId {config.existing_key.key_id} is not a versioned key id")
+        return match["vault"], match["name"]
+    if config.kms_key is None or config.key_vault is None:
+        raise SandboxError(f"stack {stack} has no KMS key (kms-aks:kmsKey / kms-aks:existingKey)")
+    return config.key_vault.name, config.kms_key.name
+
+
+def action_key_version(sandbox: Sandbox, stack: str, console: Console) -> int:
+    """A new version of the stack's KMS key in the stand-in's Key Vault, as Key Vault's rotate (or the key's
+    rotation policy) makes it; prints its versioned key id, for `kms-aks:kmsKey.version` and the overrides."""
+    from kms_aks_tools.standin.key_versions import KeyVersionError, new_key_version
+    from kms_aks_tools.standin.saved import SavedCloudError, load_states, save_states
+
+    vault, name = _stack_key_name(sandbox, stack)
+    with sandbox.locked():
+        try:
+            states = load_states(sandbox.cloud_file)
+            versioned = new_key_version(states, vault, name)
+        except (SavedCloudError, KeyVersionError) as error:
+            raise SandboxError(str(error)) from None
+        save_states(states, sandbox.cloud_file)
+    version = versioned.rsplit("/", 1)[1]
+    console.print(f"sandbox key-version: new version of {escape(name)} in {escape(vault)}:")
+    print(versioned)
+    console.print(
+        f"pin it: kms-aks:kmsKey.version: {version} in Pulumi.{escape(stack)}.yaml, and the key id in "
+        f"pinnedKeyIds of aks-kms-key-source in policies/config/{escape(stack)}.json (docs/rotation.md, step 2)"
+    )
+    return EXIT_OK
+
+
 def action_reset(sandbox: Sandbox, console: Console) -> int:
     if not sandbox.home.exists():
         console.print(f"sandbox: nothing to reset in {escape(str(sandbox.home))}")
@@ -382,7 +447,7 @@ def action_reset(sandbox: Sandbox, console: Console) -> int:
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of `kms-aks sandbox`."""
-    parser.add_argument("action", choices=ACTIONS, help="up | preview | destroy | status | reset")
+    parser.add_argument("action", choices=ACTIONS, help="up | preview | destroy | status | reset | key-version")
     parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml; default dev)")
     add_project_option(parser)  # the sandbox is the found project's .sandbox/
     parser.set_defaults(run=run)
@@ -404,6 +469,8 @@ def run(args: argparse.Namespace) -> int:
             code = action_status(sandbox, console)
         elif args.action == "reset":
             code = action_reset(sandbox, console)
+        elif args.action == "key-version":
+            code = action_key_version(sandbox, args.stack, console)
         else:
             action = {"up": action_up, "preview": action_preview, "destroy": action_destroy}[args.action]
             code = action(sandbox, args.stack, console)
