@@ -120,6 +120,19 @@ class Sandbox:
             )
         return text
 
+    def cloud(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The stand-in's cloud: the saved one, with the resources `sandbox-azure.yaml` declares outside every stack
+        (a bring-your-own-key vault and key, other teams' grants) added where it does not hold them yet."""
+        from kms_aks_tools.standin.outside import OUTSIDE_FILE, OutsideError, add_outside
+        from kms_aks_tools.standin.saved import SavedCloudError, load_states
+
+        try:
+            states = load_states(self.cloud_file)
+            add_outside(states, self.project / OUTSIDE_FILE)
+        except (SavedCloudError, OutsideError) as error:
+            raise SandboxError(str(error)) from None
+        return states
+
     # ------------------------------------------------------------------------------------------------ set-up
 
     @contextlib.contextmanager
@@ -207,7 +220,7 @@ def running(sandbox: Sandbox, stack: str, console: Console, *, create: bool = Tr
     """The CLI, the project copy and the stand-in over the saved cloud; the cloud is saved again afterwards,
     whatever happened (a failed `up` may have created half of the resources, as in Azure). With `create`, the
     stack is created in the sandbox's backend when it is not there yet."""
-    from kms_aks_tools.standin.saved import SavedCloudError, load_states, save_states
+    from kms_aks_tools.standin.saved import save_states
     from kms_aks_tools.standin_provider import running_standin
 
     stack_text = sandbox.check_stack(stack)
@@ -216,10 +229,7 @@ def running(sandbox: Sandbox, stack: str, console: Console, *, create: bool = Tr
     except realcli.ToolchainError as error:
         raise SandboxError(str(error)) from None
     with sandbox.locked():
-        try:
-            states = load_states(sandbox.cloud_file)
-        except SavedCloudError as error:
-            raise SandboxError(str(error)) from None
+        states = sandbox.cloud()
         sandbox.refresh_copy(stack, stack_text)
         with running_standin(sleep_cap=SLEEP_CAP_SECONDS, states=states) as standin:
             try:
@@ -362,16 +372,11 @@ def action_destroy(sandbox: Sandbox, stack: str, console: Console) -> int:
 
 
 def action_status(sandbox: Sandbox, console: Console) -> int:
-    from kms_aks_tools.standin.saved import SavedCloudError, load_states
-
     console.print(f"sandbox: {escape(str(sandbox.home))}" + ("" if sandbox.home.exists() else " (empty)"))
     built = sorted(realcli.ROOT.glob(".tools/pulumi-*/bin/pulumi"))
     cli = escape(str(built[-1])) if built else "not built yet (the first up or preview builds it; needs Go)"
     console.print(f"Pulumi CLI: {cli}")
-    try:
-        states = load_states(sandbox.cloud_file)
-    except SavedCloudError as error:
-        raise SandboxError(str(error)) from None
+    states = sandbox.cloud()
     stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (sandbox.home / "secrets").glob("Pulumi.*.yaml"))
     console.print(f"stacks in the sandbox: {escape(', '.join(stacks)) or 'none'}")
     counted = Counter(type_token for type_token, _ in states.values())
@@ -408,14 +413,14 @@ def action_key_version(sandbox: Sandbox, stack: str, console: Console) -> int:
     """A new version of the stack's KMS key in the stand-in's Key Vault, as Key Vault's rotate (or the key's
     rotation policy) makes it; prints its versioned key id, for `kms-aks:kmsKey.version` and the overrides."""
     from kms_aks_tools.standin.key_versions import KeyVersionError, new_key_version
-    from kms_aks_tools.standin.saved import SavedCloudError, load_states, save_states
+    from kms_aks_tools.standin.saved import save_states
 
     vault, name = _stack_key_name(sandbox, stack)
     with sandbox.locked():
+        states = sandbox.cloud()
         try:
-            states = load_states(sandbox.cloud_file)
             versioned = new_key_version(states, vault, name)
-        except (SavedCloudError, KeyVersionError) as error:
+        except KeyVersionError as error:
             raise SandboxError(str(error)) from None
         save_states(states, sandbox.cloud_file)
     version = versioned.rsplit("/", 1)[1]

@@ -195,3 +195,29 @@ def test_key_version_adds_a_version_of_the_stacks_key_to_the_saved_cloud_and_pri
     vault, key = _find_key(printed, states)
     assert vault is not None and vault[0] == vault_id and key is not None
     assert _find_key(f"{key_uri}/{'2' * 32}", states) == (None, None)
+
+
+def test_a_byok_key_declared_outside_the_stack_gets_versions_too(project: Path, capsys: pytest.CaptureFixture) -> None:
+    vault_id = (
+        "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-keys"
+        "/providers/Microsoft.KeyVault/vaults/kv-team-keys"
+    )
+    current = "https://kv-team-keys.vault.azure.net/keys/aks-etcd/" + "2b" * 16
+    (project / "Pulumi.byok.yaml").write_text(
+        "config:\n  azure-native:location: westeurope\n  kms-aks:location: westeurope\n  kms-aks:existingKey:\n"
+        f"    keyId: {current}\n    keyVaultResourceId: {vault_id}\n    permissionModel: rbac\n"
+        "  kms-aks:cluster:\n    name: aks-byok\n    kubernetesVersion: \"1.33\"\n"
+        "    apiServerAuthorizedIpRanges: [198.51.100.0/24]\n"
+    )
+    assert _sandbox(project, "key-version", "--stack", "byok") == 2  # no such vault in the cloud yet
+    assert "holds no key aks-etcd in vault kv-team-keys" in capsys.readouterr().err
+    (project / "sandbox-azure.yaml").write_text(
+        f"vaults:\n  - id: {vault_id}\n    keys:\n      - name: aks-etcd\n"
+        f"        versions: ['{'1a' * 16}', '{'2b' * 16}']\n"
+    )
+    assert _sandbox(project, "key-version", "--stack", "byok") == 0
+    [printed] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("https://kv-team-keys")]
+    assert printed.startswith("https://kv-team-keys.vault.azure.net/keys/aks-etcd/") and printed != current
+    assert _sandbox(project, "status") == 0
+    status = capsys.readouterr().out
+    assert "1 azure-native:keyvault:Vault" in status and "2 Microsoft.KeyVault/vaults/keys/versions" in status
