@@ -342,6 +342,21 @@ def action_up(sandbox: Sandbox, stack: str, console: Console) -> int:
         )
         return EXIT_BLOCKED
     console.print(Text(f"sandbox up: {stack} is deployed into the stand-in.", style="bold green"))
+    return follow_cluster(sandbox, stack, console)
+
+
+def follow_cluster(sandbox: Sandbox, stack: str, console: Console) -> int:
+    """The stack's local control plane follows its ManagedCluster's KMS (`kms_aks_tools.sandbox_cluster`)."""
+    from kms_aks_tools.cluster.controlplane import ControlPlaneError
+    from kms_aks_tools.sandbox_cluster import SandboxClusters
+
+    config = _stack_config(sandbox, stack)
+    with sandbox.locked():
+        try:
+            SandboxClusters(sandbox.home).follow(stack, sandbox.cloud(), config.cluster.name, console)
+        except ControlPlaneError as error:
+            console.print(Text(f"sandbox up: the stack's cluster could not follow its KMS: {error}", style="bold red"))
+            return EXIT_BLOCKED
     return EXIT_OK
 
 
@@ -365,6 +380,11 @@ def action_destroy(sandbox: Sandbox, stack: str, console: Console) -> int:
         if removed.returncode != 0:
             console.print(Text(removed.stderr.rstrip()))
             return EXIT_BLOCKED
+    from kms_aks_tools.sandbox_cluster import SandboxClusters
+
+    with sandbox.locked():
+        if SandboxClusters(sandbox.home).stop(stack):
+            console.print(f"sandbox destroy: stopped {escape(stack)}'s local cluster")
     sandbox.secrets_file(stack).unlink(missing_ok=True)
     shutil.rmtree(sandbox.out(stack), ignore_errors=True)
     console.print(Text(f"sandbox destroy: {stack} is destroyed and removed from the sandbox.", style="bold green"))
@@ -379,6 +399,18 @@ def action_status(sandbox: Sandbox, console: Console) -> int:
     states = sandbox.cloud()
     stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (sandbox.home / "secrets").glob("Pulumi.*.yaml"))
     console.print(f"stacks in the sandbox: {escape(', '.join(stacks)) or 'none'}")
+    from kms_aks_tools.sandbox_cluster import SandboxClusters, context_name
+
+    clusters = SandboxClusters(sandbox.home)
+    for stack in clusters.stacks():
+        plane = clusters.attached(stack)
+        assert plane is not None
+        state = "running" if plane.running() else "stopped"
+        previous = plane.key_id(plane.previous_version) if plane.previous_version else "none"
+        console.print(
+            f"cluster {context_name(stack)} ({state}, {escape(str(clusters.kubeconfig))}): KMS key "
+            f"{escape(plane.key_id(plane.current_version))}, previous {escape(previous)}"
+        )
     counted = Counter(type_token for type_token, _ in states.values())
     console.print(f"the stand-in's Azure: {len(states)} resources")
     for type_token, count in sorted(counted.items()):
@@ -386,19 +418,25 @@ def action_status(sandbox: Sandbox, console: Console) -> int:
     return EXIT_OK
 
 
-def _stack_key_name(sandbox: Sandbox, stack: str) -> tuple[str, str]:
-    """(vault, key name) of the KMS key the stack's cluster uses: the key it creates, or its own key's
-    (`existingKey.keyId`, bring your own key)."""
-    from azure_facts import VERSIONED_KEY_ID
+def _stack_config(sandbox: Sandbox, stack: str) -> Any:
+    """The stack's validated config (`kms_aks.config.StackConfig`)."""
     from kms_aks.config import ConfigError, parse_stack_config, read_project_config
     from kms_aks_tools.stack_file import StackFileError, load_stack_file
 
     sandbox.check_stack(stack)
     try:
         raw = load_stack_file(stack, sandbox.project)
-        config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
+        return parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
     except (FileNotFoundError, StackFileError, ConfigError, ValueError) as error:
         raise SandboxError(str(error)) from None
+
+
+def _stack_key_name(sandbox: Sandbox, stack: str) -> tuple[str, str]:
+    """(vault, key name) of the KMS key the stack's cluster uses: the key it creates, or its own key's
+    (`existingKey.keyId`, bring your own key)."""
+    from azure_facts import VERSIONED_KEY_ID
+
+    config = _stack_config(sandbox, stack)
     if config.existing_key is not None:
         match = VERSIONED_KEY_ID.match(config.existing_key.key_id)
         if match is None:
@@ -439,7 +477,10 @@ def action_reset(sandbox: Sandbox, console: Console) -> int:
         return EXIT_OK
     if not (sandbox.home / MARKER).exists():
         raise SandboxError(f"{sandbox.home} was not made by `kms-aks sandbox`; remove it yourself if you mean to")
+    from kms_aks_tools.sandbox_cluster import SandboxClusters
+
     with sandbox.locked():
+        SandboxClusters(sandbox.home).stop_all()
         shutil.rmtree(sandbox.home)
     console.print(
         f"sandbox: reset; {escape(str(sandbox.home))} is gone (state, the stand-in's cloud, the project copy)"
