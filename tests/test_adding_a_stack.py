@@ -5,7 +5,7 @@ the page first, so a step that stops matching the project fails here); steps 4 a
 GitHub. Then `make plan STACK=<name>` must exit 0 and the suite's stack-dependent tests (`-m stacks`, every test
 whose outcome depends on which stack files exist) must pass on the copy. The page's example name is `staging`; the
 stack is added here under another one (`qa`), as a team would name its own, so that no test can pass by knowing
-the page's example.
+the page's example (or `qa-2` where the project has a `qa` already).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "configuration.md").read_text()
 ENV = {**os.environ, "COLUMNS": "400", "TERM": "dumb"}
 EXAMPLE = "staging"  # the page's name for the new stack
-NAME = "qa"  # the name it is added under here
 SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+# The name it is added under here: not the page's, and not one the project has already (a team's own `qa`).
+NAME = next(name for name in ("qa", "qa-2", "qa-3") if name not in SHIPPED)
 
 
 def step(number: int) -> str:
