@@ -58,12 +58,17 @@ class StackKey:
     key_id: str | None  # the versioned key URL the stack pins, or --key-id's; None when neither names one
     records_file: Path
     unpinned_reason: str | None = None
-    given: bool = False  # key_id came from --key-id: the stack itself pins no version
+    given: bool = False  # key_id came from --key-id: the stack pins no version, or pins another one (pinned_next)
+    pinned_next: str | None = None  # the version the stack pins when --key-id names another (a rotation not applied)
 
     @property
     def source(self) -> str:
         """Where key_id comes from, as the tools label it."""
-        return "given by --key-id (the stack pins no version)" if self.given else "pinned by the stack"
+        if not self.given:
+            return "pinned by the stack"
+        if self.pinned_next:
+            return f"given by --key-id (the stack pins {self.pinned_next}, not applied yet)"
+        return "given by --key-id (the stack pins no version)"
 
     @property
     def key_id_option(self) -> str:
@@ -94,7 +99,8 @@ def pinned_key_id(config: StackConfig) -> str | None:
 
 
 def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = ROOT) -> StackKey:
-    """The stack's key (a stack name, or a path to a `Pulumi.<stack>.yaml`), with `--key-id` for an unpinned one.
+    """The stack's key (a stack name, or a path to a `Pulumi.<stack>.yaml`); `--key-id` names the key the cluster
+    uses when the stack pins none, or pins the next one already (its rotation not applied yet).
 
     Records live in `rotations/<stack>.yaml` beside the stack file: the project's `rotations/` for a shipped stack.
     """
@@ -112,12 +118,11 @@ def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = ROOT) 
     pinned = pinned_key_id(config)
     if key_id is not None:
         given = canonical_key_url(key_id)
-        if pinned is not None and plugin_key_id(given) != plugin_key_id(pinned):
-            raise StackKeyError(
-                f"--key-id {key_id} differs from the key id stack {name} pins ({pinned}); leave --key-id out, or "
-                "pin the new version in the stack first (docs/rotation.md, step 2)"
-            )
-        return StackKey(stack=name, key_id=given, records_file=records_file, given=pinned is None)
+        if pinned is not None and plugin_key_id(given) == plugin_key_id(pinned):
+            return StackKey(stack=name, key_id=pinned, records_file=records_file)
+        # The stack pins none, or already pins the next version (a rotation's pull request, not applied yet):
+        # --key-id names the key the cluster uses now, which the tools then check against the API server's.
+        return StackKey(stack=name, key_id=given, records_file=records_file, given=True, pinned_next=pinned)
     if pinned is None:
         return StackKey(
             stack=name,
