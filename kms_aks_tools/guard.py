@@ -1405,9 +1405,9 @@ def _gate_findings(
                 f"this change {current} becomes the previous key and the older one is dropped, with every Secret "
                 f"still under it unreadable. First rewrite every Secret under the current key: `kms-aks reencrypt "
                 f"--stack {stack} --key-id {current} --context <kube-context>`, and commit the record it writes "
-                f"({path}); then preview again (docs/rotation.md). Only if no Secret can be under an older key (e.g. the cluster has only "
-                f"ever used this one), add {{urn, currentKeyId: '{current}', reason}} to reencryptionWaivers in the "
-                "overrides file; the rotation override is needed as well."
+                f"({path}); then preview again (docs/rotation.md). Only if no Secret can be under an older key "
+                f"(e.g. the cluster has only ever used this one), add {{urn, currentKeyId: '{current}', reason}} to "
+                "reencryptionWaivers in the overrides file; the rotation override is needed as well."
             ),
             current_key_id=current,
         )
