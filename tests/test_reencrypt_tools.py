@@ -373,3 +373,20 @@ def test_key_status_offline_on_an_unpinned_stack_says_no_key_is_known_instead_of
     assert "keys: none known (no metrics, no pinned or --key-id key, no re-encryption record)" in out
     assert "┃" not in out and "last Status" not in out, "no table without a row"
     assert "which key the cluster uses cannot be told" in out
+
+
+def test_a_stack_name_is_the_found_projects_and_its_records_go_to_that_projects_rotations(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "deep").mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text((keys.ROOT / "Pulumi.yaml").read_text())
+    write_stack(project, name="clustertest")
+    code, out = run(capsys, "key-status", "--stack", "clustertest", "--offline", "--cwd", str(project / "deep"))
+    assert code == 1 and f"records: {project / 'rotations' / 'clustertest.yaml'}" in " ".join(out.split())
+    monkeypatch.chdir(project / "deep")  # as `pulumi` finds it: the nearest Pulumi.yaml upward
+    code, out = run(capsys, "key-status", "--stack", "clustertest", "--offline")
+    assert f"records: {project / 'rotations' / 'clustertest.yaml'}" in " ".join(out.split())
+    monkeypatch.chdir(tmp_path)
+    code, out = run(capsys, "reencrypt", "--stack", "clustertest")
+    assert code == 2 and "no Pulumi.yaml" in out

@@ -36,6 +36,7 @@ from kms_aks_tools.cluster.keys import (
     load_stack_key,
     metric_key_id_hash,
     plugin_key_id,
+    stack_project,
 )
 from kms_aks_tools.cluster.records import RecordError, RecordFile, ReencryptionRecord, load_records
 from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
@@ -264,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     console = make_console()
     try:
-        stack_key = load_stack_key(args.stack, key_id=args.key_id)
+        stack_key = load_stack_key(args.stack, key_id=args.key_id, root=stack_project(args.stack, args.cwd))
         known = [canonical_key_url(url) for url in args.known_key_id]
         records = load_records(stack_key.records_file, stack_key.stack)
         cluster_ref: dict[str, str] = {}

@@ -23,7 +23,7 @@ from kms_aks_tools.cluster import envelope
 from kms_aks_tools.cluster.envelope import metric_key_id_hash
 from kms_aks_tools.cluster.records import records_path
 from kms_aks_tools.mock_engine import ROOT
-from kms_aks_tools.stack_file import StackFileError, load_stack_file, stack_names
+from kms_aks_tools.stack_file import ProjectNotFoundError, StackFileError, find_project, load_stack_file, stack_names
 
 
 class StackKeyError(ValueError):
@@ -96,6 +96,17 @@ def pinned_key_id(config: StackConfig) -> str | None:
     if config.kms_key is not None and config.kms_key.version and config.key_vault is not None:
         return f"https://{config.key_vault.name}.vault.azure.net/keys/{config.kms_key.name}/{config.kms_key.version}"
     return None
+
+
+def stack_project(stack: str, cwd: Path | None) -> Path:
+    """The project a stack name belongs to: the nearest Pulumi.yaml from `cwd` (default: the working directory)
+    upward, as `pulumi` finds it, so records go to that project's `rotations/`; a stack file's path needs none."""
+    if stack.endswith((".yaml", ".yml")):
+        return ROOT
+    try:
+        return find_project(cwd or Path.cwd())
+    except ProjectNotFoundError as error:
+        raise StackKeyError(str(error)) from None
 
 
 def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = ROOT) -> StackKey:

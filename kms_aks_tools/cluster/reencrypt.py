@@ -63,7 +63,14 @@ from kms_aks_tools.cluster.connection import (
     request_raw,
 )
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
-from kms_aks_tools.cluster.keys import StackKey, StackKeyError, load_stack_key, metric_key_id_hash, plugin_key_id
+from kms_aks_tools.cluster.keys import (
+    StackKey,
+    StackKeyError,
+    load_stack_key,
+    metric_key_id_hash,
+    plugin_key_id,
+    stack_project,
+)
 from kms_aks_tools.cluster.records import (
     ApiServerReport,
     ClusterRef,
@@ -74,7 +81,15 @@ from kms_aks_tools.cluster.records import (
     append_record,
     load_records,
 )
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, positive_int, subcommand_parser
+from kms_aks_tools.output import (
+    EXIT_BAD_INPUT,
+    EXIT_BLOCKED,
+    EXIT_OK,
+    add_project_option,
+    make_console,
+    positive_int,
+    subcommand_parser,
+)
 
 FIELD_MANAGER = "kms-aks-reencrypt"
 DEFAULT_CONCURRENCY = 4
@@ -543,9 +558,10 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="kubeconfig context (default: its current context)")
     parser.add_argument(
         "--key-id",
-        help="the versioned key id the cluster uses, for a stack that pins no version "
-        "(az aks show --query securityProfile.azureKeyVaultKms.keyId)",
+        help="the versioned key id the cluster uses, for a stack that pins no version or already pins the next "
+        "one (az aks show --query securityProfile.azureKeyVaultKms.keyId)",
     )
+    add_project_option(parser)  # a stack name is the found project's; its records go to its rotations/
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -646,7 +662,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    stack_key = load_stack_key(args.stack, key_id=args.key_id)
+    stack_key = load_stack_key(args.stack, key_id=args.key_id, root=stack_project(args.stack, args.cwd))
     if stack_key.key_id is None and not args.dry_run:
         raise StackKeyError(f"{stack_key.unpinned_reason}; the record names the key its Secrets were rewritten under")
     # A broken records file is refused before any write; its keys name a hash the metrics report.
