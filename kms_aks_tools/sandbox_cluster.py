@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ from azure_facts import VERSIONED_KEY_ID
 from kms_aks_tools.cluster.controlplane import ControlPlane, ControlPlaneError, build_binaries
 
 MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
+# A restarted API server lists every Secret into its watch cache before it is ready; on a busy 2-core machine
+# that takes up to a minute. One that is not ready after this long cannot read what it stores.
+READY_TIMEOUT = 90.0
 
 
 def context_name(stack: str) -> str:
@@ -149,9 +153,15 @@ class SandboxClusters:
         )
 
     def show_health(self, plane: ControlPlane, console: Console) -> None:
-        """What a user of the cluster sees now: readyz and a list of Secrets."""
+        """What a user of the cluster sees once the restarted API server has had READY_TIMEOUT seconds to become
+        ready (its caches fill at start): readyz and a list of Secrets."""
+        deadline = time.monotonic() + READY_TIMEOUT
         try:
-            ready = plane.api_get("/readyz?verbose", timeout=10)
+            while True:
+                ready = plane.api_get("/readyz?verbose", timeout=10)
+                if ready.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(2.0)
             listed = plane.api_get("/api/v1/secrets?limit=1", timeout=10)
         except requests.RequestException as error:
             console.print(f"  the API server does not answer: {escape(str(error))}")

@@ -90,6 +90,7 @@ def test_two_rotations_move_the_slots_as_akss_plugin_does_and_the_second_shows_t
 
     # The second rotation: v1 is dropped. The API server restarts (its DEK cache goes) and the user sees the outage.
     plane.events.clear()
+    monkeypatch.setattr("kms_aks_tools.sandbox_cluster.READY_TIMEOUT", 0.0)
     clusters.follow("dev", cloud(V3), "aks-kms-dev", console)
     assert plane.slots() == {"current": f"{VAULT}keys/aks-kms-dev/{V3}", "previous": f"{VAULT}keys/aks-kms-dev/{V2}"}
     assert plane.events == ["restarted the API server (ready=False)", "saved"]

@@ -42,6 +42,10 @@ def test_a_byok_stack_deploys_and_rotates_on_a_key_declared_outside_it(workspace
     space.stack_file(STACK).write_text(stack_text)
     policy = space.path / "policies" / "config" / f"{STACK}.json"
     shutil.copy(space.path / "policies" / "config" / "dev.json", policy)
+    # A key the stack does not create is pinned in the pack's config (aks-kms-key-source), as the docs say.
+    policy.write_text(
+        json.dumps({**json.loads(policy.read_text()), "aks-kms-key-source": {"pinnedKeyIds": [f"{KEY_URI}/{V1}"]}})
+    )
     overrides = space.path / "guard-overrides.yaml"
     try:
         assert space.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase").returncode == 0
