@@ -102,7 +102,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kms-aks-bench-fleet-") as tmp:
         base = Path(tmp)
         make_project(base, max(args.sizes))
-        one = [sys.executable, "-m", "kms_aks_tools.plan", "--stack", str(base / "Pulumi.s000.yaml")]
+        one = [sys.executable, "-m", "kms_aks_tools.commands.plan", "--stack", str(base / "Pulumi.s000.yaml")]
         measured(one)  # warm the file cache and bytecode once
         singles = [measured(one) for _ in range(args.runs)]
         single = statistics.median(seconds for seconds, _, _ in singles)

@@ -51,8 +51,8 @@ def timed(command: list[str]) -> tuple[float, int]:
 
 def pack_peak_rss(stack: str) -> int:
     """Peak RSS (KiB) of the policy pack process after it analysed the whole stack."""
-    from kms_aks_tools.mock_engine import run_stack
-    from kms_aks_tools.policy_client import PolicyPackProcess, load_policy_config
+    from kms_aks_tools.offline.mock_engine import run_stack
+    from kms_aks_tools.offline.policy_client import PolicyPackProcess, load_policy_config
 
     recorded = run_stack(stack, preview=True)
     with PolicyPackProcess() as pack:
@@ -70,7 +70,7 @@ def main() -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
     args = parser.parse_args()
 
-    plan_cmd = [sys.executable, "-m", "kms_aks_tools.plan", "--stack", args.stack]
+    plan_cmd = [sys.executable, "-m", "kms_aks_tools.commands.plan", "--stack", args.stack]
     floor_cmd = [sys.executable, "-c", FLOOR]
     timed(plan_cmd)  # warm the file cache and bytecode once
     timed(floor_cmd)

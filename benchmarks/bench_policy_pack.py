@@ -40,15 +40,15 @@ sys.path.insert(0, str(ROOT / "policies"))
 from google.protobuf import empty_pb2, json_format  # noqa: E402
 from pulumi.runtime.proto import analyzer_pb2  # noqa: E402
 
-from kms_aks_tools.mock_engine import run_stack  # noqa: E402
-from kms_aks_tools.policy_client import (  # noqa: E402
+from kms_aks_tools.offline.mock_engine import run_stack  # noqa: E402
+from kms_aks_tools.offline.policy_client import (  # noqa: E402
     PolicyClient,
     PolicyPackProcess,
     analyze_request,
     analyze_stack_request,
     load_policy_config,
 )
-from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, RecordedResource  # noqa: E402
+from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, RecordedResource  # noqa: E402
 
 SECRET = "kubernetes:core/v1:Secret"
 GOAL_STACK_SECONDS_10K = 1.0

@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config  # noqa: E402
 
-from kms_aks_tools.cluster import ControlPlane, build_binaries, envelope_key_id, plugin_key_id  # noqa: E402
+from kms_aks_tools.cluster.keys import plugin_key_id  # noqa: E402
+from testbed import ControlPlane, build_binaries, envelope_key_id  # noqa: E402
 
 PER_NAMESPACE = 500
 

@@ -75,6 +75,8 @@ from azure_facts.tokens import (
     UnrecognisedKmsToken,
     canonical_type,
 )
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.cluster.records import (
     RECORDS_DIR,
     RecordError,
@@ -83,9 +85,8 @@ from kms_aks_tools.cluster.records import (
     normalize_key_id,
     records_path,
 )
-from kms_aks_tools.output import make_console, subcommand_parser
-from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
-from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
+from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
+from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1

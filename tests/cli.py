@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.offline.mock_engine import ROOT
 
 # A wide, colourless terminal, so that assertions on long lines do not depend on wrapping.
 TERMINAL = {"COLUMNS": "400", "PATH": "/usr/bin:/bin", "TERM": "dumb"}

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools import cli
-from kms_aks_tools import plan as plan_module
-from kms_aks_tools.mock_engine import run_stack
-from kms_aks_tools.policy_client import POLICY_PACK_DIR, PolicyClient, PolicyPackProcess
-from kms_aks_tools.recording import RecordedStack
+from kms_aks_tools.cli import main as cli
+from kms_aks_tools.offline import plan as plan_module
+from kms_aks_tools.offline.mock_engine import run_stack
+from kms_aks_tools.offline.policy_client import POLICY_PACK_DIR, PolicyClient, PolicyPackProcess
+from kms_aks_tools.offline.recording import RecordedStack
 
 
 def _clean(stack: str, *, preview: bool = False) -> RecordedStack:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kms_aks_tools.graph import critical_path
-from kms_aks_tools.recording import RecordedResource, RecordedStack
+from kms_aks_tools.offline.graph import critical_path
+from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 VAULT = "azure-native:keyvault:Vault"

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from kms_aks_tools.policy_client import POLICY_PACK_DIR
-from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.offline.policy_client import POLICY_PACK_DIR
+from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
 from tests.graph import (
     ACCESS_POLICY,
     CLUSTER,

@@ -1,4 +1,4 @@
-"""The ARM export (kms_aks_tools/arm_export.py, `make plan ARGS="--arm FILE"`): ARM's shape for each planned
+"""The ARM export (kms_aks_tools/offline/arm_export.py, `make plan ARGS="--arm FILE"`): ARM's shape for each planned
 resource, and checkov's ARM checks on the dev and prod exports, run from their own virtualenv (.venv-scan)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from kms_aks_tools import plan
-from kms_aks_tools.arm_export import UNKNOWN_PLACEHOLDER, to_arm_template
-from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, RecordedStack
+from kms_aks_tools.commands import plan
+from kms_aks_tools.offline.arm_export import UNKNOWN_PLACEHOLDER, to_arm_template
+from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, RecordedStack
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOV = ROOT / ".venv-scan" / "bin" / "checkov"

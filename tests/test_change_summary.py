@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from kms_aks_tools.change_summary import render, summarize, to_markdown
-from kms_aks_tools.cli import main
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.main import main
 from kms_aks_tools.guard import Preview, load_preview
-from kms_aks_tools.output import make_console
 from tests.fixtures.sandbox.record import NEW_VERSION, WEBHOOK_URL, guard_output
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sandbox"

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from kms_aks_tools.cli import SUBCOMMANDS
-from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.cli.registry import SUBCOMMANDS
+from kms_aks_tools.offline.mock_engine import ROOT
 from tests.cli import TERMINAL, run_kms_aks
 from tests.conftest import KmsAks
 

@@ -15,9 +15,10 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from kms_aks_tools.cluster import envelope_key_id, metric_key_id_hash, parse_envelope, plugin_key_id
-from kms_aks_tools.cluster.keyvault import KeyStore, make_handler
+from kms_aks_tools.cluster.keys import metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cluster.metrics import STATUS, TOTAL, key_id_hash_samples, status_key_id_hash
+from testbed import envelope_key_id, parse_envelope
+from testbed.keyvault import KeyStore, make_handler
 
 VAULT = "https://kms-aks-dev.vault.azure.net/"
 TOKEN = "test-vault-token"
@@ -204,9 +205,9 @@ def test_metrics_parser_finds_the_series_and_the_latest_status() -> None:
 def test_the_cloud_backed_vault_holds_exactly_the_versions_the_cloud_holds(tmp_path: Path) -> None:
     """The sandbox's data plane (`CloudKeyStore`): one vault with the Azure stand-in's Key resources. A version
     exists once the cloud holds it (also one `sandbox key-version` added later); its RSA key outlives the process."""
-    from kms_aks_tools.cluster.keyvault import CloudKeyStore
     from kms_aks_tools.standin.key_versions import new_key_version
     from kms_aks_tools.standin.saved import save_states
+    from testbed.keyvault import CloudKeyStore
 
     vault_url = "https://kv-kmsaks-dev-01.vault.azure.net/"
     first = f"{vault_url}keys/aks-kms-dev/{'1a' * 16}"

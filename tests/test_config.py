@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from kms_aks.config import ConfigError, parse_stack_config
-from kms_aks_tools.mock_engine import run_stack
-from kms_aks_tools.stack_file import load_stack_file, stack_names
+from kms_aks_tools.offline.mock_engine import run_stack
+from kms_aks_tools.project.stack_file import load_stack_file, stack_names
 
 DEV_CLUSTER = {"name": "aks-kms-dev", "kubernetesVersion": "1.33", "systemNodePool": {"count": 2}}
 DEV_VAULT = {"name": "kv-kmsaks-dev-01", "sku": "standard", "permissionModel": "accessPolicy"}

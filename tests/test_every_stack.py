@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kms_aks_tools import realcli
-from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.offline import realcli
+from kms_aks_tools.offline.mock_engine import ROOT
 from tests.conftest import KmsAks
 
 # Today (UTC), so that the config's own "expiresOn is in the future" check and rotate-check agree on any day.
@@ -133,7 +133,7 @@ def test_plan_all_policy_and_rotation_verdicts_in_one_table(kms_aks: KmsAks, tmp
 
 
 def test_a_worker_that_dies_is_its_own_row(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from kms_aks_tools import every_stack
+    from kms_aks_tools.cli import every_stack
 
     shutil.copy(ROOT / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
     monkeypatch.setattr(every_stack.sys, "executable", "/bin/false")

@@ -14,8 +14,8 @@ import yaml
 
 from kms_aks.config import ConfigError
 from kms_aks.fleet_config import member_problems, parse_fleet_config
-from kms_aks_tools.mock_engine import ROOT, run_config
-from kms_aks_tools.recording import UNKNOWN, RecordedStack
+from kms_aks_tools.offline.mock_engine import ROOT, run_config
+from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
 from kms_aks_tools.standin import fleet as fleet_types
 
 PROGRAM = ROOT / "fleet" / "__main__.py"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from kms_aks_tools import guard
-from kms_aks_tools.recording import UNKNOWN
+from kms_aks_tools.offline.recording import UNKNOWN
 from tests.cli import TERMINAL
 from tests.conftest import KmsAks
 

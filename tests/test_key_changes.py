@@ -6,8 +6,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 
-from kms_aks_tools import guard, plan
-from kms_aks_tools.recording import RecordedStack
+from kms_aks_tools import guard
+from kms_aks_tools.offline import plan
+from kms_aks_tools.offline.recording import RecordedStack
 
 KEY = "azure-native:keyvault:Key"
 

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from kms_aks_tools.mock_engine import SUBSCRIPTION_ID, TENANT_ID, run_stack
-from kms_aks_tools.recording import UNKNOWN, RecordedStack
-from kms_aks_tools.stack_file import stack_names
+from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID, TENANT_ID, run_stack
+from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
+from kms_aks_tools.project.stack_file import stack_names
 from tests.graph import CLUSTER, IDENTITY, KEY, RESOURCE_GROUP, VAULT
 
 ARM_ID = re.compile(rf"^/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/[^/]+(/providers/Microsoft\.[A-Za-z]+/.+)?$")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools.graph import critical_path, deployment_waves, stable_key
-from kms_aks_tools.mock_engine import ROOT
-from kms_aks_tools.recording import RecordedStack
+from kms_aks_tools.offline.graph import critical_path, deployment_waves, stable_key
+from kms_aks_tools.offline.mock_engine import ROOT
+from kms_aks_tools.offline.recording import RecordedStack
 from tests.conftest import KmsAks
 
 KMS_AKS = str(Path(sys.executable).parent / "kms-aks")

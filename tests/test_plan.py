@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.offline.mock_engine import ROOT
 from tests.cli import TERMINAL, UNKNOWN_STACK, project_stacks
 from tests.conftest import KmsAks
 
@@ -127,7 +127,7 @@ def test_missing_policy_config_file_is_named(kms_aks: KmsAks, tmp_path: Path) ->
 
 
 def test_secrets_are_redacted_from_what_the_plan_prints() -> None:
-    from kms_aks_tools.recording import SECRET_SIG, SECRET_SIG_KEY, redact_secrets
+    from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, redact_secrets
 
     secret = {SECRET_SIG_KEY: SECRET_SIG, "value": "hunter2"}
     redacted = redact_secrets({"a": [secret, {"b": secret}], "c": "plain"})
@@ -149,7 +149,7 @@ def test_graph_as_svg_uses_graphviz_and_keeps_the_dot(kms_aks: KmsAks, tmp_path:
 def test_graph_without_graphviz_writes_dot_and_says_how_to_render(
     kms_aks: KmsAks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kms_aks_tools import plan as plan_module
+    from kms_aks_tools.commands import plan as plan_module
 
     monkeypatch.setattr(plan_module.shutil, "which", lambda _: None)
     target = tmp_path / "plan.svg"

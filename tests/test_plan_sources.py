@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from kms_aks_tools.plan import highlights
-from kms_aks_tools.recording import UNKNOWN, RecordedStack
+from kms_aks_tools.offline.plan import highlights
+from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
 from tests.graph import CLUSTER
 
 KEY_ID = "securityProfile.azureKeyVaultKms.keyId"

@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from kms_aks_tools.mock_engine import run_stack
+from kms_aks_tools.offline.mock_engine import run_stack
 from tests.conftest import KmsAks
 from tests.policy_support import CLUSTER, KEY, TOKEN_FORMS, VAULT, token_in_form
 

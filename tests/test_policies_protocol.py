@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kms_aks_tools.policy_client import (
+from kms_aks_tools.offline.policy_client import (
     POLICY_PACK_DIR,
     UNUSED_ENGINE_ADDRESS,
     AnalysisResult,
@@ -28,7 +28,7 @@ from kms_aks_tools.policy_client import (
     load_policy_config,
     running_policy_pack,
 )
-from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
 from tests.policy_support import (
     ACCESS_POLICY,
     CLUSTER,
@@ -521,7 +521,7 @@ def test_pinned_key_id_lets_a_key_from_elsewhere_through(client: PolicyClient, p
 
 
 def test_bring_your_own_key_stack_needs_its_key_pinned(client: PolicyClient) -> None:
-    from kms_aks_tools.mock_engine import SUBSCRIPTION_ID, run_stack
+    from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID, run_stack
 
     key_id = "https://kv-team-keys.vault.azure.net/keys/aks-etcd/0123456789abcdef0123456789abcdef"
     vault_id = (

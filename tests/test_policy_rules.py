@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import tests.policy_support  # noqa: F401  (puts the pack's folder on sys.path)
-from kms_aks_tools.recording import UNKNOWN
+from kms_aks_tools.offline.recording import UNKNOWN
 
 import kms_rules as rules  # isort: skip
 from kms_rules import Outcome, Res, StackIndex  # isort: skip

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools import cli
+from kms_aks_tools.cli import main as cli
+from kms_aks_tools.cli.registry import SUBCOMMANDS
 from kms_aks_tools.guard import BadInput, parse_override_flag
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ def subparser(subcommand: str) -> argparse.ArgumentParser:
     return action.choices[subcommand]
 
 
-@pytest.mark.parametrize("subcommand", sorted(cli.SUBCOMMANDS))
+@pytest.mark.parametrize("subcommand", sorted(SUBCOMMANDS))
 def test_the_table_names_every_option_of_each_subcommand(subcommand: str) -> None:
     row = table_row(subcommand)
     options = {o for a in subparser(subcommand)._actions for o in a.option_strings if o.startswith("--")}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kms_aks_tools import cli
+from kms_aks_tools.cli import main as cli
 from kms_aks_tools.cluster import keys
 from kms_aks_tools.cluster.key_metrics import parse_metrics
 from kms_aks_tools.cluster.records import (
@@ -24,6 +24,7 @@ from kms_aks_tools.cluster.records import (
     append_record,
 )
 from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 
 VAULT = "kv-kmsaks-test"
 V1 = f"https://{VAULT}.vault.azure.net/keys/aks-kms/{'1' * 32}"
@@ -86,10 +87,10 @@ def test_the_pinned_key_comes_from_existing_key_or_kms_key_version(tmp_path: Pat
     assert keys.load_stack_key(str(write_stack(tmp_path))).key_id == V2
     dev = keys.load_stack_key("dev")
     assert dev.key_id is None and "kmsKey.version" in (dev.unpinned_reason or "")
-    assert dev.records_file == keys.ROOT / "rotations" / "dev.yaml"
+    assert dev.records_file == PACKAGE_ROOT / "rotations" / "dev.yaml"
     pinned = tmp_path / "Pulumi.pinned.yaml"
     pinned.write_text(
-        (keys.ROOT / "Pulumi.dev.yaml")
+        (PACKAGE_ROOT / "Pulumi.dev.yaml")
         .read_text()
         .replace("    size: 2048\n", f"    size: 2048\n    version: {'a' * 32}\n")
     )
@@ -132,7 +133,7 @@ def test_unknown_stack_unpinned_stack_and_a_conflicting_key_id(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, out = run(capsys, "reencrypt", "--stack", "nosuch")
-    shipped = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in keys.ROOT.glob("Pulumi.*.yaml"))
+    shipped = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PACKAGE_ROOT.glob("Pulumi.*.yaml"))
     assert "dev" in shipped and "prod" in shipped
     assert code == 2 and f"unknown stack 'nosuch'; stacks: {', '.join(shipped)}" in out
     code, out = run(capsys, "reencrypt", "--stack", "dev", "--kubeconfig", str(write_kubeconfig(tmp_path)))
@@ -340,7 +341,7 @@ def test_key_status_never_claims_a_key_it_cannot_know(capsys: pytest.CaptureFixt
 def unpinned_stack(directory: Path) -> Path:
     """A copy of dev: a created key without kms-aks:kmsKey.version, so only Azure knows the cluster's version."""
     path = directory / "Pulumi.unpinned.yaml"
-    path.write_text((keys.ROOT / "Pulumi.dev.yaml").read_text())
+    path.write_text((PACKAGE_ROOT / "Pulumi.dev.yaml").read_text())
     return path
 
 
@@ -380,7 +381,7 @@ def test_a_stack_name_is_the_found_projects_and_its_records_go_to_that_projects_
 ) -> None:
     project = tmp_path / "project"
     (project / "deep").mkdir(parents=True)
-    (project / "Pulumi.yaml").write_text((keys.ROOT / "Pulumi.yaml").read_text())
+    (project / "Pulumi.yaml").write_text((PACKAGE_ROOT / "Pulumi.yaml").read_text())
     write_stack(project, name="clustertest")
     code, out = run(capsys, "key-status", "--stack", "clustertest", "--offline", "--cwd", str(project / "deep"))
     assert code == 1 and f"records: {project / 'rotations' / 'clustertest.yaml'}" in " ".join(out.split())

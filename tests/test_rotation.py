@@ -14,9 +14,9 @@ import yaml
 
 from kms_aks.config import parse_stack_config, read_project_config
 from kms_aks_tools.guard import KeyRotationOverride, Preview, ReencryptionWaiver, check_preview
-from kms_aks_tools.mock_engine import ROOT, run_stack
-from kms_aks_tools.recording import RecordedResource, RecordedStack
-from kms_aks_tools.rotation import (
+from kms_aks_tools.offline.mock_engine import ROOT, run_stack
+from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
+from kms_aks_tools.offline.rotation import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_REFUSED,
@@ -26,7 +26,7 @@ from kms_aks_tools.rotation import (
     duration_days,
     run_rotation_check,
 )
-from kms_aks_tools.stack_file import load_stack_file
+from kms_aks_tools.project.stack_file import load_stack_file
 from tests.cli import UNKNOWN_STACK, project_stacks
 from tests.conftest import KmsAks
 from tests.graph import CLUSTER, KEY, ROLE_ASSIGNMENT

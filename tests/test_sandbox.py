@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools import realcli
-from kms_aks_tools.cli import main
-from kms_aks_tools.output import make_console
-from kms_aks_tools.sandbox import MARKER, SANDBOX_FOLDER, Sandbox, preview_as_ci
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.main import main
+from kms_aks_tools.commands.sandbox import MARKER, SANDBOX_FOLDER, Sandbox, preview_as_ci
+from kms_aks_tools.offline import realcli
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from kms_aks_tools.cluster.controlplane import ControlPlane
-from kms_aks_tools.output import make_console
-from kms_aks_tools.sandbox_cluster import MANAGED_CLUSTER, SandboxClusters, cluster_kms
+from kms_aks_tools.cli.console import make_console
+from testbed.controlplane import ControlPlane
+from testbed.sandbox_cluster import MANAGED_CLUSTER, SandboxClusters, cluster_kms
 
 VAULT = "https://kv-kmsaks-dev-01.vault.azure.net/"
 V1, V2, V3 = "1a" * 16, "2b" * 16, "3c" * 16
@@ -90,7 +90,7 @@ def test_two_rotations_move_the_slots_as_akss_plugin_does_and_the_second_shows_t
 
     # The second rotation: v1 is dropped. The API server restarts (its DEK cache goes) and the user sees the outage.
     plane.events.clear()
-    monkeypatch.setattr("kms_aks_tools.sandbox_cluster.READY_TIMEOUT", 0.0)
+    monkeypatch.setattr("testbed.sandbox_cluster.READY_TIMEOUT", 0.0)
     clusters.follow("dev", cloud(V3), "aks-kms-dev", console)
     assert plane.slots() == {"current": f"{VAULT}keys/aks-kms-dev/{V3}", "previous": f"{VAULT}keys/aks-kms-dev/{V2}"}
     assert plane.events == ["restarted the API server (ready=False)", "saved"]

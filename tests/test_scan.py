@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kms_aks_tools.scan import documented_findings, judge
+from kms_aks_tools.commands.scan import documented_findings, judge
 from tests.test_arm_export import CHECKOV_ARM_FALSE_POSITIVES, DEV_ALLOWED, PROD_ALLOWED
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,14 +12,14 @@ import pytest
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from kms_aks_tools.policy_client import (
+from kms_aks_tools.offline.policy_client import (
     POLICY_PACK_DIR,
     PolicyClient,
     PolicyPackProcess,
     analyze_stack_request,
     load_policy_config,
 )
-from kms_aks_tools.recording import RecordedStack
+from kms_aks_tools.offline.recording import RecordedStack
 from tests.policy_support import (
     CLUSTER,
     IDENTITY,

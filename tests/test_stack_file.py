@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools.stack_file import (
+from kms_aks_tools.project.stack_file import (
     Secure,
     StackFileError,
     cli_json,

@@ -21,9 +21,9 @@ import pytest
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
-from kms_aks_tools.recording import RecordedResource, RecordedStack
+from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
+from kms_aks_tools.standin.provider import Standin, running_standin
 from kms_aks_tools.standin.wire import SECRET_SIG, SIG_KEY, UNKNOWN, from_struct, secret, to_struct
-from kms_aks_tools.standin_provider import Standin, running_standin
 
 Kind = provider_pb2.PropertyDiff
 SEED = b"kms-aks test seed"

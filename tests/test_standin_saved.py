@@ -16,10 +16,10 @@ import grpc
 import pytest
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from kms_aks_tools.recording import RecordedResource, RecordedStack
+from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
+from kms_aks_tools.standin.provider import Standin, running_standin
 from kms_aks_tools.standin.saved import SavedCloudError, load_states, save_states
 from kms_aks_tools.standin.wire import from_struct, to_struct
-from kms_aks_tools.standin_provider import Standin, running_standin
 
 
 def _native(standin: Standin) -> provider_pb2_grpc.ResourceProviderStub:

@@ -22,8 +22,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from kms_aks.config import StackConfig, model_of
-from kms_aks_tools import cli
-from kms_aks_tools.mock_engine import ROOT, run_stack
+from kms_aks_tools.cli import main as cli
+from kms_aks_tools.offline.mock_engine import ROOT, run_stack
 from tests.cli import TERMINAL, UNKNOWN_STACK, project_stacks
 
 DEV = (ROOT / "Pulumi.dev.yaml").read_text()

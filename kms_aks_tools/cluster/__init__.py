@@ -1,18 +1,5 @@
 """Cluster tools: what works on a running Kubernetes cluster after `pulumi up` (`kms-aks reencrypt`,
-`kms-aks key-status`), the records they leave for review (records.py), and the real Kubernetes control plane
-they are proven on in the e2e scenarios (docs/real-cluster.md): etcd, kube-apiserver with KMS v2 encryption of
-Secrets, our KMS plugin and a Key Vault data-plane stand-in; and how to read etcd's bytes."""
-
-from kms_aks_tools.cluster.controlplane import ControlPlane, ControlPlaneError, build_binaries
-from kms_aks_tools.cluster.envelope import Envelope, envelope_key_id, metric_key_id_hash, parse_envelope, plugin_key_id
-
-__all__ = [
-    "ControlPlane",
-    "ControlPlaneError",
-    "Envelope",
-    "build_binaries",
-    "envelope_key_id",
-    "metric_key_id_hash",
-    "parse_envelope",
-    "plugin_key_id",
-]
+`kms-aks key-status`): `connection` (the kubeconfig and the checks before any write), `keys` (the stack's key in
+its three spellings), `key_metrics` and `metrics` (the API server's envelope metrics), `records` (the
+re-encryption records in `rotations/`). The real control plane they are proven on is the test bed (`testbed/`,
+not shipped)."""

@@ -28,6 +28,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.cluster.connection import ClusterInputError, connect, preflight
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
 from kms_aks_tools.cluster.keys import (
@@ -40,7 +43,6 @@ from kms_aks_tools.cluster.keys import (
 )
 from kms_aks_tools.cluster.records import RecordError, RecordFile, ReencryptionRecord, load_records
 from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console, subcommand_parser
 
 
 @dataclass

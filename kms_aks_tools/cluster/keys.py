@@ -6,7 +6,8 @@ Three spellings of one key version:
   `keyId` of `securityProfile.azureKeyVaultKms`;
 - the **plugin key id**: what the Azure KMS plugin returns from its Status call and writes into every
   envelope in etcd (`EncryptedObject.keyID`). The plugin computes it as the sha256 (hex) of the vault URL
-  resolved against `keys/<name>/<version>` (`getKeyIDHash` in Azure/kubernetes-kms, pkg/plugin/keyvault.go);
+  resolved against `keys/<name>/<version>` (`getKeyIDHash` in Azure/kubernetes-kms, pkg/plugin/keyvault.go:
+  `fmt.Sprintf("%x", sha256.Sum256(...))`);
 - the **metric label**: the API server never exports a key id itself, only `sha256:<hex of sha256(key id)>`
   in the `key_id_hash` label of `apiserver_envelope_encryption_key_id_hash_*` (`getHash` in
   k8s.io/apiserver pkg/storage/value/encrypt/envelope/metrics/metrics.go, v0.34.4).
@@ -14,16 +15,21 @@ Three spellings of one key version:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from azure_facts import VERSIONED_KEY_ID
 from kms_aks.config import ConfigError, StackConfig, parse_stack_config, read_project_config
-from kms_aks_tools.cluster import envelope
-from kms_aks_tools.cluster.envelope import metric_key_id_hash
 from kms_aks_tools.cluster.records import records_path
-from kms_aks_tools.mock_engine import ROOT
-from kms_aks_tools.stack_file import ProjectNotFoundError, StackFileError, find_project, load_stack_file, stack_names
+from kms_aks_tools.project.stack_file import (
+    PACKAGE_ROOT,
+    ProjectNotFoundError,
+    StackFileError,
+    find_project,
+    load_stack_file,
+    stack_names,
+)
 
 
 class StackKeyError(ValueError):
@@ -44,7 +50,12 @@ def canonical_key_url(versioned_key_url: str) -> str:
 def plugin_key_id(versioned_key_url: str) -> str:
     """The key id the Azure KMS plugin reports for this key version (and that each envelope in etcd carries);
     `metric_key_id_hash` of it is the API server's metric label."""
-    return envelope.plugin_key_id(canonical_key_url(versioned_key_url))
+    return hashlib.sha256(canonical_key_url(versioned_key_url).encode()).hexdigest()
+
+
+def metric_key_id_hash(key_id: str) -> str:
+    """The `key_id_hash` label kube-apiserver's envelope metrics give a key id: `sha256:<hex>`."""
+    return "sha256:" + hashlib.sha256(key_id.encode()).hexdigest()
 
 
 __all__ = ["StackKey", "StackKeyError", "canonical_key_url", "load_stack_key", "metric_key_id_hash", "plugin_key_id"]
@@ -102,14 +113,14 @@ def stack_project(stack: str, cwd: Path | None) -> Path:
     """The project a stack name belongs to: the nearest Pulumi.yaml from `cwd` (default: the working directory)
     upward, as `pulumi` finds it, so records go to that project's `rotations/`; a stack file's path needs none."""
     if stack.endswith((".yaml", ".yml")):
-        return ROOT
+        return PACKAGE_ROOT
     try:
         return find_project(cwd or Path.cwd())
     except ProjectNotFoundError as error:
         raise StackKeyError(str(error)) from None
 
 
-def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = ROOT) -> StackKey:
+def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = PACKAGE_ROOT) -> StackKey:
     """The stack's key (a stack name, or a path to a `Pulumi.<stack>.yaml`); `--key-id` names the key the cluster
     uses when the stack pins none, or pins the next one already (its rotation not applied yet).
 

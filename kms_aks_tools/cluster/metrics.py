@@ -6,7 +6,7 @@ The series (k8s.io/apiserver v0.34.4, `pkg/storage/value/encrypt/envelope/metric
 - `apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds{same labels}`: when it was last used;
 - `apiserver_envelope_encryption_key_id_hash_status_last_timestamp_seconds{provider_name, key_id_hash,
   apiserver_id_hash}`: when the plugin's Status last reported that key id.
-Labels carry `metric_key_id_hash(key id)` (envelope.py), never the key id itself.
+Labels carry `metric_key_id_hash(key id)` (keys.py), never the key id itself.
 """
 
 from __future__ import annotations

@@ -52,6 +52,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.options import add_project_option, positive_int, subcommand_parser
 from kms_aks_tools.cluster.connection import (
     REQUEST_TIMEOUT,
     Cluster,
@@ -80,15 +83,6 @@ from kms_aks_tools.cluster.records import (
     SecretCounts,
     append_record,
     load_records,
-)
-from kms_aks_tools.output import (
-    EXIT_BAD_INPUT,
-    EXIT_BLOCKED,
-    EXIT_OK,
-    add_project_option,
-    make_console,
-    positive_int,
-    subcommand_parser,
 )
 
 FIELD_MANAGER = "kms-aks-reencrypt"

@@ -34,7 +34,7 @@ from typing import Any
 
 from pulumi.runtime import mocks as pulumi_mocks
 
-from kms_aks_tools.mock_engine import CALLS, AzureNativeMocks, _rg_id, provider_outputs
+from kms_aks_tools.offline.mock_engine import CALLS, AzureNativeMocks, _rg_id, provider_outputs
 from kms_aks_tools.standin import rules
 
 API_VERSION = "2024-05-02-preview"

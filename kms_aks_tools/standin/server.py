@@ -2,7 +2,7 @@
 
 Protocol: pulumi/pulumi `proto/pulumi/provider.proto`; how the engine attaches to a running provider
 (`PULUMI_DEBUG_PROVIDERS`, Handshake then Attach): `pkg/resource/plugin/provider_plugin.go`, `NewProvider`.
-Outputs come from `kms_aks_tools.mock_engine` (`AzureNativeMocks.build`, `preview_outputs`, `call`): the
+Outputs come from `kms_aks_tools.offline.mock_engine` (`AzureNativeMocks.build`, `preview_outputs`, `call`): the
 same builders the SDK mock engine uses. The mocks' `states` is the stand-in's "ARM": it lives as long as
 the process, so successive CLI runs see the same cloud.
 """
@@ -21,7 +21,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
-from kms_aks_tools.mock_engine import AzureNativeMocks, preview_outputs
+from kms_aks_tools.offline.mock_engine import AzureNativeMocks, preview_outputs
 from kms_aks_tools.standin import arm, rules, schema
 from kms_aks_tools.standin.wire import (
     UNKNOWN,

@@ -4,7 +4,7 @@ One session: the toolchain is built (or reused) by `e2e/toolchain/build.sh`, the
 azuread and time for the whole session (one in-memory Azure), and the project is copied into a temporary
 workspace so that `pulumi stack init` and config edits never touch the checkout. The commands are the
 workflows' own (`.ci/pulumi-stack`), run with the environment CI gives them. The toolchain, the copy and the
-environment are `kms_aks_tools.realcli`'s, which `kms-aks sandbox` uses too.
+environment are `kms_aks_tools.offline.realcli`'s, which `kms-aks sandbox` uses too.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools import realcli
-from kms_aks_tools.standin_provider import Standin, running_standin
+from kms_aks_tools.offline import realcli
+from kms_aks_tools.standin.provider import Standin, running_standin
 
 ROOT = realcli.ROOT
 PASSPHRASE = "kms-aks e2e passphrase"
@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @dataclass
 class Workspace(realcli.CliWorkspace):
-    """A copy of the project where the real CLI runs, with the environment CI gives it (`kms_aks_tools.realcli`,
+    """A copy of the project where the real CLI runs, with the environment CI gives it (`kms_aks_tools.offline.realcli`,
     shared with `kms-aks sandbox`), keeping a transcript of its commands for the failure report."""
 
     out: Path = field(default=Path())

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kms_aks_tools import realcli
-from kms_aks_tools.standin_provider import running_standin
+from kms_aks_tools.offline import realcli
+from kms_aks_tools.standin.provider import running_standin
 from tests.e2e.conftest import PASSPHRASE, ROOT, Workspace
 
 FIXTURES = ROOT / "tests" / "fixtures" / "recorded"

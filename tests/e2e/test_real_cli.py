@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kms_aks_tools.mock_engine import run_stack
-from kms_aks_tools.recording import UNKNOWN
+from kms_aks_tools.offline.mock_engine import run_stack
+from kms_aks_tools.offline.recording import UNKNOWN
 from tests.e2e.conftest import Workspace
 
 STACKS = ("dev", "prod")

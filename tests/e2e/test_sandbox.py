@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools import realcli
+from kms_aks_tools.offline import realcli
 
 ROOT = realcli.ROOT
 CLUSTER = "azure-native:containerservice:ManagedCluster"

@@ -23,8 +23,9 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from kms_aks_tools import realcli
-from kms_aks_tools.cluster import ControlPlane, build_binaries, envelope_key_id, plugin_key_id
+from kms_aks_tools.cluster.keys import plugin_key_id
+from kms_aks_tools.offline import realcli
+from testbed import ControlPlane, build_binaries, envelope_key_id
 
 ROOT = realcli.ROOT
 PAGE = (ROOT / "docs" / "sandbox.md").read_text()

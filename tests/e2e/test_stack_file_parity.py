@@ -1,5 +1,5 @@
 """Parity: every stack file of the corpus (tests/stacks/parity/) read by the real Pulumi CLI (`pulumi config
---json`, the version `make e2e` builds) and by the offline reader (kms_aks_tools.stack_file) gives the same keys
+--json`, the version `make e2e` builds) and by the offline reader (kms_aks_tools.project.stack_file) gives the same keys
 and values, and a file one of them refuses the other refuses too.
 
 Secrets are compared as the CLI shows them: without --show-secrets a key holding a secret has `secret: true` and
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from kms_aks_tools.stack_file import Secure, StackFileError, cli_json, load_stack_file
+from kms_aks_tools.project.stack_file import Secure, StackFileError, cli_json, load_stack_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "stacks" / "parity"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from kms_aks_tools.cluster import ControlPlane, ControlPlaneError, build_binaries
+from testbed import ControlPlane, ControlPlaneError, build_binaries
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.offline.mock_engine import ROOT
 
 PAGE = (ROOT / "docs" / "real-cluster.md").read_text()
 PYTHON_BLOCKS = re.findall(r"^```python\n(.*?)^```", PAGE, re.M | re.S)

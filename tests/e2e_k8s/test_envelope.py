@@ -19,8 +19,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from kms_aks_tools.cluster import ControlPlane, envelope_key_id, parse_envelope
 from kms_aks_tools.cluster.metrics import STATUS, TOTAL, key_id_hash_samples
+from testbed import ControlPlane, envelope_key_id, parse_envelope
 
 NAMESPACE = "scenario-1"
 VAULT = "https://kms-aks-dev.vault.azure.net/"

@@ -34,8 +34,8 @@ import requests
 import yaml
 from kubernetes import client
 
-from kms_aks_tools.cluster import ControlPlane, envelope_key_id
-from kms_aks_tools.mock_engine import ROOT
+from kms_aks_tools.offline.mock_engine import ROOT
+from testbed import ControlPlane, envelope_key_id
 
 NAMESPACES = 40
 SECRETS_PER_NAMESPACE = 50  # 2,000 Secrets

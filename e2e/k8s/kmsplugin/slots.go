@@ -1,7 +1,7 @@
 package main
 
 // The key slots: which versioned Key Vault keys the plugin uses, read from a small JSON file that the test
-// harness (kms_aks_tools/cluster/controlplane.py) rewrites to rotate:
+// harness (testbed/controlplane.py) rewrites to rotate:
 //
 //	{"current": "https://kms-aks-dev.vault.azure.net/keys/kms-key/<version>",
 //	 "previous": "https://kms-aks-dev.vault.azure.net/keys/kms-key/<older version>"}

@@ -1,17 +1,9 @@
-"""Terminal output shared by every `kms-aks` subcommand: one console setup and the documented exit codes."""
+"""The documented exit codes of `kms-aks`: the same three for every subcommand, and each subcommand's meaning."""
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from rich.console import Console
-
-# Off a terminal (a pipe, a CI log) rich would assume 80 columns and break long lines such as key ids in the
-# middle. A fixed wide width keeps every line whole, and the same for every run, so logs diff cleanly.
-PIPE_WIDTH = 400
-
 EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT = 0, 1, 2
+
 
 EXIT_CODES_HELP = {
     "plan": "exit codes:\n  0  clean, or advisory findings only\n  1  blocked: a mandatory policy violation\n"
@@ -37,42 +29,13 @@ EXIT_CODES_HELP = {
     "  2  bad input: unknown stack or context, unreachable API server, refused credentials",
 }
 
-
-def make_console(*, stderr: bool = False) -> Console:
-    """A console that wraps nothing it should not: soft wrap on a terminal, a fixed wide width elsewhere."""
-    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console.width = PIPE_WIDTH
-    return console
-
-
-def subcommand_parser(subcommand: str, description: str) -> argparse.ArgumentParser:
-    """The parser of one subcommand run on its own (`python -m kms_aks_tools.<module>`), as `kms-aks` shows it."""
-    return argparse.ArgumentParser(
-        prog=f"kms-aks {subcommand}",
-        description=description,
-        epilog=EXIT_CODES_HELP[subcommand],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
-def add_project_option(parser: argparse.ArgumentParser) -> None:
-    """`--cwd`: the folder to find the project from, as `pulumi --cwd` (default: the working directory)."""
-    parser.add_argument(
-        "--cwd",
-        type=Path,
-        default=None,
-        help="run as if started in this folder: the project is the nearest Pulumi.yaml from there upward "
-        "(default: the working directory, as `pulumi` finds it)",
-    )
-
-
-def positive_int(value: str) -> int:
-    """An argparse type: a whole number of at least 1 (a count, a page size, a number of jobs)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
+EXIT_CODES = (
+    "exit codes (every subcommand):\n"
+    "  0  ok\n"
+    "  1  blocked by policy or findings (plan: a mandatory violation; guard: an irreversible KMS change;\n"
+    "     rotate-check: a key that expires before it can be rotated; reencrypt: some Secrets failed;\n"
+    "     key-status: the current key is not the stack's or has no re-encryption record)\n"
+    "  2  bad input: usage, unknown stack, invalid YAML or stack config, unreadable files; an unreachable\n"
+    "     cluster, an unknown context, refused credentials (nothing written)\n"
+    "run `kms-aks <subcommand> --help` for each subcommand's options"
+)

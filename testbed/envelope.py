@@ -1,4 +1,4 @@
-"""What etcd holds for a KMS v2 encrypted object, and the two key-id hashes around it.
+"""What etcd holds for a KMS v2 encrypted object.
 
 A Secret's value in etcd is `k8s:enc:kms:v2:<provider>:` followed by a protobuf `EncryptedObject`
 (k8s.io/apiserver `pkg/storage/value/encrypt/envelope/kmsv2/v2/api.proto`: field 1 encryptedData, 2 keyID,
@@ -7,18 +7,12 @@ way: strip the prefix and unmarshal (`test/integration/controlplane/transformati
 k8s.io/kubernetes v1.34.4). The message is decoded by the protobuf library from a descriptor built here (no
 generated stub of it is published for Python), never by hand.
 
-Key ids:
-- `plugin_key_id`: what the Azure KMS plugin reports as its key id, the sha256 (hex) of the versioned key URL
-  (`getKeyIDHash` in Azure/kubernetes-kms `pkg/plugin/keyvault.go`: the vault URL resolved against
-  `keys/<name>/<version>`, then `fmt.Sprintf("%x", sha256.Sum256(...))`). That is what etcd's keyID holds.
-- `metric_key_id_hash`: how kube-apiserver labels that key id in its `apiserver_envelope_encryption_key_id_hash_*`
-  metrics: `"sha256:" + hex(sha256(key id))` (k8s.io/apiserver v0.34.4
-  `pkg/storage/value/encrypt/envelope/metrics/metrics.go`, `getHash`). So a metric label is a hash of a hash.
+The key ids around it (the plugin's key id that keyID holds, and the API server's metric label of it) are
+`kms_aks_tools.cluster.keys`' `plugin_key_id` and `metric_key_id_hash`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -112,13 +106,3 @@ def envelope_key_id(raw: bytes) -> str | None:
     """The keyID of a KMS v2 envelope in etcd, or None when the value is not KMS v2 encrypted."""
     envelope = parse_envelope(raw)
     return envelope.key_id if envelope else None
-
-
-def plugin_key_id(versioned_key_url: str) -> str:
-    """The key id the Azure KMS plugin reports for a versioned key URL: sha256 of the URL, in hex."""
-    return hashlib.sha256(versioned_key_url.encode()).hexdigest()
-
-
-def metric_key_id_hash(key_id: str) -> str:
-    """The `key_id_hash` label kube-apiserver's envelope metrics give a key id: `sha256:<hex>`."""
-    return "sha256:" + hashlib.sha256(key_id.encode()).hexdigest()

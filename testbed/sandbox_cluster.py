@@ -4,7 +4,7 @@ the stand-in's ManagedCluster, so `kms-aks reencrypt` and `kms-aks key-status` r
 After every `kms-aks sandbox up`, `follow` reads the stack's ManagedCluster from the stand-in's cloud
 (`securityProfile.azureKeyVaultKms`: enabled, keyId) and brings the stack's control plane in line:
 
-- none yet: it starts etcd, kube-apiserver and the project's KMS v2 plugin (`kms_aks_tools.cluster.ControlPlane`,
+- none yet: it starts etcd, kube-apiserver and the project's KMS v2 plugin (`testbed.controlplane.ControlPlane`,
   the binaries `make e2e-k8s` builds), detached, under `.sandbox/clusters/<stack>/`, Secrets encrypted with the
   cluster's key version. The Key Vault data plane it wraps through is the cloud's own (`keyvault.CloudKeyStore`):
   the versions the Azure stand-in's Key resources hold, and those `kms-aks sandbox key-version` added;
@@ -16,16 +16,30 @@ After every `kms-aks sandbox up`, `follow` reads the stack's ManagedCluster from
 
 `.sandbox/kubeconfig` holds one context per stack, `sandbox-<stack>`. Every process listens on 127.0.0.1 only.
 `sandbox destroy` and `sandbox reset` stop them.
+
+The control plane is the test bed's, which the installed package does not hold: `kms-aks sandbox` (which works
+from a checkout, as the CLI build it runs does) runs this file as a script, never imports it:
+
+    python testbed/sandbox_cluster.py follow --home .sandbox --stack dev --cluster aks-kms-dev
+    python testbed/sandbox_cluster.py stop --home .sandbox [--stack dev]      # every stack without --stack
+    python testbed/sandbox_cluster.py status --home .sandbox
+
+Exit codes: 0 done; 1 the cluster could not start or follow (the message says why).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script (see above): the checkout's root holds the testbed package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests
 import yaml
@@ -33,7 +47,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from azure_facts import VERSIONED_KEY_ID
-from kms_aks_tools.cluster.controlplane import ControlPlane, ControlPlaneError, build_binaries
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.standin.saved import load_states
+from testbed.controlplane import ControlPlane, ControlPlaneError, build_binaries
 
 MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
 # A restarted API server lists every Secret into its watch cache before it is ready; on a busy 2-core machine
@@ -207,3 +223,43 @@ class SandboxClusters:
     def stop_all(self) -> None:
         for stack in self.stacks():
             self.stop(stack)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python testbed/sandbox_cluster.py", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=("follow", "stop", "status"))
+    parser.add_argument("--home", type=Path, required=True, help="the sandbox's .sandbox/ folder")
+    parser.add_argument("--stack", help="the stack (follow: required; stop: every stack without it)")
+    parser.add_argument("--cluster", help="follow: the stack's ManagedCluster name (kms-aks:cluster.name)")
+    args = parser.parse_args(argv)
+    console = make_console()
+    clusters = SandboxClusters(args.home.resolve())
+    try:
+        if args.action == "follow":
+            if not args.stack or not args.cluster:
+                parser.error("follow needs --stack and --cluster")
+            clusters.follow(args.stack, load_states(clusters.home / "azure.json"), args.cluster, console)
+        elif args.action == "stop":
+            if args.stack:
+                if clusters.stop(args.stack):
+                    console.print(f"sandbox cluster {context_name(args.stack)}: stopped")
+            else:
+                clusters.stop_all()
+        else:
+            for stack in clusters.stacks():
+                plane = clusters.attached(stack)
+                assert plane is not None
+                state = "running" if plane.running() else "stopped"
+                previous = plane.key_id(plane.previous_version) if plane.previous_version else "none"
+                console.print(
+                    f"cluster {context_name(stack)} ({state}, {escape(str(clusters.kubeconfig))}): KMS key "
+                    f"{escape(plane.key_id(plane.current_version))}, previous {escape(previous)}"
+                )
+    except ControlPlaneError as error:
+        console.print(f"[bold red]sandbox cluster: {escape(str(error))}[/]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,8 +3,8 @@
     kms-aks plan --all [--jobs N] [--cwd DIR] [--json FILE|-] [--as-of YYYY-MM-DD]
     kms-aks rotate-check --all ...
 
-Any subcommand whose module defines `stack_row(stack_file, as_of) -> StackRow` gets `--all` (`kms_aks_tools.cli`
-adds the options): each stack runs in its own process (`python -m kms_aks_tools.every_stack --worker ...`), up to
+Any subcommand whose module defines `stack_row(stack_file, as_of) -> StackRow` gets `--all` (`kms_aks_tools.cli.main`
+adds the options): each stack runs in its own process (`python -m kms_aks_tools.cli.every_stack --worker ...`), up to
 `--jobs` at once (default: the machine's cores), so memory is bounded by the worker count and a stack that crashes
 its interpreter takes only its own row down. The table has one row per stack: location, the whole key id, the key's
 expiry and days left, the policy verdict and the rotation verdict (what the subcommand did not run says so), and the
@@ -21,7 +21,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -29,34 +29,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_OK, make_console, positive_int
-from kms_aks_tools.stack_file import ProjectNotFoundError, find_project, stack_names
-
-NOT_RUN = "not run"
-
-
-@dataclass
-class StackRow:
-    """One stack's line in the table (and its object in `--json`)."""
-
-    stack: str
-    exit_code: int = EXIT_OK
-    location: str | None = None
-    key_id: str | None = None
-    key_expiry: str | None = None  # ISO date, or a few words when there is no date ("never", "outside this stack")
-    days_left: int | None = None
-    policy: str = NOT_RUN  # clean, advisory, blocked
-    rotation: str = NOT_RUN  # fit, fit with warnings, refused
-    error: str | None = None
-
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_OK
+from kms_aks_tools.cli.options import positive_int
+from kms_aks_tools.cli.registry import SUBCOMMANDS
+from kms_aks_tools.cli.rows import StackRow
+from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project, stack_names
 
 StackRowOf = Callable[[str, date], StackRow]
 
 
 def row_function(subcommand: str) -> StackRowOf | None:
     """The subcommand's `stack_row` function, or None when it has no `--all`."""
-    from kms_aks_tools.cli import SUBCOMMANDS
-
     module = SUBCOMMANDS.get(subcommand, ("", ""))[0]
     return getattr(importlib.import_module(module), "stack_row", None) if module else None
 
@@ -118,7 +102,7 @@ def run_worker(subcommand: str, stack_file: Path, as_of: date) -> StackRow:
     command = [
         sys.executable,
         "-m",
-        "kms_aks_tools.every_stack",
+        "kms_aks_tools.cli.every_stack",
         "--worker",
         subcommand,
         str(stack_file),
@@ -236,5 +220,5 @@ if __name__ == "__main__":
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)  # the SDK's gRPC threads have nothing left to do
-    sys.stderr.write("usage: python -m kms_aks_tools.every_stack --worker SUBCOMMAND STACK_FILE YYYY-MM-DD\n")
+    sys.stderr.write("usage: python -m kms_aks_tools.cli.every_stack --worker SUBCOMMAND STACK_FILE YYYY-MM-DD\n")
     sys.exit(EXIT_BAD_INPUT)

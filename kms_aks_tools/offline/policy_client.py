@@ -41,9 +41,9 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from kms_aks_tools.recording import RecordedResource
+from kms_aks_tools.offline.recording import RecordedResource
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLICY_PACK_DIR = ROOT / "policies"
 
 # pulumi.policy never connects to it; a port nothing listens on makes that visible if it ever did.

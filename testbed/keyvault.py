@@ -15,7 +15,7 @@ real-looking https URLs (`--vault-url`), not the loopback address it listens on.
 Python with `cryptography` (OpenSSL's RSA-OAEP) rather than Go: the stand-in is tooling like the rest of
 `kms_aks_tools`, needs no build, and is tested in-process; RSA is the library's, nothing is hand-written.
 
-Run: python -m kms_aks_tools.cluster.keyvault --vault-url URL --token-file F --port-file F
+Run: python testbed/keyvault.py --vault-url URL --token-file F --port-file F
 (listens on 127.0.0.1, on a port it picks; writes the port to --port-file once it listens).
 
 With `--cloud-file` (the sandbox's `.sandbox/azure.json`) it is the data plane of the Azure stand-in's cloud
@@ -319,7 +319,7 @@ def serve(vault_url: str, token: str, port_file: Path, store: KeyStore | None = 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m kms_aks_tools.cluster.keyvault", description=__doc__.split("\n")[0]
+        prog="python testbed/keyvault.py", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--vault-url", required=True, help="the vault's name in key ids: https://<vault host>/")
     parser.add_argument("--token-file", required=True, type=Path, help="the bearer token callers must present")

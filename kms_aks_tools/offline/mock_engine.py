@@ -31,8 +31,8 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
 from kms_aks.config import PROJECT
-from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack
-from kms_aks_tools.stack_file import PACKAGE_ROOT, load_stack_file, secret_paths, to_engine_text
+from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT, load_stack_file, secret_paths, to_engine_text
 from kms_aks_tools.type_tokens import answered_as, pinned_api_version
 
 ROOT = PACKAGE_ROOT  # the checkout this package was installed from; the command line finds its own (find_project)
@@ -552,7 +552,7 @@ class AzureNativeMocks(pulumi.runtime.Mocks):
         The builders are keyed by plain type: a resource declared under a versioned module or a parameterized
         package (`azure_facts.tokens`) gets the same answer, with the API version its token pins as
         `azureApiVersion` (`kms_aks_tools.type_tokens.answered_as` says what an unknown form is answered as).
-        The Azure stand-in (`kms_aks_tools.standin_provider`) calls this too: one set of builders.
+        The Azure stand-in (`kms_aks_tools.standin.provider`) calls this too: one set of builders.
         """
         resource_type = answered_as(args.typ)
         builder = BUILDERS.get(resource_type)
@@ -872,7 +872,7 @@ async def _run(
     mocks = AzureNativeMocks(preview=preview, stacks=stacks)
     monitor = RecordingMonitor(mocks)
     logs = _LogCollector()
-    logger = logging.getLogger(f"kms_aks_tools.mock_engine.{id(monitor)}")
+    logger = logging.getLogger(f"kms_aks_tools.offline.mock_engine.{id(monitor)}")
     logger.propagate = False
     logger.addHandler(logs)
 

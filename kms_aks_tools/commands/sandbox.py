@@ -12,7 +12,7 @@ saved between commands by `kms_aks_tools.standin.saved`), `project/` (a copy of 
 on every command, because `pulumi stack init` writes to the stack file), `secrets/` (the sandbox's passphrase
 provider lines, which never go into your stack file) and `out/<stack>/` (preview.json, plan.json, guard.txt and
 comment.md, as CI's artifact has them). The commands are the workflows' own (`.ci/pulumi-stack`), run with the
-environment `make e2e` gives them (`kms_aks_tools.realcli`); the first run builds the CLI (needs Go). See
+environment `make e2e` gives them (`kms_aks_tools.offline.realcli`); the first run builds the CLI (needs Go). See
 docs/sandbox.md.
 """
 
@@ -38,17 +38,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from kms_aks_tools import realcli
-from kms_aks_tools.output import (
-    EXIT_BAD_INPUT,
-    EXIT_BLOCKED,
-    EXIT_OK,
-    add_project_option,
-    make_console,
-    subcommand_parser,
-)
-from kms_aks_tools.stack_file import ProjectNotFoundError, find_project
-from kms_aks_tools.stack_file import stack_names as stack_files
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.options import add_project_option, subcommand_parser
+from kms_aks_tools.offline import realcli
+from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
+from kms_aks_tools.project.stack_file import stack_names as stack_files
 
 SANDBOX_FOLDER = ".sandbox"
 # The sandbox's own stacks are encrypted with this passphrase: they hold nothing real and never leave the folder.
@@ -220,8 +215,8 @@ def running(sandbox: Sandbox, stack: str, console: Console, *, create: bool = Tr
     """The CLI, the project copy and the stand-in over the saved cloud; the cloud is saved again afterwards,
     whatever happened (a failed `up` may have created half of the resources, as in Azure). With `create`, the
     stack is created in the sandbox's backend when it is not there yet."""
+    from kms_aks_tools.standin.provider import running_standin
     from kms_aks_tools.standin.saved import save_states
-    from kms_aks_tools.standin_provider import running_standin
 
     stack_text = sandbox.check_stack(stack)
     try:
@@ -245,7 +240,7 @@ def running(sandbox: Sandbox, stack: str, console: Console, *, create: bool = Tr
 def _check_config(sandbox: Sandbox, stack: str) -> int:
     """The offline checks first: an unknown stack or a bad stack file is named in a second, with exit 2, before the
     CLI is built or run (`kms-aks check-config`'s own check and message)."""
-    from kms_aks_tools.cli import check_config
+    from kms_aks_tools.commands.check_config import check_config
 
     sandbox.check_stack(stack)
     return check_config(argparse.Namespace(stack=stack, cwd=sandbox.project))
@@ -345,18 +340,22 @@ def action_up(sandbox: Sandbox, stack: str, console: Console) -> int:
     return follow_cluster(sandbox, stack, console)
 
 
-def follow_cluster(sandbox: Sandbox, stack: str, console: Console) -> int:
-    """The stack's local control plane follows its ManagedCluster's KMS (`kms_aks_tools.sandbox_cluster`)."""
-    from kms_aks_tools.cluster.controlplane import ControlPlaneError
-    from kms_aks_tools.sandbox_cluster import SandboxClusters
+def cluster_script(sandbox: Sandbox, *args: str) -> int:
+    """The sandbox's clusters (`testbed/sandbox_cluster.py`, run as a script: the control plane is the checkout's
+    test bed, which the installed package neither holds nor imports); its output goes to the terminal."""
+    script = realcli.ROOT / "testbed" / "sandbox_cluster.py"
+    return subprocess.run([sys.executable, str(script), *args, "--home", str(sandbox.home)], check=False).returncode
 
+
+def follow_cluster(sandbox: Sandbox, stack: str, console: Console) -> int:
+    """The stack's local control plane follows its ManagedCluster's KMS (started the first time)."""
     config = _stack_config(sandbox, stack)
+    sys.stdout.flush()
     with sandbox.locked():
-        try:
-            SandboxClusters(sandbox.home).follow(stack, sandbox.cloud(), config.cluster.name, console)
-        except ControlPlaneError as error:
-            console.print(Text(f"sandbox up: the stack's cluster could not follow its KMS: {error}", style="bold red"))
-            return EXIT_BLOCKED
+        code = cluster_script(sandbox, "follow", "--stack", stack, "--cluster", config.cluster.name)
+    if code != EXIT_OK:
+        console.print(Text("sandbox up: the stack's cluster could not follow its KMS (above).", style="bold red"))
+        return EXIT_BLOCKED
     return EXIT_OK
 
 
@@ -380,11 +379,9 @@ def action_destroy(sandbox: Sandbox, stack: str, console: Console) -> int:
         if removed.returncode != 0:
             console.print(Text(removed.stderr.rstrip()))
             return EXIT_BLOCKED
-    from kms_aks_tools.sandbox_cluster import SandboxClusters
-
-    with sandbox.locked():
-        if SandboxClusters(sandbox.home).stop(stack):
-            console.print(f"sandbox destroy: stopped {escape(stack)}'s local cluster")
+    if (sandbox.home / "clusters" / stack).is_dir():
+        with sandbox.locked():
+            cluster_script(sandbox, "stop", "--stack", stack)
     sandbox.secrets_file(stack).unlink(missing_ok=True)
     shutil.rmtree(sandbox.out(stack), ignore_errors=True)
     console.print(Text(f"sandbox destroy: {stack} is destroyed and removed from the sandbox.", style="bold green"))
@@ -399,18 +396,9 @@ def action_status(sandbox: Sandbox, console: Console) -> int:
     states = sandbox.cloud()
     stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in (sandbox.home / "secrets").glob("Pulumi.*.yaml"))
     console.print(f"stacks in the sandbox: {escape(', '.join(stacks)) or 'none'}")
-    from kms_aks_tools.sandbox_cluster import SandboxClusters, context_name
-
-    clusters = SandboxClusters(sandbox.home)
-    for stack in clusters.stacks():
-        plane = clusters.attached(stack)
-        assert plane is not None
-        state = "running" if plane.running() else "stopped"
-        previous = plane.key_id(plane.previous_version) if plane.previous_version else "none"
-        console.print(
-            f"cluster {context_name(stack)} ({state}, {escape(str(clusters.kubeconfig))}): KMS key "
-            f"{escape(plane.key_id(plane.current_version))}, previous {escape(previous)}"
-        )
+    if (sandbox.home / "clusters").is_dir():
+        sys.stdout.flush()
+        cluster_script(sandbox, "status")
     counted = Counter(type_token for type_token, _ in states.values())
     console.print(f"the stand-in's Azure: {len(states)} resources")
     for type_token, count in sorted(counted.items()):
@@ -421,7 +409,7 @@ def action_status(sandbox: Sandbox, console: Console) -> int:
 def _stack_config(sandbox: Sandbox, stack: str) -> Any:
     """The stack's validated config (`kms_aks.config.StackConfig`)."""
     from kms_aks.config import ConfigError, parse_stack_config, read_project_config
-    from kms_aks_tools.stack_file import StackFileError, load_stack_file
+    from kms_aks_tools.project.stack_file import StackFileError, load_stack_file
 
     sandbox.check_stack(stack)
     try:
@@ -477,10 +465,9 @@ def action_reset(sandbox: Sandbox, console: Console) -> int:
         return EXIT_OK
     if not (sandbox.home / MARKER).exists():
         raise SandboxError(f"{sandbox.home} was not made by `kms-aks sandbox`; remove it yourself if you mean to")
-    from kms_aks_tools.sandbox_cluster import SandboxClusters
-
     with sandbox.locked():
-        SandboxClusters(sandbox.home).stop_all()
+        if (sandbox.home / "clusters").is_dir():
+            cluster_script(sandbox, "stop")
         shutil.rmtree(sandbox.home)
     console.print(
         f"sandbox: reset; {escape(str(sandbox.home))} is gone (state, the stand-in's cloud, the project copy)"

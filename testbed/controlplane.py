@@ -45,10 +45,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from kms_aks_tools.cluster.envelope import metric_key_id_hash, plugin_key_id
+from kms_aks_tools.cluster.keys import metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cluster.metrics import status_key_id_hash
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = ROOT / "e2e" / "k8s" / "build.sh"
 # The vault the key ids name (the plugin hashes these URLs); requests go to the stand-in on loopback.
 DEFAULT_VAULT_URL = "https://kms-aks-dev.vault.azure.net/"
@@ -371,8 +371,7 @@ class ControlPlane:
             "keyvault",
             [
                 sys.executable,
-                "-m",
-                "kms_aks_tools.cluster.keyvault",
+                str(Path(__file__).with_name("keyvault.py")),  # a script: the test bed is not an installed package
                 "--vault-url",
                 self.vault_url,
                 "--token-file",

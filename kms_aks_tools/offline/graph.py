@@ -7,7 +7,7 @@ The same program therefore always gives the same waves and the same critical pat
 
 from __future__ import annotations
 
-from kms_aks_tools.recording import RecordedResource, RecordedStack
+from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 from kms_aks_tools.type_tokens import plain_type
 
 # The order in which the architecture reads (`__main__.py`'s docstring); it breaks every tie.

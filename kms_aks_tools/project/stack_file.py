@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 # The checkout this package was installed from: the default root of the functions below when none is given.
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 # `pulumi` looks for these, in this order, in the working directory and then in each parent
 # (sdk/go/common/workspace/paths.go: ProjectFileNames / DetectProjectPathFrom).

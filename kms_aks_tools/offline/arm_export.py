@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kms_aks_tools.graph import cloud_dependencies
-from kms_aks_tools.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
+from kms_aks_tools.offline.graph import cloud_dependencies
+from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
 from kms_aks_tools.type_tokens import pinned_api_version, plain_type
 
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"

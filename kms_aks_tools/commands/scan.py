@@ -1,6 +1,6 @@
 """`make scan`'s verdict: checkov's findings on a stack's ARM export, less the ones docs/arm-export.md accepts.
 
-    python -m kms_aks_tools.scan --stack dev out/dev.checkov.json
+    python -m kms_aks_tools.commands.scan --stack dev out/dev.checkov.json
 
 checkov's own report is printed before this runs (`make scan` shows it). This reads checkov's JSON report of the
 same run, takes the documented findings from the table in docs/arm-export.md (`| CKV_AZURE_109 | dev, prod |
@@ -21,8 +21,9 @@ from typing import Any
 
 from rich.markup import escape
 
-from kms_aks_tools.output import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, make_console
-from kms_aks_tools.stack_file import find_project
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.project.stack_file import find_project
 
 DOCS = Path("docs") / "arm-export.md"
 # A row of the accepted-findings table: | CKV_AZURE_109 | dev, prod | what | why |
@@ -86,7 +87,7 @@ def judge(report_path: Path, stack: str, docs_path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kms_aks_tools.scan", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m kms_aks_tools.commands.scan", description=__doc__.split("\n\n")[0])
     parser.add_argument("report", type=Path, help="checkov's JSON report (-o json) of the stack's ARM export")
     parser.add_argument("--stack", required=True, help="the stack the export is of (the docs' table names stacks)")
     parser.add_argument(

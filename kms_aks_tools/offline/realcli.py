@@ -6,7 +6,7 @@
   with nothing downloaded at run time;
 - `CliWorkspace` runs commands there: `pulumi ...`, and the workflows' own `.ci/pulumi-stack ...`.
 
-Both `tests/e2e/conftest.py` and `kms_aks_tools/sandbox.py` use these, so the sandbox runs exactly what the e2e
+Both `tests/e2e/conftest.py` and `kms_aks_tools/commands/sandbox.py` use these, so the sandbox runs exactly what the e2e
 proves (docs/real-cli.md, docs/sandbox.md).
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 # The checkout the tooling runs from: the toolchain is built into its `.tools/`, its `.venv` runs the program.
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOOLCHAIN_SCRIPT = ROOT / "e2e" / "toolchain" / "build.sh"
 # Folders a project copy leaves out: what the CLI does not run (tests, docs) and what is built per checkout.
 SKIPPED_PREFIXES = ("tests/", "benchmarks/", "docs/")

@@ -2,7 +2,7 @@
 
 Start it, then point the CLI at it (the engine calls Handshake and Attach, then uses it like a plugin):
 
-    python -m kms_aks_tools.standin_provider            # prints one line, serves until killed
+    python -m kms_aks_tools.standin.provider            # prints one line, serves until killed
     PULUMI_DEBUG_PROVIDERS=azure-native:41001,azuread:41002,time:41003
 
 Options: `--port-base N` (ports N, N+1, N+2 instead of free ones), `--log FILE` (the RPC log; default
@@ -16,7 +16,7 @@ after its creation a role assignment or access policy takes effect; default half
 
 Every package has its own port (the engine asks each for GetPluginInfo, whose version is the package's);
 all share one in-memory ARM (`Cloud`), so `up`, then `preview`, `refresh` and `destroy` see the same cloud
-for as long as the process runs. Outputs come from `kms_aks_tools.mock_engine`'s builders; diff rules
+for as long as the process runs. Outputs come from `kms_aks_tools.offline.mock_engine`'s builders; diff rules
 and the Key's ARM semantics are in `kms_aks_tools.standin.rules`, azure-native's Check (defaults and schema) in
 `kms_aks_tools.standin.schema`, what ARM refuses at PUT time (AKS's KMS checks) in `kms_aks_tools.standin.arm`.
 """

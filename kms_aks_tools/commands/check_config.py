@@ -1,0 +1,41 @@
+"""`kms-aks check-config`: validate `Pulumi.<stack>.yaml` as the program does, without running it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.markup import escape
+
+from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_OK
+from kms_aks_tools.cli.options import add_project_option
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """Validates `Pulumi.<stack>.yaml` as the program does, without running it: every problem, then exit 2."""
+    from kms_aks.config import ConfigError, parse_stack_config, read_project_config
+    from kms_aks_tools.offline.mock_engine import with_secret_stand_ins
+    from kms_aks_tools.project.stack_file import check_stack, find_project, load_stack_file
+
+    console = make_console()
+    stack = args.stack
+    try:
+        root = find_project(args.cwd or Path.cwd())
+        check_stack(stack, root)
+        raw, _, _ = with_secret_stand_ins(load_stack_file(stack, root))
+        config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
+    except (FileNotFoundError, ValueError, ConfigError) as error:
+        console.print(f"[bold red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
+    source = "existingKey" if config.existing_key else f"keyVault {config.key_vault.name if config.key_vault else '?'}"
+    console.print(f"[bold green]stack config valid[/]: {escape(stack)} ({config.location}, {escape(source)})")
+    return EXIT_OK
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `kms-aks check-config`."""
+    parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml) or a path to such a file")
+    add_project_option(parser)
+    parser.set_defaults(run=check_config)
+    return parser
