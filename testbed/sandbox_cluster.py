@@ -178,7 +178,8 @@ class SandboxClusters:
                 if ready.status_code == 200 or time.monotonic() > deadline:
                     break
                 time.sleep(2.0)
-            listed = plane.api_get("/api/v1/secrets?limit=1", timeout=10)
+            # A list as `kubectl get secrets -A` (or a rewrite tool) asks for it: served by the watch cache.
+            listed = plane.api_get("/api/v1/secrets", timeout=30)
         except requests.RequestException as error:
             console.print(f"  the API server does not answer: {escape(str(error))}")
             return

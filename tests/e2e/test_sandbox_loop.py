@@ -107,7 +107,10 @@ def user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[User]:
     os.environ.setdefault("KMS_AKS_K8S_BIN", str(build_binaries()))
     project = tmp_path_factory.mktemp("sandbox-loop") / "project"
     realcli.copy_project(ROOT, project)
-    yield User(project)
+    user = User(project)
+    yield user
+    # The commands and what they printed (their timings included), for the record of the run.
+    (project.parent / "transcript.txt").write_text("\n".join(user.transcript))
     subprocess.run(
         [str(ROOT / ".venv" / "bin" / "kms-aks"), "sandbox", "reset", "--cwd", str(project)],
         capture_output=True,
