@@ -85,7 +85,7 @@ scan: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV)
 	@# checkov's own report on the terminal and as JSON; its exit code is judged below, against the documented findings.
 	@BC_SKIP_MAPPING=TRUE $(SCAN_VENV)/bin/checkov --framework arm --skip-download -f out/$(STACK).arm.json \
 		-o cli -o json --output-file-path console,out/$(STACK).checkov.json; test $$? -le 1
-	@$(PY) -m kms_aks_tools.commands.scan --stack $(STACK) out/$(STACK).checkov.json
+	@$(KMS_AKS) scan --stack $(STACK) out/$(STACK).checkov.json
 
 ## test: lint, then the whole test suite on both cores (the real-CLI scenarios are `make e2e`).
 # --dist loadfile keeps each test file on one worker, so a file's module fixtures (recorded stacks) are built once.

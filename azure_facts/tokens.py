@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 PACKAGE = "azure-native"
 
@@ -45,7 +46,8 @@ _KMS_RELEVANT_FOLDED = {(module.lower(), name.lower()): t for (module, name), t 
 # ARM API versions as azure-native spells them in modules and package names: v20240801, v20240902preview,
 # v20230315privatepreview. A parameterized package's version is whatever `pulumi package add` was given, so the
 # dashed ARM spelling (2024-08-01, 2024-09-02-preview) is read too.
-_API_VERSION = r"v?\d{4}-?\d{2}-?\d{2}(?:-?(?:preview|privatepreview|beta))?"
+_API_VERSION = r"v?(\d{4})-?(\d{2})-?(\d{2})(?:-?(preview|privatepreview|beta))?"
+API_VERSION_PATTERN = re.compile(rf"^{_API_VERSION}$")
 _MODULE = r"[a-z][a-zA-Z0-9]*"
 _NAME = r"[A-Z][A-Za-z0-9]*"
 
@@ -143,3 +145,30 @@ def canonical_type(token: str) -> str:
 def is_kms_relevant(token: str) -> bool:
     """True for a KMS-relevant type in any understood form. Raises `UnrecognisedKmsToken` as `canonical_type`."""
     return canonical_type(token) in KMS_RELEVANT_TYPES
+
+
+@cache  # a stack holds a few dozen distinct tokens and thousands of resources
+def plain_type(token: str) -> str | None:
+    """The plain type of `token` in any understood form (any other token unchanged); None for a token that names a
+    KMS-relevant type in a form not understood, which a gate must refuse (aks-kms-recognised-types does).
+
+    The one tolerant reading, for the pack and the tools; `canonical_type` is the same reading for a gate that
+    reports the unrecognised token itself (it raises `UnrecognisedKmsToken`)."""
+    try:
+        return canonical_type(token)
+    except UnrecognisedKmsToken:
+        return None
+
+
+@cache
+def pinned_api_version(token: str) -> str | None:
+    """The ARM API version a token pins, in ARM's spelling (`2024-08-01`, `2024-09-02-preview`); None for the plain
+    form, a token not understood or any other."""
+    try:
+        parsed = parse(token)
+    except UnrecognisedKmsToken:
+        return None
+    if parsed is None or parsed.api_version is None:
+        return None
+    year, month, day, suffix = API_VERSION_PATTERN.match(parsed.api_version).groups()  # type: ignore[union-attr]
+    return f"{year}-{month}-{day}" + (f"-{suffix}" if suffix else "")

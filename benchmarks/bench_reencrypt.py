@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config  # noqa: E402
 
-from kms_aks_tools.cluster.keys import plugin_key_id  # noqa: E402
+from azure_facts.key_ids import plugin_key_id  # noqa: E402
 from testbed import ControlPlane, build_binaries, envelope_key_id  # noqa: E402
 
 PER_NAMESPACE = 500

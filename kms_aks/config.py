@@ -32,10 +32,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from azure_facts import KMS_V2_MIN_KUBERNETES_VERSION as KMS_V2_MIN_VERSION
-
 # The Azure facts (id patterns, DNS suffixes, the KMS v2 threshold) live in one place, shared with the pack.
-from azure_facts import VAULT_RESOURCE_ID, VERSIONED_KEY_ID
+from azure_facts import KEY_NAME_PATTERN, KEY_VERSION_PATTERN, VAULT_NAME_PATTERN, VAULT_RESOURCE_ID, VERSIONED_KEY_ID
+from azure_facts import KMS_V2_MIN_KUBERNETES_VERSION as KMS_V2_MIN_VERSION
 from kms_aks.vm_sizes import OS_DISK_SIZE_GB, OsDiskType, default_os_disk_type, ephemeral_capacity
 
 PROJECT = "kms-aks"
@@ -55,52 +54,52 @@ AKS_DEFAULT_SERVICE_CIDR = IPv4Network("10.0.0.0/16")
 MAX_KEY_LIFETIME_DAYS = 1826
 
 # Each constrained string, with the rule an error message states when a value breaks it.
-_PATTERN_RULES: dict[str, str] = {}
+PATTERN_RULES: dict[str, str] = {}
 
 
-def _matching(pattern: str, rule: str) -> Any:
-    _PATTERN_RULES[pattern] = rule
+def matching(pattern: str, rule: str) -> Any:
+    PATTERN_RULES[pattern] = rule
     return Annotated[str, StringConstraints(strict=True, pattern=pattern)]
 
 
-VaultName = _matching(
-    r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$",
+VaultName = matching(
+    rf"^{VAULT_NAME_PATTERN}$",
     "3-24 characters, letters, digits and hyphens, starting with a letter and not ending with a hyphen",
 )
-KeyName = _matching(r"^[a-zA-Z0-9-]{1,127}$", "1-127 characters, letters, digits and hyphens")
-KeyVersion = _matching(r"^[0-9a-fA-F]{32}$", "a key version: 32 hexadecimal characters")
-ResourceGroupName = _matching(
+KeyName = matching(rf"^{KEY_NAME_PATTERN}$", "1-127 characters, letters, digits and hyphens")
+KeyVersion = matching(rf"^{KEY_VERSION_PATTERN}$", "a key version: 32 hexadecimal characters")
+ResourceGroupName = matching(
     r"^[-\w._()]{1,89}[-\w_()]$",
     "1-90 characters, letters, digits, '-', '_', '.', '(' and ')', not ending with '.'",
 )
-ClusterName = _matching(
+ClusterName = matching(
     r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,61}[a-zA-Z0-9]$",
     "2-63 characters, letters, digits, '-' and '_', starting and ending with a letter or digit",
 )
-DnsPrefix = _matching(
+DnsPrefix = matching(
     r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,52}[a-zA-Z0-9]$",
     "2-54 characters, letters, digits and hyphens, starting and ending with a letter or digit",
 )
-AzureRegion = _matching(r"^[a-z][a-z0-9]{2,39}$", "an Azure region name such as westeurope or eastus2")
-KubernetesVersion = _matching(r"^1\.\d{1,2}(\.\d{1,3})?$", "a Kubernetes version such as 1.33 or 1.33.2")
-ObjectId = _matching(
+AzureRegion = matching(r"^[a-z][a-z0-9]{2,39}$", "an Azure region name such as westeurope or eastus2")
+KubernetesVersion = matching(r"^1\.\d{1,2}(\.\d{1,3})?$", "a Kubernetes version such as 1.33 or 1.33.2")
+ObjectId = matching(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
     "an Entra ID object id (a GUID)",
 )
-VmSize = _matching(r"^Standard_[A-Za-z0-9_]+$", "an Azure VM size such as Standard_D4ds_v5")
+VmSize = matching(r"^Standard_[A-Za-z0-9_]+$", "an Azure VM size such as Standard_D4ds_v5")
 
 PermissionModel = Literal["accessPolicy", "rbac"]
 # How AKS reaches the KMS vault: over its public endpoint, or through a private endpoint AKS creates itself.
 KeyVaultNetworkAccess = Literal["Public", "Private"]
 
 
-class _Model(BaseModel):
+class StrictModel(BaseModel):
     """camelCase keys as in the YAML, unknown keys refused, no silent coercion."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True)
 
 
-class KeyVaultConfig(_Model):
+class KeyVaultConfig(StrictModel):
     """`kms-aks:keyVault`: the vault this project creates for the KMS key."""
 
     name: VaultName
@@ -109,7 +108,7 @@ class KeyVaultConfig(_Model):
     soft_delete_retention_days: Annotated[StrictInt, Field(ge=7, le=90)] = 90
 
 
-class RotationPolicyConfig(_Model):
+class RotationPolicyConfig(StrictModel):
     """`kms-aks:kmsKey.rotation`: Key Vault's automatic rotation, with every version's expiry planned with it."""
 
     # Key Vault's floors (rotate >= 7 days after creation, expiry >= 28 days); the ceilings are this project's:
@@ -135,7 +134,7 @@ class RotationPolicyConfig(_Model):
         return self
 
 
-class KmsKeyConfig(_Model):
+class KmsKeyConfig(StrictModel):
     """`kms-aks:kmsKey`: the key encryption key that AKS KMS uses for etcd."""
 
     name: KeyName = "aks-kms"
@@ -159,7 +158,7 @@ class KmsKeyConfig(_Model):
         return data
 
 
-class ExistingKeyConfig(_Model):
+class ExistingKeyConfig(StrictModel):
     """`kms-aks:existingKey`: bring your own key. No vault and no key are created."""
 
     key_id: str = Field(description="versioned key id: https://<vault>.vault.azure.net/keys/<name>/<version>")
@@ -205,7 +204,7 @@ class ExistingKeyConfig(_Model):
         return f"https://{match['vault']}.{match['suffix']}/"  # type: ignore[index]
 
 
-class SystemNodePoolConfig(_Model):
+class SystemNodePoolConfig(StrictModel):
     """`kms-aks:cluster.systemNodePool`."""
 
     vm_size: VmSize = "Standard_D4ds_v5"
@@ -244,7 +243,7 @@ class SystemNodePoolConfig(_Model):
         return self.os_disk_type or default_os_disk_type(self.vm_size)
 
 
-class SecretsProviderConfig(_Model):
+class SecretsProviderConfig(StrictModel):
     """`kms-aks:cluster.secretsProvider`: the Azure Key Vault Secrets Provider add-on (Secrets Store CSI driver)."""
 
     enabled: StrictBool = True
@@ -252,7 +251,7 @@ class SecretsProviderConfig(_Model):
     rotation_poll_interval_minutes: Annotated[StrictInt, Field(ge=1, le=1440)] = 2
 
 
-class ClusterConfig(_Model):
+class ClusterConfig(StrictModel):
     """`kms-aks:cluster`: the AKS cluster. Its identity is always user-assigned: KMS cannot use any other."""
 
     name: ClusterName
@@ -311,7 +310,7 @@ def _parse_networks(data: Any, keys: tuple[str, ...]) -> Any:
     return parsed
 
 
-class NetworkConfig(_Model):
+class NetworkConfig(StrictModel):
     """`kms-aks:network`: the VNet this project creates for API server VNet integration.
 
     Only a private KMS key vault (`keyVaultNetworkAccess: Private`) uses it: AKS reaches a private vault from
@@ -360,7 +359,7 @@ class NetworkConfig(_Model):
 
 
 # An email receiver of the action group; deliberately loose (Azure Monitor validates the address itself).
-EmailAddress = _matching(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,}$", "an email address such as sre@contoso.com")
+EmailAddress = matching(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,}$", "an email address such as sre@contoso.com")
 # A webhook receiver; HTTPS only, since the URL (and any token in it) crosses the internet.
 _WEBHOOK_URL = re.compile(r"^https://[^\s]{1,2040}$")
 
@@ -373,7 +372,7 @@ def _webhook_url(value: str) -> str:
 
 
 WebhookUrl = Annotated[str, StringConstraints(strict=True), AfterValidator(_webhook_url)]
-WorkspaceResourceId = _matching(
+WorkspaceResourceId = matching(
     r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w._()]{1,90}/providers/"
     r"Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$",
     "a Log Analytics workspace resource id: "
@@ -381,7 +380,7 @@ WorkspaceResourceId = _matching(
 )
 
 
-class MonitoringConfig(_Model):
+class MonitoringConfig(StrictModel):
     """`kms-aks:monitoring`: the Log Analytics workspace, diagnostics and the alerts that page someone."""
 
     workspace_resource_id: WorkspaceResourceId | None = Field(
@@ -396,7 +395,7 @@ class MonitoringConfig(_Model):
     )
 
 
-class StackConfig(_Model):
+class StackConfig(StrictModel):
     """Everything one stack says, validated. Built once by `load_stack_config`; components get parts of it."""
 
     location: AzureRegion
@@ -545,7 +544,7 @@ class ConfigError(Exception):
 CONFIG_KEYS = {field.alias or name: name for name, field in StackConfig.model_fields.items()}
 
 
-def _decode(value: Any) -> Any:
+def decode_value(value: Any) -> Any:
     """Pulumi hands every config value over as a string; objects arrive as JSON text."""
     if not isinstance(value, str):
         return value
@@ -670,7 +669,7 @@ def _describe(error: dict[str, Any]) -> str:
     elif loc and (hint := _value_hint(loc[-1], error)):
         message = hint
     elif error["type"] == "string_pattern_mismatch":
-        message = f"must be {_PATTERN_RULES.get(error['ctx']['pattern'], 'of the documented form')}"
+        message = f"must be {PATTERN_RULES.get(error['ctx']['pattern'], 'of the documented form')}"
         message += f" (got {error['input']!r})"
     elif error["type"] == "is_instance_of" and error["ctx"].get("class") == "IPv4Network":
         message = f"must be an IPv4 CIDR range such as 203.0.113.0/24 (got {error['input']!r})"
@@ -707,7 +706,7 @@ def parse_stack_config(raw: dict[str, Any], *, provider_location: str | None = N
 
     `provider_location` is `azure-native:location` when the stack sets it; it must agree with `location`.
     """
-    decoded = {key: _decode(value) for key, value in raw.items()}
+    decoded = {key: decode_value(value) for key, value in raw.items()}
     early = _version_problems(decoded) + location_problems(decoded, provider_location)
     try:
         config = StackConfig.model_validate(decoded)

@@ -16,30 +16,30 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictInt, ValidationError, model_validator
 
 from kms_aks.config import (
-    _PATTERN_RULES,
+    PATTERN_RULES,
     AzureRegion,
     ConfigError,
     DnsPrefix,
     ResourceGroupName,
-    _decode,
-    _matching,
-    _Model,
+    StrictModel,
+    decode_value,
+    matching,
 )
 
 NAMESPACE = "kms-aks-fleet"
 PROJECT = "kms-aks-fleet"
 
 # Fleet Manager's name rule for update groups and stages (fleets.json: UpdateGroup.name, UpdateStage.name).
-GroupName = _matching(
+GroupName = matching(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "lower-case letters, digits and hyphens, not starting or ending with a hyphen"
 )
-FleetName = _matching(
+FleetName = matching(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "lower-case letters, digits and hyphens, not starting or ending with a hyphen"
 )
 # A Pulumi stack name: letters, digits, '-', '_' and '.' (the kms-aks stack a member comes from).
-StackName = _matching(r"^[A-Za-z0-9_.-]{1,100}$", "a stack name: letters, digits, '-', '_' and '.'")
+StackName = matching(r"^[A-Za-z0-9_.-]{1,100}$", "a stack name: letters, digits, '-', '_' and '.'")
 # `<organization>/<project>`: where the kms-aks stacks live (a file backend's organization is `organization`).
-StackPrefix = _matching(
+StackPrefix = matching(
     r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", "<organization>/<project>, such as organization/kms-aks"
 )
 
@@ -48,20 +48,20 @@ StackPrefix = _matching(
 MAX_STAGE_WAIT_SECONDS = 7 * 24 * 3600
 
 
-class HubConfig(_Model):
+class HubConfig(StrictModel):
     """`kms-aks-fleet:hub`: a hub cluster for the fleet (multi-cluster scheduling). Absent: a hubless fleet."""
 
     dns_prefix: DnsPrefix
 
 
-class MemberConfig(_Model):
+class MemberConfig(StrictModel):
     """One `kms-aks-fleet:members` entry: the kms-aks stack whose cluster joins, and its update group."""
 
     stack: StackName
     group: Annotated[GroupName, Field(max_length=50)]
 
 
-class StageConfig(_Model):
+class StageConfig(StrictModel):
     """One `kms-aks-fleet:stages` entry: the groups upgraded together, then a wait before the next stage."""
 
     name: Annotated[GroupName, Field(max_length=50)]
@@ -69,7 +69,7 @@ class StageConfig(_Model):
     after_stage_wait_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_STAGE_WAIT_SECONDS)] = 0
 
 
-class AutoUpgradeConfig(_Model):
+class AutoUpgradeConfig(StrictModel):
     """`kms-aks-fleet:autoUpgrade`: Fleet Manager starts an update run through the stages on each new release."""
 
     channel: Literal["Stable", "Rapid", "NodeImage"] = "Stable"
@@ -77,7 +77,7 @@ class AutoUpgradeConfig(_Model):
     disabled: bool = False
 
 
-class FleetConfig(_Model):
+class FleetConfig(StrictModel):
     """The whole `kms-aks-fleet:` namespace of a fleet stack."""
 
     location: AzureRegion
@@ -142,7 +142,7 @@ def _describe(error: dict[str, Any]) -> str:
     elif error["type"] == "missing":
         message = "required but not set"
     elif error["type"] == "string_pattern_mismatch":
-        message = f"must be {_PATTERN_RULES.get(error['ctx']['pattern'], 'of the documented form')}"
+        message = f"must be {PATTERN_RULES.get(error['ctx']['pattern'], 'of the documented form')}"
         message += f" (got {error['input']!r})"
     elif "input" in error and error["type"] not in ("value_error", "assertion_error") and error["loc"]:
         message = f"{message} (got {error['input']!r})"
@@ -151,7 +151,7 @@ def _describe(error: dict[str, Any]) -> str:
 
 def parse_fleet_config(raw: dict[str, Any]) -> FleetConfig:
     """Validates the namespace's keys (without the `kms-aks-fleet:` prefix, values as Pulumi gives them)."""
-    decoded = {key: _decode(value) for key, value in raw.items()}
+    decoded = {key: decode_value(value) for key, value in raw.items()}
     try:
         return FleetConfig.model_validate(decoded)
     except ValidationError as exc:

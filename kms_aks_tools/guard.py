@@ -64,6 +64,8 @@ from rich.console import Console
 from rich.text import Text
 
 from azure_facts import VERSIONED_KEY_ID
+from azure_facts.engine import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, stack_from_urn, type_from_urn
+from azure_facts.key_ids import normalize_key_id
 from azure_facts.tokens import (
     ACCESS_POLICY,
     KEY,
@@ -77,15 +79,13 @@ from azure_facts.tokens import (
 )
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.options import subcommand_parser
-from kms_aks_tools.cluster.records import (
+from kms_aks_tools.cluster.reencryption_records import (
     RECORDS_DIR,
     RecordError,
     RecordFile,
     load_records,
-    normalize_key_id,
     records_path,
 )
-from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 
 EXIT_CLEAN = 0
@@ -514,21 +514,6 @@ def _lost_dollar_hint(urn: str) -> str:
             "make guard PREVIEW=preview.json ARGS='--allow-key-rotation URN=KEY_ID'"
         )
     return ""
-
-
-def type_from_urn(urn: str) -> str | None:
-    """The resource type of `urn:pulumi:<stack>::<project>::<parent$>type::name`, or None if not a URN."""
-    if not urn.startswith("urn:pulumi:"):
-        return None
-    parts = urn.split("::", 3)
-    if len(parts) != 4 or not parts[2]:
-        return None
-    return parts[2].split("$")[-1]
-
-
-def stack_from_urn(urn: str) -> str:
-    """The stack of `urn:pulumi:<stack>::...`."""
-    return urn.removeprefix("urn:pulumi:").split("::", 1)[0]
 
 
 def _short(resource_type: str) -> str:

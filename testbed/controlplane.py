@@ -45,10 +45,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from kms_aks_tools.cluster.keys import metric_key_id_hash, plugin_key_id
+from azure_facts.key_ids import metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cluster.metrics import status_key_id_hash
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PACKAGE_ROOT
 BUILD_SCRIPT = ROOT / "e2e" / "k8s" / "build.sh"
 # The vault the key ids name (the plugin hashes these URLs); requests go to the stand-in on loopback.
 DEFAULT_VAULT_URL = "https://kms-aks-dev.vault.azure.net/"

@@ -140,3 +140,34 @@ def test_vault_resource_id() -> None:
         "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/sample-group"
         "/providers/Microsoft.KeyVault/vaults/sample-vault/keys/sample-key"
     )
+
+
+# ------------------------------------------------------------------------------------------------ key ids
+
+
+def test_key_ids_compare_case_slash_and_default_port_insensitively() -> None:
+    from azure_facts.key_ids import normalize_key_id
+
+    same = (
+        "https://kv-kms-01.vault.azure.net/keys/etcd/0123456789abcdef0123456789abcdef",
+        " HTTPS://KV-KMS-01.vault.azure.net/keys/Etcd/0123456789ABCDEF0123456789ABCDEF/ ",
+        "https://kv-kms-01.vault.azure.net:443/keys/etcd/0123456789abcdef0123456789abcdef",
+    )
+    assert {normalize_key_id(k) for k in same} == {same[0]}
+    assert normalize_key_id("https://kv-kms-01.vault.azure.net:8443/keys/etcd/v") != normalize_key_id(
+        "https://kv-kms-01.vault.azure.net/keys/etcd/v"
+    )
+
+
+def test_plugin_key_id_and_metric_label_of_a_key_url() -> None:
+    # The Azure KMS plugin's key id: sha256 hex of the rebuilt URL; the API server's label: "sha256:" + hex of that.
+    from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
+
+    url = "https://kv-kms-01.vault.azure.net/keys/etcd/0123456789abcdef0123456789abcdef"
+    assert canonical_key_url(f" {url} ") == url
+    assert plugin_key_id(url) == "eec3faeac42306dedd5fa31cf26f541837e62f4e8816943de950ee44f88070ba"
+    assert plugin_key_id(url.replace("kv-kms-01", "KV-KMS-01")) != plugin_key_id(url)  # the plugin hashes as given
+    # sha256("abc") is FIPS 180-2's first test vector.
+    assert metric_key_id_hash("abc") == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    with pytest.raises(NotAVersionedKeyId, match="not a versioned Key Vault key id"):
+        canonical_key_url("https://kv-kms-01.vault.azure.net/keys/etcd")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
@@ -69,3 +70,36 @@ def test_make_targets_are_shortcuts_for_kms_aks(target: list[str], expected: str
     result = subprocess.run(["make", "-n", *target], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert expected in [line.strip() for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("subcommand", ["guard", "reencrypt", "key-status", "check-config", "changes", "scan"])
+def test_a_subcommand_that_needs_no_program_imports_no_pulumi_sdk_for_its_help(subcommand: str) -> None:
+    # In a fresh interpreter, as the console script runs: `--help` of a subcommand that neither runs the program nor
+    # starts the pack loads no module of the Pulumi SDK (about a second of imports, and its serializer patch).
+    code = (
+        "import contextlib, io, sys\n"
+        "from kms_aks_tools.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        f"        main([{subcommand!r}, '--help'])\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0, exit.code\n"
+        f"assert out.getvalue().startswith('usage: kms-aks {subcommand} '), out.getvalue()[:200]\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0].startswith('pulumi')}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_sdk_check_sees_the_sdk() -> None:
+    # plan runs the program, so its --help may load the SDK: the check above would see it.
+    code = (
+        "import contextlib, io, sys\n"
+        "from kms_aks_tools.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['plan', '--help'])\n"
+        "print('pulumi' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.stdout.strip() == "True", result.stderr[-2000:]

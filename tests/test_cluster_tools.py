@@ -15,7 +15,7 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from kms_aks_tools.cluster.keys import metric_key_id_hash, plugin_key_id
+from azure_facts.key_ids import metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cluster.metrics import STATUS, TOTAL, key_id_hash_samples, status_key_id_hash
 from testbed import envelope_key_id, parse_envelope
 from testbed.keyvault import KeyStore, make_handler

@@ -183,3 +183,20 @@ def test_all_with_cwd_runs_the_other_projects_program_pack_and_config(
     result = kms_aks(subcommand, "--all", "--cwd", str(other), "--as-of", AS_OF, "--json", "-")
     [row] = _json(result.stdout)["stacks"]
     assert row["exitCode"] == 2 and "the other project's program ran" in (row["error"] or ""), row
+
+
+def test_the_registry_says_which_subcommands_run_over_every_stack() -> None:
+    # `--all` is wired by the registry's flag, not by looking for a function: the flag and the module agree.
+    import importlib
+
+    from kms_aks_tools.cli.main import build_parser
+    from kms_aks_tools.cli.registry import SUBCOMMANDS
+
+    flagged = sorted(name for name, entry in SUBCOMMANDS.items() if entry.every_stack)
+    assert flagged == ["plan", "rotate-check"]
+    for name, entry in SUBCOMMANDS.items():
+        assert hasattr(importlib.import_module(entry.module), "stack_row") == entry.every_stack, name
+        parser = build_parser(only=name)
+        (action,) = [a for a in parser._actions if a.dest == "command"]
+        options = action.choices[name]._option_string_actions
+        assert ("--all" in options) == entry.every_stack, name

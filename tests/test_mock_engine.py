@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
-from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID, TENANT_ID, run_stack
+from kms_aks_tools.offline.mock_engine import ROOT, SUBSCRIPTION_ID, TENANT_ID, run_stack
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
 from kms_aks_tools.project.stack_file import stack_names
 from tests.graph import CLUSTER, IDENTITY, KEY, RESOURCE_GROUP, VAULT
@@ -85,3 +87,63 @@ def test_urns_are_shaped_like_the_real_engines(dev_stack: RecordedStack) -> None
     key = dev_stack.one(KEY)
     assert key.urn == "urn:pulumi:dev::kms-aks::kms-aks:index:KeyVaultWithKey$azure-native:keyvault:Key::kms-key"
     assert not any("pulumi:pulumi:Stack$" in resource.urn for resource in dev_stack.resources)
+
+
+# ------------------------------------------------------------------ the fake Azure's table, the serializer patch
+
+
+def test_the_builders_are_one_written_out_table() -> None:
+    # Settled on purpose (issue 20): the builders are a table, not registered by importing modules, and the table
+    # answers exactly these types: the program's, the fleet project's, and the engine's StackReference read. A type
+    # added to or lost from it shows here; any other azure-native type gets the generic ARM answer.
+    from kms_aks_tools.offline.fake_azure import BUILDERS, CALLS
+
+    assert sorted(BUILDERS) == [
+        "azure-native:authorization:RoleAssignment",
+        "azure-native:containerservice:AutoUpgradeProfile",
+        "azure-native:containerservice:Fleet",
+        "azure-native:containerservice:FleetMember",
+        "azure-native:containerservice:FleetUpdateStrategy",
+        "azure-native:containerservice:ManagedCluster",
+        "azure-native:eventgrid:SystemTopic",
+        "azure-native:eventgrid:SystemTopicEventSubscription",
+        "azure-native:keyvault:AccessPolicy",
+        "azure-native:keyvault:Key",
+        "azure-native:keyvault:Vault",
+        "azure-native:managedidentity:UserAssignedIdentity",
+        "azure-native:monitor:ActionGroup",
+        "azure-native:monitor:DataCollectionRule",
+        "azure-native:monitor:DataCollectionRuleAssociation",
+        "azure-native:monitor:DiagnosticSetting",
+        "azure-native:monitor:ScheduledQueryRule",
+        "azure-native:network:Subnet",
+        "azure-native:network:VirtualNetwork",
+        "azure-native:operationalinsights:Workspace",
+        "azure-native:resources:ResourceGroup",
+        "azure-native:storage:BlobContainer",
+        "azure-native:storage:BlobServiceProperties",
+        "azure-native:storage:StorageAccount",
+        "azuread:index/group:Group",
+        "pulumi:pulumi:StackReference",
+        "time:index/sleep:Sleep",
+    ]
+    assert sorted(CALLS) == ["pulumi:pulumi:readStackOutputs"]
+
+
+def test_the_serializer_patch_is_an_explicit_call() -> None:
+    # Settled on purpose (issue 20): importing the mock engine leaves the Pulumi SDK's serializer alone; running a
+    # program under it installs the tracing one (whose tags give tests/test_plan_sources.py its per-value sources).
+    code = (
+        "from pulumi.runtime import rpc\n"
+        "sdk = rpc.serialize_property\n"
+        "from kms_aks_tools.offline import mock_engine, monitor\n"
+        "assert rpc.serialize_property is sdk, 'importing the mock engine patched the SDK'\n"
+        "assert not monitor.tracing_unknowns()\n"
+        "recorded = mock_engine.run_stack('dev', preview=True)\n"
+        "assert recorded.error is None, recorded.error\n"
+        "assert monitor.tracing_unknowns()\n"
+        "assert any(r.unknown_sources for r in recorded.resources)\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -623,6 +623,21 @@ def test_key_source() -> None:
     assert 'names key "etcd" in vault "kv-other"' in message
 
 
+def test_key_source_takes_the_default_port_for_the_same_key() -> None:
+    # Settled on purpose (issue 20): the pack compares key ids as the guard and the re-encryption records do
+    # (azure_facts.key_ids.normalize_key_id), so https's default port written out names the same key. Before, the
+    # pack kept `:443` and could call a pinned key "not pinned" that the tools took for the same key.
+    literal = cluster(key_dependency=False)
+    with_port = KEY_ID.replace(".vault.azure.net/", ".vault.azure.net:443/")
+    assert rules.check_key_source(stack(*healthy(cluster=literal)), pinned_key_ids=[with_port]) == []
+    ported = cluster(cluster_props(keyId=with_port), key_dependency=False)
+    assert rules.check_key_source(stack(*healthy(cluster=ported)), pinned_key_ids=[KEY_ID]) == []
+    # Another port is another endpoint: not the pinned key.
+    other_port = KEY_ID.replace(".vault.azure.net/", ".vault.azure.net:8443/")
+    [message] = violations(rules.check_key_source(stack(*healthy(cluster=literal)), pinned_key_ids=[other_port]))
+    assert "pinnedKeyIds" in message
+
+
 def test_key_source_unknowns() -> None:
     assert rules.check_key_source(stack(*healthy(cluster=cluster(cluster_props(keyId=UNKNOWN))))) == []
     loose = cluster(cluster_props(keyId=UNKNOWN), key_dependency=False)

@@ -13,17 +13,18 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from azure_facts import key_ids
 from kms_aks_tools.cli import main as cli
 from kms_aks_tools.cluster import keys
 from kms_aks_tools.cluster.key_metrics import parse_metrics
-from kms_aks_tools.cluster.records import (
+from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
+from kms_aks_tools.cluster.reencryption_records import (
     ApiServerReport,
     ClusterRef,
     ReencryptionRecord,
     SecretCounts,
     append_record,
 )
-from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 
 VAULT = "kv-kmsaks-test"
@@ -102,11 +103,11 @@ def test_the_pinned_key_comes_from_existing_key_or_kms_key_version(tmp_path: Pat
 
 def test_key_ids_in_the_three_spellings() -> None:
     # The Azure plugin hashes the URL it rebuilds from the vault URL: the same string as the pinned key id.
-    assert keys.plugin_key_id(V1) == hashlib.sha256(V1.encode()).hexdigest()
-    assert keys.metric_key_id_hash("abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
-    assert keys.plugin_key_id(V1) != keys.plugin_key_id(V2)
-    with pytest.raises(keys.StackKeyError, match="not a versioned Key Vault key id"):
-        keys.plugin_key_id(f"https://{VAULT}.vault.azure.net/keys/aks-kms")
+    assert key_ids.plugin_key_id(V1) == hashlib.sha256(V1.encode()).hexdigest()
+    assert key_ids.metric_key_id_hash("abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
+    assert key_ids.plugin_key_id(V1) != key_ids.plugin_key_id(V2)
+    with pytest.raises(key_ids.NotAVersionedKeyId, match="not a versioned Key Vault key id"):
+        key_ids.plugin_key_id(f"https://{VAULT}.vault.azure.net/keys/aks-kms")
 
 
 # ------------------------------------------------------------------------------------------- argument errors
@@ -301,7 +302,7 @@ def test_no_key_series_means_not_served() -> None:
 def a_record(key_id: str, *, complete: bool = True) -> ReencryptionRecord:
     return ReencryptionRecord(
         keyId=key_id,
-        pluginKeyId=keys.plugin_key_id(key_id),
+        pluginKeyId=key_ids.plugin_key_id(key_id),
         complete=complete,
         finishedAt=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
         durationSeconds=12.5,

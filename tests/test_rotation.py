@@ -13,13 +13,11 @@ import pytest
 import yaml
 
 from kms_aks.config import parse_stack_config, read_project_config
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.guard import KeyRotationOverride, Preview, ReencryptionWaiver, check_preview
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack
 from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 from kms_aks_tools.offline.rotation import (
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_REFUSED,
     RotationCheckError,
     RotationReport,
     check_rotation,
@@ -184,7 +182,7 @@ def test_expires_on_before_the_first_rotation_is_refused() -> None:
     assert "kms-aks:kmsKey.expiresOn 2027-03-01 comes before the first automatic rotation on 2027-05-02" in (
         finding.message
     )
-    assert report.exit_code == EXIT_REFUSED
+    assert report.exit_code == EXIT_BLOCKED
 
 
 def test_expires_on_just_after_the_first_rotation_leaves_too_little_time() -> None:
@@ -250,7 +248,7 @@ def test_a_rotation_policy_that_expires_versions_too_soon_is_refused(
     report = check_rotation(_key_policy(prod_preview, policy), config, as_of=AS_OF)
     [(_, finding)] = report.refusals
     assert expected in finding.message
-    assert report.exit_code == EXIT_REFUSED
+    assert report.exit_code == EXIT_BLOCKED
 
 
 def test_a_before_expiry_trigger_counts_from_the_expiry(prod_preview: RecordedStack) -> None:
@@ -315,7 +313,7 @@ def test_rotate_check_shows_prod_and_passes(kms_aks: KmsAks) -> None:
 
 def test_rotate_check_refuses_an_expiry_before_the_first_rotation(kms_aks: KmsAks) -> None:
     result = kms_aks("rotate-check", "--stack", EXPIRES_EARLY, "--as-of", "2026-06-01")
-    assert result.returncode == EXIT_REFUSED, result.stdout + result.stderr
+    assert result.returncode == EXIT_BLOCKED, result.stdout + result.stderr
     assert "refused: aks-kms-rot: kms-aks:kmsKey.expiresOn 2027-03-01 comes before" in result.stdout
     assert "rotate-check: 1 refusal(s)" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
@@ -324,10 +322,10 @@ def test_rotate_check_refuses_an_expiry_before_the_first_rotation(kms_aks: KmsAk
 @pytest.mark.stacks
 def test_rotate_check_bad_input_exits_2(kms_aks: KmsAks) -> None:
     unknown = kms_aks("rotate-check", "--stack", UNKNOWN_STACK)
-    assert unknown.returncode == EXIT_ERROR
+    assert unknown.returncode == EXIT_BAD_INPUT
     assert f"unknown stack '{UNKNOWN_STACK}'; stacks: {project_stacks()}" in unknown.stdout
     bad_config = kms_aks("rotate-check", "--stack", str(STACKS / "Pulumi.bad-node-count.yaml"))
-    assert bad_config.returncode == EXIT_ERROR
+    assert bad_config.returncode == EXIT_BAD_INPUT
     assert "kms-aks:cluster.systemNodePool.count" in bad_config.stdout
     assert "Traceback" not in bad_config.stdout + bad_config.stderr
     bad_date = kms_aks("rotate-check", "--stack", "prod", "--as-of", "tomorrow")

@@ -291,3 +291,39 @@ def test_every_number_in_the_config_is_bounded() -> None:
         if not ({"Ge", "Gt"} & kinds and {"Le", "Lt"} & kinds):
             unbounded.append(key)
     assert unbounded == [], "numeric config keys without a lower and an upper bound"
+
+
+def test_every_bad_input_error_of_the_tools_is_a_user_error() -> None:
+    # One base: a subcommand that lets one through still exits 2 with its message (kms_aks_tools.cli.main).
+    from kms_aks_tools.cli.exits import UserError
+    from kms_aks_tools.cluster.connection import ClusterInputError
+    from kms_aks_tools.cluster.keys import StackKeyError
+    from kms_aks_tools.cluster.reencryption_records import RecordError
+    from kms_aks_tools.commands.sandbox import SandboxError
+    from kms_aks_tools.commands.scan import ScanReportError
+    from kms_aks_tools.offline.plan import PlanError
+    from kms_aks_tools.offline.policy_client import PolicyConfigError
+    from kms_aks_tools.offline.realcli import ToolchainError
+    from kms_aks_tools.offline.rotation import RotationCheckError
+    from kms_aks_tools.project.stack_file import ProjectNotFoundError, StackFileError
+    from kms_aks_tools.standin.saved import SavedCloudError
+
+    errors = (
+        ClusterInputError, StackKeyError, RecordError, SandboxError, ScanReportError, PlanError, PolicyConfigError,
+        ToolchainError, RotationCheckError, ProjectNotFoundError, StackFileError, SavedCloudError,
+    )  # fmt: skip
+    assert [e.__name__ for e in errors if not issubclass(e, UserError)] == []
+
+
+def test_a_user_error_a_subcommand_lets_through_exits_2_with_its_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kms_aks_tools.cli.exits import UserError
+    from kms_aks_tools.commands import check_config
+
+    def refuse(_: object) -> int:
+        raise UserError("stack 'x' names no vault; allowed: keyVault or existingKey")
+
+    monkeypatch.setattr(check_config, "check_config", refuse)
+    assert cli.main(["check-config", "--stack", "dev"]) == 2
+    assert "error: stack 'x' names no vault; allowed: keyVault or existingKey" in capsys.readouterr().out

@@ -1,14 +1,14 @@
 """`kms-aks <subcommand> --all`: one subcommand over every `Pulumi.*.yaml` of a project, in parallel, as one table.
 
-    kms-aks plan --all [--jobs N] [--cwd DIR] [--json FILE|-] [--as-of YYYY-MM-DD]
-    kms-aks rotate-check --all ...
+Options: the "every stack (--all)" group of `kms-aks plan --help` and `kms-aks rotate-check --help`.
 
-Any subcommand whose module defines `stack_row(stack_file, as_of) -> StackRow` gets `--all` (`kms_aks_tools.cli.main`
-adds the options): each stack runs in its own process (`python -m kms_aks_tools.cli.every_stack --worker ...`), up to
-`--jobs` at once (default: the machine's cores), so memory is bounded by the worker count and a stack that crashes
-its interpreter takes only its own row down. The table has one row per stack: location, the whole key id, the key's
-expiry and days left, the policy verdict and the rotation verdict (what the subcommand did not run says so), and the
-same rows as `--json`. The exit code is the worst of the stacks' (2 bad input > 1 blocked/refused > 0).
+Any subcommand the registry marks `every_stack` (its module defines `stack_row(stack_file, as_of) -> StackRow`) gets
+`--all` (`kms_aks_tools.cli.main` adds the options): each stack runs in its own process
+(`python -m kms_aks_tools.cli.every_stack --worker ...`), up to `--jobs` at once (default: the machine's cores), so
+memory is bounded by the worker count and a stack that crashes its interpreter takes only its own row down. The
+table has one row per stack: location, the whole key id, the key's expiry and days left, the policy verdict and the
+rotation verdict (what the subcommand did not run says so), and the same rows as `--json`. The exit code is the
+worst of the stacks' (2 bad input > 1 blocked/refused > 0).
 """
 
 from __future__ import annotations
@@ -41,8 +41,10 @@ StackRowOf = Callable[[str, date], StackRow]
 
 def row_function(subcommand: str) -> StackRowOf | None:
     """The subcommand's `stack_row` function, or None when it has no `--all`."""
-    module = SUBCOMMANDS.get(subcommand, ("", ""))[0]
-    return getattr(importlib.import_module(module), "stack_row", None) if module else None
+    entry = SUBCOMMANDS.get(subcommand)
+    if entry is None or not entry.every_stack:
+        return None
+    return importlib.import_module(entry.module).stack_row
 
 
 # ------------------------------------------------------------------------------------------- options

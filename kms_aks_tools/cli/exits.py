@@ -1,8 +1,15 @@
-"""The documented exit codes of `kms-aks`: the same three for every subcommand, and each subcommand's meaning."""
+"""The documented exit codes of `kms-aks`: the same three for every subcommand, and each subcommand's meaning; and
+the one base of every mistake a user can fix (`UserError`), which ends in EXIT_BAD_INPUT."""
 
 from __future__ import annotations
 
 EXIT_OK, EXIT_BLOCKED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix (an unknown stack, an unreadable or refused file, a cluster that cannot be used):
+    its message names what is wrong and what is allowed. A subcommand prints it and exits EXIT_BAD_INPUT, with no
+    traceback; `kms_aks_tools.cli.main` does so for any that a subcommand lets through."""
 
 
 EXIT_CODES_HELP = {
@@ -24,6 +31,8 @@ EXIT_CODES_HELP = {
     "  1  some Secrets failed (each named with the reason; a rerun retries them), or the key changed mid-pass\n"
     "  2  bad input: unknown stack or context, unreachable API server, refused credentials, missing rights,\n"
     "     a cluster whose current key is not the stack's (nothing written)",
+    "scan": "exit codes:\n  0  only the documented findings\n  1  a finding beyond the documented ones\n"
+    "  2  bad input: no report, not checkov's JSON, a report that checked nothing",
     "key-status": "exit codes:\n  0  the current key is the stack's and has a complete re-encryption record\n"
     "  1  it is not the stack's key, or it has no complete record (run kms-aks reencrypt)\n"
     "  2  bad input: unknown stack or context, unreachable API server, refused credentials",

@@ -1,21 +1,13 @@
 """`kms-aks`: the operator's command line. Each subcommand has exact exit codes, so CI can act on them.
 
-    kms-aks plan [--stack dev] [--cwd DIR] [--json FILE|-] [--graph FILE] [--policy-config FILE] [--applied]
-                 [--arm FILE]
-    kms-aks guard PREVIEW.json [--overrides FILE] [--allow-key-rotation 'URN=KEY_ID'] [--records DIR]
-    kms-aks rotate-check [--stack dev] [--cwd DIR] [--as-of YYYY-MM-DD]
-    kms-aks check-config [--stack dev] [--cwd DIR]
-    kms-aks changes PREVIEW.json [--guard-output guard.txt] [--markdown FILE|-] [--stack dev]
-    kms-aks sandbox up|preview|destroy|status|reset [--stack dev]
-    kms-aks plan --all | rotate-check --all [--jobs N] [--cwd DIR] [--json FILE|-]   (every Pulumi.*.yaml)
-    kms-aks reencrypt --stack prod [--kubeconfig FILE] [--context NAME] [--dry-run]
-    kms-aks key-status --stack prod [--kubeconfig FILE] [--context NAME]
+`kms-aks --help` lists the subcommands (`kms_aks_tools.cli.registry`) and the exit codes; `kms-aks <subcommand>
+--help` gives each one's options and exit codes. argparse is the one place they are written.
 
 The subcommands that read a stack find the project as `pulumi` does: the nearest Pulumi.yaml from the working
 directory (or `--cwd`) upward, never the checkout kms-aks was installed from.
 
-The Makefile's `make plan`, `make guard`, `make rotate-check`, `make check-config` and `make sandbox-*` are shortcuts
-for these.
+The Makefile's `make plan`, `make guard`, `make rotate-check`, `make check-config` and `make sandbox-*` are
+shortcuts for these.
 """
 
 from __future__ import annotations
@@ -25,9 +17,11 @@ import importlib
 import os
 import sys
 
+from rich.markup import escape
+
 from kms_aks_tools.cli import every_stack
 from kms_aks_tools.cli.console import make_console
-from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_CODES, EXIT_CODES_HELP
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_CODES, EXIT_CODES_HELP, UserError
 from kms_aks_tools.cli.registry import SUBCOMMANDS
 
 
@@ -40,19 +34,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<subcommand>")
-    for name, (module, summary) in SUBCOMMANDS.items():
+    for name, subcommand in SUBCOMMANDS.items():
         sub = subparsers.add_parser(
             name,
-            help=summary,
-            description=summary,
+            help=subcommand.summary,
+            description=subcommand.summary,
             epilog=EXIT_CODES_HELP[name],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if only is None or only == name:
-            loaded = importlib.import_module(module)
-            loaded.configure_parser(sub)
-            # A subcommand that can summarize one stack as a table row also runs over every stack (--all).
-            if hasattr(loaded, "stack_row"):
+            importlib.import_module(subcommand.module).configure_parser(sub)
+            if subcommand.every_stack:
                 every_stack.add_all_options(sub)
     return parser
 
@@ -70,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     if misplaced:
         make_console().print(f"[bold red]error:[/] {', '.join(misplaced)} only with --all (every stack)")
         return EXIT_BAD_INPUT
-    return args.run(args)
+    try:
+        return args.run(args)
+    except UserError as error:  # a subcommand's own handling comes first; none ends in a traceback
+        make_console().print(f"[bold red]error:[/] {escape(str(error))}")
+        return EXIT_BAD_INPUT
 
 
 def entry_point() -> None:

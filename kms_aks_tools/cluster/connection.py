@@ -17,11 +17,13 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from kms_aks_tools.cli.exits import UserError
+
 # Connect quickly, read patiently: a list page of 500 Secrets takes a while on a busy API server.
 REQUEST_TIMEOUT = (10, 60)
 
 
-class ClusterInputError(Exception):
+class ClusterInputError(UserError):
     """The cluster cannot be used as given: one message, exit status 2, nothing written."""
 
 

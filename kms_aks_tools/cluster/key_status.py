@@ -1,6 +1,6 @@
 """`kms-aks key-status`: which KMS key the stack pins, which one the API server uses, which ones it still reads.
 
-    kms-aks key-status --stack prod [--kubeconfig FILE] [--context NAME] [--known-key-id URL ...] [--json]
+Options and exit codes: `kms-aks key-status --help` (argparse is the one place they are written).
 
 AKS shows the current key id and nothing about the previous slot (Azure/AKS#4926). The API server's envelope
 metrics do (kms_aks_tools.cluster.key_metrics): the newest KMS Status names the current key, and the reads
@@ -9,10 +9,6 @@ named where it is known: the stack's pinned key, the keys of its re-encryption r
 
 Where the API server does not serve the metrics (no rights on /metrics, no KMS v2), it says so and shows what
 the stack and the records know.
-
-Exit codes: 0 the current key is the stack's and has a complete re-encryption record; 1 it is not the stack's
-key, or it has no complete record yet (run `kms-aks reencrypt`); 2 bad input, an unreachable cluster, an
-unknown context or refused credentials.
 """
 
 from __future__ import annotations
@@ -28,21 +24,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.cluster.connection import ClusterInputError, connect, preflight
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
-from kms_aks_tools.cluster.keys import (
-    StackKeyError,
-    canonical_key_url,
-    load_stack_key,
-    metric_key_id_hash,
-    plugin_key_id,
-    stack_project,
-)
-from kms_aks_tools.cluster.records import RecordError, RecordFile, ReencryptionRecord, load_records
+from kms_aks_tools.cluster.keys import StackKeyError, load_stack_key, stack_project
 from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
+from kms_aks_tools.cluster.reencryption_records import RecordError, RecordFile, ReencryptionRecord, load_records
 
 
 @dataclass
@@ -281,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
                 cluster_ref = {"context": cluster.context, "server": cluster.server}
             finally:
                 cluster.close()
-    except (StackKeyError, ClusterInputError, RecordError) as error:
+    except (StackKeyError, NotAVersionedKeyId, ClusterInputError, RecordError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
     status = build_status(

@@ -1,64 +1,33 @@
-"""Key ids as the stack, the Azure KMS plugin and the API server's metrics write them, and the stack's pinned key.
+"""The stack's pinned key, and where its re-encryption records live.
 
-Three spellings of one key version:
-
-- the **versioned key URL** the stack pins (`https://<vault>.vault.azure.net/keys/<name>/<version>`), the
-  `keyId` of `securityProfile.azureKeyVaultKms`;
-- the **plugin key id**: what the Azure KMS plugin returns from its Status call and writes into every
-  envelope in etcd (`EncryptedObject.keyID`). The plugin computes it as the sha256 (hex) of the vault URL
-  resolved against `keys/<name>/<version>` (`getKeyIDHash` in Azure/kubernetes-kms, pkg/plugin/keyvault.go:
-  `fmt.Sprintf("%x", sha256.Sum256(...))`);
-- the **metric label**: the API server never exports a key id itself, only `sha256:<hex of sha256(key id)>`
-  in the `key_id_hash` label of `apiserver_envelope_encryption_key_id_hash_*` (`getHash` in
-  k8s.io/apiserver pkg/storage/value/encrypt/envelope/metrics/metrics.go, v0.34.4).
+The key id spellings (versioned key URL, plugin key id, metric label) and the rule for comparing key ids are
+`azure_facts.key_ids`'; this module applies them to a stack's config.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from azure_facts import VERSIONED_KEY_ID
-from kms_aks.config import ConfigError, StackConfig, parse_stack_config, read_project_config
-from kms_aks_tools.cluster.records import records_path
+from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
+from kms_aks.config import ConfigError, StackConfig
+from kms_aks_tools.cli.exits import UserError
+from kms_aks_tools.cluster.reencryption_records import records_path
+from kms_aks_tools.project.stack_config import stack_config_from_file
 from kms_aks_tools.project.stack_file import (
     PACKAGE_ROOT,
     ProjectNotFoundError,
     StackFileError,
     find_project,
-    load_stack_file,
     stack_names,
 )
 
 
-class StackKeyError(ValueError):
+class StackKeyError(UserError, ValueError):
     """A stack whose key cannot be known: one message naming what is wrong and what to do (exit 2)."""
 
 
-def canonical_key_url(versioned_key_url: str) -> str:
-    """The URL as the Azure plugin rebuilds it: `https://<host>/keys/<name>/<version>`, no port 443, no slash."""
-    match = VERSIONED_KEY_ID.match(versioned_key_url.strip())
-    if match is None:
-        raise StackKeyError(
-            f"{versioned_key_url!r} is not a versioned Key Vault key id; expected "
-            "https://<vault>.vault.azure.net/keys/<name>/<32-hex version>"
-        )
-    return f"https://{match['vault']}.{match['suffix']}/keys/{match['name']}/{match['version']}"
-
-
-def plugin_key_id(versioned_key_url: str) -> str:
-    """The key id the Azure KMS plugin reports for this key version (and that each envelope in etcd carries);
-    `metric_key_id_hash` of it is the API server's metric label."""
-    return hashlib.sha256(canonical_key_url(versioned_key_url).encode()).hexdigest()
-
-
-def metric_key_id_hash(key_id: str) -> str:
-    """The `key_id_hash` label kube-apiserver's envelope metrics give a key id: `sha256:<hex>`."""
-    return "sha256:" + hashlib.sha256(key_id.encode()).hexdigest()
-
-
-__all__ = ["StackKey", "StackKeyError", "canonical_key_url", "load_stack_key", "metric_key_id_hash", "plugin_key_id"]
+__all__ = ["StackKey", "StackKeyError", "load_stack_key", "pinned_key_id"]
 
 
 @dataclass(frozen=True)
@@ -130,16 +99,21 @@ def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = PACKAG
     if not is_path and stack not in stack_names(root):
         raise StackKeyError(f"unknown stack {stack!r}; stacks: {', '.join(stack_names(root)) or 'none'}")
     try:
-        raw = load_stack_file(stack, root)
-        config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
+        config = stack_config_from_file(stack, root)
     except (FileNotFoundError, StackFileError, ConfigError, ValueError) as error:
         raise StackKeyError(str(error)) from None
     path = Path(stack) if is_path else root / f"Pulumi.{stack}.yaml"
     name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
     records_file = records_path(path.resolve().parent, name)
-    pinned = pinned_key_id(config)
+    try:
+        pinned = pinned_key_id(config)
+    except NotAVersionedKeyId as error:
+        raise StackKeyError(str(error)) from None
     if key_id is not None:
-        given = canonical_key_url(key_id)
+        try:
+            given = canonical_key_url(key_id)
+        except NotAVersionedKeyId as error:
+            raise StackKeyError(str(error)) from None
         if pinned is not None and plugin_key_id(given) == plugin_key_id(pinned):
             return StackKey(stack=name, key_id=pinned, records_file=records_file)
         # The stack pins none, or already pins the next version (a rotation's pull request, not applied yet):

@@ -52,6 +52,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from azure_facts.key_ids import NotAVersionedKeyId, metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import add_project_option, positive_int, subcommand_parser
@@ -66,15 +67,8 @@ from kms_aks_tools.cluster.connection import (
     request_raw,
 )
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
-from kms_aks_tools.cluster.keys import (
-    StackKey,
-    StackKeyError,
-    load_stack_key,
-    metric_key_id_hash,
-    plugin_key_id,
-    stack_project,
-)
-from kms_aks_tools.cluster.records import (
+from kms_aks_tools.cluster.keys import StackKey, StackKeyError, load_stack_key, stack_project
+from kms_aks_tools.cluster.reencryption_records import (
     ApiServerReport,
     ClusterRef,
     RecordError,
@@ -647,7 +641,7 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     try:
         return _run(args, console)
-    except (StackKeyError, ClusterInputError, CheckpointError, RecordError) as error:
+    except (StackKeyError, NotAVersionedKeyId, ClusterInputError, CheckpointError, RecordError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
     except ListingError as error:  # --dry-run's listing; a pass reports its own

@@ -14,17 +14,16 @@ from kms_aks_tools.cli.options import add_project_option
 
 def check_config(args: argparse.Namespace) -> int:
     """Validates `Pulumi.<stack>.yaml` as the program does, without running it: every problem, then exit 2."""
-    from kms_aks.config import ConfigError, parse_stack_config, read_project_config
-    from kms_aks_tools.offline.mock_engine import with_secret_stand_ins
-    from kms_aks_tools.project.stack_file import check_stack, find_project, load_stack_file
+    from kms_aks.config import ConfigError
+    from kms_aks_tools.project.stack_config import stack_config_from_file
+    from kms_aks_tools.project.stack_file import check_stack, find_project
 
     console = make_console()
     stack = args.stack
     try:
         root = find_project(args.cwd or Path.cwd())
         check_stack(stack, root)
-        raw, _, _ = with_secret_stand_ins(load_stack_file(stack, root))
-        config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
+        config = stack_config_from_file(stack, root)
     except (FileNotFoundError, ValueError, ConfigError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT

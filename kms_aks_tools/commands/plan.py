@@ -1,6 +1,6 @@
 """`kms-aks plan`: what a stack would create, and whether the policy pack lets it, with no Azure and no CLI.
 
-    kms-aks plan --stack dev [--policy-config FILE] [--json FILE|-] [--graph FILE] [--applied] [--arm FILE]
+Options and exit codes: `kms-aks plan --help` (argparse is the one place they are written).
 
 It runs the real program for `Pulumi.<stack>.yaml` under the mock engine while the real policy pack starts
 in parallel (as the Pulumi CLI starts it), sends every resource through the pack (`Analyze` each,
@@ -10,7 +10,6 @@ By default the program runs as in `pulumi preview`: values the providers compute
 principal ids) are unknown, exactly what the pack sees in a PR check. `--applied` runs it as `pulumi up`
 would, with the values the mock providers answer.
 
-Exit codes: 0 clean or advisory only, 1 a mandatory violation, 2 bad input, bad config or a program error.
 The same input always gives the same text and the same JSON, byte for byte (see `kms_aks_tools.offline.graph`).
 """
 
@@ -34,10 +33,11 @@ from rich.tree import Tree
 
 from kms_aks.config import ConfigError
 from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.cli.rows import StackRow
 from kms_aks_tools.offline.arm_export import to_arm_template
-from kms_aks_tools.offline.plan import EXIT_ERROR, EXIT_MANDATORY, EXIT_OK, Plan, PlanError, build_plan, short_type
+from kms_aks_tools.offline.plan import Plan, PlanError, build_plan, short_type
 from kms_aks_tools.offline.policy_client import (
     PolicyPackError,
 )
@@ -186,10 +186,10 @@ def run(args: argparse.Namespace) -> int:
         plan, recorded = build_plan(args.stack, policy_config=args.policy_config, applied=args.applied, root=root)
     except FileNotFoundError as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
     except (PlanError, PolicyPackError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
 
     render(plan, console)
     if args.json_out:
@@ -204,27 +204,28 @@ def run(args: argparse.Namespace) -> int:
     if args.arm:
         args.arm.write_text(json.dumps(to_arm_template(recorded), indent=2) + "\n")
         console.print(f"ARM template written to {args.arm}")
-    return EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK
+    return EXIT_BLOCKED if plan.verdict == "blocked" else EXIT_OK
 
 
 def stack_row(stack_file: str, as_of: date) -> Any:
     """`plan --all`'s row for one stack (`kms_aks_tools.cli.every_stack`): the plan's policy verdict, and the rotation
     verdict of the same preview recording (no second run of the program)."""
-    from kms_aks_tools.offline.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict, stack_config
+    from kms_aks_tools.offline.rotation import check_rotation, key_expiry, key_id_of, rotation_verdict
+    from kms_aks_tools.project.stack_config import stack_config_from_file
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
     # The stack file's own project (`--all --cwd OTHER`): its program, its pack and its policy config.
     root = Path(stack_file).resolve().parent
     try:
         plan, recorded = build_plan(stack_file, root=root)
-        config = stack_config(stack_file, root)
+        config = stack_config_from_file(stack_file, root)
     except (PlanError, PolicyPackError, ConfigError, FileNotFoundError, ValueError) as error:
-        return StackRow(stack=name, exit_code=EXIT_ERROR, error=str(error))
+        return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     report = check_rotation(recorded, config, as_of=as_of)
     expiry, days_left = key_expiry(report)
     return StackRow(
         stack=name,
-        exit_code=EXIT_MANDATORY if plan.verdict == "blocked" else EXIT_OK,
+        exit_code=EXIT_BLOCKED if plan.verdict == "blocked" else EXIT_OK,
         location=config.location,
         key_id=key_id_of(config),
         key_expiry=expiry,

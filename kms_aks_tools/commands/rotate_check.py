@@ -1,6 +1,6 @@
 """`kms-aks rotate-check`: each KMS key's expiry and rotation policy, and whether they leave time to rotate.
 
-    kms-aks rotate-check --stack prod [--cwd DIR] [--as-of 2026-12-01]
+Options and exit codes: `kms-aks rotate-check --help` (argparse is the one place they are written).
 
 An expired key version breaks the cluster, and AKS keeps using the version its `keyId` names until an operator
 moves it (this project pins it; docs/rotation.md). So every version must stay valid until its successor
@@ -15,8 +15,6 @@ stack under the mock engine, as `pulumi preview` would, finds the key(s) each KM
 
 A key created in the run is taken to be created on `--as-of` (default: today), which is exact for a new stack
 and errs on the side of refusing for an existing key (created earlier, so rotated earlier).
-
-Exit codes: 0 fit (warnings allowed), 1 refused, 2 bad input (unknown stack, invalid stack config).
 """
 
 from __future__ import annotations
@@ -35,10 +33,10 @@ from kms_aks.config import (
     ConfigError,
 )
 from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.cli.rows import StackRow
 from kms_aks_tools.offline.rotation import (
-    EXIT_ERROR,
     KeyRotation,
     RotationCheckError,
     RotationReport,
@@ -46,8 +44,8 @@ from kms_aks_tools.offline.rotation import (
     key_id_of,
     rotation_verdict,
     run_rotation_check,
-    stack_config,
 )
+from kms_aks_tools.project.stack_config import stack_config_from_file
 from kms_aks_tools.project.stack_file import find_project
 
 
@@ -129,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_rotation_check(args.stack, as_of=as_of, root=find_project(args.cwd or Path.cwd()))
     except (RotationCheckError, FileNotFoundError) as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}")
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
     render(report, console)
     return report.exit_code
 
@@ -145,9 +143,9 @@ def stack_row(stack_file: str, as_of: date) -> Any:
     root = Path(stack_file).resolve().parent  # the stack file's own project (`--all --cwd OTHER`): its program
     try:
         report = run_rotation_check(stack_file, as_of=as_of, root=root)
-        config = stack_config(stack_file, root)
+        config = stack_config_from_file(stack_file, root)
     except (RotationCheckError, ConfigError, FileNotFoundError, ValueError) as error:
-        return StackRow(stack=name, exit_code=EXIT_ERROR, error=str(error))
+        return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     expiry, days_left = key_expiry(report)
     return StackRow(
         stack=name,

@@ -39,7 +39,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from kms_aks_tools.cli.console import make_console
-from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, UserError
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.offline import realcli
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
@@ -54,7 +54,7 @@ MARKER = "kms-aks-sandbox"
 ACTIONS = ("up", "preview", "destroy", "status", "reset", "key-version")
 
 
-class SandboxError(Exception):
+class SandboxError(UserError):
     """Bad input or an unusable sandbox: one message, exit 2."""
 
 

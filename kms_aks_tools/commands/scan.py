@@ -1,13 +1,10 @@
-"""`make scan`'s verdict: checkov's findings on a stack's ARM export, less the ones docs/arm-export.md accepts.
+"""`kms-aks scan`: checkov's findings on a stack's ARM export, less the ones docs/arm-export.md accepts.
 
-    python -m kms_aks_tools.commands.scan --stack dev out/dev.checkov.json
+Options and exit codes: `kms-aks scan --help` (argparse is the one place they are written).
 
 checkov's own report is printed before this runs (`make scan` shows it). This reads checkov's JSON report of the
 same run, takes the documented findings from the table in docs/arm-export.md (`| CKV_AZURE_109 | dev, prod |
 ...`), says which findings were accepted and why they may be, and fails on any other.
-
-Exit codes: 0 only documented findings, 1 a finding beyond them, 2 bad input (no report, not checkov's JSON, a
-report that checked nothing).
 """
 
 from __future__ import annotations
@@ -22,7 +19,8 @@ from typing import Any
 from rich.markup import escape
 
 from kms_aks_tools.cli.console import make_console
-from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
+from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK, UserError
+from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.project.stack_file import find_project
 
 DOCS = Path("docs") / "arm-export.md"
@@ -30,7 +28,7 @@ DOCS = Path("docs") / "arm-export.md"
 _ROW = re.compile(r"^\|\s*(CKV\w+)\s*\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|", re.M)
 
 
-class ScanReportError(ValueError):
+class ScanReportError(UserError, ValueError):
     """The checkov report is missing or not one this can judge."""
 
 
@@ -86,20 +84,29 @@ def judge(report_path: Path, stack: str, docs_path: Path) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kms_aks_tools.commands.scan", description=__doc__.split("\n\n")[0])
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `kms-aks scan`."""
     parser.add_argument("report", type=Path, help="checkov's JSON report (-o json) of the stack's ARM export")
     parser.add_argument("--stack", required=True, help="the stack the export is of (the docs' table names stacks)")
     parser.add_argument(
         "--docs", type=Path, default=None, help=f"the accepted findings (default: the project's {DOCS})"
     )
-    args = parser.parse_args(argv)
+    add_project_option(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
     try:
-        docs = args.docs or find_project(Path.cwd()) / DOCS
+        docs = args.docs or find_project(args.cwd or Path.cwd()) / DOCS
     except FileNotFoundError as error:
         make_console().print(f"[bold red]error:[/] {escape(str(error))}")
         return EXIT_BAD_INPUT
     return judge(args.report, args.stack, docs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(configure_parser(subcommand_parser("scan", __doc__.split("\n\n")[0])).parse_args(argv))
 
 
 if __name__ == "__main__":

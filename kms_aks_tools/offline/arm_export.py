@@ -3,7 +3,7 @@ PSRule for Azure).
 
 `to_arm_template(recorded)` maps each azure-native resource the mock engine recorded to the ARM resource it
 deploys: `type` and `apiVersion` (those the installed SDK uses, or the API version the resource's type token
-pins: a versioned module or a `pulumi package add` package, read by `kms_aks_tools.type_tokens`), `name` (from
+pins: a versioned module or a `pulumi package add` package, read by `azure_facts.tokens`), `name` (from
 the resource's path parameters, `parent/child` for child resources), `location`, `tags`, `identity`, `sku` and
 `properties` in ARM's shape (azure-native flattens many resources' `properties` into top-level inputs; they go
 back under `properties`), and `dependsOn` from the recorded dependency graph. Extension resources (role
@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from azure_facts.tokens import pinned_api_version, plain_type
 from kms_aks_tools.offline.graph import cloud_dependencies
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
-from kms_aks_tools.type_tokens import pinned_api_version, plain_type
 
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 UNKNOWN_PLACEHOLDER = "[known after apply]"
@@ -114,13 +114,14 @@ def _placeholders(value: Any) -> Any:
 
 
 def _arm_type(resource: RecordedResource) -> ArmType | None:
-    known = ARM_TYPES.get(plain_type(resource.type))
+    resource_type = plain_type(resource.type) or resource.type
+    known = ARM_TYPES.get(resource_type)
     if known is not None:
         pinned = pinned_api_version(resource.type)
         return known if pinned is None else dataclasses.replace(known, api_version=pinned)
     # Another azure-native type: the provider's own outputs say what it is, when known.
     arm_type, api = resource.outputs.get("type"), resource.outputs.get("azureApiVersion")
-    if plain_type(resource.type).startswith("azure-native:") and isinstance(arm_type, str) and arm_type != UNKNOWN:
+    if resource_type.startswith("azure-native:") and isinstance(arm_type, str) and arm_type != UNKNOWN:
         name_inputs = tuple(
             k for k, v in resource.inputs.items() if k.endswith("Name") and v == resource.outputs.get("name")
         )
@@ -154,7 +155,7 @@ def resource_id_expression(arm_type: str, name: str) -> str:
 
 def to_arm_resource(resource: RecordedResource) -> dict[str, Any] | None:
     """One recorded azure-native resource as an ARM template resource (without dependsOn), or None."""
-    if plain_type(resource.type) == ACCESS_POLICY:
+    if (plain_type(resource.type) or resource.type) == ACCESS_POLICY:
         return _access_policy(resource)
     arm = _arm_type(resource)
     if arm is None:
@@ -199,7 +200,7 @@ def to_arm_template(recorded: RecordedStack) -> dict[str, Any]:
     for resource in recorded.resources:
         if not resource.custom or resource.type.startswith("pulumi:"):
             continue
-        if plain_type(resource.type) == RESOURCE_GROUP:
+        if (plain_type(resource.type) or resource.type) == RESOURCE_GROUP:
             name = resource.inputs.get("resourceGroupName", resource.name)
             resource_groups.append(_placeholders(name))
             continue

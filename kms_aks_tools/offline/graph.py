@@ -7,8 +7,8 @@ The same program therefore always gives the same waves and the same critical pat
 
 from __future__ import annotations
 
+from azure_facts.tokens import plain_type
 from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
-from kms_aks_tools.type_tokens import plain_type
 
 # The order in which the architecture reads (`__main__.py`'s docstring); it breaks every tie.
 ARCHITECTURE_ORDER: tuple[str, ...] = (
@@ -29,7 +29,7 @@ def stable_key(resource: RecordedResource) -> tuple[int, str, str]:
     """Architecture order (of the plain type, whatever token form declared it), then name, then URN (unique): the
     one tie-breaker for every ordering."""
     try:
-        rank = ARCHITECTURE_ORDER.index(plain_type(resource.type))
+        rank = ARCHITECTURE_ORDER.index(plain_type(resource.type) or resource.type)
     except ValueError:
         rank = len(ARCHITECTURE_ORDER)  # a type the list does not know yet goes last, still by name
     return rank, resource.name, resource.urn

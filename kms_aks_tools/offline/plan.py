@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from azure_facts import ROLE_NAMES
-from kms_aks.config import ConfigError, parse_stack_config, read_project_config
+from azure_facts.tokens import plain_type
+from kms_aks.config import ConfigError
+from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.offline.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
-from kms_aks_tools.offline.mock_engine import ROOT, run_stack, with_secret_stand_ins
+from kms_aks_tools.offline.mock_engine import ROOT, run_stack
 from kms_aks_tools.offline.policy_client import (
     PolicyConfigError,
     PolicyPackProcess,
@@ -24,10 +26,8 @@ from kms_aks_tools.offline.policy_client import (
     policy_config_path,
 )
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack, redact_secrets
-from kms_aks_tools.project.stack_file import check_stack, load_stack_file
-from kms_aks_tools.type_tokens import plain_type
-
-EXIT_OK, EXIT_MANDATORY, EXIT_ERROR = 0, 1, 2
+from kms_aks_tools.project.stack_config import stack_config_from_file
+from kms_aks_tools.project.stack_file import check_stack
 
 KEY_CREATE_TIME_NOTE = (
     "type, size, ops, expiry and rotation policy are set when the key is created; on an existing key a change is "
@@ -36,7 +36,7 @@ KEY_CREATE_TIME_NOTE = (
 )
 
 
-class PlanError(Exception):
+class PlanError(UserError):
     """A problem the user can fix (unknown stack, broken policy config, invalid stack config)."""
 
 
@@ -88,7 +88,7 @@ def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, s
     """The properties a KMS reviewer looks at first, per resource type (the plain type, whatever token form
     declared it: a cluster from a versioned module or a `pulumi package add` package reads as any cluster)."""
     inputs = redact_secrets(resource.inputs)
-    resource_type = plain_type(resource.type)
+    resource_type = plain_type(resource.type) or resource.type
     shown: dict[str, str] = {}
 
     def put(label: str, path: str) -> None:
@@ -197,9 +197,8 @@ def build_plan(
     pack_dir = pack_dir or root / "policies"
     try:
         stack_name = check_stack(stack, root)
-        raw, _, _ = with_secret_stand_ins(load_stack_file(stack, root))
         # The same validation as the program's, before the pack starts: a config mistake costs no process.
-        config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
+        config = stack_config_from_file(stack, root)
     except (FileNotFoundError, ValueError) as error:
         raise PlanError(str(error)) from None
     except ConfigError as error:

@@ -41,9 +41,11 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.offline.recording import RecordedResource
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PACKAGE_ROOT
 POLICY_PACK_DIR = ROOT / "policies"
 
 # pulumi.policy never connects to it; a port nothing listens on makes that visible if it ever did.
@@ -85,7 +87,7 @@ class PolicyPackError(RuntimeError):
     """The pack did not start, crashed, or failed a call; the message carries the pack's stderr."""
 
 
-class PolicyConfigError(ValueError):
+class PolicyConfigError(UserError, ValueError):
     """A policy config file or mapping is missing, not JSON, or does not fit the pack's policies."""
 
 

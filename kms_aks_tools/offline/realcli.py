@@ -20,8 +20,11 @@ from pathlib import Path
 
 import yaml
 
+from kms_aks_tools.cli.exits import UserError
+from kms_aks_tools.project.stack_file import PACKAGE_ROOT
+
 # The checkout the tooling runs from: the toolchain is built into its `.tools/`, its `.venv` runs the program.
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PACKAGE_ROOT
 TOOLCHAIN_SCRIPT = ROOT / "e2e" / "toolchain" / "build.sh"
 # Folders a project copy leaves out: what the CLI does not run (tests, docs) and what is built per checkout.
 SKIPPED_PREFIXES = ("tests/", "benchmarks/", "docs/")
@@ -44,7 +47,7 @@ _NOT_PROJECT = {
 }
 
 
-class ToolchainError(Exception):
+class ToolchainError(UserError):
     """The CLI cannot be built here (no Go, or the build failed): a message for the user, exit 2."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from azure_facts.engine import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN  # the engine's markers, as recorded
+
 
 @dataclass(frozen=True)
 class RecordedResource:
@@ -60,11 +62,7 @@ class RecordedStack:
         return {r.urn: r for r in self.resources}
 
 
-# The engine's wire sentinel for a value not known until the resource is created (preview).
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-# The engine's wire marker for a secret: {SECRET_SIG_KEY: SECRET_SIG, "value": ...}.
-SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+__all__ = ["SECRET_SIG", "SECRET_SIG_KEY", "UNKNOWN", "RecordedResource", "RecordedStack", "redact_secrets"]
 
 
 def redact_secrets(value: Any) -> Any:

@@ -21,14 +21,12 @@ from kms_aks.config import (
     PROJECT,
     VERSIONED_KEY_ID,
     StackConfig,
-    parse_stack_config,
-    read_project_config,
 )
-from kms_aks_tools.offline.mock_engine import ROOT, run_stack, with_secret_stand_ins
+from kms_aks_tools.cli.exits import EXIT_BLOCKED, EXIT_OK, UserError
+from kms_aks_tools.offline.mock_engine import ROOT, run_stack
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
+from kms_aks_tools.project.stack_config import stack_config_from_file
 from kms_aks_tools.project.stack_file import check_stack, load_stack_file
-
-EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 KEY = "azure-native:keyvault:Key"
@@ -105,10 +103,10 @@ class RotationReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_REFUSED if self.refusals else EXIT_OK
+        return EXIT_BLOCKED if self.refusals else EXIT_OK
 
 
-class RotationCheckError(Exception):
+class RotationCheckError(UserError):
     """Input the check cannot judge (unknown stack, invalid config): a message, exit status 2."""
 
 
@@ -348,23 +346,16 @@ def run_rotation_check(stack: str, *, as_of: date, root: Path = ROOT) -> Rotatio
     """Runs the program for `stack` (a name or a `Pulumi.<stack>.yaml` path) as in preview, then checks it."""
     try:
         check_stack(stack, root)
-        raw, _, _ = with_secret_stand_ins(load_stack_file(stack, root))
+        load_stack_file(stack, root)  # a file that cannot be read is bad input before anything runs
     except (FileNotFoundError, ValueError) as error:
         raise RotationCheckError(str(error)) from None
     recorded = run_stack(stack, preview=True, root=root)
     if recorded.error is not None:
         raise RotationCheckError(f"stack {recorded.stack}: {recorded.error}")
-    config = parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
-    return check_rotation(recorded, config, as_of=as_of)
+    return check_rotation(recorded, stack_config_from_file(stack, root), as_of=as_of)
 
 
 # ------------------------------------------------------------------------------------------- every stack (--all)
-
-
-def stack_config(stack: str, root: Path = ROOT) -> StackConfig:
-    """The validated config of `stack` (a name or a `Pulumi.<stack>.yaml` path), as the program reads it."""
-    raw = load_stack_file(stack, root)
-    return parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
 
 
 def key_id_of(config: StackConfig) -> str | None:

@@ -43,7 +43,10 @@ from typing import Any
 
 import yaml
 
-# The checkout this package was installed from: the default root of the functions below when none is given.
+from kms_aks_tools.cli.exits import UserError
+
+# The checkout this package was installed from (editable, as `make` installs it): the default root of the functions
+# below when none is given, and the one definition of the repository root the tools use (policies/, e2e/, .venv).
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 # `pulumi` looks for these, in this order, in the working directory and then in each parent
@@ -51,11 +54,11 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILE_NAMES = ("Pulumi.yaml", "Pulumi.yml", "Pulumi.json")
 
 
-class StackFileError(ValueError):
+class StackFileError(UserError, ValueError):
     """`Pulumi.<stack>.yaml` cannot be read as the CLI reads it: one message naming the file, key or line."""
 
 
-class ProjectNotFoundError(FileNotFoundError):
+class ProjectNotFoundError(UserError, FileNotFoundError):
     """No Pulumi.yaml in a folder or any of its parents."""
 
 

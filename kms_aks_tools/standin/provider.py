@@ -16,9 +16,10 @@ after its creation a role assignment or access policy takes effect; default half
 
 Every package has its own port (the engine asks each for GetPluginInfo, whose version is the package's);
 all share one in-memory ARM (`Cloud`), so `up`, then `preview`, `refresh` and `destroy` see the same cloud
-for as long as the process runs. Outputs come from `kms_aks_tools.offline.mock_engine`'s builders; diff rules
-and the Key's ARM semantics are in `kms_aks_tools.standin.rules`, azure-native's Check (defaults and schema) in
-`kms_aks_tools.standin.schema`, what ARM refuses at PUT time (AKS's KMS checks) in `kms_aks_tools.standin.arm`.
+for as long as the process runs. Outputs come from the mock engine's builders (`kms_aks_tools.offline.fake_azure`);
+diff rules and the Key's ARM semantics are in `kms_aks_tools.standin.rules`, azure-native's Check (defaults and
+schema) in `kms_aks_tools.standin.schema`, what ARM refuses at PUT time (AKS's KMS checks) in
+`kms_aks_tools.standin.arm`.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any
 
 from pulumi.runtime.proto import provider_pb2
 
+from kms_aks_tools.offline.fake_azure import fleet
 from kms_aks_tools.standin.wire import UNKNOWN
 
 Kind = provider_pb2.PropertyDiff.Kind
@@ -152,6 +153,37 @@ RULES: dict[str, Rules] = {
         path=(),
         force_new=frozenset({"triggers"}),
         source="unverified: terraform-provider-time time_sleep `triggers` RequiresReplace (docs)",
+    ),
+    # Azure Kubernetes Fleet Manager (the fleet/ project): kms_aks_tools.offline.fake_azure.fleet's docstring says
+    # where each comes from.
+    fleet.FLEET: Rules(
+        path=("resourceGroupName", "fleetName"),
+        force_new=frozenset(
+            {"location", "hubProfile.dnsPrefix", "hubProfile.apiServerAccessProfile", "hubProfile.agentProfile"}
+        ),
+        source=f"PUT .../fleets/{{fleetName}}; {fleet.SPEC}: TrackedResource.location and FleetHubProfile's "
+        "dnsPrefix, apiServerAccessProfile, agentProfile x-ms-mutability [read, create]",
+    ),
+    fleet.FLEET_MEMBER: Rules(
+        path=("resourceGroupName", "fleetName", "fleetMemberName"),
+        force_new=frozenset({"clusterResourceId"}),
+        source=f"PUT .../fleets/{{fleetName}}/members/{{fleetMemberName}}; {fleet.SPEC}: "
+        "FleetMemberProperties.clusterResourceId x-ms-mutability [read, create]; group is mutable",
+    ),
+    fleet.UPDATE_STRATEGY: Rules(
+        path=("resourceGroupName", "fleetName", "updateStrategyName"),
+        source=f"PUT .../fleets/{{fleetName}}/updateStrategies/{{updateStrategyName}}; {fleet.SPEC}: "
+        "strategy x-ms-mutability [read, update, create]",
+    ),
+    fleet.AUTO_UPGRADE_PROFILE: Rules(
+        path=("resourceGroupName", "fleetName", "autoUpgradeProfileName"),
+        force_new=frozenset({"updateStrategyId"}),
+        source=f"PUT .../fleets/{{fleetName}}/autoUpgradeProfiles/{{autoUpgradeProfileName}}; {fleet.SPEC}: "
+        "AutoUpgradeProfileProperties.updateStrategyId x-ms-mutability [read, create]",
+    ),
+    fleet.UPDATE_RUN: Rules(
+        path=("resourceGroupName", "fleetName", "updateRunName"),
+        source=f"PUT .../fleets/{{fleetName}}/updateRuns/{{updateRunName}}; {fleet.SPEC}",
     ),
 }
 

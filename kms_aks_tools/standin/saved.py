@@ -15,10 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kms_aks_tools.cli.exits import UserError
+
 FORMAT = "kms-aks-standin-cloud/1"
 
 
-class SavedCloudError(Exception):
+class SavedCloudError(UserError):
     """A file that is not a saved cloud (named, with what to do), instead of a traceback or a silent empty cloud."""
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from azure_facts.engine import name_from_urn
 from kms_aks_tools.standin.wire import UNKNOWN, is_secret, unwrap_secrets
 
 CREATE_BEFORE_DELETE = "__createBeforeDelete"
@@ -366,7 +367,7 @@ def new_unique_name(seed: bytes, prefix: str, length: int) -> str:
 
 def default_name(strategy: str, urn: str, seed: bytes) -> tuple[str, bool]:
     """(name, randomly named) for an auto-named parameter the inputs and the old inputs leave unset."""
-    name = urn.split("::")[-1]
+    name = name_from_urn(urn)
     if strategy == "random":
         return new_unique_name(seed, name, 8), True
     if strategy == "uuid":

@@ -2,7 +2,7 @@
 
 Protocol: pulumi/pulumi `proto/pulumi/provider.proto`; how the engine attaches to a running provider
 (`PULUMI_DEBUG_PROVIDERS`, Handshake then Attach): `pkg/resource/plugin/provider_plugin.go`, `NewProvider`.
-Outputs come from `kms_aks_tools.offline.mock_engine` (`AzureNativeMocks.build`, `preview_outputs`, `call`): the
+Outputs come from `kms_aks_tools.offline.mocks` (`AzureNativeMocks.build`, `preview_outputs`, `call`): the
 same builders the SDK mock engine uses. The mocks' `states` is the stand-in's "ARM": it lives as long as
 the process, so successive CLI runs see the same cloud.
 """
@@ -21,7 +21,8 @@ from google.protobuf import empty_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
-from kms_aks_tools.offline.mock_engine import AzureNativeMocks, preview_outputs
+from azure_facts.engine import name_from_urn, type_from_urn
+from kms_aks_tools.offline.mocks import AzureNativeMocks, preview_outputs
 from kms_aks_tools.standin import arm, rules, schema
 from kms_aks_tools.standin.wire import (
     UNKNOWN,
@@ -63,11 +64,11 @@ def package_version(package: str) -> str:
 
 def type_of(urn: str, type_token: str = "") -> str:
     """The resource type: the request's `type`, else the last type in the URN (`...::parent$type::name`)."""
-    return type_token or urn.split("::")[-2].split("$")[-1]
+    return type_token or type_from_urn(urn) or ""
 
 
 def name_of(urn: str, name: str = "") -> str:
-    return name or urn.split("::")[-1]
+    return name or name_from_urn(urn)
 
 
 class ArmError(Exception):
@@ -279,7 +280,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         if request.preview:
             self._log("Create", request.urn, "preview")
             # The outputs' shape with the inputs' values and unknown for everything computed (azure-native's
-            # `PreviewOutputs`, mirrored by mock_engine.preview_outputs).
+            # `PreviewOutputs`, mirrored by mocks.preview_outputs).
             name = name_of(request.urn, request.name)
             args = pulumi_mocks.MockResourceArgs(type_token, name, _body(inputs), custom=True)
             with self.cloud.lock:

@@ -1,7 +1,7 @@
 """Property values as the engine sends them: `google.protobuf.Struct` with secret and unknown markers.
 
 The engine encodes a secret as `{"4dabf1...": "1b4706...", "value": v}` and an unknown (computed) value
-as the string `04da6b54-...` (pulumi/pulumi `sdk/go/common/resource/plugin/rpc.go`). The stand-in keeps
+as the string `04da6b54-...` (`azure_facts.engine`). The stand-in keeps
 those markers where azure-native keeps them (`KeepSecrets`/`KeepUnknowns`), and hands the mock
 builders plain values.
 """
@@ -12,9 +12,10 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+from azure_facts.engine import SECRET_SIG, UNKNOWN
+from azure_facts.engine import SECRET_SIG_KEY as SIG_KEY
+
+__all__ = ["SECRET_SIG", "SIG_KEY", "UNKNOWN"]
 
 
 def from_struct(message: struct_pb2.Struct | None, *, keep_secrets: bool = True, skip_nulls: bool = False) -> dict:

@@ -20,6 +20,7 @@ This module re-exports the model and every rule, so `import kms_rules as rules; 
 
 from __future__ import annotations
 
+from azure_facts.tokens import plain_type
 from kms_rules.audit_logging import (
     AUDIT_CATEGORY_GROUPS,
     AUDIT_EVENT_CATEGORY,
@@ -68,7 +69,6 @@ from kms_rules.model import (
     is_unknown,
     kubernetes_minor,
     parse_key_url,
-    plain_type,
     vault_name_of_resource_id,
 )
 from kms_rules.private_link import check_no_private_link

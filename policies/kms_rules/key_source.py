@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from azure_facts.key_ids import normalize_key_id
 from kms_rules.model import (
     Finding,
     Res,
@@ -18,12 +19,6 @@ from kms_rules.model import (
     parse_key_url,
     violation,
 )
-
-
-def normalize_key_id(key_id: str) -> str:
-    """A key id as compared with pinned ids: trimmed, without a trailing slash, lower-cased (Key Vault is
-    case-insensitive in vault and key names and the version is hex)."""
-    return key_id.strip().rstrip("/").lower()
 
 
 def check_key_source(index: StackIndex, *, pinned_key_ids: Iterable[str] = ()) -> list[Finding]:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 import azure_facts as facts
@@ -25,7 +25,7 @@ from azure_facts import tokens
 # ------------------------------------------------------------------------------------------- type tokens
 # The plain form of each type. A resource may reach the pack under another form of the same type (a versioned
 # module, a package added with `pulumi package add azure-native <module> <version>`); `plain_type` reads every
-# form the project understands (azure_facts.tokens), and the rules only ever compare plain types.
+# form the project understands (azure_facts.tokens.plain_type), and the rules only ever compare plain types.
 
 CLUSTER = tokens.MANAGED_CLUSTER
 VAULT = tokens.VAULT
@@ -54,16 +54,6 @@ RELEVANT_TYPES = frozenset(
         DIAGNOSTIC_SETTING,
     }
 )
-
-
-@cache  # a stack holds a few dozen distinct tokens and thousands of resources
-def plain_type(token: str) -> str | None:
-    """The plain type of `token` in any form the project understands (other tokens unchanged); None for a token that
-    names a KMS-relevant type in a form not understood, which aks-kms-recognised-types refuses."""
-    try:
-        return tokens.canonical_type(token)
-    except tokens.UnrecognisedKmsToken:
-        return None
 
 
 # ------------------------------------------------------------------------------------------ Azure facts

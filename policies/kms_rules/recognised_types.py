@@ -1,9 +1,9 @@
 """aks-kms-recognised-types: a resource that names a KMS-relevant type (ManagedCluster, Vault, Key,
 UserAssignedIdentity, RoleAssignment, AccessPolicy) does so in a type-token form the pack can read.
 
-Every other policy finds its resources by their plain type (`model.plain_type`): a cluster declared under a form no
-rule understands would be no cluster to them, and every KMS check would pass by not applying. This rule turns that
-silence into a refusal. A resource rule: it takes the type token of each resource the engine analyzes.
+Every other policy finds its resources by their plain type (`azure_facts.tokens.plain_type`): a cluster declared
+under a form no rule understands would be no cluster to them, and every KMS check would pass by not applying. This
+rule turns that silence into a refusal. A resource rule: it takes the type token of each resource the engine analyzes.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import re
 import pytest
 import yaml
 
-from kms_aks_tools.standin import fleet as fleet_types
+from kms_aks_tools.offline.fake_azure import fleet as fleet_types
 from tests.e2e.conftest import Workspace
 
 MEMBERS = {"fleet-eu": ("dev", "westeurope", "canary"), "fleet-us": ("prod", "eastus", "us")}

@@ -30,10 +30,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from azure_facts.key_ids import normalize_key_id
+from kms_aks_tools.cli.exits import UserError
+
 RECORDS_DIR = "rotations"
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A records file that cannot be read: one message naming the file and what is wrong."""
 
 
@@ -89,15 +92,10 @@ class RecordFile(BaseModel):
     records: list[ReencryptionRecord] = Field(default_factory=list)
 
     def complete_record_for(self, key_id: str) -> ReencryptionRecord | None:
-        """The newest complete record for `key_id` (Key Vault URLs compare case-insensitively)."""
+        """The newest complete record for `key_id` (compared as `azure_facts.key_ids.normalize_key_id` says)."""
         wanted = normalize_key_id(key_id)
         matching = [r for r in self.records if r.complete and normalize_key_id(r.keyId) == wanted]
         return max(matching, key=lambda r: r.finishedAt, default=None)
-
-
-def normalize_key_id(key_id: str) -> str:
-    """Key Vault host and path compare case-insensitively; a trailing slash or the default port changes nothing."""
-    return key_id.strip().lower().rstrip("/").replace(":443/", "/")
 
 
 def records_path(project_root: Path, stack: str) -> Path:

@@ -1,7 +1,8 @@
-"""Azure Kubernetes Fleet Manager as azure-native 3.29 serves it, for the mock engine and the stand-in.
+"""Azure Kubernetes Fleet Manager as azure-native 3.29 serves it, for the mock engine and the stand-in (whose diff
+rules for these types are in `kms_aks_tools.standin.rules`, citing what is written here).
 
 The `fleet/` project (`components/kms_fleet.py`) declares a Fleet, its members, an update strategy and an
-auto-upgrade profile. This module is the one place that knows how azure-native answers them:
+auto-upgrade profile. This module knows how azure-native answers them:
 
 - **API version.** pulumi-azure-native 3.29.0's `containerservice.Fleet`, `FleetMember`, `FleetUpdateStrategy`,
   `UpdateRun` and `AutoUpgradeProfile` all use Azure REST API version **2024-05-02-preview** (each class's
@@ -21,7 +22,7 @@ auto-upgrade profile. This module is the one place that knows how azure-native a
   a hub's `fqdn`/`kubernetesVersion`/`portalFqdn` only when the fleet has a hub, an `eTag`, and
   `azureApiVersion`.
 
-It also answers the engine's built-ins from the stacks the mock engine was given (`AzureNativeMocks(stacks=...)`):
+It also answers the engine's built-ins from the stacks the mock engine was given (`Mocks(stacks=...)`):
 the `pulumi:pulumi:StackReference` read and the `pulumi:pulumi:readStackOutputs` invoke (pulumi
 `pkg/resource/deploy/builtins.go`), failing like the engine's backend client for a stack it does not have
 (`unknown stack "<name>"`): the read as an error, the invoke as a failure the program can catch.
@@ -34,8 +35,8 @@ from typing import Any
 
 from pulumi.runtime import mocks as pulumi_mocks
 
-from kms_aks_tools.offline.mock_engine import CALLS, AzureNativeMocks, _rg_id, provider_outputs
-from kms_aks_tools.standin import rules
+from kms_aks_tools.offline.fake_azure.base import Mocks
+from kms_aks_tools.offline.fake_azure.ids import rg_id
 
 API_VERSION = "2024-05-02-preview"
 FLEET = "azure-native:containerservice:Fleet"
@@ -46,41 +47,7 @@ UPDATE_RUN = "azure-native:containerservice:UpdateRun"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 
-_SPEC = "Microsoft.ContainerService/fleet 2024-05-02-preview fleets.json"
-
-rules.RULES.update(
-    {
-        FLEET: rules.Rules(
-            path=("resourceGroupName", "fleetName"),
-            force_new=frozenset(
-                {"location", "hubProfile.dnsPrefix", "hubProfile.apiServerAccessProfile", "hubProfile.agentProfile"}
-            ),
-            source=f"PUT .../fleets/{{fleetName}}; {_SPEC}: TrackedResource.location and FleetHubProfile's "
-            "dnsPrefix, apiServerAccessProfile, agentProfile x-ms-mutability [read, create]",
-        ),
-        FLEET_MEMBER: rules.Rules(
-            path=("resourceGroupName", "fleetName", "fleetMemberName"),
-            force_new=frozenset({"clusterResourceId"}),
-            source=f"PUT .../fleets/{{fleetName}}/members/{{fleetMemberName}}; {_SPEC}: "
-            "FleetMemberProperties.clusterResourceId x-ms-mutability [read, create]; group is mutable",
-        ),
-        UPDATE_STRATEGY: rules.Rules(
-            path=("resourceGroupName", "fleetName", "updateStrategyName"),
-            source=f"PUT .../fleets/{{fleetName}}/updateStrategies/{{updateStrategyName}}; {_SPEC}: "
-            "strategy x-ms-mutability [read, update, create]",
-        ),
-        AUTO_UPGRADE_PROFILE: rules.Rules(
-            path=("resourceGroupName", "fleetName", "autoUpgradeProfileName"),
-            force_new=frozenset({"updateStrategyId"}),
-            source=f"PUT .../fleets/{{fleetName}}/autoUpgradeProfiles/{{autoUpgradeProfileName}}; {_SPEC}: "
-            "AutoUpgradeProfileProperties.updateStrategyId x-ms-mutability [read, create]",
-        ),
-        UPDATE_RUN: rules.Rules(
-            path=("resourceGroupName", "fleetName", "updateRunName"),
-            source=f"PUT .../fleets/{{fleetName}}/updateRuns/{{updateRunName}}; {_SPEC}",
-        ),
-    }
-)
+SPEC = "Microsoft.ContainerService/fleet 2024-05-02-preview fleets.json"  # cited by the stand-in's diff rules
 
 # Path parameters are inputs only: ARM's response body has none of them.
 _PATH_PARAMETERS = frozenset(
@@ -93,7 +60,7 @@ def _etag(*parts: str) -> str:
 
 
 def fleet_id(resource_group: str, fleet: str) -> str:
-    return f"{_rg_id(resource_group)}/providers/Microsoft.ContainerService/fleets/{fleet}"
+    return f"{rg_id(resource_group)}/providers/Microsoft.ContainerService/fleets/{fleet}"
 
 
 def _body(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -105,8 +72,7 @@ def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
     return f"{args.name}{hashlib.sha256(args.name.encode()).hexdigest()[:8]}"
 
 
-@provider_outputs(FLEET)
-def _fleet(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+def _fleet(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
     name = inputs.get("fleetName") or _autoname(args)
     rg = inputs["resourceGroupName"]
     outputs: dict[str, Any] = {
@@ -131,8 +97,7 @@ def _fleet(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dic
     return fleet_id(rg, name), outputs
 
 
-@provider_outputs(FLEET_MEMBER)
-def _fleet_member(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+def _fleet_member(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
     name = inputs.get("fleetMemberName") or _autoname(args)
     rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
     outputs = {
@@ -148,8 +113,7 @@ def _fleet_member(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inpu
     return f"{fleet_id(rg, fleet)}/members/{name}", outputs
 
 
-@provider_outputs(UPDATE_STRATEGY)
-def _update_strategy(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+def _update_strategy(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
     name = inputs.get("updateStrategyName") or _autoname(args)
     rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
     outputs = {
@@ -164,9 +128,8 @@ def _update_strategy(_: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, i
     return f"{fleet_id(rg, fleet)}/updateStrategies/{name}", outputs
 
 
-@provider_outputs(AUTO_UPGRADE_PROFILE)
 def _auto_upgrade_profile(
-    _: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
+    _: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
 ) -> tuple[str, dict]:
     name = inputs.get("autoUpgradeProfileName") or _autoname(args)
     rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
@@ -186,8 +149,7 @@ class UnknownStack(LookupError):
     """The engine's answer to a StackReference whose stack the backend does not have."""
 
 
-@provider_outputs(STACK_REFERENCE)
-def _stack_reference(mocks: AzureNativeMocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
+def _stack_reference(mocks: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
     # The engine's built-in provider reads the stack's outputs from the backend (builtins.go readStackReference).
     name = str(inputs.get("name") or args.resource_id or args.name)
     outputs = mocks.stacks.get(name)
@@ -196,7 +158,7 @@ def _stack_reference(mocks: AzureNativeMocks, args: pulumi_mocks.MockResourceArg
     return name, {"name": name, "outputs": dict(outputs), "secretOutputNames": []}
 
 
-def _read_stack_outputs(mocks: AzureNativeMocks, args: pulumi_mocks.MockCallArgs) -> Any:
+def _read_stack_outputs(mocks: Mocks, args: pulumi_mocks.MockCallArgs) -> Any:
     name = str(args.args.get("name", ""))
     outputs = mocks.stacks.get(name)
     if outputs is None:
@@ -204,4 +166,11 @@ def _read_stack_outputs(mocks: AzureNativeMocks, args: pulumi_mocks.MockCallArgs
     return {"name": name, "outputs": dict(outputs), "secretOutputNames": []}
 
 
-CALLS[READ_STACK_OUTPUTS] = _read_stack_outputs
+BUILDERS = {
+    FLEET: _fleet,
+    FLEET_MEMBER: _fleet_member,
+    UPDATE_STRATEGY: _update_strategy,
+    AUTO_UPGRADE_PROFILE: _auto_upgrade_profile,
+    STACK_REFERENCE: _stack_reference,
+}
+CALLS = {READ_STACK_OUTPUTS: _read_stack_outputs}
