@@ -15,6 +15,7 @@ SAFE_ARGS = $(subst $$,\$$,$(value ARGS))
 
 .DEFAULT_GOAL := help
 .PHONY: help plan test e2e e2e-k8s fixtures lint guard rotate-check reencrypt key-status check-config bench graphviz clean scan \
+	comment-screenshots \
 	scan-venv sandbox-up sandbox-preview sandbox-destroy sandbox-fixtures
 
 ## help: this list.
@@ -87,9 +88,10 @@ scan: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV)
 		-o cli -o json --output-file-path console,out/$(STACK).checkov.json; test $$? -le 1
 	@$(KMS_AKS) scan --stack $(STACK) out/$(STACK).checkov.json
 
-## test: lint, then the whole test suite on both cores (the real-CLI scenarios are `make e2e`).
+## test: lint, then the whole test suite on both cores (the real-CLI scenarios are `make e2e`). Installs graphviz
+##       first when it is missing (as root, with apt-get: make graphviz): the suite renders the plan's graph.
 # --dist loadfile keeps each test file on one worker, so a file's module fixtures (recorded stacks) are built once.
-test: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV)
+test: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV) graphviz
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/e2e --ignore=tests/e2e_k8s $(PYTEST_ARGS)
 
@@ -140,12 +142,18 @@ bench: $(VENV)/.installed $(POLICY_VENV)
 	$(PY) benchmarks/bench_policy_pack.py
 	$(PY) benchmarks/bench_fleet.py
 
-## graphviz: install graphviz's `dot` with apt-get (needs root), for `--graph x.svg`. Nothing else installs it.
+## graphviz: install graphviz's `dot` with apt-get (needs root), for `--graph x.svg`; make test needs it too.
 graphviz:
-	@if command -v dot >/dev/null 2>&1; then echo "graphviz is already installed: $$(command -v dot)"; \
+	@if command -v dot >/dev/null 2>&1; then :; \
 	elif ! command -v apt-get >/dev/null 2>&1; then echo "no apt-get here: install graphviz with your package manager (brew install graphviz)"; exit 2; \
 	elif [ "$$(id -u)" != 0 ]; then echo "run as root (sudo make graphviz) or: sudo apt-get install graphviz"; exit 2; \
-	else echo "apt-get install graphviz"; apt-get install -y -qq graphviz || (apt-get update -qq && apt-get install -y -qq graphviz); fi
+	else echo "apt-get install graphviz"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz); fi
+
+## comment-screenshots: docs/screenshots/*.png, a refused and a passed PR comment as GitHub renders them, in
+##                      headless Chromium (installed with apt-get when missing, as root).
+comment-screenshots: $(VENV)/.installed
+	$(PY) docs/screenshots/comments.py
 
 ## clean: remove the venv and caches.
 clean:

@@ -14,8 +14,8 @@ Measured, for each size:
   (one stack policy enabled), and the policies' own work (timed in-process on the same resources);
 - the growth from the first size to the others.
 
-Goals (2-core machine): AnalyzeStack over 10k resources under 1 s; Analyze at most 1 ms per resource;
-100k within 12 times 10k. The figures are printed either way; --strict exits 1 when a goal is missed.
+Goals (2-core machine): AnalyzeStack over 10k resources under 0.5 s; Analyze at most 0.8 ms per resource;
+100k within 10 times 10k. The figures are printed either way; --strict exits 1 when a goal is missed.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ from kms_aks_tools.offline.policy_client import (  # noqa: E402
 from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, RecordedResource  # noqa: E402
 
 SECRET = "kubernetes:core/v1:Secret"
-GOAL_STACK_SECONDS_10K = 1.0
-GOAL_ANALYZE_MS = 1.0
-GOAL_GROWTH = 12.0
+GOAL_STACK_SECONDS_10K = 0.5
+GOAL_ANALYZE_MS = 0.8
+GOAL_GROWTH = 10.0
 
 
 # ------------------------------------------------------------------------------------------ the stack
@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if first.size == 10_000:
         ok = first.stack_seconds < GOAL_STACK_SECONDS_10K
         verdict = "met" if ok else "MISSED"
-        print(f"goal AnalyzeStack 10k < {GOAL_STACK_SECONDS_10K:.0f} s: {first.stack_seconds:.3f} s -> {verdict}")
+        print(f"goal AnalyzeStack 10k < {GOAL_STACK_SECONDS_10K:g} s: {first.stack_seconds:.3f} s -> {verdict}")
         if not ok:
             missed.append("AnalyzeStack 10k")
             sdk = first.stack_seconds - first.floor_seconds - first.own_work_seconds
@@ -405,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in results:
         ok = r.analyze_ms <= GOAL_ANALYZE_MS
         print(
-            f"goal Analyze <= {GOAL_ANALYZE_MS:.0f} ms/resource at {r.size:,}: {r.analyze_ms:.3f} ms "
+            f"goal Analyze <= {GOAL_ANALYZE_MS:g} ms/resource at {r.size:,}: {r.analyze_ms:.3f} ms "
             f"(round trip {round_trip:.3f} ms) -> {'met' if ok else 'MISSED'}"
         )
         if not ok:

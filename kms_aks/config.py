@@ -13,6 +13,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from datetime import date
 from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
@@ -31,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 # The Azure facts (id patterns, DNS suffixes, the KMS v2 threshold) live in one place, shared with the pack.
 from azure_facts import KEY_NAME_PATTERN, KEY_VERSION_PATTERN, VAULT_NAME_PATTERN, VAULT_RESOURCE_ID, VERSIONED_KEY_ID
@@ -57,9 +59,30 @@ MAX_KEY_LIFETIME_DAYS = 1826
 PATTERN_RULES: dict[str, str] = {}
 
 
-def matching(pattern: str, rule: str) -> Any:
+def matching(
+    pattern: str, rule: str, *, unbounded: str | None = None, within_bounds: Callable[[str], bool] | None = None
+) -> Any:
+    """A string matching `pattern`, or the error naming `rule`.
+
+    A large Unicode class repeated a bounded number of times (`[-\\w._()]{1,89}`) costs pydantic's regex engine
+    about a third of a second to compile, in every process that reads the config (each plan, each `pulumi up`).
+    Such a pattern is given as the same pattern with unbounded repeats (`unbounded`, quick to compile) and
+    `within_bounds`, which checks the bounds in Python on what `unbounded` matched: together they accept exactly
+    what `pattern` accepts, and refuse with `pattern`'s error (tests/test_config.py compares them).
+    """
     PATTERN_RULES[pattern] = rule
-    return Annotated[str, StringConstraints(strict=True, pattern=pattern)]
+    if unbounded is None or within_bounds is None:
+        return Annotated[str, StringConstraints(strict=True, pattern=pattern)]
+    PATTERN_RULES[unbounded] = rule
+
+    def bounded(value: str) -> str:
+        if not within_bounds(value):
+            raise PydanticCustomError(
+                "string_pattern_mismatch", "String should match pattern '{pattern}'", {"pattern": pattern}
+            )
+        return value
+
+    return Annotated[str, StringConstraints(strict=True, pattern=unbounded), AfterValidator(bounded)]
 
 
 VaultName = matching(
@@ -71,6 +94,8 @@ KeyVersion = matching(rf"^{KEY_VERSION_PATTERN}$", "a key version: 32 hexadecima
 ResourceGroupName = matching(
     r"^[-\w._()]{1,89}[-\w_()]$",
     "1-90 characters, letters, digits, '-', '_', '.', '(' and ')', not ending with '.'",
+    unbounded=r"^[-\w._()]+[-\w_()]$",
+    within_bounds=lambda name: len(name) <= 90,
 )
 ClusterName = matching(
     r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,61}[a-zA-Z0-9]$",
@@ -359,7 +384,15 @@ class NetworkConfig(StrictModel):
 
 
 # An email receiver of the action group; deliberately loose (Azure Monitor validates the address itself).
-EmailAddress = matching(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,}$", "an email address such as sre@contoso.com")
+EmailAddress = matching(
+    r"^[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,}$",
+    "an email address such as sre@contoso.com",
+    unbounded=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$",
+    # One "@"; the top-level domain has no ".", so the domain's part before it ends at the last ".".
+    within_bounds=lambda address: (
+        len(address.split("@")[0]) <= 64 and len(address.split("@")[1].rsplit(".", 1)[0]) <= 255
+    ),
+)
 # A webhook receiver; HTTPS only, since the URL (and any token in it) crosses the internet.
 _WEBHOOK_URL = re.compile(r"^https://[^\s]{1,2040}$")
 
@@ -377,6 +410,10 @@ WorkspaceResourceId = matching(
     r"Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$",
     "a Log Analytics workspace resource id: "
     "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>",
+    unbounded=r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w._()]+/providers/"
+    r"Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$",
+    # The resource group is the fifth "/"-separated segment ("", "subscriptions", <id>, "resourceGroups", <rg>).
+    within_bounds=lambda resource_id: len(resource_id.split("/")[4]) <= 90,
 )
 
 

@@ -86,6 +86,7 @@ from kms_aks_tools.cluster.reencryption_records import (
     load_records,
     records_path,
 )
+from kms_aks_tools.guard_verdict import AllowedChange, GuardVerdict, StaleOverride, VerdictFinding, dump_verdict
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 
 EXIT_CLEAN = 0
@@ -1668,6 +1669,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="the re-encryption records' folder (<stack>.yaml files written by `kms-aks reencrypt`); default: "
         "rotations/ of the nearest folder at or above the working directory that holds a Pulumi.yaml",
     )
+    parser.add_argument(
+        "--json",
+        dest="json_out",
+        metavar="FILE",
+        help="also write the verdict as JSON to FILE (kms_aks_tools.guard_verdict; the PR comment reads it), "
+        "bad input included",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -1692,9 +1700,99 @@ def run(args: argparse.Namespace) -> int:
     except BadInput as error:
         err.print(Text.assemble(("plan guard: bad input: ", "bold red"), str(error)))
         err.print(Text("plan guard: refused (exit 2). Nothing passes by default."))
+        if getattr(args, "json_out", None):
+            dump_verdict(GuardVerdict(status="bad-input", error=str(error)), args.json_out)
         return EXIT_BAD_INPUT
     render(result, preview, args.preview, out)
+    if getattr(args, "json_out", None):
+        dump_verdict(verdict_of(result), args.json_out)
     return result.exit_code
+
+
+# --------------------------------------------------------------------------------------------------
+# The verdict as data (`--json`): the PR comment's input
+# --------------------------------------------------------------------------------------------------
+
+REASON_PLACEHOLDER = "<why this change is safe now>"
+_DATA_PLANE = re.compile(r"on the data plane: (.+?); then `pulumi refresh`")
+# What to do, per rule that no override can excuse.
+_NOT_OVERRIDABLE = {
+    "destructive-op": "not overridable: change the program so the resource stays in place (same name and type)",
+    "kms-disabled": "not overridable: keep KMS enabled on this cluster",
+    "kms-key-removed": "not overridable: keep a versioned key id on this cluster",
+    "kms-network-access-change": "not overridable: keep keyVaultNetworkAccess as it is (docs/private-key-vault.md)",
+    "unrecognised-type": "not overridable: declare the resource with a type token the guard knows",
+    "type-change": "not overridable: keep the resource's type; move API versions only within the same type",
+    "unrecognised-op": "not overridable: the guard refuses an op it does not know; review the plan by hand",
+    "unverifiable-update": "not overridable: preview with `.ci/pulumi-stack preview`, which records old and new state",
+    "kms-key-unknown": "pin the new versioned key id in the stack config (kms-aks:kmsKey.version), push, then "
+    "override that exact id (docs/rotation.md)",
+}
+
+
+def how_to_proceed(finding: Finding) -> tuple[str, dict[str, list[dict[str, Any]]] | None]:
+    """One line saying what to do about `finding`, and the overrides-file entry that would excuse it (or None)."""
+    stack = stack_from_urn(finding.urn)
+    if finding.rule == "kms-key-change" and finding.new_key_id is not None:
+        entry = {"urn": finding.urn, "newKeyId": finding.new_key_id, "reason": REASON_PLACEHOLDER}
+        return (
+            "a planned rotation: add this keyRotations entry to guard-overrides.yaml, push, and after `pulumi up` "
+            f"run `kms-aks reencrypt --stack {stack} --context <kube-context>`",
+            {"keyRotations": [entry]},
+        )
+    if finding.rule == "kms-key-change":
+        return _NOT_OVERRIDABLE["kms-key-unknown"], None
+    if finding.rule == ROTATION_GATE_RULE:
+        entry = {"urn": finding.urn, "currentKeyId": finding.current_key_id, "reason": REASON_PLACEHOLDER}
+        return (
+            f"run `kms-aks reencrypt --stack {stack} --context <kube-context>`, commit rotations/{stack}.yaml and push "
+            "(only if no Secret can be under an older key: this reencryptionWaivers entry instead)",
+            {"reencryptionWaivers": [entry]},
+        )
+    if finding.rule == "key-create-time-change":
+        command = _DATA_PLANE.search(finding.message)
+        if command is None or " with the new settings" in command.group(1):
+            # Type, size, curve, operations: fixed per version; only a new version (a planned rotation) has them.
+            return (
+                "not overridable: create a new key version with the new settings (`az keyvault key create`), pin it "
+                "and follow the planned rotation (docs/rotation.md)",
+                None,
+            )
+        return f"not overridable: make the change with `{command.group(1)}`, then `pulumi refresh` and push", None
+    if finding.overridable:
+        entry = {"urn": finding.urn, "rule": finding.rule, "at": finding.path, "reason": REASON_PLACEHOLDER}
+        return (
+            "only as the planned step of the safe order (the finding says which): add this transitions entry to "
+            "guard-overrides.yaml and push",
+            {"transitions": [entry]},
+        )
+    return _NOT_OVERRIDABLE.get(finding.rule, "not overridable: change the program so this finding goes away"), None
+
+
+def verdict_of(result: GuardResult) -> GuardVerdict:
+    """The guard's result in the shape of `kms_aks_tools.guard_verdict` (what `--json` writes)."""
+    findings = []
+    for finding in result.findings:
+        proceed, override = how_to_proceed(finding)
+        findings.append(
+            VerdictFinding(
+                rule=finding.rule,
+                urn=finding.urn,
+                path=finding.path,
+                message=finding.message,
+                proceed=proceed,
+                override=override,
+            )
+        )
+    return GuardVerdict(
+        status="refused" if result.findings else "passed",
+        steps=result.steps,
+        findings=findings,
+        allowed=[
+            AllowedChange(rule=f.rule, urn=f.urn, path=f.path, reason=override.reason) for f, override in result.allowed
+        ],
+        stale=[StaleOverride(urn=o.urn, names=_what_override_names(o), why=why) for o, why in result.stale_overrides],
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

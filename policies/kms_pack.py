@@ -133,6 +133,17 @@ def build_index(resources: Sequence[PolicyResource]) -> StackIndex:
     return StackIndex(relevant, counts, dependencies_of)
 
 
+def stack_index(resources: Sequence[PolicyResource]) -> StackIndex:
+    """`build_index(resources)`, built once per AnalyzeStack call for all stack policies when the resources come
+    with a place to keep it (shared_stack_view.StackView; the rules only read the index)."""
+    shared = getattr(resources, "shared", None)
+    if not isinstance(shared, dict):
+        return build_index(resources)
+    if "index" not in shared:
+        shared["index"] = build_index(resources)
+    return shared["index"]
+
+
 def _could_not_decide(messages: Sequence[str]) -> UnknownValueError:
     error = UnknownValueError(UNKNOWN_STRING_VALUE, [])
     error.message = (
@@ -201,7 +212,7 @@ def _stack_validation(
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         # Config is read before the stack so that a bad config fails loudly even on an empty stack.
         config = args.get_config()
-        index = build_index(args.resources)
+        index = stack_index(args.resources)
         if needs_kms_cluster and not index.kms_clusters:
             unread = sorted({r.resource_type for r in args.resources if rules.plain_type(r.resource_type) is None})
             refused = f" (aks-kms-recognised-types refuses {', '.join(unread)})" if unread else ""

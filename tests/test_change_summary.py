@@ -20,6 +20,7 @@ from kms_aks_tools.change_summary import render, summarize, to_markdown
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.main import main
 from kms_aks_tools.guard import Preview, load_preview
+from kms_aks_tools.guard_verdict import GuardVerdict
 from tests.fixtures.sandbox.record import NEW_VERSION, WEBHOOK_URL, guard_output
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sandbox"
@@ -39,6 +40,9 @@ def guard_text(name: str) -> str:
 
 def table_rows(markdown: str) -> list[str]:
     return [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith(("| op ", "| ---"))]
+
+
+PASSED = GuardVerdict(status="passed", steps=1)
 
 
 def cells(row: str) -> list[str]:
@@ -86,23 +90,24 @@ def test_a_first_deploy_lists_every_resource_created_and_no_paths() -> None:
     created = [step for step in raw("create")["steps"] if step["op"] == "create"]
     assert [c.op for c in changes] == ["create"] * len(created)
     assert {(c.type, c.name) for c in changes} >= {(CLUSTER, "aks-cluster"), (KEY, "kms-key")}
-    assert all(c.properties == () for c in changes)
-    markdown = to_markdown(recorded, stack="dev", guard_output=guard_text("create"))
+    # A created resource has no changed paths; a created grant shows what it grants, to whom, where.
+    grants = {"azure-native:keyvault:AccessPolicy", "azure-native:authorization:RoleAssignment"}
+    assert all(c.properties == () for c in changes if c.type not in grants)
+    assert all(c.properties for c in changes if c.type in grants)
+    markdown = to_markdown(recorded, stack="dev", verdict=PASSED, guard_output=guard_text("create"))
     assert len(table_rows(markdown)) == len(created)
-    assert f"Steps: create {len(created)}." in markdown
+    assert f"#### What this change does: {len(created)} to create" in markdown
 
 
 def test_a_node_count_change_is_one_update_of_the_cluster_with_its_path_and_values() -> None:
     recorded = preview("node-count")
-    markdown = to_markdown(recorded, stack="dev", guard_output=guard_text("node-count"))
+    markdown = to_markdown(recorded, stack="dev", verdict=PASSED, guard_output=guard_text("node-count"))
     rows = table_rows(markdown)
     assert len(rows) == 1
-    op, resource, type_token, properties, reasons = cells(rows[0])
-    assert (op, resource, type_token, reasons) == ("update", "`aks-cluster`", f"`{CLUSTER}`", "")
-    assert properties == "`agentPoolProfiles[0].count` (update): 2 → 3"
-    # Beside it, the guard's verdict exactly as the guard printed it.
-    assert markdown.endswith(f"### dev: plan guard\n\n```text\n{guard_text('node-count').rstrip()}\n```\n")
-    assert "plan guard: passed" in markdown
+    # No column that would be empty: nothing is replaced, so no "replaced because of".
+    assert cells(rows[0]) == ["update", "`aks-cluster` ManagedCluster", "`agentPoolProfiles[0].count`: `2` → `3`"]
+    # The guard's own text, folded.
+    assert "<summary>the plan guard's full text</summary>" in markdown and "plan guard: passed" in markdown
 
 
 def test_a_key_id_change_shows_the_old_and_new_key_id_beside_the_guards_refusal() -> None:
@@ -113,7 +118,9 @@ def test_a_key_id_change_shows_the_old_and_new_key_id_beside_the_guards_refusal(
     assert key_id.new == f"{KEY_URI}/{NEW_VERSION}"
     assert key_id.old is not None and key_id.old.startswith(f"{KEY_URI}/") and key_id.old != key_id.new
     markdown = to_markdown(recorded, stack="dev", guard_output=guard_text("key-version"))
-    assert f"`securityProfile.azureKeyVaultKms.keyId` (update): {key_id.old} → {key_id.new}" in markdown
+    # Shortened to vault/key/version prefix, the whole id on hover.
+    old_short = f"kv-kmsaks-dev-01/aks-kms-dev/{key_id.old.rsplit('/', 1)[-1][:8]}…"
+    assert f'<code title="{key_id.old}">{old_short}</code> → <code title="{key_id.new}">' in markdown
     assert "REFUSED [kms-key-change]" in markdown and "plan guard: refused" in markdown
 
 
@@ -128,8 +135,8 @@ def test_a_key_rename_is_one_replace_row_with_its_reasons() -> None:
     rename = next(p for p in keys[0].properties if p.path == "keyName")
     assert (rename.kind, rename.old, rename.new) == ("update-replace", "aks-kms-dev", "aks-kms-dev-2")
     row = next(r for r in table_rows(to_markdown(recorded, stack="dev")) if "`kms-key`" in r)
-    assert cells(row)[0] == "replace" and cells(row)[4] == "`keyName`"
-    assert cells(row)[3] == "`keyName` (update-replace): aks-kms-dev → aks-kms-dev-2"
+    assert cells(row)[0] == "**replace**" and cells(row)[3] == "`keyName`"
+    assert cells(row)[2] == "`keyName` (forces replacement): `aks-kms-dev` → `aks-kms-dev-2`"
 
 
 def test_a_secret_stays_masked_in_the_recording_the_markdown_and_the_terminal() -> None:
@@ -146,7 +153,7 @@ def test_a_secret_stays_masked_in_the_recording_the_markdown_and_the_terminal() 
     (receiver,) = group.properties
     assert (receiver.path, receiver.kind, receiver.old) == ("webhookReceivers[0]", "add", "(absent)")
     assert receiver.new is not None and '"serviceUri": "[secret]"' in receiver.new
-    assert '"serviceUri": "\\[secret\\]"' in markdown
+    assert "&quot;serviceUri&quot;: &quot;[secret]&quot;" in markdown
 
 
 def test_secrets_shown_with_show_secrets_are_masked_too() -> None:
@@ -157,7 +164,7 @@ def test_secrets_shown_with_show_secrets_are_masked_too() -> None:
     cluster["newState"]["inputs"]["agentPoolProfiles"][0]["count"] = count
     markdown = to_markdown(Preview.model_validate(document), stack="dev")
     assert "plaintext-token" not in markdown
-    assert "`agentPoolProfiles[0].count` (update): 2 → \\[secret\\]" in markdown
+    assert "`agentPoolProfiles[0].count`: `2` → `[secret]`" in markdown
 
 
 def test_a_value_cannot_split_the_table_or_format_the_comment() -> None:
@@ -165,10 +172,9 @@ def test_a_value_cannot_split_the_table_or_format_the_comment() -> None:
     cluster = next(s for s in document["steps"] if s["urn"].endswith("::aks-cluster"))
     cluster["newState"]["inputs"]["agentPoolProfiles"][0]["count"] = "a | b <img src=x> **bold**"
     (row,) = table_rows(to_markdown(Preview.model_validate(document), stack="dev"))
-    assert len(cells(row)) == 5
-    # CommonMark: a backslash-escaped punctuation character is a literal, so nothing is HTML or emphasis.
-    assert re.search(r"(?<!\\)[<>*]", row) is None, row
-    assert r"a \| b \<img src=x\> \*\*bold\*\*" in row
+    assert len(cells(row)) == 3
+    # In a code span nothing is HTML or emphasis; only `|` needs its backslash (GitHub splits cells at it).
+    assert "`a \\| b <img src=x> **bold**`" in row
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -181,12 +187,14 @@ def test_the_command_writes_the_comment_file_and_prints_the_same_content(
     written = changes_cli(*args, "--markdown", str(out))
     assert written.returncode == 0, written.stderr
     markdown = out.read_text()
-    assert markdown.startswith("### dev: what this change does\n")
+    # Without the guard's verdict as data (--guard-json), the comment does not claim one.
+    assert markdown.startswith("### dev: the plan guard failed, nothing judged, nothing applied\n")
     printed = changes_cli(*args)
     assert printed.returncode == 0
     for change in summarize(preview(name)):
         assert f"`{change.name}`" in markdown and f" {change.name}  {change.type}" in printed.stdout
-    assert guard_text(name).rstrip() in markdown and guard_text(name).rstrip() in printed.stdout
+    verdict = guard_text(name).rstrip().splitlines()[-1]
+    assert verdict.split(". ")[0] in markdown and guard_text(name).rstrip() in printed.stdout
 
 
 def test_bad_input_is_named_with_exit_2_and_nothing_written(

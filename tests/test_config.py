@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import SchemaValidator, core_schema
 
 from kms_aks.config import ConfigError, parse_stack_config
 from kms_aks_tools.offline.mock_engine import run_stack
@@ -198,3 +200,67 @@ def test_every_stack_parses() -> None:
         raw = {k.removeprefix("kms-aks:"): v for k, v in load_stack_file(stack).items() if k.startswith("kms-aks:")}
         config = parse_stack_config(raw)
         assert config.cluster.kubernetes_version == "1.33"
+
+
+# Each pattern given to pydantic as an unbounded pattern plus bounds checked in Python (kms_aks.config.matching),
+# with values at and across every bound, on every kind of character the classes take or refuse.
+_WORKSPACE = "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.OperationalInsights/workspaces/{}"
+_SUBSCRIPTION = "00000000-0000-4000-8000-000000000000"
+_BOUNDED_PATTERNS = {
+    "ResourceGroupName": (
+        r"^[-\w._()]{1,89}[-\w_()]$",
+        [
+            *(c * n for c in ("a", "é", "_", "(", "-", "٣") for n in (1, 2, 3, 89, 90, 91, 200)),
+            *("a" * n + "." for n in (1, 88, 89, 90)),
+            *("." * n + "a" for n in (1, 88, 89, 90)),
+            *("rg-kms.aks(1)", "rg kms", "rg/kms", "rg\n", "rg\u200d", ""),
+        ],
+    ),
+    "EmailAddress": (
+        r"^[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,}$",
+        [
+            *(f"{'a' * n}@contoso.com" for n in (0, 1, 63, 64, 65)),
+            *(f"sre@{'b' * n}.com" for n in (0, 1, 254, 255, 256)),
+            *(f"sre@{'b.' * n}com" for n in (1, 127, 128, 129)),
+            *("sre@contoso.c", "sre@contoso.co1", "sré@kontoso.de", "sre@@contoso.com", "s re@contoso.com"),
+            *("sre@contoso.com\n", "sre@contoso..com"),
+        ],
+    ),
+    "WorkspaceResourceId": (
+        r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w._()]{1,90}/providers/"
+        r"Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]$",
+        [
+            *(_WORKSPACE.format(_SUBSCRIPTION, "r" * n, "law-kms") for n in (0, 1, 89, 90, 91)),
+            *(_WORKSPACE.format(_SUBSCRIPTION, "é" * n, "law-kms") for n in (90, 91)),
+            _WORKSPACE.format(_SUBSCRIPTION, "rg.", "law-kms"),
+            _WORKSPACE.format(_SUBSCRIPTION, "rg/x", "law-kms"),
+            _WORKSPACE.format(_SUBSCRIPTION[:-1], "rg", "law-kms"),
+            _WORKSPACE.format(_SUBSCRIPTION, "rg", "la"),
+            _WORKSPACE.format(_SUBSCRIPTION, "rg", "law-kms") + "\n",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BOUNDED_PATTERNS))
+def test_patterns_checked_in_two_steps_accept_exactly_what_the_pattern_accepts(name: str) -> None:
+    import kms_aks.config as config
+
+    pattern, values = _BOUNDED_PATTERNS[name]
+    checked = TypeAdapter(getattr(config, name))
+    whole = SchemaValidator(core_schema.str_schema(pattern=pattern, strict=True))
+    accepted = 0
+    for value in values:
+        try:
+            whole.validate_python(value)
+        except ValidationError:
+            with pytest.raises(ValidationError) as refused:
+                checked.validate_python(value)
+            # Refused with the whole pattern's rule, whichever step refused it.
+            (error,) = refused.value.errors()
+            assert error["type"] == "string_pattern_mismatch", value
+            assert config.PATTERN_RULES[error["ctx"]["pattern"]] == config.PATTERN_RULES[pattern], value
+        else:
+            assert checked.validate_python(value) == value
+            accepted += 1
+    assert 0 < accepted < len(values)

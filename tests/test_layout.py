@@ -105,6 +105,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "kms_aks_tools.commands",
             "kms_aks_tools.guard",
             "kms_aks_tools.change_summary",
+            "kms_aks_tools.pr_comment",
             "kms_aks_tools.cluster.reencrypt",
             "kms_aks_tools.cluster.key_status",
         ),

@@ -5,6 +5,7 @@ In-process through `kms-aks`'s own `main` (the `kms_aks` fixture); the last test
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,11 @@ def test_shipped_stacks_plan_clean(kms_aks: KmsAks, stack: str) -> None:
     protected = {"dev": 0, "prod": 3}[stack]
     # prod has one more: the key-new-version alert.
     count = 19 if stack == "prod" else 18
-    assert f"{count} cloud resources to create ({protected} protected from deletion), in 4 components" in result.stdout
+    throwaway = ": a throwaway stack" if stack == "dev" else ""
+    assert (
+        f"{count} cloud resources to create ({protected} protected from deletion{throwaway}), in 4 components"
+        in result.stdout
+    )
 
 
 def test_standard_key_against_an_hsm_policy_is_blocked_naming_the_policy(kms_aks: KmsAks) -> None:
@@ -85,9 +90,9 @@ def test_graph_is_written_as_dot(kms_aks: KmsAks, tmp_path: Path) -> None:
     )
     policy = "urn:pulumi:dev::kms-aks::kms-aks:index:KmsIdentity$azure-native:keyvault:AccessPolicy::kms-access-policy"
     wait = "urn:pulumi:dev::kms-aks::kms-aks:index:KmsIdentity$time:index/sleep:Sleep::kms-grant-propagation"
-    # The grant -> the propagation wait -> the cluster.
-    assert f'"{policy}" -> "{wait}";' in dot
-    assert f'"{wait}" -> "{cluster}";' in dot
+    # The grant -> the propagation wait -> the cluster: the KMS chain, drawn in red.
+    assert f'"{policy}" -> "{wait}" [color="#cf222e", penwidth=2];' in dot
+    assert f'"{wait}" -> "{cluster}" [color="#cf222e", penwidth=2];' in dot
 
 
 def test_bad_config_exits_non_zero_naming_the_key(kms_aks: KmsAks) -> None:
@@ -136,8 +141,7 @@ def test_secrets_are_redacted_from_what_the_plan_prints() -> None:
 
 
 def test_graph_as_svg_uses_graphviz_and_keeps_the_dot(kms_aks: KmsAks, tmp_path: Path) -> None:
-    if not shutil.which("dot"):
-        pytest.skip("graphviz is not installed here (make graphviz); the next test covers that case")
+    assert shutil.which("dot"), "make test installs graphviz (make graphviz); the next test covers its absence"
     target = tmp_path / "plan.svg"
     result = kms_aks("plan", "--stack", "prod", "--graph", str(target))
     assert result.returncode == 0, result.stderr
@@ -169,6 +173,8 @@ def test_nothing_but_make_graphviz_runs_apt_get() -> None:
     assert "apt-get" not in dry_run("plan", "ARGS=--graph plan.svg")
     assert "apt-get" not in dry_run("plan")
     assert "apt-get install" in dry_run("graphviz")
+    # make test renders the graph, so it runs the graphviz target (which installs nothing when dot is there).
+    assert re.search(r"^test: .*\bgraphviz\b", (ROOT / "Makefile").read_text(), re.MULTILINE)
 
 
 def test_make_plan_is_the_same_command_and_fails_on_a_mandatory_violation() -> None:

@@ -1,5 +1,5 @@
-"""The pack's shared stack view (policies/shared_stack_view.py) answers AnalyzeStack exactly as pulumi-policy's
-own method does, only faster: both are run side by side over the protocol on the same stacks."""
+"""The pack's shared stack view (policies/shared_stack_view.py) answers AnalyzeStack and Analyze exactly as
+pulumi-policy's own methods do, only faster: both are run side by side over the protocol on the same stacks."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from kms_aks_tools.offline.policy_client import (
     POLICY_PACK_DIR,
     PolicyClient,
     PolicyPackProcess,
+    analyze_request,
     analyze_stack_request,
     load_policy_config,
 )
@@ -24,6 +25,7 @@ from tests.policy_support import (
     CLUSTER,
     IDENTITY,
     in_form,
+    kms_setting,
     private_endpoint,
     resources_of,
     retyped,
@@ -87,6 +89,9 @@ def stacks(prod_stack: RecordedStack, dev_preview: RecordedStack) -> dict[str, l
         "parameterized-preview": in_form(dev_preview, "parameterized"),
         # An unknown form of the cluster's type: no cluster the stack policies can read, and they say why.
         "unknown-form": retyped(prod, lambda _: "azure-native:containerservice/latest:ManagedCluster", only=CLUSTER),
+        # Clusters the resource policies refuse: KMS off; a key id without its version.
+        "kms-off": kms_setting(prod, enabled=False),
+        "versionless-key-id": kms_setting(prod, keyId="https://kv-kmsaks-prod-01.vault.azure.net/keys/aks-kms"),
     }
 
 
@@ -124,20 +129,53 @@ def test_same_answers_as_the_sdk(shared_pack: Pack, sdk_pack: Pack, stacks: dict
     assert seen_undecided and seen_not_applicable
 
 
+@pytest.mark.parametrize("config_stack", ["dev", "prod"])
+def test_same_resource_answers_as_the_sdk(
+    shared_pack: Pack, sdk_pack: Pack, stacks: dict[str, list], config_stack: str
+) -> None:
+    config = load_policy_config(config_stack)
+    shared_pack.client.configure(config)
+    sdk_pack.client.configure(config)
+    violations: set[str] = set()
+    not_applicable: set[str] = set()
+    for name, resources in stacks.items():
+        by_urn = {r.urn: r for r in resources}
+        per_type: dict[str, int] = {}
+        for resource in resources:
+            # Every resource, but of the thousands of generated Secrets only a few.
+            per_type[resource.type] = per_type.get(resource.type, 0) + 1
+            if per_type[resource.type] > 3:
+                continue
+            request = analyze_request(resource, by_urn)
+            ours = shared_pack.stub.Analyze(request)
+            theirs = sdk_pack.stub.Analyze(request)
+            assert json_format.MessageToDict(ours) == json_format.MessageToDict(theirs), (name, resource.urn)
+            assert ours == theirs, (name, resource.urn)
+            violations.update(d.policyName for d in theirs.diagnostics)
+            not_applicable.update(n.policy_name for n in theirs.not_applicable)
+    # The comparison covers the resource policies' violations and their not-applicable answers.
+    assert violations >= {"aks-kms-enabled", "aks-kms-key-id-versioned", "aks-kms-recognised-types"}, violations
+    assert "aks-kms-key-id-versioned" in not_applicable, not_applicable
+
+
 def test_the_pack_really_runs_the_shared_view(monkeypatch: pytest.MonkeyPatch) -> None:
     # Without this, a silent fallback to the SDK's method would make the comparison above vacuous.
     import shared_stack_view  # the pack's folder is on sys.path (tests.policy_support)
     from pulumi_policy import policy as sdk
 
     monkeypatch.setattr(sdk._PolicyAnalyzerServicer, "AnalyzeStack", sdk._PolicyAnalyzerServicer.AnalyzeStack)
+    monkeypatch.setattr(sdk._PolicyAnalyzerServicer, "Analyze", sdk._PolicyAnalyzerServicer.Analyze)
     monkeypatch.delenv("KMS_AKS_POLICY_SHARED_STACK_VIEW", raising=False)
     assert shared_stack_view.install() is True
     assert sdk._PolicyAnalyzerServicer.AnalyzeStack is shared_stack_view._analyze_stack
+    assert sdk._PolicyAnalyzerServicer.Analyze is shared_stack_view._analyze
 
     monkeypatch.setattr(shared_stack_view, "SDK_VERSION", "1.22.0")
     monkeypatch.setattr(sdk._PolicyAnalyzerServicer, "AnalyzeStack", "sdk method")
+    monkeypatch.setattr(sdk._PolicyAnalyzerServicer, "Analyze", "sdk resource method")
     assert shared_stack_view.install() is False
     assert sdk._PolicyAnalyzerServicer.AnalyzeStack == "sdk method"
+    assert sdk._PolicyAnalyzerServicer.Analyze == "sdk resource method"
 
 
 def test_shared_pack_logs_no_fallback(shared_pack: Pack, prod_stack: RecordedStack) -> None:

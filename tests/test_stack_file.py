@@ -178,7 +178,7 @@ def test_a_dedented_key_is_not_ignored_by_the_plan(tmp_path: Path, kms_aks: KmsA
     assert edited != DEV
     result = kms_aks("plan", "--stack", str(_stack_file(tmp_path, edited)), "--policy-config", DEV_POLICY)
     assert result.returncode == 0, result.stdout
-    assert "(0 protected from deletion)" in result.stdout
+    assert "(0 protected from deletion: a throwaway stack)" in result.stdout
     assert "warning: protectKmsResources is false" in result.stdout
     assert kms_aks("check-config", "--stack", str(_stack_file(tmp_path, edited))).returncode == 0
 

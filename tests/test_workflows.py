@@ -261,26 +261,31 @@ def test_preview_job_is_a_stack_matrix_with_oidc_the_pack_and_the_guard() -> Non
     assert job["permissions"]["pull-requests"] == "write"
     _oidc_env(job)
     _cli_installed_at_the_e2e_version(job)
-    comment = index_of(job, lambda s: runs(s, r"gh pr comment"), "commenting the guard's verdict")
+    comment = index_of(job, lambda s: runs(s, r"pulumi-stack comment"), "commenting the guard's verdict")
     assert _pulumi_step(job, "preview") < comment
 
 
-def test_the_pr_comment_is_what_the_change_does_beside_the_guards_verdict() -> None:
-    # The comment step renders it with the shared command, from the preview the guard judged, then posts that file.
+def test_the_pr_comment_is_the_guards_verdict_as_data_and_one_comment_per_stack() -> None:
+    # The comment step is one call of the shared script (which make e2e runs against a stand-in of GitHub's API):
+    # it renders the comment from the guard's verdict as data and the preview it judged, then edits the stack's
+    # comment or adds it.
     job = load(PREVIEW)["jobs"]["preview"]
-    step = steps(job)[index_of(job, lambda s: runs(s, r"gh pr comment"), "commenting on the PR")]
-    script = str(step["run"])
-    rendered = script.index('.ci/pulumi-stack comment "${STACK}" "out/${STACK}"')
-    assert rendered < script.index('gh pr comment "${PR}" --body-file "out/${STACK}/comment.md"')
+    step = steps(job)[index_of(job, lambda s: runs(s, r"pulumi-stack comment"), "commenting on the PR")]
+    assert str(step["run"]).strip() == '.ci/pulumi-stack comment "${STACK}" "out/${STACK}" "${PR}"'
+    assert step["env"]["GH_TOKEN"] == "${{ github.token }}"
     assert "guard.txt" in step["if"] and step["if"].startswith("always()"), "a refused plan is commented too"
     shared = (ROOT / ".ci" / "pulumi-stack").read_text()
+    preview = re.search(r"^  preview\)\n(.*?)^    ;;", shared, re.S | re.M)
+    assert preview and '--json "$out/guard.json" 2>&1 | tee "$out/guard.txt"' in preview[1], "errors and data kept"
     comment = re.search(r"^  comment\)\n(.*?)^    ;;", shared, re.S | re.M)
     assert comment, ".ci/pulumi-stack has no comment command"
     assert re.search(
-        r'"\$KMS_AKS" changes "\$out/preview\.json" --stack "\$stack" --guard-output "\$out/guard\.txt" '
-        r'--markdown "\$out/comment\.md"',
+        r'"\$KMS_AKS" changes "\$out/preview\.json" --stack "\$stack" --guard-output "\$out/guard\.txt" \\\n\s+'
+        r'--guard-json "\$out/guard\.json" --markdown "\$out/comment\.md"',
         comment[1],
     ), comment[1]
+    assert "-m kms_aks_tools.pr_comment" in comment[1] and 'exit "$status"' in comment[1]
+    assert "gh pr comment" not in PREVIEW.read_text(), "a new comment per push is what this replaces"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""Terminal output shared by every `kms-aks` subcommand: one console setup."""
+"""Terminal output shared by every `kms-aks` subcommand: one console setup, and ids shortened for display."""
 
 from __future__ import annotations
+
+import re
 
 from rich.console import Console
 
@@ -9,9 +11,24 @@ from rich.console import Console
 PIPE_WIDTH = 400
 
 
+_KEY_ID = re.compile(r"https://([a-z0-9-]+)\.vault\.azure\.net/keys/([A-Za-z0-9-]+)(?:/([0-9a-fA-F]{32}))?")
+SUBSCRIPTION_ID = re.compile(r"(/subscriptions/)([0-9a-fA-F]{8})-[0-9a-fA-F-]{27}", re.IGNORECASE)
+_GUID = re.compile(r"\b([0-9a-fA-F]{8})-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+
+
 def make_console(*, stderr: bool = False) -> Console:
-    """A console that wraps nothing it should not: soft wrap on a terminal, a fixed wide width elsewhere."""
-    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    """On a terminal, rich wraps every line by words at the terminal's width (a long line left to the terminal
+    would be cut mid-word, and a tree's or table's cell cut short); elsewhere a fixed wide width, nothing wrapped."""
+    console = Console(stderr=stderr, highlight=False)
     if not console.is_terminal:
         console.width = PIPE_WIDTH
+        console.soft_wrap = True
     return console
+
+
+def shorten_ids(text: str) -> str:
+    """Ids as a reader tells them apart: a key id as vault/key/first 8 digits of its version, a subscription id
+    and any other GUID as its first 8 hex digits. For display only: the whole value stays in JSON and on hover."""
+    text = _KEY_ID.sub(lambda m: f"{m[1]}/{m[2]}" + (f"/{m[3][:8]}…" if m[3] else ""), text)
+    text = SUBSCRIPTION_ID.sub(lambda m: f"{m[1]}{m[2]}…", text)
+    return _GUID.sub(lambda m: f"{m[1]}…", text)

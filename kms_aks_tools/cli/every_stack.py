@@ -25,11 +25,12 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kms_aks_tools.cli.console import make_console
+from kms_aks_tools.cli.console import make_console, shorten_ids
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_OK
 from kms_aks_tools.cli.options import positive_int
 from kms_aks_tools.cli.registry import SUBCOMMANDS
@@ -133,18 +134,32 @@ def worst_exit_code(rows: list[StackRow]) -> int:
     return max((row.exit_code for row in rows), default=EXIT_OK)
 
 
+# Below this width a whole key id (about 100 characters) would squeeze the verdicts: it is shortened first.
+WHOLE_KEY_ID_WIDTH = 180
+
+
+def _expiry(row: StackRow) -> str:
+    if row.key_expiry is None:
+        return "-"
+    return row.key_expiry if row.days_left is None else f"{row.key_expiry} ({row.days_left} days)"
+
+
 def render(subcommand: str, rows: list[StackRow], as_of: date, console: Console) -> None:
-    table = Table(title=f"kms-aks {subcommand} --all (as of {as_of})", show_lines=False)
-    for column in ("stack", "location", "key id", "key expiry", "days left", "policy", "rotation", "exit"):
-        table.add_column(column, no_wrap=column in ("key id", "stack"))
+    table = Table(title=f"kms-aks {subcommand} --all (as of {as_of})", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+    # The verdicts never wrap; at 80 columns the key id (shortened, then folded) and the rest give way first.
+    # The whole key id is in --json, and in the table when there is room for it.
+    for column in ("stack", "location", "key id", "key expiry", "policy", "rotation", "exit"):
+        verdict = column in ("stack", "policy", "rotation", "exit")
+        table.add_column(column, no_wrap=verdict, overflow="fold" if column == "key id" else "ellipsis")
     styles = {0: "green", 1: "yellow", 2: "bold red"}
+    whole = console.width >= WHOLE_KEY_ID_WIDTH
     for row in rows:
+        key_id = row.key_id if whole or not row.key_id else shorten_ids(row.key_id)
         table.add_row(
             escape(row.stack),
             escape(row.location or "-"),
-            escape(row.key_id or "-"),
-            escape(row.key_expiry or "-"),
-            "-" if row.days_left is None else str(row.days_left),
+            escape(key_id or "-"),
+            escape(_expiry(row)),
             escape(row.policy),
             escape(row.rotation),
             f"[{styles.get(row.exit_code, 'bold red')}]{row.exit_code}[/]",

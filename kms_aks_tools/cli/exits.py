@@ -22,6 +22,7 @@ EXIT_CODES_HELP = {
     "check-config": "exit codes:\n  0  the stack config is valid\n"
     "  2  bad input: invalid YAML or config, unknown stack",
     "changes": "exit codes:\n  0  rendered\n"
+    "  1  rendered, and the guard failed (--guard-json: a bad-input verdict, or none): the comment says so\n"
     "  2  bad input: unreadable preview or guard output, unwritable --markdown file",
     "sandbox": "exit codes:\n  0  done: deployed, previewed with the pack and the guard passing, destroyed\n"
     "  1  blocked: the policy pack or the plan guard refused, or the CLI failed (its output says why)\n"

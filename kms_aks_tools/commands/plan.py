@@ -31,6 +31,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
+from azure_facts.tokens import (
+    ACCESS_POLICY,
+    KEY,
+    MANAGED_CLUSTER,
+    ROLE_ASSIGNMENT,
+    USER_ASSIGNED_IDENTITY,
+    VAULT,
+    plain_type,
+)
 from kms_aks.config import ConfigError
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
@@ -43,11 +52,30 @@ from kms_aks_tools.offline.policy_client import (
 )
 from kms_aks_tools.project.stack_file import find_project
 
+# The types whose loss makes the cluster's Secrets unreadable: their protection is worth a line each.
+KMS_TYPES = frozenset({MANAGED_CLUSTER, VAULT, KEY, USER_ASSIGNED_IDENTITY, ACCESS_POLICY, ROLE_ASSIGNMENT})
+
+
+def _plain(token: str) -> str:
+    return plain_type(token) or token
+
+
+def _shown_highlights(resource: dict[str, Any], throwaway: bool) -> dict[str, str]:
+    """What the tree shows of a resource: its highlights, protection only where it says something (a KMS
+    resource's; nothing on a throwaway stack, whose summary says it once)."""
+    shown = dict(resource["highlights"])
+    protected = shown.pop("protected", None)
+    if protected is not None and not throwaway and _plain(resource["type"]) in KMS_TYPES:
+        shown["protected"] = protected
+    return shown
+
 
 def render(plan: Plan, console: Console) -> None:
-    """The plan as a reviewer reads it: resources, order, then the policy verdict."""
+    """The plan as a reviewer reads it: resources, order, then warnings, policy findings and the verdict last."""
     by_urn = {r["urn"]: r for r in plan.resources}
     root = next((r for r in plan.resources if r["type"] == "pulumi:pulumi:Stack"), None)
+    cloud = [r for r in plan.resources if r["custom"]]
+    throwaway = not any(r["protect"] for r in cloud)
     tree = Tree(f"[bold]stack {escape(plan.stack)}[/] ({plan.mode})")
     nodes: dict[str, Tree] = {root["urn"]: tree} if root else {}
     for resource in plan.resources:
@@ -57,25 +85,19 @@ def render(plan: Plan, console: Console) -> None:
         style = "bold cyan" if not resource["custom"] else "green"
         label = f"[{style}]{escape(resource['name'])}[/] [dim]{escape(resource['type'])}[/]"
         node = parent.add(label)
-        for key, value in resource["highlights"].items():
+        for key, value in _shown_highlights(resource, throwaway).items():
             node.add(f"[dim]{escape(key)}:[/] {escape(value)}")
         nodes[resource["urn"]] = node
     console.print(tree)
-    cloud = [r for r in plan.resources if r["custom"]]
     components = [r for r in plan.resources if not r["custom"] and r is not root]
     protected = sum(1 for r in cloud if r["protect"])
-    console.print(
-        f"[bold]{len(cloud)} cloud resources to create[/] ({protected} protected from deletion), "
-        f"in {len(components)} components"
-    )
+    protection = f"{protected} protected from deletion" + (": a throwaway stack" if throwaway else "")
+    console.print(f"[bold]{len(cloud)} cloud resources to create[/] ({protection}), in {len(components)} components")
 
     console.print("[bold]Deployment order[/] (each wave can be created in parallel)")
     for index, wave in enumerate(plan.waves, start=1):
         console.print(f"  wave {index}: {escape(', '.join(wave))}")
     console.print(f"Critical path ({len(plan.critical_path)}): {escape(' -> '.join(plan.critical_path))}")
-
-    for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
 
     styles = {"mandatory": "bold red", "advisory": "yellow", "remediate": "magenta", "disabled": "dim"}
     for level, style in styles.items():
@@ -87,6 +109,9 @@ def render(plan: Plan, console: Console) -> None:
             where = resource["name"] if resource else violation["resource"]
             console.print(f"  [{style}]{escape(violation['policy'])}[/] on [bold]{escape(where)}[/]")
             console.print(f"    {escape(violation['message'])}")
+    # The warnings next to the verdict, where they are read, not above a screen of tree.
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     config = f" with {plan.policy_config}" if plan.policy_config else " (default policy config: see the warning above)"
     verdict = {
         "clean": "[bold green]policy pack: no violations[/]",
@@ -96,14 +121,60 @@ def render(plan: Plan, console: Console) -> None:
     console.print(f"{verdict}{escape(config)}")
 
 
+def verdict_summary(plan: Plan) -> str:
+    """The last line of `plan` (after the files it wrote): the stack, its verdict and what to look at, counted."""
+    throwaway = not any(r["protect"] for r in plan.resources if r["custom"])
+    counts: dict[str, int] = {}
+    for violation in plan.violations:
+        counts[violation["enforcementLevel"]] = counts.get(violation["enforcementLevel"], 0) + 1
+    parts = [f"{count} {level}" for level, count in counts.items()] or ["no policy findings"]
+    if plan.warnings:
+        parts.append(f"{len(plan.warnings)} warning{'s' if len(plan.warnings) != 1 else ''}")
+    if throwaway:
+        parts.append("nothing protected from deletion")
+    style = {"clean": "bold green", "advisory": "bold yellow", "blocked": "bold red"}[plan.verdict]
+    return f"[{style}]{escape(plan.stack)}: {plan.verdict}[/] ({', '.join(parts)})"
+
+
+# The KMS chain: what the cluster's Secrets depend on, highlighted in the graph (vault -> key -> grant -> wait ->
+# cluster, and the identity the grant is for).
+KMS_CHAIN_TYPES = KMS_TYPES | {"time:index/sleep:Sleep"}
+GRAPH_FONT = "Helvetica"
+
+
+def reduced_dependencies(plan: Plan) -> dict[str, list[str]]:
+    """Each resource's dependencies less those implied by another (the transitive reduction): `rg -> kms-key`
+    goes when `rg -> kms-vault -> kms-key` is there. The dependency graph is acyclic (the engine refuses a cycle)."""
+    deps = {r["urn"]: list(r["dependencies"]) for r in plan.resources}
+    reach: dict[str, set[str]] = {}
+
+    def reachable(urn: str) -> set[str]:
+        """Everything `urn` waits for, directly or not."""
+        if urn not in reach:
+            reach[urn] = set()
+            for dep in deps.get(urn, []):
+                reach[urn] |= {dep, *reachable(dep)}
+        return reach[urn]
+
+    return {
+        urn: [d for d in direct if not any(d in reachable(other) for other in direct if other != d)]
+        for urn, direct in deps.items()
+    }
+
+
 def to_dot(plan: Plan) -> str:
-    """The dependency graph of cloud resources in DOT, grouped by component."""
+    """The dependency graph of cloud resources in DOT, grouped by component, edges reduced, the KMS chain
+    highlighted and its unprotected resources marked."""
     by_urn = {r["urn"]: r for r in plan.resources}
+    kms = {r["urn"] for r in plan.resources if r["custom"] and _plain(r["type"]) in KMS_CHAIN_TYPES}
     lines = [
         "digraph plan {",
         "  rankdir=LR;",
-        f'  label="{plan.stack}: arrows point from a resource to what waits for it; bold: protected from deletion";',
-        '  node [shape=box, fontname="Helvetica"];',
+        f'  graph [fontname="{GRAPH_FONT}", labelloc=t, label="{plan.stack}: an arrow points from a resource to what '
+        "waits for it (implied arrows left out). Red: the KMS chain the cluster's Secrets depend on. Bold: protected "
+        'from deletion. Dashed: a KMS resource NOT protected."];',
+        f'  node [shape=box, fontname="{GRAPH_FONT}"];',
+        f'  edge [fontname="{GRAPH_FONT}", color="#57606a"];',
     ]
     groups: dict[str, list[dict[str, Any]]] = {}
     for resource in plan.resources:
@@ -114,15 +185,26 @@ def to_dot(plan: Plan) -> str:
         is_component = owner is not None and owner["type"] != "pulumi:pulumi:Stack"
         if is_component:
             lines.append(f"  subgraph cluster_{index} {{")
-            lines.append(f'    label="{owner["name"]} ({short_type(owner["type"])})";')
+            # The component's type first: two components may share a name (`kms`), never a type and name.
+            lines.append(f'    label="{short_type(owner["type"])}: {owner["name"]}"; style=rounded; color="#8c959f";')
         for member in members:
-            shape = ", style=bold" if member["protect"] else ""
-            lines.append(f'    "{member["urn"]}" [label="{member["name"]}\\n{short_type(member["type"])}"{shape}];')
+            attributes = [f'label="{member["name"]}\\n{short_type(member["type"])}"']
+            if member["urn"] in kms:
+                attributes += ['color="#cf222e"', 'fillcolor="#ffebe9"']
+                if not member["protect"] and _plain(member["type"]) in KMS_TYPES:
+                    attributes[0] = f'label="{member["name"]}\\n{short_type(member["type"])}\\nNOT protected"'
+                    attributes.append('style="filled,dashed"')
+                else:
+                    attributes.append('style="filled,bold"' if member["protect"] else "style=filled")
+            elif member["protect"]:
+                attributes.append("style=bold")
+            lines.append(f'    "{member["urn"]}" [{", ".join(attributes)}];')
         if is_component:
             lines.append("  }")
-    for resource in plan.resources:
-        for dep in resource["dependencies"]:
-            lines.append(f'  "{dep}" -> "{resource["urn"]}";')
+    for urn, deps in reduced_dependencies(plan).items():
+        for dep in deps:
+            chain = ' [color="#cf222e", penwidth=2]' if dep in kms and urn in kms else ""
+            lines.append(f'  "{dep}" -> "{urn}"{chain};')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -204,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
     if args.arm:
         args.arm.write_text(json.dumps(to_arm_template(recorded), indent=2) + "\n")
         console.print(f"ARM template written to {args.arm}")
+    console.print(verdict_summary(plan))
     return EXIT_BLOCKED if plan.verdict == "blocked" else EXIT_OK
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -83,9 +84,9 @@ def test_a_node_count_edit_previews_as_one_update_and_up_applies_it(project: Pat
     assert "plan guard: passed" in previewed.stdout
     text = comment(project)
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(("| op", "| ---"))]
-    assert len(rows) == 1 and rows[0].startswith(f"| update | `aks-cluster` | `{CLUSTER}` |"), text
-    assert "`agentPoolProfiles[0].count` (update): 2 → 3" in rows[0]
-    assert "plan guard: passed" in text
+    assert len(rows) == 1 and rows[0].startswith("| update | `aks-cluster` ManagedCluster |"), text
+    assert "`agentPoolProfiles[0].count`: `2` → `3`" in rows[0]
+    assert text.startswith("### dev: passed the plan guard (1 to update,"), text
 
     applied = sandbox(project, "up", "--stack", "dev")
     assert applied.returncode == 0, applied.stdout[-4000:] + applied.stderr[-4000:]
@@ -128,8 +129,9 @@ def test_a_key_id_change_passes_the_pack_and_is_refused_by_the_guard(project: Pa
     assert f"securityProfile.azureKeyVaultKms.keyId (update): {old_key_id} → {new_key_id}" in previewed.stdout
     assert "REFUSED [kms-key-change]" in previewed.stdout
     text = comment(project)
-    assert f"`securityProfile.azureKeyVaultKms.keyId` (update): {old_key_id} → {new_key_id}" in text
-    assert "REFUSED [kms-key-change]" in text and "plan guard: refused" in text
+    assert re.match(r"### dev: refused by the plan guard, \d+ findings?, nothing applied\n", text), text
+    assert f'<code title="{old_key_id}">' in text and f'<code title="{new_key_id}">' in text
+    assert "- **`kms-key-change`** `aks-cluster`" in text and "  - **to proceed:** a planned rotation" in text
     assert refused.returncode == 1
     assert "sandbox up: refused before anything was applied" in refused.stdout
     assert the_cluster(project)["securityProfile"]["azureKeyVaultKms"]["keyId"] == old_key_id
