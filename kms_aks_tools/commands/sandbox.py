@@ -407,15 +407,14 @@ def action_status(sandbox: Sandbox, console: Console) -> int:
 
 
 def _stack_config(sandbox: Sandbox, stack: str) -> Any:
-    """The stack's validated config (`kms_aks.config.StackConfig`)."""
-    from kms_aks.config import ConfigError, parse_stack_config, read_project_config
-    from kms_aks_tools.project.stack_file import StackFileError, load_stack_file
+    """The stack's validated config (`kms_aks.config.StackConfig`), read where the tools read it."""
+    from kms_aks.config import ConfigError
+    from kms_aks_tools.project.stack_config import stack_config_from_file
 
     sandbox.check_stack(stack)
     try:
-        raw = load_stack_file(stack, sandbox.project)
-        return parse_stack_config(read_project_config(raw), provider_location=raw.get("azure-native:location"))
-    except (FileNotFoundError, StackFileError, ConfigError, ValueError) as error:
+        return stack_config_from_file(stack, sandbox.project)
+    except (FileNotFoundError, ConfigError, ValueError) as error:
         raise SandboxError(str(error)) from None
 
 
