@@ -14,7 +14,7 @@ SCAN_VENV := .venv-scan
 SAFE_ARGS = $(subst $$,\$$,$(value ARGS))
 
 .DEFAULT_GOAL := help
-.PHONY: help plan test e2e e2e-k8s fixtures lint guard rotate-check check-config bench graphviz clean scan \
+.PHONY: help plan test e2e e2e-k8s fixtures lint guard rotate-check reencrypt key-status check-config bench graphviz clean scan \
 	comment-screenshots \
 	scan-venv sandbox-up sandbox-preview sandbox-destroy sandbox-fixtures
 
@@ -52,6 +52,16 @@ guard: $(VENV)/.installed
 ##               leave time to rotate. make rotate-check STACK=prod ARGS="--as-of 2027-01-01"
 rotate-check: $(VENV)/.installed
 	@$(KMS_AKS) rotate-check --stack $(STACK) $(SAFE_ARGS)
+
+## reencrypt: rewrite every Secret of STACK's cluster under its current KMS key and append the record to
+##            rotations/<STACK>.yaml (docs/rotation.md, step 5). make reencrypt STACK=dev ARGS="--context sandbox-dev"
+reencrypt: $(VENV)/.installed
+	@$(KMS_AKS) reencrypt --stack $(STACK) $(SAFE_ARGS)
+
+## key-status: the key STACK pins, the key its API server uses and reads, and whether it has a complete
+##             re-encryption record (exit 0; 1 when not). make key-status STACK=dev ARGS="--context sandbox-dev"
+key-status: $(VENV)/.installed
+	@$(KMS_AKS) key-status --stack $(STACK) $(SAFE_ARGS)
 
 ## check-config: validate Pulumi.<STACK>.yaml only (fast; exit 2 with every problem named).
 check-config: $(VENV)/.installed

@@ -142,13 +142,23 @@ def _prefix_end(prefix: bytes) -> bytes:
 
 class _Process:
     def __init__(
-        self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None, hostname: str | None = None
+        self,
+        name: str,
+        argv: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        hostname: str | None = None,
+        *,
+        detached: bool = False,
     ) -> None:
         self.name, self.argv, self.log, self.env, self.hostname = name, argv, log, env, hostname
+        self.detached = detached
         self.popen: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None  # of a detached process started by an earlier command (`ControlPlane.attach`)
 
     def _child_setup(self) -> None:
-        _die_with_parent()
+        if not self.detached:
+            _die_with_parent()
         if self.hostname is not None:
             _own_hostname(self.hostname)
 
@@ -161,13 +171,35 @@ class _Process:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop them in order
+                # A detached plane outlives the command that started it (the sandbox's cluster); `stop` ends it.
                 preexec_fn=self._child_setup,
             )
+            self.pid = self.popen.pid
 
     def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
+        if self.popen is not None:
+            return self.popen.poll() is None
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except OSError:
+            return False
+        return True
 
     def stop(self, timeout: float = 15.0) -> None:
+        if self.popen is None and self.pid is not None:
+            # Started by an earlier process: not our child, so no wait(); poll until it is gone.
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.alive():
+                with contextlib.suppress(OSError):
+                    os.kill(self.pid, signal.SIGKILL)
+            self.pid = None
+            return
         if self.popen is None:
             return
         if self.popen.poll() is None:
@@ -178,6 +210,7 @@ class _Process:
                 self.popen.kill()
                 self.popen.wait()
         self.popen = None
+        self.pid = None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -200,21 +233,28 @@ class ControlPlane:
 
     def __init__(
         self,
-        workdir: Path,
+        workdir: Path | str,
         bin_dir: Path,
         *,
         vault_url: str = DEFAULT_VAULT_URL,
         key_name: str = DEFAULT_KEY_NAME,
         apiservers: int = 1,
         apiserver_args: Sequence[str] = (),
+        context: str = CONTEXT,
+        cloud: tuple[Path, Path] | None = None,
+        detached: bool = False,
     ) -> None:
-        self.workdir = workdir.resolve()
+        self.workdir = Path(workdir).resolve()
         self.apiserver_args = list(apiserver_args)
         self.bin_dir = bin_dir
         self.vault_url = vault_url
         self.key_name = key_name
         self.provider = PROVIDER
-        self.context = CONTEXT
+        self.context = context
+        # (saved cloud, key material): the Key Vault stand-in is that cloud's data plane (keyvault.CloudKeyStore),
+        # and the key's versions are the cloud's; else it makes its own versions.
+        self.cloud = cloud
+        self.detached = detached
         self.logs = self.workdir / "logs"
         self.token = secrets.token_urlsafe(32)
         self.unprivileged_token = secrets.token_urlsafe(32)
@@ -242,18 +282,24 @@ class ControlPlane:
     @classmethod
     def start(
         cls,
-        workdir: Path,
+        workdir: Path | str,
         *,
         bin_dir: Path | None = None,
         vault_url: str = DEFAULT_VAULT_URL,
         key_name: str = DEFAULT_KEY_NAME,
         apiservers: int = 1,
         apiserver_args: Sequence[str] = (),
+        context: str = CONTEXT,
+        cloud: tuple[Path, Path] | None = None,
+        first_version: str | None = None,
+        detached: bool = False,
     ) -> ControlPlane:
         """Starts everything (building the binaries first if they are stale) and returns once the API servers
-        are ready and write Secrets under the key's first version (`current_version`). With `apiservers` > 1,
-        each runs with a host name of its own (so an identity of its own) on the one etcd and plugin.
-        `apiserver_args` are added to kube-apiserver's flags (e.g. `--etcd-compaction-interval=10s`)."""
+        are ready and write Secrets under the key's first version (`current_version`: `first_version`, a version
+        the `cloud` holds, or a new one). With `apiservers` > 1, each runs with a host name of its own (so an
+        identity of its own) on the one etcd and plugin. `apiserver_args` are added to kube-apiserver's flags
+        (e.g. `--etcd-compaction-interval=10s`). A `detached` plane outlives this process: `save()` it, and
+        `attach()` to it from another."""
         plane = cls(
             workdir,
             bin_dir or build_binaries(),
@@ -261,13 +307,60 @@ class ControlPlane:
             key_name=key_name,
             apiservers=apiservers,
             apiserver_args=apiserver_args,
+            context=context,
+            cloud=cloud,
+            detached=detached,
         )
         try:
-            plane._start()
+            plane._start(first_version)
         except BaseException:
             plane.stop()
             raise
         return plane
+
+    # What `save` keeps for `attach`: everything but the processes and the HTTP session. Tokens stay in the
+    # 0600 files the plane already writes (tokens.csv, vault-token, the kubeconfig), never in this file.
+    _SAVED = ("vault_url", "key_name", "context", "server", "vault_endpoint", "etcd_url", "current_version",
+              "previous_version")
+
+    def save(self) -> Path:
+        """Writes `workdir/plane.json` (ports, keys, pids): what `attach` needs to reach and stop this plane."""
+        state = {name: getattr(self, name) for name in self._SAVED}
+        state["socket_dir"] = str(self._socket_dir)
+        state["pids"] = {name: process.pid for name, process in self._processes.items()}
+        state["bin_dir"] = str(self.bin_dir)
+        path = self.workdir / "plane.json"
+        _write_atomic(path, json.dumps(state, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def attach(cls, workdir: Path | str) -> ControlPlane:
+        """The detached plane `save` described in `workdir` (its processes may have ended: `running()` says)."""
+        workdir = Path(workdir).resolve()
+        state = json.loads((workdir / "plane.json").read_text())
+        plane = cls(workdir, Path(state["bin_dir"]), detached=True)
+        shutil.rmtree(plane._socket_dir, ignore_errors=True)  # the saved plane's socket folder is the one
+        for name in cls._SAVED:
+            setattr(plane, name, state[name])
+        plane._socket_dir = Path(state["socket_dir"])
+        plane.plugin_socket = plane._socket_dir / "kms.sock"
+        tokens = (workdir / "tokens.csv").read_text().splitlines()
+        plane.token, plane.unprivileged_token = (line.split(",", 1)[0] for line in tokens[:2])
+        plane._vault_token = (workdir / "vault-token").read_text().strip()
+        for name, pid in state["pids"].items():
+            process = _Process(name, [], plane.logs / f"{name}.log", detached=True)
+            process.pid = pid
+            plane._processes[name] = process
+        return plane
+
+    def running(self) -> bool:
+        """Every process is alive and the API server answers."""
+        if not all(process.alive() for process in self._processes.values()):
+            return False
+        try:
+            return self.api_get("/livez", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
 
     def __enter__(self) -> ControlPlane:
         return self
@@ -289,11 +382,11 @@ class ControlPlane:
         self._http.close()
         shutil.rmtree(self._socket_dir, ignore_errors=True)
 
-    def _start(self) -> None:
+    def _start(self, first_version: str | None = None) -> None:
         for folder in (self.logs, self.workdir / "pki", self.workdir / "etcd-data"):
             folder.mkdir(parents=True, exist_ok=True)
         self._start_keyvault()
-        self.current_version = self.create_key_version()
+        self.current_version = first_version or self.create_key_version()
         self._write_slots()
         self._start_plugin()
         self._start_etcd()
@@ -305,7 +398,7 @@ class ControlPlane:
     def _spawn(
         self, name: str, argv: list[str], env: dict[str, str] | None = None, hostname: str | None = None
     ) -> _Process:
-        process = _Process(name, argv, self.logs / f"{name}.log", env, hostname)
+        process = _Process(name, argv, self.logs / f"{name}.log", env, hostname, detached=self.detached)
         self._processes[name] = process
         process.start()
         return process
@@ -341,6 +434,7 @@ class ControlPlane:
                 str(token_file),
                 "--port-file",
                 str(port_file),
+                *(["--cloud-file", str(self.cloud[0]), "--key-material", str(self.cloud[1])] if self.cloud else []),
             ],
         )
         self._wait("keyvault", port_file.exists, timeout=60)
@@ -677,12 +771,12 @@ class ControlPlane:
             "kind": "Config",
             "clusters": [
                 {
-                    "name": CONTEXT,
+                    "name": self.context,
                     "cluster": {"server": self.server, "certificate-authority-data": _b64(self.ca_file.read_bytes())},
                 }
             ],
             "users": [{"name": "kms-aks-admin", "user": {"token": self.token}}],
-            "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "kms-aks-admin"}}],
-            "current-context": CONTEXT,
+            "contexts": [{"name": self.context, "context": {"cluster": self.context, "user": "kms-aks-admin"}}],
+            "current-context": self.context,
         }
         _write_private(self.kubeconfig, yaml.safe_dump(config, sort_keys=False))

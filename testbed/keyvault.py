@@ -17,6 +17,12 @@ Python with `cryptography` (OpenSSL's RSA-OAEP) rather than Go: the stand-in is 
 
 Run: python testbed/keyvault.py --vault-url URL --token-file F --port-file F
 (listens on 127.0.0.1, on a port it picks; writes the port to --port-file once it listens).
+
+With `--cloud-file` (the sandbox's `.sandbox/azure.json`) it is the data plane of the Azure stand-in's cloud
+(`CloudKeyStore`): a key version exists exactly when that cloud holds it (the Key resource's create-time version,
+or one Key Vault's rotate added: `standin.key_versions`), read afresh on every call, so the control plane and the
+data plane are one vault. Versions are created there, not here (`create` is refused). Their RSA material lives
+in `--key-material` (mode 0600), made on a version's first use.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 # Key Vault's key names: 1-127 characters, letters, digits and dashes.
@@ -170,6 +176,72 @@ class KeyStore:
         return {"kid": self.kid(key), "value": b64url(result)}
 
 
+@dataclass
+class CloudKeyStore(KeyStore):
+    """The keys and versions the stand-in's cloud holds (`cloud_file`), their RSA material in `material_file`."""
+
+    cloud_file: Path = Path("azure.json")
+    material_file: Path = Path("key-material.json")
+
+    def create(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise VaultError(
+            403,
+            "Forbidden",
+            "Key versions of the sandbox's vault are created in its cloud (`kms-aks sandbox key-version`), "
+            "not on this data plane.",
+        )
+
+    def _cloud_versions(self, name: str) -> list[tuple[str, int]]:
+        """(version, created) of every version of key `name` in this vault that the cloud holds, oldest first."""
+        from kms_aks_tools.standin.key_versions import KEY, KEY_VERSION
+        from kms_aks_tools.standin.saved import SavedCloudError, load_states
+
+        try:
+            states = load_states(self.cloud_file)
+        except SavedCloudError as err:
+            raise VaultError(500, "InternalServerError", str(err)) from err
+        prefix = f"{self.vault_url}keys/{name}/".lower()
+        found = [
+            str(outputs["keyUriWithVersion"]).rsplit("/", 1)[1]
+            for typ, outputs in states.values()
+            if typ in (KEY, KEY_VERSION) and str(outputs.get("keyUriWithVersion", "")).lower().startswith(prefix)
+        ]
+        return [(version, index) for index, version in enumerate(sorted(set(found), key=found.index))]
+
+    def find(self, name: str, version: str | None) -> KeyVersion:
+        held = self._cloud_versions(name)
+        chosen = held[-1:] if not version else [(v, c) for v, c in held if v == version]
+        if not chosen:
+            return super().find(name, version)  # Key Vault's KeyNotFound, worded as it words it
+        found_version, created = chosen[0]
+        with self.lock:
+            material = self._material()
+            kid = f"{self.vault_url}keys/{name}/{found_version}"
+            if kid not in material:
+                key = rsa.generate_private_key(65537, 2048)
+                material[kid] = key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                ).decode()
+                _write_private_json(self.material_file, material)
+            private_key = serialization.load_pem_private_key(material[kid].encode(), password=None)
+        assert isinstance(private_key, rsa.RSAPrivateKey)
+        return KeyVersion(name, found_version, private_key, ["encrypt", "decrypt", "wrapKey", "unwrapKey"], created)
+
+    def _material(self) -> dict[str, str]:
+        if not self.material_file.is_file():
+            return {}
+        return dict(json.loads(self.material_file.read_text(encoding="utf-8")))
+
+
+def _write_private_json(path: Path, data: dict[str, str]) -> None:
+    """Key material: written whole (a rename), readable by its owner only."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(data, out)
+    os.replace(tmp, path)
+
+
 def make_handler(store: KeyStore, token: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -232,10 +304,10 @@ def make_handler(store: KeyStore, token: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(vault_url: str, token: str, port_file: Path) -> None:
+def serve(vault_url: str, token: str, port_file: Path, store: KeyStore | None = None) -> None:
     if not vault_url.startswith("https://") or not vault_url.endswith("/"):
         raise SystemExit(f"--vault-url must be https://<vault host>/ (with the trailing slash), not {vault_url!r}")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(KeyStore(vault_url), token))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(store or KeyStore(vault_url), token))
     server.daemon_threads = True
     # The port file appears whole (rename), so a reader never sees a half-written port.
     tmp = port_file.with_suffix(".tmp")
@@ -252,8 +324,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vault-url", required=True, help="the vault's name in key ids: https://<vault host>/")
     parser.add_argument("--token-file", required=True, type=Path, help="the bearer token callers must present")
     parser.add_argument("--port-file", required=True, type=Path, help="written with the port once listening")
+    parser.add_argument("--cloud-file", type=Path, help="the stand-in's saved cloud: serve its keys and versions")
+    parser.add_argument("--key-material", type=Path, help="with --cloud-file: where the versions' RSA keys are kept")
     args = parser.parse_args(argv)
-    serve(args.vault_url, args.token_file.read_text().strip(), args.port_file)
+    store: KeyStore | None = None
+    if args.cloud_file is not None:
+        if args.key_material is None:
+            parser.error("--cloud-file needs --key-material")
+        store = CloudKeyStore(args.vault_url, cloud_file=args.cloud_file, material_file=args.key_material)
+    serve(args.vault_url, args.token_file.read_text().strip(), args.port_file, store)
 
 
 if __name__ == "__main__":

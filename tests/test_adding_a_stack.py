@@ -2,8 +2,10 @@
 
 Steps 1, 2, 3 and 5 are done as the page says, with the commands and edits it names (each one is looked up in
 the page first, so a step that stops matching the project fails here); steps 4 and 6 need the team backend and
-GitHub. Then `make plan STACK=staging` must exit 0 and the suite's stack-dependent tests (`-m stacks`) must pass
-on the copy.
+GitHub. Then `make plan STACK=<name>` must exit 0 and the suite's stack-dependent tests (`-m stacks`, every test
+whose outcome depends on which stack files exist) must pass on the copy. The page's example name is `staging`; the
+stack is added here under another one (`qa`), as a team would name its own, so that no test can pass by knowing
+the page's example (or `qa-2` where the project has a `qa` already).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "configuration.md").read_text()
 ENV = {**os.environ, "COLUMNS": "400", "TERM": "dumb"}
+EXAMPLE = "staging"  # the page's name for the new stack
+SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+# The name it is added under here: not the page's, and not one the project has already (a team's own `qa`).
+NAME = next(name for name in ("qa", "qa-2", "qa-3") if name not in SHIPPED)
 
 
 def step(number: int) -> str:
@@ -67,7 +73,12 @@ def staging(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-def test_adding_staging_by_the_docs_ends_green(staging: Path) -> None:
+def as_named(text: str) -> str:
+    """The page's text for its example stack, for the stack added here."""
+    return text.replace(EXAMPLE, NAME)
+
+
+def test_adding_a_stack_by_the_docs_ends_green(staging: Path) -> None:
     # 1. Copy Pulumi.prod.yaml and change the names it lists.
     one = step(1)
     assert "copy `Pulumi.prod.yaml`" in one
@@ -78,36 +89,37 @@ def test_adding_staging_by_the_docs_ends_green(staging: Path) -> None:
         assert f"`{key}`" in one, key
     for value in set(names.values()):
         assert f"name: {value}" in text
-        text = text.replace(f"name: {value}", f"name: {value.replace('prod', 'staging')}")
-    (staging / "Pulumi.staging.yaml").write_text(text)
+        text = text.replace(f"name: {value}", f"name: {value.replace('prod', NAME)}")
+    (staging / f"Pulumi.{NAME}.yaml").write_text(text)
 
     # Before step 2, the plan names the missing policy config and what to start from.
-    before = run([*MAKE, "plan", "STACK=staging"], staging)
-    assert "no policy config policies/config/staging.json" in before.stdout, before.stdout + before.stderr
-    assert "cp policies/config/prod.json policies/config/staging.json" in before.stdout
+    before = run([*MAKE, "plan", f"STACK={NAME}"], staging)
+    assert f"no policy config policies/config/{NAME}.json" in before.stdout, before.stdout + before.stderr
+    assert f"cp policies/config/prod.json policies/config/{NAME}.json" in before.stdout
 
     # 2. The page's own command.
     copy = backticked(step(2), "cp ")
-    assert run(shlex.split(copy), staging).returncode == 0
-    assert (staging / "policies" / "config" / "staging.json").is_file()
+    assert copy.endswith(f"{EXAMPLE}.json")
+    assert run(shlex.split(as_named(copy)), staging).returncode == 0
+    assert (staging / "policies" / "config" / f"{NAME}.json").is_file()
 
     # 3. make plan STACK=staging: exit 0, the new stack's own names, no warning about its policy config.
-    assert "`make plan STACK=staging`" in step(3)
-    planned = run([*MAKE, "plan", "STACK=staging"], staging)
+    assert f"`make plan STACK={EXAMPLE}`" in step(3)
+    planned = run([*MAKE, "plan", f"STACK={NAME}"], staging)
     assert planned.returncode == 0, planned.stdout + planned.stderr
-    assert "stack staging (preview)" in planned.stdout
-    assert "with policies/config/staging.json" in planned.stdout
+    assert f"stack {NAME} (preview)" in planned.stdout
+    assert f"with policies/config/{NAME}.json" in planned.stdout
     assert "no policy config" not in planned.stdout
 
-    # 5. Nothing to edit: the workflows' matrix (.ci/stack-matrix) now lists staging, with the protected stacks.
+    # 5. Nothing to edit: the workflows' matrix (.ci/stack-matrix) now lists the new stack, with the protected ones.
     assert "`.ci/stack-matrix`" in step(5)
     listed = run([str(staging / ".ci" / "stack-matrix")], staging)
     assert listed.returncode == 0, listed.stderr
     matrix = dict(line.split("=", 1) for line in listed.stdout.splitlines())
-    assert json.loads(matrix["stacks"]) == ["dev", "prod", "staging"]
-    assert json.loads(matrix["protected"]) == ["prod", "staging"]
+    assert json.loads(matrix["stacks"]) == sorted([*SHIPPED, NAME])
+    assert NAME in json.loads(matrix["protected"]) and "prod" in json.loads(matrix["protected"])
 
-    # The suite's stack-dependent tests, on the copy with three stacks.
+    # The suite's stack-dependent tests, on the copy with one more stack.
     python = str(staging / ".venv" / "bin" / "python")
     suite = run([python, "-m", "pytest", "-q", "-p", "no:xdist", "-m", "stacks"], staging)
     assert suite.returncode == 0, suite.stdout[-6000:] + suite.stderr[-3000:]

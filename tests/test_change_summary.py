@@ -21,7 +21,7 @@ from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.main import main
 from kms_aks_tools.guard import Preview, load_preview
 from kms_aks_tools.guard_verdict import GuardVerdict
-from tests.fixtures.sandbox.record import NEW_VERSION, WEBHOOK_URL
+from tests.fixtures.sandbox.record import NEW_VERSION, WEBHOOK_URL, guard_output
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sandbox"
 SCENARIOS = ("create", "node-count", "key-version", "key-rename", "webhook")
@@ -71,6 +71,17 @@ def test_every_recorded_scenario_is_there() -> None:
     for name in SCENARIOS:
         assert (FIXTURES / name / "preview.json").is_file(), name
         assert (FIXTURES / name / "guard.txt").is_file(), name
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_each_recorded_guard_output_is_what_the_guard_prints_today(name: str) -> None:
+    """The renderer's tests read guard.txt as the PR shows it: a guard that now says something else (a new rule, a
+    new gate) makes them test a comment CI no longer posts. Fix: `python tests/fixtures/sandbox/record.py
+    --guard-only` (or `make sandbox-fixtures`), and review the difference."""
+    assert guard_output(FIXTURES / name / "preview.json") == guard_text(name), (
+        f"tests/fixtures/sandbox/{name}/guard.txt drifted from the guard's output"
+    )
+    assert guard_text(name).startswith("plan guard: out/dev/preview.json: "), "CI's repo-relative path"
 
 
 def test_a_first_deploy_lists_every_resource_created_and_no_paths() -> None:

@@ -8,6 +8,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -196,3 +197,53 @@ def test_metrics_parser_finds_the_series_and_the_latest_status() -> None:
     assert next(s for s in samples if s.metric == TOTAL).transformation_type == "from_storage"
     assert status_key_id_hash(METRICS, "kms-aks") == "sha256:new"
     assert status_key_id_hash(METRICS, "other") is None
+
+
+# ------------------------------------------------------------------------ the data plane of the stand-in's cloud
+
+
+def test_the_cloud_backed_vault_holds_exactly_the_versions_the_cloud_holds(tmp_path: Path) -> None:
+    """The sandbox's data plane (`CloudKeyStore`): one vault with the Azure stand-in's Key resources. A version
+    exists once the cloud holds it (also one `sandbox key-version` added later); its RSA key outlives the process."""
+    from kms_aks_tools.standin.key_versions import new_key_version
+    from kms_aks_tools.standin.saved import save_states
+    from testbed.keyvault import CloudKeyStore
+
+    vault_url = "https://kv-kmsaks-dev-01.vault.azure.net/"
+    first = f"{vault_url}keys/aks-kms-dev/{'1a' * 16}"
+    cloud, material = tmp_path / "azure.json", tmp_path / "key-material.json"
+    states = {
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-kmsaks-dev-01/keys/aks-kms-dev": (
+            "azure-native:keyvault:Key",
+            {"keyUri": f"{vault_url}keys/aks-kms-dev", "keyUriWithVersion": first},
+        )
+    }
+    save_states(states, cloud)
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        make_handler(CloudKeyStore(vault_url, cloud_file=cloud, material_file=material), TOKEN),
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        vault = Vault(f"http://127.0.0.1:{server.server_address[1]}")
+        dek = b64url(b"\x05" * 32)
+        wrapped = vault.call("POST", f"/keys/aks-kms-dev/{'1a' * 16}/encrypt", {"alg": "RSA-OAEP-256", "value": dek})
+        assert wrapped.status_code == 200 and wrapped.json()["kid"] == first
+        assert material.stat().st_mode & 0o777 == 0o600
+        # A version the cloud does not hold: Key Vault's KeyNotFound. The data plane makes none of its own.
+        later = vault.call("POST", f"/keys/aks-kms-dev/{'2b' * 16}/encrypt", {"alg": "RSA-OAEP-256", "value": dek})
+        assert later.status_code == 404 and later.json()["error"]["code"] == "KeyNotFound"
+        assert vault.call("POST", "/keys/aks-kms-dev/create", {"kty": "RSA"}).status_code == 403
+        # Key Vault's rotate, in the cloud: the data plane serves the new version at once, and it is the newest.
+        rotated = new_key_version(states, "kv-kmsaks-dev-01", "aks-kms-dev")
+        save_states(states, cloud)
+        assert vault.call("GET", "/keys/aks-kms-dev").json()["key"]["kid"] == rotated
+        # Another process over the same files unwraps what this one wrapped: the key material is kept.
+        again = CloudKeyStore(vault_url, cloud_file=cloud, material_file=material)
+        unwrapped = again.operate(
+            "aks-kms-dev", "1a" * 16, "decrypt", {"alg": "RSA-OAEP-256", "value": wrapped.json()["value"]}
+        )
+        assert unwrapped["value"] == dek
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -141,3 +141,45 @@ def test_the_config_reference_names_only_real_keys_and_every_top_level_one() -> 
     model = model_at([])
     assert model is not None
     assert {field.alias or name for name, field in model.model_fields.items()} <= top_level
+
+
+# Files the tools write (not in the repository, but named as outputs): the sandbox's PR comment.
+GENERATED_PAGES = {"comment.md"}
+# How a page describes the conditions it was written under rather than the project (other work on the machine,
+# its caches): a reader of the repository cannot check these, and they age at once.
+WRITING_CONDITIONS = re.compile(
+    r"other helpers|other sessions|this session|session's|shared (?:Go )?caches?|other builds|shared with other",
+    re.I,
+)
+
+
+def _tracked(*patterns: str) -> list[Path]:
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", *patterns], cwd=ROOT, capture_output=True, text=True, check=True)
+    return [ROOT / line for line in listed.stdout.splitlines() if not line.startswith("tests/fixtures/")]
+
+
+def test_sources_and_docs_cite_only_files_in_the_repository() -> None:
+    # The project's sources and docs (the tests name generated files of their own, e.g. a rendered comment).
+    files = [p for p in _tracked("*.py", "*.md", "*.go", "*.sh") if p.relative_to(ROOT).parts[0] != "tests"]
+    names = {path.name for path in _tracked()} | {p.name for p in files}
+    cited: dict[str, list[str]] = {}
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        if path.name != "test_docs.py":
+            assert "/work/" not in text, f"{path.relative_to(ROOT)} cites a path outside the repository (/work/)"
+        for name in re.findall(r"\b([A-Za-z0-9_-]+\.md)\b", text):
+            cited.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    missing = {name: where for name, where in cited.items() if name not in names | GENERATED_PAGES}
+    assert missing == {}, f"cited but not in the repository: {missing}"
+
+
+def test_docs_describe_the_project_not_the_conditions_they_were_written_under() -> None:
+    files = [*PAGES, *_tracked("kms_aks_tools/*.py", "kms_aks_tools/**/*.py", "testbed/*.py")]
+    found = [
+        f"{path.relative_to(ROOT)}: {match[0]!r}"
+        for path in files
+        for match in WRITING_CONDITIONS.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []

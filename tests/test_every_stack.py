@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kms_aks_tools.offline import realcli
 from kms_aks_tools.offline.mock_engine import ROOT
 from tests.conftest import KmsAks
 
@@ -24,9 +25,12 @@ AS_OF = TODAY.isoformat()
 
 
 def _copy(project: Path, source: str, name: str, **changes: object) -> None:
-    """Pulumi.<source>.yaml as Pulumi.<name>.yaml of `project` (a Pulumi project: --cwd finds it as pulumi does)."""
+    """Pulumi.<source>.yaml as Pulumi.<name>.yaml of `project`: a copy of this project (its program, pack and policy
+    configs, which `--all --cwd` uses), with only the stack files the test writes."""
     if not (project / "Pulumi.yaml").exists():
-        shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+        realcli.copy_project(ROOT, project)
+        for shipped in project.glob("Pulumi.*.yaml"):
+            shipped.unlink()
     document = yaml.safe_load((ROOT / f"Pulumi.{source}.yaml").read_text())
     document["config"].update(changes)
     (project / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
@@ -158,6 +162,27 @@ def test_all_on_a_folder_without_stack_files_is_bad_input(kms_aks: KmsAks, tmp_p
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     result = kms_aks("rotate-check", "--all", "--cwd", str(tmp_path))
     assert result.returncode == 2 and "no Pulumi.<stack>.yaml" in result.stdout
+
+
+@pytest.mark.parametrize("subcommand", ["plan", "rotate-check"])
+def test_all_with_cwd_runs_the_other_projects_program_pack_and_config(
+    kms_aks: KmsAks, tmp_path: Path, subcommand: str
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    _copy(other, "dev", "prod")
+    # Its policy config for "prod" is dev's: judged with this checkout's prod.json instead, dev's settings are blocked.
+    shutil.copy(ROOT / "policies" / "config" / "dev.json", other / "policies" / "config" / "prod.json")
+    if subcommand == "plan":
+        judged = _json(kms_aks("plan", "--all", "--cwd", str(other), "--as-of", AS_OF, "--json", "-").stdout)
+        [row] = judged["stacks"]
+        assert row["policy"] in ("clean", "advisory") and row["exitCode"] == 0, row
+    # Its program, not this checkout's: a program that stops at once is this stack's error row.
+    main_py = other / "__main__.py"
+    main_py.write_text('raise RuntimeError("the other project\'s program ran")\n' + main_py.read_text())
+    result = kms_aks(subcommand, "--all", "--cwd", str(other), "--as-of", AS_OF, "--json", "-")
+    [row] = _json(result.stdout)["stacks"]
+    assert row["exitCode"] == 2 and "the other project's program ran" in (row["error"] or ""), row
 
 
 def test_the_registry_says_which_subcommands_run_over_every_stack() -> None:

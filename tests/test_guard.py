@@ -500,8 +500,19 @@ def test_the_gate_refuses_a_rotation_away_from_a_key_without_a_record(
     assert verdicts(result) == [(GATE, cluster, KEY_ID)]
     [gate] = result.findings
     assert current in gate.message
-    assert f"kms-aks reencrypt --stack {stack} --context" in gate.message
+    # The command names the current key: the stack file may pin the next one already (this very change).
+    assert f"kms-aks reencrypt --stack {stack} --key-id {current} --context" in gate.message
     assert "docs/rotation.md" in gate.message and str(tmp_path / "rotations" / f"{stack}.yaml") in gate.message
+
+    # Found around the working directory (as CI and the sandbox's copy of the project run it), the file is named
+    # as the project's `rotations/<stack>.yaml`: the one to commit, never a copy's absolute path.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "Pulumi.yaml").write_text("name: kms-aks\nruntime: python\n")
+    found = guard.check_preview(guard.Preview.model_validate(doc), [rotation], guard.Records(start=copy))
+    [gate] = found.findings
+    assert f"no verified re-encryption record of this cluster in rotations/{stack}.yaml:" in gate.message
+    assert str(copy) not in gate.message
 
     # A verified record of the current key on this cluster: the rotation override alone is enough.
     records = _records(tmp_path / "rotations", stack, _record(current, doc=doc))
@@ -614,7 +625,8 @@ def test_the_records_are_found_from_the_project_root(
     monkeypatch.chdir(project / "deep" / "er")
     code, out, _ = run(capsys, preview, "--allow-key-rotation", flag)
     assert code == 1 and refused(out) == [f"REFUSED [{GATE}] {DEV_CLUSTER}"]
-    assert str(project / "rotations" / "dev.yaml") in out.replace("\n    ", " ")
+    # Named as the project's file (the one to commit), found from the project root above the working directory.
+    assert "no complete re-encryption record in rotations/dev.yaml:" in out.replace("\n    ", " ")
     _records(project / "rotations", "dev", _record(current_key(doc, DEV_CLUSTER)))
     code, out, _ = run(capsys, preview, "--allow-key-rotation", flag)
     assert code == 0, out

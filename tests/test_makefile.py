@@ -93,3 +93,14 @@ def test_what_the_docs_generate_is_ignored_by_git() -> None:
     for name in [*sorted(generated), "out/dev.checkov.json", "out/dev.arm.json"]:
         ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT, check=False)
         assert ignored.returncode == 0, f"{name} is generated but not ignored by git (.gitignore)"
+
+
+@pytest.mark.parametrize("command", ["reencrypt", "key-status"])
+def test_the_cluster_commands_have_targets_in_make_help(command: str) -> None:
+    assert re.search(rf"^  make {command}: ", make_help(), re.M), f"make help lists no {command}"
+    assert f"@$(KMS_AKS) {command} --stack $(STACK) $(SAFE_ARGS)" in _recipe(command)
+    dry = subprocess.run(
+        ["make", "-n", command, "STACK=prod", "ARGS=--context sandbox-prod"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert f"kms-aks {command} --stack prod --context sandbox-prod" in dry.stdout

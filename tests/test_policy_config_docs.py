@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "policies.md").read_text()
 
@@ -16,10 +18,14 @@ def shown_configs() -> dict[str, object]:
     return {path: json.loads(block) for path, block in found}
 
 
+@pytest.mark.stacks
 def test_the_docs_examples_are_the_shipped_configs() -> None:
     shown = shown_configs()
     shipped = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "policies" / "config").glob("*.json"))
-    assert sorted(shown) == shipped
+    # The page shows the configs the project ships (dev's and prod's); a team's own stack added by
+    # docs/configuration.md gets a config the page need not show. Every config shown is a shipped file.
+    assert {"policies/config/dev.json", "policies/config/prod.json"} <= set(shown)
+    assert set(shown) <= set(shipped)
     for path, config in shown.items():
         assert config == json.loads((ROOT / path).read_text()), path
     assert all("aks-kms-vault-audit-logging" in config for config in shown.values())  # type: ignore[operator]

@@ -130,17 +130,24 @@ def test_bad_flags_exit_2_with_the_flag_named(
     assert code == 2 and expected in out
 
 
+@pytest.mark.stacks
 def test_unknown_stack_unpinned_stack_and_a_conflicting_key_id(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, out = run(capsys, "reencrypt", "--stack", "nosuch")
-    assert code == 2 and "unknown stack 'nosuch'; stacks: dev, prod" in out
+    shipped = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PACKAGE_ROOT.glob("Pulumi.*.yaml"))
+    assert "dev" in shipped and "prod" in shipped
+    assert code == 2 and f"unknown stack 'nosuch'; stacks: {', '.join(shipped)}" in out
     code, out = run(capsys, "reencrypt", "--stack", "dev", "--kubeconfig", str(write_kubeconfig(tmp_path)))
     assert code == 2 and "pins no key version (kms-aks:kmsKey.version is not set)" in out and "--key-id" in out
     stack = write_stack(tmp_path)
-    code, out = run(capsys, "reencrypt", "--stack", str(stack), "--key-id", V1)
-    assert code == 2 and f"--key-id {V1} differs from the key id stack clustertest pins ({V2})" in out
-    assert "Traceback" not in out
+    # A stack that pins the next version already (the rotation's pull request, before its `up`): --key-id names
+    # the key the cluster uses now; the API server's metrics decide (tests/e2e_k8s), not the stack file.
+    code, out = run(capsys, "reencrypt", "--stack", str(stack), "--key-id", V1, "--kubeconfig", str(tmp_path / "no"))
+    assert code == 2 and "does not exist" in out and "Traceback" not in out
+    code, out = run(capsys, "key-status", "--stack", str(stack), "--key-id", V1, "--offline")
+    assert f"key given by --key-id (the stack pins {V2}, not applied yet): {V1}" in " ".join(out.split())
+    assert f"kms-aks reencrypt --stack clustertest --key-id {V1}" in " ".join(out.split())
     assert not (tmp_path / "rotations").exists()
 
 
@@ -344,3 +351,58 @@ def test_key_status_never_claims_a_key_it_cannot_know(capsys: pytest.CaptureFixt
     code, out = run(capsys, "key-status", "--stack", "dev", "--offline")
     assert code == 1
     assert "which key the cluster uses cannot be told" in out and "every Secret was rewritten" not in out
+
+
+def unpinned_stack(directory: Path) -> Path:
+    """A copy of dev: a created key without kms-aks:kmsKey.version, so only Azure knows the cluster's version."""
+    path = directory / "Pulumi.unpinned.yaml"
+    path.write_text((PACKAGE_ROOT / "Pulumi.dev.yaml").read_text())
+    return path
+
+
+DEV_V1 = f"https://kv-kmsaks-dev-01.vault.azure.net/keys/aks-kms-dev/{'a' * 32}"
+
+
+def test_key_status_on_an_unpinned_stack_advises_a_command_that_runs_and_labels_the_key_truthfully(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stack = unpinned_stack(tmp_path)
+    code, out = run(capsys, "key-status", "--stack", str(stack), "--offline", "--key-id", DEV_V1)
+    assert code == 1
+    # The advised command names the key again: without --key-id, reencrypt on this stack exits 2.
+    assert f"run `kms-aks reencrypt --stack unpinned --key-id {DEV_V1}` before the next key change" in out
+    assert "pinned by the stack" not in out and "given by --key-id" in out
+    code, out = run(capsys, "key-status", "--stack", str(stack), "--offline", "--key-id", DEV_V1, "--json")
+    assert json.loads(out)["keySource"] == "given by --key-id (the stack pins no version)"
+    # The advice, followed, gets past the key check (it stops only at the absent kubeconfig).
+    code, out = run(
+        capsys, "reencrypt", "--stack", str(stack), "--key-id", DEV_V1, "--kubeconfig", str(tmp_path / "absent")
+    )
+    assert code == 2 and "does not exist" in out and "pins no key version" not in out
+
+
+def test_key_status_offline_on_an_unpinned_stack_says_no_key_is_known_instead_of_an_empty_table(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out = run(capsys, "key-status", "--stack", str(unpinned_stack(tmp_path)), "--offline")
+    assert code == 1
+    assert "keys: none known (no metrics, no pinned or --key-id key, no re-encryption record)" in out
+    assert "┃" not in out and "last Status" not in out, "no table without a row"
+    assert "which key the cluster uses cannot be told" in out
+
+
+def test_a_stack_name_is_the_found_projects_and_its_records_go_to_that_projects_rotations(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "deep").mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text((PACKAGE_ROOT / "Pulumi.yaml").read_text())
+    write_stack(project, name="clustertest")
+    code, out = run(capsys, "key-status", "--stack", "clustertest", "--offline", "--cwd", str(project / "deep"))
+    assert code == 1 and f"records: {project / 'rotations' / 'clustertest.yaml'}" in " ".join(out.split())
+    monkeypatch.chdir(project / "deep")  # as `pulumi` finds it: the nearest Pulumi.yaml upward
+    code, out = run(capsys, "key-status", "--stack", "clustertest", "--offline")
+    assert f"records: {project / 'rotations' / 'clustertest.yaml'}" in " ".join(out.split())
+    monkeypatch.chdir(tmp_path)
+    code, out = run(capsys, "reencrypt", "--stack", "clustertest")
+    assert code == 2 and "no Pulumi.yaml" in out

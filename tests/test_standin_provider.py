@@ -710,8 +710,8 @@ def test_an_enum_value_passes_check_and_arm_refuses_it_at_create(dev_stack: Reco
 
 
 # ---------------------------------------------------------------------------------------------- AKS KMS at PUT
-# /work/shared/reference/aks-kms-facts.md: AKS validates the KMS identity's permission at create time and fails with
-# AzureKeyVaultKmsValidateIdentityPermissionCustomerError when the grant is missing or late.
+# Microsoft's "Troubleshoot KMS etcd encryption" (AKS): AKS validates the KMS identity's permission at create time
+# and fails with AzureKeyVaultKmsValidateIdentityPermissionCustomerError when the grant is missing or late.
 
 GRANTS = {"azure-native:keyvault:AccessPolicy", "azure-native:authorization:RoleAssignment"}
 WAIT = "time:index/sleep:Sleep"
@@ -780,6 +780,32 @@ def test_a_key_version_the_vault_does_not_hold_is_refused(dev_stack: RecordedSta
         assert f"A key with (name/id) {wrong} was not found in this key vault" in refused.details()
 
 
+def test_a_version_made_by_key_vaults_rotate_after_the_key_exists_is_accepted(
+    dev_stack: RecordedStack, stubs: dict, standin: Standin
+) -> None:
+    from kms_aks_tools.standin.key_versions import KeyVersionError, new_key_version, versions
+
+    _create_all(stubs, dev_stack, skip={CLUSTER})
+    cluster = _resource(dev_stack, CLUSTER)
+    key_id = cluster.inputs["securityProfile"]["azureKeyVaultKms"]["keyId"]
+    vault, name = key_id.split("//")[1].split(".")[0], key_id.split("/keys/")[1].split("/")[0]
+    with pytest.raises(KeyVersionError, match=f"no key {name}-other in vault {vault}"):
+        new_key_version(standin.cloud.states, vault, f"{name}-other")
+    with standin.cloud.lock:
+        rotated = new_key_version(standin.cloud.states, vault, name)
+    assert rotated.rsplit("/", 1)[0] == key_id.rsplit("/", 1)[0] and rotated != key_id
+    assert re.fullmatch(r"[0-9a-f]{32}", rotated.rsplit("/", 1)[1])
+    [key_arm_id] = [rid for rid, (t, _) in standin.cloud.states.items() if t == "azure-native:keyvault:Key"]
+    assert versions(standin.cloud.states, key_arm_id) == [key_id, rotated]
+    inputs = copy.deepcopy(cluster.inputs)
+    inputs["securityProfile"]["azureKeyVaultKms"]["keyId"] = rotated
+    created = _create(stubs, cluster, inputs).id  # the version exists now: AKS takes it
+    # A version of a key that is gone is no key (deleting a key deletes its versions).
+    del standin.cloud.states[created], standin.cloud.states[key_arm_id]
+    refused = _refused(lambda: _create(stubs, cluster, inputs))
+    assert 'Code="KeyNotFound"' in refused.details()
+
+
 def test_public_to_private_on_an_existing_kms_cluster_is_refused(dev_stack: RecordedStack, stubs: dict) -> None:
     created = _create_all(stubs, dev_stack)
     cluster = _resource(dev_stack, CLUSTER)
@@ -804,5 +830,5 @@ def test_a_private_kms_vault_needs_vnet_integration(dev_stack: RecordedStack, st
     )
     private["apiServerAccessProfile"] = {"enableVnetIntegration": False}
     refused = _refused(lambda: _create(stubs, cluster, private))
-    # AKS's HTTP 400 text (aks-kms-facts.md, "Pain points users report").
+    # AKS's HTTP 400 text for a private vault without API server VNet integration.
     assert "Vnet integration should be enabled when KeyVault network access is Private" in refused.details()

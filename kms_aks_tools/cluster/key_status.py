@@ -38,7 +38,7 @@ from kms_aks_tools.cli.options import positive_int, subcommand_parser
 from kms_aks_tools.cluster import verify
 from kms_aks_tools.cluster.connection import ClusterInputError, connect, preflight
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
-from kms_aks_tools.cluster.keys import StackKeyError, load_stack_key
+from kms_aks_tools.cluster.keys import StackKeyError, load_stack_key, stack_project
 from kms_aks_tools.cluster.reencrypt import add_cluster_arguments
 from kms_aks_tools.cluster.reencryption_records import (
     ClusterIdentity,
@@ -78,6 +78,7 @@ class KeyStatus:
     cluster: dict[str, str] = field(default_factory=dict)
     verification: verify.Verification | None = None
     names: dict[str, str] = field(default_factory=dict)  # key_id_hash -> key URL, where known
+    key_source: str = "pinned by the stack"  # or "given by --key-id ...": the stack pins no version
 
     @property
     def current(self) -> KeyRow | None:
@@ -102,13 +103,20 @@ def build_status(
     known: list[str],
     cluster: ClusterIdentity,
     verification: verify.Verification | None = None,
+    *,
+    key_source: str = "pinned by the stack",
+    key_id_option: str = "",
 ) -> KeyStatus:
-    """Joins the metrics, the stack's pin, the records (those `reencryption_records.judge` trusts for `cluster`) and the
-    verification pass into one row per key, and the findings."""
+    """Joins the metrics, the stack's pin (or `--key-id`'s key, `key_source` says which), the records (those
+    `reencryption_records.judge` trusts for `cluster`) and the verification pass into one row per key, and the
+    findings. `key_id_option` is the ` --key-id URL` the advised `reencrypt` needs."""
     names: dict[str, str] = {}
     for url in [*known, *(r.keyId for r in records.records), *([pinned] if pinned else [])]:
         names[metric_key_id_hash(plugin_key_id(url))] = canonical_key_url(url)
-    status = KeyStatus(stack, pinned, pinned_note, metrics, records_file, verification=verification, names=names)
+    status = KeyStatus(
+        stack, pinned, pinned_note, metrics, records_file, verification=verification, names=names, key_source=key_source
+    )
+    reencrypt = f"`kms-aks reencrypt --stack {stack}{key_id_option}`"
     pinned_hash = metric_key_id_hash(plugin_key_id(pinned)) if pinned else None
     hashes = metrics.reported_hashes() if metrics.served else []
     # Then what the stack and the records know, newest record first.
@@ -132,14 +140,15 @@ def build_status(
     if metrics.served and current is not None:
         if pinned_hash and current.key_id_hash != pinned_hash:
             status.findings.append(
-                f"the API server encrypts with {current.key_id or current.key_id_hash}, not the key the stack pins "
-                f"({pinned}): `pulumi up` has not applied the pin, or this is another stack's cluster"
+                f"the API server encrypts with {current.key_id or current.key_id_hash}, not the key "
+                f"{key_source.split(' (')[0]} ({pinned}): `pulumi up` has not applied the pin, or this is another "
+                "stack's cluster"
             )
         elif current.record is None:
             status.findings.append(
                 f"the current key {current.key_id or current.key_id_hash} has no complete re-encryption record in "
-                f"{records_file}{_refusals(records, current.key_id, cluster)}: run `kms-aks reencrypt --stack "
-                f"{stack}` before the next key change"
+                f"{records_file}{_refusals(records, current.key_id, cluster)}: run {reencrypt} before the next key "
+                "change"
             )
     elif metrics.served:
         status.findings.append(
@@ -155,9 +164,8 @@ def build_status(
         record, _ = trusted_record(records, pinned, cluster)
         if record is None:
             status.findings.append(
-                f"the key the stack pins ({pinned}) has no complete re-encryption record in {records_file}"
-                f"{_refusals(records, pinned, cluster)}: run `kms-aks reencrypt --stack {stack}` before the next key "
-                "change"
+                f"the key {key_source.split(' (')[0]} ({pinned}) has no complete re-encryption record in "
+                f"{records_file}{_refusals(records, pinned, cluster)}: run {reencrypt} before the next key change"
             )
     if verification is not None:
         status.findings.extend(_verification_findings(verification, names))
@@ -188,6 +196,7 @@ def to_json(status: KeyStatus) -> dict[str, Any]:
         "stack": status.stack,
         "cluster": status.cluster,
         "pinnedKeyId": status.pinned_key_id,
+        "keySource": status.key_source,
         "metricsServed": status.metrics.served,
         "metricsNote": status.metrics.reason,
         "currentKeyIdHash": status.current.key_id_hash if status.current else None,
@@ -241,7 +250,10 @@ def _hash_of(key_id: str | None) -> str | None:
 def render(status: KeyStatus, console: Console) -> None:
     where = f" on {status.cluster['server']} (context {status.cluster['context']})" if status.cluster else ""
     console.print(f"[bold]KMS key of stack {escape(status.stack)}[/]{escape(where)}")
-    console.print(f"  pinned by the stack:  {escape(status.pinned_key_id or status.pinned_note or 'nothing')}")
+    if status.pinned_key_id:
+        console.print(f"  key {escape(status.key_source)}:  {escape(status.pinned_key_id)}")
+    else:
+        console.print(f"  pinned by the stack:  {escape(status.pinned_note or 'nothing')}")
     if not status.metrics.served:
         console.print(f"  API server:           [yellow]no key metrics[/]: {escape(status.metrics.reason or '')}")
         console.print("                        (the key in use and the previous slot cannot be seen; the stack and the")
@@ -257,7 +269,7 @@ def render(status: KeyStatus, console: Console) -> None:
         elif status.metrics.served:
             slot = "-"
         elif row.key_id_hash == _hash_of(status.pinned_key_id):
-            slot = "pinned by the stack"
+            slot = status.key_source.split(" (")[0]
         else:
             slot = "recorded"
         table.add_row(
@@ -269,7 +281,11 @@ def render(status: KeyStatus, console: Console) -> None:
             str(row.writes),
             _iso(row.record.finishedAt) + f" ({row.record.secrets.listed} Secrets)" if row.record else "none",
         )
-    console.print(table)
+    if status.keys:
+        console.print(table)
+    else:
+        # No metrics, no pinned key, no record: an empty table would look like "no keys"; say what is unknown.
+        console.print("  keys: none known (no metrics, no pinned or --key-id key, no re-encryption record)")
     console.print(f"  records: {escape(status.records_file)}")
     if status.verification is not None:
         summary = verify.summary(status.verification, lambda h: status.names.get(h, h))
@@ -320,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     console = make_console()
     try:
-        stack_key = load_stack_key(args.stack, key_id=args.key_id)
+        stack_key = load_stack_key(args.stack, key_id=args.key_id, root=stack_project(args.stack, args.cwd))
         known = [canonical_key_url(url) for url in args.known_key_id]
         records = load_records(stack_key.records_file, stack_key.stack)
         cluster_ref: dict[str, str] = {}
@@ -356,6 +372,8 @@ def run(args: argparse.Namespace) -> int:
         known,
         identity,
         checked,
+        key_source=stack_key.source,
+        key_id_option=stack_key.key_id_option,
     )
     status.cluster = cluster_ref
     if args.json:

@@ -14,7 +14,13 @@ from kms_aks.config import ConfigError, StackConfig
 from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.cluster.reencryption_records import records_path
 from kms_aks_tools.project.stack_config import stack_config_from_file
-from kms_aks_tools.project.stack_file import PACKAGE_ROOT, StackFileError, stack_names
+from kms_aks_tools.project.stack_file import (
+    PACKAGE_ROOT,
+    ProjectNotFoundError,
+    StackFileError,
+    find_project,
+    stack_names,
+)
 
 
 class StackKeyError(UserError, ValueError):
@@ -29,10 +35,26 @@ class StackKey:
     """What the stack says about the key its cluster uses, and where its re-encryption records live."""
 
     stack: str
-    key_id: str | None  # the versioned key URL the stack pins; None when it pins no version
+    key_id: str | None  # the versioned key URL the stack pins, or --key-id's; None when neither names one
     records_file: Path
     unpinned_reason: str | None = None
     cluster_name: str | None = None  # kms-aks:cluster.name: the name a re-encryption record carries
+    given: bool = False  # key_id came from --key-id: the stack pins no version, or pins another one (pinned_next)
+    pinned_next: str | None = None  # the version the stack pins when --key-id names another (a rotation not applied)
+
+    @property
+    def source(self) -> str:
+        """Where key_id comes from, as the tools label it."""
+        if not self.given:
+            return "pinned by the stack"
+        if self.pinned_next:
+            return f"given by --key-id (the stack pins {self.pinned_next}, not applied yet)"
+        return "given by --key-id (the stack pins no version)"
+
+    @property
+    def key_id_option(self) -> str:
+        """The `--key-id URL` a command on this stack needs again (empty for a pinned stack)."""
+        return f" --key-id {self.key_id}" if self.given and self.key_id else ""
 
     @property
     def plugin_key_id(self) -> str | None:
@@ -57,8 +79,20 @@ def pinned_key_id(config: StackConfig) -> str | None:
     return None
 
 
+def stack_project(stack: str, cwd: Path | None) -> Path:
+    """The project a stack name belongs to: the nearest Pulumi.yaml from `cwd` (default: the working directory)
+    upward, as `pulumi` finds it, so records go to that project's `rotations/`; a stack file's path needs none."""
+    if stack.endswith((".yaml", ".yml")):
+        return PACKAGE_ROOT
+    try:
+        return find_project(cwd or Path.cwd())
+    except ProjectNotFoundError as error:
+        raise StackKeyError(str(error)) from None
+
+
 def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = PACKAGE_ROOT) -> StackKey:
-    """The stack's key (a stack name, or a path to a `Pulumi.<stack>.yaml`), with `--key-id` for an unpinned one.
+    """The stack's key (a stack name, or a path to a `Pulumi.<stack>.yaml`); `--key-id` names the key the cluster
+    uses when the stack pins none, or pins the next one already (its rotation not applied yet).
 
     Records live in `rotations/<stack>.yaml` beside the stack file: the project's `rotations/` for a shipped stack.
     """
@@ -81,12 +115,14 @@ def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = PACKAG
             given = canonical_key_url(key_id)
         except NotAVersionedKeyId as error:
             raise StackKeyError(str(error)) from None
-        if pinned is not None and plugin_key_id(given) != plugin_key_id(pinned):
-            raise StackKeyError(
-                f"--key-id {key_id} differs from the key id stack {name} pins ({pinned}); leave --key-id out, or "
-                "pin the new version in the stack first (docs/rotation.md, step 2)"
-            )
-        return StackKey(stack=name, key_id=given, records_file=records_file, cluster_name=config.cluster.name)
+        if pinned is not None and plugin_key_id(given) == plugin_key_id(pinned):
+            return StackKey(stack=name, key_id=pinned, records_file=records_file, cluster_name=config.cluster.name)
+        # The stack pins none, or already pins the next version (a rotation's pull request, not applied yet):
+        # --key-id names the key the cluster uses now, which the tools then check against the API server's.
+        return StackKey(
+            stack=name, key_id=given, records_file=records_file, given=True, pinned_next=pinned,
+            cluster_name=config.cluster.name,
+        )
     if pinned is None:
         return StackKey(
             stack=name,

@@ -62,7 +62,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from azure_facts.key_ids import NotAVersionedKeyId, metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
-from kms_aks_tools.cli.options import positive_int, subcommand_parser
+from kms_aks_tools.cli.options import add_project_option, positive_int, subcommand_parser
 from kms_aks_tools.cluster import verify
 from kms_aks_tools.cluster.connection import (
     REQUEST_TIMEOUT,
@@ -75,11 +75,12 @@ from kms_aks_tools.cluster.connection import (
     request_raw,
 )
 from kms_aks_tools.cluster.key_metrics import EnvelopeMetrics, fetch_metrics
-from kms_aks_tools.cluster.keys import StackKey, StackKeyError, load_stack_key
+from kms_aks_tools.cluster.keys import StackKey, StackKeyError, load_stack_key, stack_project
 from kms_aks_tools.cluster.reencryption_records import (
     ApiServerReport,
     ClusterRef,
     RecordError,
+    RecordFile,
     ReencryptionRecord,
     SecretCounts,
     append_record,
@@ -632,9 +633,10 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="kubeconfig context (default: its current context)")
     parser.add_argument(
         "--key-id",
-        help="the versioned key id the cluster uses, for a stack that pins no version "
-        "(az aks show --query securityProfile.azureKeyVaultKms.keyId)",
+        help="the versioned key id the cluster uses, for a stack that pins no version or already pins the next "
+        "one (az aks show --query securityProfile.azureKeyVaultKms.keyId)",
     )
+    add_project_option(parser)  # a stack name is the found project's; its records go to its rotations/
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -699,7 +701,17 @@ def _key_name(key_hash: str | None, stack_key: StackKey) -> str:
     return f"{key_hash} (not the stack's key {stack_key.key_id})"
 
 
-def _wait_for_stack_key(cluster: Cluster, stack_key: StackKey, wait: float, console: Console) -> EnvelopeMetrics:
+def _recorded_name(key_hash: str, records: RecordFile) -> str:
+    """A metric key hash as its URL where a record of the stack names that key (the hash is shown too)."""
+    for record in records.records:
+        if metric_key_id_hash(plugin_key_id(record.keyId)) == key_hash:
+            return f"{record.keyId} ({key_hash})"
+    return key_hash
+
+
+def _wait_for_stack_key(
+    cluster: Cluster, stack_key: StackKey, records: RecordFile, wait: float, console: Console
+) -> EnvelopeMetrics:
     """The metrics once they show the stack's key as current, or as they are when `wait` seconds have passed."""
     deadline = time.monotonic() + max(wait, 0.0)
     metrics = fetch_metrics(cluster)
@@ -707,7 +719,8 @@ def _wait_for_stack_key(cluster: Cluster, stack_key: StackKey, wait: float, cons
     while metrics.served and metrics.current not in (None, stack_key.metric_hash) and time.monotonic() < deadline:
         if not told:
             console.print(
-                f"reencrypt: the API server's current key is {metrics.current}, not the stack's; waiting up to "
+                f"reencrypt: the API server's current key is {_recorded_name(metrics.current, records)}, not the "
+                f"stack's; waiting up to "
                 f"{wait:g} s for its next KMS Status poll"
             )
             told = True
@@ -729,10 +742,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    stack_key = load_stack_key(args.stack, key_id=args.key_id)
+    stack_key = load_stack_key(args.stack, key_id=args.key_id, root=stack_project(args.stack, args.cwd))
     if stack_key.key_id is None and not args.dry_run:
         raise StackKeyError(f"{stack_key.unpinned_reason}; the record names the key its Secrets were rewritten under")
-    load_records(stack_key.records_file, stack_key.stack)  # a broken records file is refused before any write
+    # A broken records file is refused before any write; its keys name a hash the metrics report.
+    records = load_records(stack_key.records_file, stack_key.stack)
     checkpoint_path = args.checkpoint or default_checkpoint_path(stack_key)
     existing = load_checkpoint(checkpoint_path)
     cluster = connect(args.kubeconfig, args.context, pool_size=args.concurrency)
@@ -741,11 +755,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if args.dry_run:
             return _dry_run(cluster, stack_key, args.concurrency, console)
         assert stack_key.key_id is not None
-        metrics = _wait_for_stack_key(cluster, stack_key, args.wait_for_key, console)
+        metrics = _wait_for_stack_key(cluster, stack_key, records, args.wait_for_key, console)
         if metrics.served and metrics.current is not None and metrics.current != stack_key.metric_hash:
             raise ClusterInputError(
                 f"the API server {cluster.server} (context {cluster.context!r}) encrypts with key "
-                f"{metrics.current}, not the key stack {stack_key.stack} pins ({stack_key.key_id}, "
+                f"{_recorded_name(metrics.current, records)}, not the key "
+                f"{'given by --key-id' if stack_key.given else f'stack {stack_key.stack} pins'} ({stack_key.key_id}, "
                 f"{stack_key.metric_hash}): is this the stack's cluster, and has `pulumi up` applied the key? "
                 "Nothing was rewritten"
             )

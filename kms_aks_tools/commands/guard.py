@@ -205,7 +205,8 @@ def how_to_proceed(finding: Finding) -> tuple[str, dict[str, list[dict[str, Any]
     if finding.rule == ROTATION_GATE_RULE:
         entry = {"urn": finding.urn, "currentKeyId": finding.current_key_id, "reason": REASON_PLACEHOLDER}
         return (
-            f"run `kms-aks reencrypt --stack {stack} --context <kube-context>`, commit rotations/{stack}.yaml and push "
+            f"run `kms-aks reencrypt --stack {stack} --key-id {finding.current_key_id} --context <kube-context>`, "
+            f"commit rotations/{stack}.yaml and push "
             "(only if no Secret can be under an older key: this reencryptionWaivers entry instead)",
             {"reencryptionWaivers": [entry]},
         )

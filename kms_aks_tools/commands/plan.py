@@ -297,9 +297,11 @@ def stack_row(stack_file: str, as_of: date) -> Any:
     from kms_aks_tools.project.stack_config import stack_config_from_file
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    # The stack file's own project (`--all --cwd OTHER`): its program, its pack and its policy config.
+    root = Path(stack_file).resolve().parent
     try:
-        plan, recorded = build_plan(stack_file)
-        config = stack_config_from_file(stack_file)
+        plan, recorded = build_plan(stack_file, root=root)
+        config = stack_config_from_file(stack_file, root)
     except (PlanError, PolicyPackError, ConfigError, FileNotFoundError, ValueError) as error:
         return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     report = check_rotation(recorded, config, as_of=as_of)

@@ -140,9 +140,10 @@ def stack_row(stack_file: str, as_of: date) -> Any:
     """`rotate-check --all`'s row for one stack (`kms_aks_tools.cli.every_stack`)."""
 
     name = Path(stack_file).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    root = Path(stack_file).resolve().parent  # the stack file's own project (`--all --cwd OTHER`): its program
     try:
-        report = run_rotation_check(stack_file, as_of=as_of)
-        config = stack_config_from_file(stack_file)
+        report = run_rotation_check(stack_file, as_of=as_of, root=root)
+        config = stack_config_from_file(stack_file, root)
     except (RotationCheckError, ConfigError, FileNotFoundError, ValueError) as error:
         return StackRow(stack=name, exit_code=EXIT_BAD_INPUT, error=str(error))
     expiry, days_left = key_expiry(report)

@@ -77,6 +77,7 @@ from azure_facts.tokens import (
 )
 from kms_aks_tools.cli.exits import EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cluster.reencryption_records import (
+    RECORDS_DIR,
     ClusterIdentity,
     RecordError,
     RecordFile,
@@ -434,6 +435,13 @@ class Records:
                 f"{self.start} or above: run the guard from the project, or pass --records DIR"
             ) from None
         return records_path(root, stack)
+
+    def shown(self, path: Path) -> str:
+        """`path` as the gate names it: relative to the project, whose `rotations/` is the working tree's (a copy
+        of the project, as the sandbox runs the guard in, names the file to commit, not the copy's)."""
+        if self.directory is not None:
+            return str(path)
+        return str(path.relative_to(path.parent.parent)) if path.parent.name == RECORDS_DIR else str(path)
 
     def load(self, stack: str) -> tuple[Path, RecordFile]:
         path = self.path_for(stack)
@@ -1378,11 +1386,12 @@ def _gate_findings(
         if current is None:
             continue  # KMS enabled in place: no current key, nothing stored under an older one
         stack = stack_from_urn(change.urn)
-        path, record_file = records.load(stack)
+        found, record_file = records.load(stack)
         trusted, verdicts = trusted_record(record_file, current, clusters[change.urn])
         if trusted is not None:
             continue
         why = " Its records were refused: " + "; ".join(v.reason for v in verdicts[:3]) + "." if verdicts else ""
+        path = records.shown(found)
         yield Finding(
             rule=ROTATION_GATE_RULE,
             urn=change.urn,
@@ -1392,10 +1401,11 @@ def _gate_findings(
                 f"{path}: some Secrets may still be stored under the previous key.{why} AKS keeps two key slots "
                 f"(current and previous); after this change {current} becomes the previous key and the older one "
                 "is dropped, with every Secret still under it unreadable. First rewrite every Secret under the "
-                f"current key: `kms-aks reencrypt --stack {stack} --context <kube-context>`, and commit the record "
-                f"it writes ({path}); then preview again (docs/rotation.md). Only if no Secret can be under an "
-                f"older key (e.g. the cluster has only ever used this one), add {{urn, currentKeyId: '{current}', "
-                "reason}} to reencryptionWaivers in the overrides file; the rotation override is needed as well."
+                f"current key: `kms-aks reencrypt --stack {stack} --key-id {current} --context <kube-context>`, and "
+                f"commit the record it writes ({path}); then preview again (docs/rotation.md). Only if no Secret "
+                f"can be under an older key (e.g. the cluster has only ever used this one), add {{urn, currentKeyId: "
+                f"'{current}', reason}} to reencryptionWaivers in the overrides file; the rotation override is needed "
+                "as well."
             ),
             current_key_id=current,
         )

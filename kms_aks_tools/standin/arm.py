@@ -4,21 +4,23 @@ azure-native passes these through to ARM and surfaces ARM's answer as the operat
 (`azureError` in provider.go: "Status=<code> Code=\"<code>\" Message=\"<message>\""). Modelled here:
 
 - **AKS KMS identity permission** (`AzureKeyVaultKmsValidateIdentityPermissionCustomerError`, the code AKS returns
-  when the cluster identity lacks, or does not yet hold, encrypt and decrypt on the KMS key:
-  /work/shared/reference/aks-kms-facts.md "Permissions the KMS identity needs", and Microsoft's "Troubleshoot KMS"
-  page for AKS). A ManagedCluster create or update with `securityProfile.azureKeyVaultKms.enabled` fails unless the
-  cluster's user-assigned identity holds, *effectively* (created at least the cloud's grant-propagation delay
-  ago): in an access-policy vault, an access policy for its principal with key permissions encrypt and decrypt
+  when the cluster identity lacks, or does not yet hold, encrypt and decrypt on the KMS key: Microsoft's AKS
+  pages "Add Key Management Service etcd encryption to an AKS cluster" (the permissions) and "Troubleshoot KMS
+  etcd encryption" (the error code). A ManagedCluster create or update with
+  `securityProfile.azureKeyVaultKms.enabled` fails unless the cluster's user-assigned identity holds,
+  *effectively* (created at least the cloud's grant-propagation delay ago): in an access-policy vault, an
+  access policy for its principal with key permissions encrypt and decrypt
   (or all); in an RBAC vault, a role assignment of a role whose data actions carry keys/encrypt and keys/decrypt
   (`azure_facts.KMS_CRYPTO_ROLES`) at the key's scope or any scope above it (vault, resource group,
   subscription), as Azure RBAC inherits.
 - **The key version must exist** in the vault: AKS validates the key by using it. A key id whose vault, key or
-  version the stand-in's ARM does not hold fails with Key Vault's own `KeyNotFound` ("A key with (name/id) ...
+  version (the create-time one, or one added later as Key Vault's rotate does: `standin.key_versions`) the
+  stand-in's ARM does not hold fails with Key Vault's own `KeyNotFound` ("A key with (name/id) ...
   was not found in this key vault"). A versionless key id is refused the same way (AKS needs the version).
-- **KMS network access** (aks-kms-facts.md, "What changed later"): switching `keyVaultNetworkAccess` between
+- **KMS network access** (the same AKS KMS page, private key vault section): switching `keyVaultNetworkAccess` between
   Public and Private while KMS stays enabled is refused (KMS must be disabled first); Private needs
   `keyVaultResourceId` and API server VNet integration, with AKS's message "Vnet integration should be enabled
-  when KeyVault network access is Private" (aks-kms-facts.md, "Pain points").
+  when KeyVault network access is Private" (AKS's HTTP 400 text).
 - **Enums**: a value outside a property's enum in `schema.SCHEMAS` is a 400 (azure-native's Check does not check
   enums; ARM does). The wording of that one is the stand-in's.
 """
@@ -29,6 +31,7 @@ import time
 from typing import Any
 
 from azure_facts import KEY_URL, KMS_CRYPTO_ROLES
+from kms_aks_tools.standin.key_versions import KEY_VERSION
 
 KMS_PERMISSION_ERROR = "AzureKeyVaultKmsValidateIdentityPermissionCustomerError"
 ACCESS_POLICY = "azure-native:keyvault:AccessPolicy"
@@ -143,10 +146,15 @@ def _find_key(
     if not parsed or not parsed.group("version"):
         return None, None
     for rid, (typ, out) in states.items():
-        if typ != KEY:
+        # The key's create-time version, or a later one (Key Vault's rotate: `standin.key_versions`).
+        if typ not in (KEY, KEY_VERSION):
             continue
         if str(out.get("keyUriWithVersion", "")).lower() != key_id.lower():
             continue
+        if typ == KEY_VERSION:
+            rid = rid.rsplit("/versions/", 1)[0]
+            if rid not in states:
+                continue  # a version of a deleted key
         vault_id = rid.rsplit("/keys/", 1)[0]
         vault = states.get(vault_id)
         if vault is not None and vault[0] == VAULT:

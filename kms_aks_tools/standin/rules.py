@@ -143,7 +143,7 @@ RULES: dict[str, Rules] = {
         source="PUT .../blobServices/default/containers/{containerName}; forceNewMap: no force-news",
     ),
     # Bridged Terraform providers replace on the schema's ForceNew attributes. NOT verified against their
-    # source in this session: assumptions from the providers' docs ("Changing this forces a new resource").
+    # source: assumptions from the providers' docs ("Changing this forces a new resource").
     "azuread:index/group:Group": Rules(
         path=(),
         force_new=frozenset({"assignableToRole", "onpremisesGroupType"}),

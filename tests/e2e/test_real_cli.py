@@ -227,7 +227,8 @@ def test_a_key_rotation_is_refused_by_the_guard_and_allowed_for_that_urn_and_key
         gated = workspace.ci("preview", "dev", str(out))
         assert gated.returncode == 1, gated.stdout[-2000:] + gated.stderr
         assert f"REFUSED [rotation-without-reencryption] {cluster['urn']}" in gated.stdout.splitlines()
-        assert "kms-aks reencrypt --stack dev --context" in gated.stdout.replace("\n    ", " ")
+        advice = f"kms-aks reencrypt --stack dev --key-id {current_key_id} --context"
+        assert advice in gated.stdout.replace("\n    ", " ")
 
         # The record `kms-aks reencrypt` writes after a verified pass under the current key on this cluster (its
         # name and API server host as the deployed stack's state has them), committed.

@@ -569,6 +569,33 @@ def test_scenario_7_a_cluster_not_on_the_stack_key(control_plane: ControlPlane, 
     assert f"encrypts with key {metric_label(control_plane.key_id(control_plane.current_version))}" in message
     assert f"not the key stack {STACK} pins ({control_plane.key_id(story.v1)}" in message
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [stale.name]
+    # Where the stack's records know the cluster's key (its last rotation's record), it is named by its URL.
+    current_url = control_plane.key_id(control_plane.current_version)
+    records = tmp_path / "rotations" / f"{STACK}.yaml"
+    records.parent.mkdir()
+    records.write_text(
+        yaml.safe_dump(
+            {
+                "stack": STACK,
+                "records": [
+                    {
+                        "keyId": current_url,
+                        "pluginKeyId": azure_key_id(current_url),
+                        "complete": True,
+                        "finishedAt": "2026-11-30T12:00:00Z",
+                        "durationSeconds": 1.0,
+                        "cluster": {"context": control_plane.context, "server": control_plane.server},
+                        "secrets": {"listed": 0, "rewritten": 0, "deleted": 0, "failed": 0},
+                        "apiServer": {"metricsServed": True},
+                    }
+                ],
+            }
+        )
+    )
+    result = kms_aks(
+        "reencrypt", "--stack", str(stale), "--kubeconfig", str(control_plane.kubeconfig), "--wait-for-key", "0"
+    )
+    assert f"encrypts with key {current_url} ({metric_label(current_url)})" in one_error(result)
 
 
 def socket_port_closed() -> int:
