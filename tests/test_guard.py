@@ -626,7 +626,7 @@ def test_the_records_are_found_from_the_project_root(
     code, out, _ = run(capsys, preview, "--allow-key-rotation", flag)
     assert code == 1 and refused(out) == [f"REFUSED [{GATE}] {DEV_CLUSTER}"]
     # Named as the project's file (the one to commit), found from the project root above the working directory.
-    assert "no complete re-encryption record in rotations/dev.yaml:" in out.replace("\n    ", " ")
+    assert "no verified re-encryption record of this cluster in rotations/dev.yaml:" in out.replace("\n    ", " ")
     _records(project / "rotations", "dev", _record(current_key(doc, DEV_CLUSTER)))
     code, out, _ = run(capsys, preview, "--allow-key-rotation", flag)
     assert code == 0, out

@@ -130,9 +130,11 @@ def test_a_refused_rotation_names_the_command_and_the_override_and_keeps_the_pat
     root = parse(markdown)
     shown = text(root)
     assert [f.rule for f in verdict.findings] == ["kms-key-change", "rotation-without-reencryption"]
-    assert (
-        "to proceed: run kms-aks reencrypt --stack prod --context <kube-context>, commit rotations/prod.yaml" in shown
-    )
+    # The command names the cluster's current key (the stack file may already pin the next one).
+    assert re.search(
+        r"to proceed: run kms-aks reencrypt --stack prod --key-id \S+ --context <kube-context>, commit rotations/prod\.yaml",
+        shown,
+    ), shown
     assert "rotations/prod.yaml" in shown and str(project) not in markdown
     # The override to add, folded, with the exact URN and key id the guard names.
     override = next(d for d in root.iter("details") if "guard-overrides.yaml" in text(d.find("summary")))

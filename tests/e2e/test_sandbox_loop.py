@@ -169,7 +169,7 @@ def test_two_rotations_by_the_page_with_records_and_no_waiver(user: User) -> Non
             out = user.type(COMMANDS[4], 1)
             assert "REFUSED [kms-key-change]" not in out and "REFUSED [rotation-without-reencryption]" in out
             assert f"kms-aks reencrypt --stack dev --key-id {current} --context" in out
-            assert "no complete re-encryption record in rotations/dev.yaml" in out
+            assert "no verified re-encryption record of this cluster in rotations/dev.yaml" in out
             # 4. reencrypt on the sandbox's cluster writes the record into the working tree; the gate passes.
             user.type(COMMANDS[3], 0, current_key_id=current)
             records = yaml.safe_load((user.project / "rotations" / "dev.yaml").read_text())["records"]
