@@ -243,8 +243,12 @@ class ControlPlane:
         context: str = CONTEXT,
         cloud: tuple[Path, Path] | None = None,
         detached: bool = False,
+        server_name: str | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
+        # The host name the API server's certificate carries and the kubeconfig verifies (`tls-server-name`), as
+        # an AKS cluster's certificate carries its `fqdn`; None: 127.0.0.1 only.
+        self.server_name = server_name
         self.apiserver_args = list(apiserver_args)
         self.bin_dir = bin_dir
         self.vault_url = vault_url
@@ -293,6 +297,7 @@ class ControlPlane:
         cloud: tuple[Path, Path] | None = None,
         first_version: str | None = None,
         detached: bool = False,
+        server_name: str | None = None,
     ) -> ControlPlane:
         """Starts everything (building the binaries first if they are stale) and returns once the API servers
         are ready and write Secrets under the key's first version (`current_version`: `first_version`, a version
@@ -310,6 +315,7 @@ class ControlPlane:
             context=context,
             cloud=cloud,
             detached=detached,
+            server_name=server_name,
         )
         try:
             plane._start(first_version)
@@ -321,7 +327,7 @@ class ControlPlane:
     # What `save` keeps for `attach`: everything but the processes and the HTTP session. Tokens stay in the
     # 0600 files the plane already writes (tokens.csv, vault-token, the kubeconfig), never in this file.
     _SAVED = ("vault_url", "key_name", "context", "server", "vault_endpoint", "etcd_url", "current_version",
-              "previous_version")
+              "previous_version", "server_name")
 
     def save(self) -> Path:
         """Writes `workdir/plane.json` (ports, keys, pids): what `attach` needs to reach and stop this plane."""
@@ -341,7 +347,7 @@ class ControlPlane:
         plane = cls(workdir, Path(state["bin_dir"]), detached=True)
         shutil.rmtree(plane._socket_dir, ignore_errors=True)  # the saved plane's socket folder is the one
         for name in cls._SAVED:
-            setattr(plane, name, state[name])
+            setattr(plane, name, state.get(name))
         plane._socket_dir = Path(state["socket_dir"])
         plane.plugin_socket = plane._socket_dir / "kms.sock"
         tokens = (workdir / "tokens.csv").read_text().splitlines()
@@ -629,7 +635,11 @@ class ControlPlane:
             .not_valid_after(now + datetime.timedelta(days=2))
             .add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                    [
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.DNSName("localhost"),
+                        *([x509.DNSName(self.server_name)] if self.server_name else []),
+                    ]
                 ),
                 critical=False,
             )
@@ -772,7 +782,11 @@ class ControlPlane:
             "clusters": [
                 {
                     "name": self.context,
-                    "cluster": {"server": self.server, "certificate-authority-data": _b64(self.ca_file.read_bytes())},
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": _b64(self.ca_file.read_bytes()),
+                        **({"tls-server-name": self.server_name} if self.server_name else {}),
+                    },
                 }
             ],
             "users": [{"name": "kms-aks-admin", "user": {"token": self.token}}],

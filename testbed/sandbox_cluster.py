@@ -67,6 +67,7 @@ class ClusterKms:
 
     enabled: bool
     key_id: str
+    fqdn: str | None = None  # the API server's host name, which the local cluster's certificate carries
 
 
 def cluster_kms(states: dict[str, tuple[str, dict[str, Any]]], cluster_name: str) -> ClusterKms | None:
@@ -74,7 +75,12 @@ def cluster_kms(states: dict[str, tuple[str, dict[str, Any]]], cluster_name: str
     for typ, outputs in states.values():
         if typ == MANAGED_CLUSTER and outputs.get("name") == cluster_name:
             kms = (outputs.get("securityProfile") or {}).get("azureKeyVaultKms") or {}
-            return ClusterKms(enabled=bool(kms.get("enabled")), key_id=str(kms.get("keyId") or ""))
+            fqdn = outputs.get("fqdn") or outputs.get("privateFQDN")
+            return ClusterKms(
+                enabled=bool(kms.get("enabled")),
+                key_id=str(kms.get("keyId") or ""),
+                fqdn=fqdn if isinstance(fqdn, str) and fqdn else None,
+            )
     return None
 
 
@@ -121,7 +127,7 @@ class SandboxClusters:
             self.stop(stack)
             plane = None
         if plane is None:
-            self._start(stack, vault_url, parsed["name"], parsed["version"], console)
+            self._start(stack, vault_url, parsed["name"], parsed["version"], console, server_name=kms.fqdn)
             return
         if plane.key_id(plane.current_version) == kms.key_id:
             console.print(f"sandbox cluster {context}: KMS key unchanged ({escape(kms.key_id)})")
@@ -146,7 +152,9 @@ class SandboxClusters:
         if dropped is not None:
             self.show_health(plane, console)
 
-    def _start(self, stack: str, vault_url: str, key_name: str, version: str, console: Console) -> None:
+    def _start(
+        self, stack: str, vault_url: str, key_name: str, version: str, console: Console, server_name: str | None
+    ) -> None:
         context = context_name(stack)
         console.print(f"sandbox cluster {context}: starting etcd, kube-apiserver and the KMS plugin (key {version})")
         folder = self.folder(stack)
@@ -160,6 +168,8 @@ class SandboxClusters:
             cloud=(self.home / "azure.json", self.home / "key-material.json"),
             first_version=version,
             detached=True,
+            # As AKS's: the API server's certificate names the cluster's fqdn, which re-encryption records carry.
+            server_name=server_name,
         )
         plane.save()
         self.write_kubeconfig()

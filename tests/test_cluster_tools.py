@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -247,3 +248,33 @@ def test_the_cloud_backed_vault_holds_exactly_the_versions_the_cloud_holds(tmp_p
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_server_a_record_names_is_the_one_the_certificate_was_checked_against(tmp_path: Path) -> None:
+    """A kubeconfig with `tls-server-name` (a tunnel or local port to a cluster whose certificate names its fqdn):
+    the client verifies the certificate against that name, so that is the API server's host in a record."""
+    from kms_aks_tools.cluster.connection import connect
+
+    def kubeconfig(extra: dict[str, str]) -> str:
+        cluster = {"server": "https://127.0.0.1:6443", "insecure-skip-tls-verify": True, **extra}
+        document = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "c", "cluster": cluster}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "ctx",
+        }
+        path = tmp_path / f"kubeconfig-{len(extra)}"
+        path.write_text(yaml.safe_dump(document))
+        return str(path)
+
+    named = connect(kubeconfig({"tls-server-name": "aks-dev-1a2b3c4d.hcp.westeurope.azmk8s.io"}), None)
+    plain = connect(kubeconfig({}), None)
+    try:
+        assert named.server == "https://aks-dev-1a2b3c4d.hcp.westeurope.azmk8s.io:6443"
+        assert named.api.configuration.host == "https://127.0.0.1:6443"  # requests still go where the URL says
+        assert plain.server == "https://127.0.0.1:6443"
+    finally:
+        named.close()
+        plain.close()

@@ -132,7 +132,8 @@ def test_a_refused_rotation_names_the_command_and_the_override_and_keeps_the_pat
     assert [f.rule for f in verdict.findings] == ["kms-key-change", "rotation-without-reencryption"]
     # The command names the cluster's current key (the stack file may already pin the next one).
     assert re.search(
-        r"to proceed: run kms-aks reencrypt --stack prod --key-id \S+ --context <kube-context>, commit rotations/prod\.yaml",
+        r"to proceed: run kms-aks reencrypt --stack prod --key-id \S+ --context <kube-context>, "
+        r"commit rotations/prod\.yaml",
         shown,
     ), shown
     assert "rotations/prod.yaml" in shown and str(project) not in markdown

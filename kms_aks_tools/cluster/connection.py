@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from kubernetes import client, config
@@ -85,7 +86,24 @@ def connect(kubeconfig: str | None, context: str | None, *, pool_size: int = 4) 
     configuration.connection_pool_maxsize = max(pool_size, 1)
     if configuration.refresh_api_key_hook is not None:
         configuration.refresh_api_key_hook = _at_most_every(CREDENTIALS_CHECK_EVERY, configuration.refresh_api_key_hook)
-    return Cluster(api=client.ApiClient(configuration), context=chosen, server=configuration.host, kubeconfig=path)
+    return Cluster(
+        api=client.ApiClient(configuration),
+        context=chosen,
+        server=_verified_server(configuration.host, configuration.tls_server_name),
+        kubeconfig=path,
+    )
+
+
+def _verified_server(url: str, tls_server_name: str | None) -> str:
+    """The API server as its certificate names it: `url`, with the host replaced by the kubeconfig's
+    `tls-server-name` when it has one. The client verifies the server's certificate against that name (urllib3
+    `server_hostname`), so it is the name the server proved, and the one a re-encryption record carries: a
+    cluster reached through a tunnel or a local port still names its own host (an AKS cluster's `fqdn`)."""
+    if not tls_server_name:
+        return url
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{tls_server_name}{port}", parts.path, parts.query, parts.fragment))
 
 
 def _at_most_every(seconds: float, hook: Callable[[Any], None]) -> Callable[[Any], None]:
