@@ -327,7 +327,7 @@ class ControlPlane:
     # What `save` keeps for `attach`: everything but the processes and the HTTP session. Tokens stay in the
     # 0600 files the plane already writes (tokens.csv, vault-token, the kubeconfig), never in this file.
     _SAVED = ("vault_url", "key_name", "context", "server", "vault_endpoint", "etcd_url", "current_version",
-              "previous_version", "server_name")
+              "previous_version", "server_name", "apiserver_urls")
 
     def save(self) -> Path:
         """Writes `workdir/plane.json` (ports, keys, pids): what `attach` needs to reach and stop this plane."""
@@ -348,6 +348,8 @@ class ControlPlane:
         shutil.rmtree(plane._socket_dir, ignore_errors=True)  # the saved plane's socket folder is the one
         for name in cls._SAVED:
             setattr(plane, name, state.get(name))
+        # A detached plane has one API server (the sandbox's): it is the endpoint.
+        plane.apiserver_urls = plane.apiserver_urls or [plane.server]
         plane._socket_dir = Path(state["socket_dir"])
         plane.plugin_socket = plane._socket_dir / "kms.sock"
         tokens = (workdir / "tokens.csv").read_text().splitlines()
@@ -429,6 +431,7 @@ class ControlPlane:
         token_file = self.workdir / "vault-token"
         _write_private(token_file, self._vault_token)
         port_file = self.workdir / "keyvault.port"
+        port_file.unlink(missing_ok=True)  # a workdir used before holds the port of a stand-in that is gone
         self._spawn(
             "keyvault",
             [

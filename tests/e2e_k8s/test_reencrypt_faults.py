@@ -185,6 +185,8 @@ def story(control_plane: ControlPlane, core: client.CoreV1Api, tmp_path_factory:
             "rules": [
                 {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "get", "update"]},
                 {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+                # The verification pass finds the API server replicas by their identity Leases (docs/rotation.md).
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]},
             ],
         },
     )
