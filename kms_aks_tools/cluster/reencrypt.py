@@ -753,7 +753,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     try:
         preflight(cluster, verbs=("list", "get") if args.dry_run else ("list", "get", "update"))
         if args.dry_run:
-            return _dry_run(cluster, stack_key, args.concurrency, console)
+            return _dry_run(cluster, stack_key, args.concurrency, console, rate=args.rate)
         assert stack_key.key_id is not None
         metrics = _wait_for_stack_key(cluster, stack_key, records, args.wait_for_key, console)
         if metrics.served and metrics.current is not None and metrics.current != stack_key.metric_hash:
@@ -767,7 +767,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         checkpoint = _resume_or_start(existing, checkpoint_path, stack_key, cluster, console)
         options = Options(args.concurrency, args.rate, args.page_size, args.progress_every)
         result = ReencryptionPass(cluster, checkpoint, checkpoint_path, options, console).run()
-        return _finish(result, cluster, stack_key, checkpoint_path, console, args.concurrency)
+        return _finish(result, cluster, stack_key, checkpoint_path, console, args.concurrency, rate=args.rate)
     finally:
         cluster.close()
 
@@ -799,9 +799,9 @@ def _resume_or_start(
     )
 
 
-def _dry_run(cluster: Cluster, stack_key: StackKey, concurrency: int, console: Console) -> int:
+def _dry_run(cluster: Cluster, stack_key: StackKey, concurrency: int, console: Console, *, rate: float = 0) -> int:
     """The verification pass alone: how many Secrets are not under the stack's key, as the counters show."""
-    checked = verify.verify(cluster, stack_key.metric_hash, concurrency=concurrency)
+    checked = verify.verify(cluster, stack_key.metric_hash, concurrency=concurrency, rate=rate)
     names = {stack_key.metric_hash: f"{stack_key.key_id} (the stack's)"} if stack_key.metric_hash else {}
     console.print(f"reencrypt --dry-run: {escape(verify.summary(checked, lambda h: names.get(h, h)))}")
     if checked.reason is not None and checked.read == 0:
@@ -832,7 +832,14 @@ def _summary(state: Checkpoint) -> str:
 
 
 def _finish(
-    result: PassResult, cluster: Cluster, stack_key: StackKey, path: Path, console: Console, concurrency: int = 4
+    result: PassResult,
+    cluster: Cluster,
+    stack_key: StackKey,
+    path: Path,
+    console: Console,
+    concurrency: int = 4,
+    *,
+    rate: float = 0,
 ) -> int:
     state = result.checkpoint
     console.print(f"reencrypt: {_summary(state)}")
@@ -872,7 +879,7 @@ def _finish(
         reportedKeyIdHashes=metrics.reported_hashes(),
     )
     console.print("reencrypt: verifying: every Secret read again from etcd, counted by the API server's own metrics")
-    checked = verify.verify(cluster, stack_key.metric_hash, concurrency=concurrency)
+    checked = verify.verify(cluster, stack_key.metric_hash, concurrency=concurrency, rate=rate)
     proven = checked.verified and metrics.served and metrics.current == stack_key.metric_hash
     record = ReencryptionRecord(
         keyId=stack_key.key_id,

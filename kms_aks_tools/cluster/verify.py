@@ -59,6 +59,7 @@ from kms_aks_tools.cluster.connection import (
 )
 from kms_aks_tools.cluster.metrics import PREFIX, STATUS, TOTAL, key_id_hash_samples
 from kms_aks_tools.cluster.reencryption_records import Verification as RecordEvidence
+from kms_aks_tools.cluster.throttle import RateCap
 
 IDENTITY_LEASE_SELECTOR = "apiserver.kubernetes.io/identity=kube-apiserver"
 LEASE_NAMESPACE = "kube-system"
@@ -335,10 +336,15 @@ def _get_one(cluster: Cluster, namespace: str, name: str, sleep: Any = time.slee
     return "lost", "retries exhausted"
 
 
-def _read_window(cluster: Cluster, names: Sequence[tuple[str, str]], concurrency: int) -> _Reads:
+def _read_window(cluster: Cluster, names: Sequence[tuple[str, str]], concurrency: int, rate: RateCap) -> _Reads:
     reads = _Reads()
+
+    def read(ref: tuple[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
+        time.sleep(rate.delay())
+        return ref, _get_one(cluster, *ref)
+
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="verify") as pool:
-        outcomes = pool.map(lambda ref: (ref, _get_one(cluster, *ref)), names)
+        outcomes = pool.map(read, names)
         for (namespace, name), (outcome, reason) in outcomes:
             if outcome == "read":
                 reads.read += 1
@@ -389,14 +395,16 @@ def verify(
     window: int = DEFAULT_WINDOW,
     concurrency: int = 4,
     page_size: int = 500,
+    rate: float = 0,
 ) -> Verification:
     """GETs every Secret in windows of `window`, reading every replica's counters around each window.
 
     `expected_key` is the key_id_hash every Secret must be under for the pass to prove it (None: count only).
+    `rate`: the user's `--rate` cap holds for these GETs too (0: none).
     """
     result = Verification(expected_key=expected_key, started_at=_now())
     try:
-        _verify(cluster, result, window, concurrency, page_size)
+        _verify(cluster, result, window, concurrency, page_size, RateCap(rate))
     except (VerificationUnavailable, _WindowUntrusted) as error:
         result.reason = str(error)
     except (urllib3.exceptions.HTTPError, OSError) as error:
@@ -409,7 +417,9 @@ def _now() -> datetime:
     return datetime.now(tz=UTC).replace(microsecond=0)
 
 
-def _verify(cluster: Cluster, result: Verification, window: int, concurrency: int, page_size: int) -> None:
+def _verify(
+    cluster: Cluster, result: Verification, window: int, concurrency: int, page_size: int, rate: RateCap
+) -> None:
     from kubernetes.client.rest import ApiException
 
     scrape_once(cluster)  # no rights on /metrics: say so before reading anything
@@ -429,7 +439,7 @@ def _verify(cluster: Cluster, result: Verification, window: int, concurrency: in
                 before, why = _scrape(cluster, roster)
                 if before is None:
                     continue
-            reads = _read_window(cluster, chunk, concurrency)
+            reads = _read_window(cluster, chunk, concurrency, rate)
             after, why = _scrape(cluster, roster)
             verdict = _judge_window(before, after, reads, result.expected_key, why)
             before = after
