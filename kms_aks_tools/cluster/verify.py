@@ -303,11 +303,14 @@ class _Reads:
     deleted: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # namespace, name, reason (HTTP 500s)
     lost: int = 0  # answered otherwise (timeouts, 429 after retries): not known to have reached storage
+    throttled: int = 0  # 429s absorbed (each GET retried after its Retry-After)
 
 
-def _get_one(cluster: Cluster, namespace: str, name: str, sleep: Any = time.sleep) -> tuple[str, str]:
+def _get_one(cluster: Cluster, namespace: str, name: str, sleep: Any = time.sleep) -> tuple[str, str, int]:
+    """`(outcome, reason, 429s absorbed)` of one GET, retried after each 429 or 503 as the server asks."""
     from kubernetes.client.rest import ApiException
 
+    throttled = 0
     for attempt in range(GET_RETRIES + 1):
         try:
             request_raw(
@@ -317,11 +320,12 @@ def _get_one(cluster: Cluster, namespace: str, name: str, sleep: Any = time.slee
                 path_params={"namespace": namespace, "name": name},
                 accept=METADATA,
             )
-            return "read", ""
+            return "read", "", throttled
         except ApiException as error:
             if error.status == 404:
-                return "deleted", ""
+                return "deleted", "", throttled
             if error.status in (429, 503) and attempt < GET_RETRIES:
+                throttled += error.status == 429
                 header = (getattr(error, "headers", None) or {}).get("Retry-After")
                 try:
                     sleep(min(float(header), 30.0) if header else 0.5 * 2**attempt)
@@ -329,23 +333,24 @@ def _get_one(cluster: Cluster, namespace: str, name: str, sleep: Any = time.slee
                     sleep(0.5 * 2**attempt)
                 continue
             if error.status == 500:
-                return "failed", describe_api_error(error)
-            return "lost", describe_api_error(error)
+                return "failed", describe_api_error(error), throttled
+            return "lost", describe_api_error(error), throttled
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            return "lost", connection_problem(error) or str(error)
-    return "lost", "retries exhausted"
+            return "lost", connection_problem(error) or str(error), throttled
+    return "lost", "retries exhausted", throttled
 
 
 def _read_window(cluster: Cluster, names: Sequence[tuple[str, str]], concurrency: int, rate: RateCap) -> _Reads:
     reads = _Reads()
 
-    def read(ref: tuple[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
+    def read(ref: tuple[str, str]) -> tuple[tuple[str, str], tuple[str, str, int]]:
         time.sleep(rate.delay())
         return ref, _get_one(cluster, *ref)
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="verify") as pool:
         outcomes = pool.map(read, names)
-        for (namespace, name), (outcome, reason) in outcomes:
+        for (namespace, name), (outcome, reason, throttled) in outcomes:
+            reads.throttled += throttled
             if outcome == "read":
                 reads.read += 1
             elif outcome == "deleted":
@@ -378,6 +383,7 @@ class Verification:
     exact: bool = True  # every window held only our reads: the counts are exact, else upper bounds
     windows: int = 0
     retried: int = 0
+    throttled: int = 0  # 429s the GETs absorbed
     current_keys: set[str] = field(default_factory=set)  # the newest Status key of each replica at the end
 
     @property
@@ -440,6 +446,7 @@ def _verify(
                 if before is None:
                     continue
             reads = _read_window(cluster, chunk, concurrency, rate)
+            result.throttled += reads.throttled
             after, why = _scrape(cluster, roster)
             verdict = _judge_window(before, after, reads, result.expected_key, why)
             before = after
@@ -598,4 +605,6 @@ def summary(result: Verification, name: Any = lambda h: h) -> str:
         text += f"; {bound}{result.not_kms} under no KMS key"
     if result.unreadable:
         text += f"; {len(result.unreadable)} unreadable"
+    if result.throttled:
+        text += f"; {result.throttled} 429s absorbed by the verification (each GET retried after its Retry-After)"
     return text + ("" if result.verified else f". Not verified: {result.reason}")
