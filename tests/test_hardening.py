@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from kms_aks.config import ConfigError, parse_stack_config
-from kms_aks_tools.offline.mock_engine import run_stack
 from kms_aks_tools.offline.recording import RecordedStack
 from kms_aks_tools.project.stack_file import load_stack_file
 from tests.conftest import KmsAks
+from tests.engine import run_stack
 from tests.graph import ACCESS_POLICY, CLUSTER, SLEEP
 
 WORKSPACE = "azure-native:operationalinsights:Workspace"

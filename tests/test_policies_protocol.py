@@ -522,7 +522,8 @@ def test_pinned_key_id_lets_a_key_from_elsewhere_through(client: PolicyClient, p
 
 
 def test_bring_your_own_key_stack_needs_its_key_pinned(client: PolicyClient) -> None:
-    from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID, run_stack
+    from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID
+    from tests.engine import run_stack
 
     key_id = "https://kv-team-keys.vault.azure.net/keys/aks-etcd/0123456789abcdef0123456789abcdef"
     vault_id = (
