@@ -65,7 +65,9 @@ def test_up_without_the_propagation_wait_fails_with_azures_permission_error(
         space.pulumi("destroy", "--stack", "nowait", "--yes")
 
 
-def test_a_schema_refused_input_fails_preview_with_azure_natives_message(workspace: Workspace, tmp_path: Path) -> None:
+def test_a_schema_refused_input_fails_preview_with_azure_natives_message(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     space = _variant(workspace, tmp_path, "badname", "bad-vault-name")
     previewed = space.pulumi("preview", "--stack", "badname")
     assert previewed.returncode != 0
@@ -100,8 +102,7 @@ def test_public_to_private_on_an_existing_kms_cluster_is_refused_on_update(
         refusal = "from Public to Private is not supported while KMS is enabled: disable KMS first"
         assert refusal in output, output[-3000:]
         cluster = next(
-            r
-            for r in space.export("netswitch")["deployment"]["resources"]
+            r for r in space.export("netswitch")["deployment"]["resources"]
             if r["type"] == "azure-native:containerservice:ManagedCluster"
         )
         assert cluster["outputs"]["securityProfile"]["azureKeyVaultKms"]["keyVaultNetworkAccess"] == "Public"
