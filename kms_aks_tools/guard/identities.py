@@ -9,11 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azure_facts.property_paths import MISSING, lookup, unwrap
-from azure_facts.tokens import (
-    ACCESS_POLICY,
-    MANAGED_CLUSTER,
-    USER_ASSIGNED_IDENTITY,
-)
+from azure_facts.tokens import ACCESS_POLICY, MANAGED_CLUSTER, USER_ASSIGNED_IDENTITY
 from kms_aks_tools.guard.common import (
     ACCESS_POLICY_PRINCIPAL,
     IDENTITY_PATH,

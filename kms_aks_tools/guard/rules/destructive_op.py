@@ -12,9 +12,7 @@ from collections.abc import Iterator
 
 from azure_facts.findings import Finding
 from azure_facts.kms_closure import Member
-from azure_facts.tokens import (
-    USER_ASSIGNED_IDENTITY,
-)
+from azure_facts.tokens import USER_ASSIGNED_IDENTITY
 from kms_aks_tools.guard.common import DESTRUCTIVE_OPS, GUARDED_TYPES, NON_DESTRUCTIVE_OPS, short_type, transition_hint
 from kms_aks_tools.preview.model import Step
 

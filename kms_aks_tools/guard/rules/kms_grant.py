@@ -16,9 +16,7 @@ from typing import Any
 from azure_facts.engine import UNKNOWN
 from azure_facts.findings import Finding
 from azure_facts.property_paths import hides, lookup
-from azure_facts.tokens import (
-    ACCESS_POLICY,
-)
+from azure_facts.tokens import ACCESS_POLICY
 from kms_aks_tools.guard.common import (
     ACCESS_POLICY_KEYS,
     GRANT_FIELDS,

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from azure_facts.engine import type_from_urn
 from azure_facts.findings import Finding
-from azure_facts.tokens import (
-    KMS_RELEVANT_TYPES,
-    UnrecognisedKmsToken,
-    canonical_type,
-)
+from azure_facts.tokens import KMS_RELEVANT_TYPES, UnrecognisedKmsToken, canonical_type
 from kms_aks_tools.preview.model import BadInput, Step
 
 
