@@ -1,5 +1,5 @@
 """The plan of a stack, with no Azure and no CLI: the real program under the mock engine (`mock_engine`), every
-resource through the real policy pack (`policy_client`), the deployment waves and critical path (`graph`).
+resource through the real policy pack (`policy_pack`), the deployment waves and critical path (`graph`).
 
 `build_plan` returns the `Plan` that `kms-aks plan` prints and writes as `--json` (`kms_aks_tools.commands.plan`).
 The same input always gives the same plan, byte for byte (see `kms_aks_tools.offline.graph`).
@@ -18,7 +18,7 @@ from kms_aks.config import ConfigError
 from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.offline.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack
-from kms_aks_tools.offline.policy_client import (
+from kms_aks_tools.offline.policy_pack import (
     PolicyConfigError,
     PolicyPackProcess,
     PolicyViolation,
@@ -361,5 +361,3 @@ def _violation(violation: PolicyViolation, names: dict[str, str]) -> dict[str, s
 
 
 # ------------------------------------------------------------------------------------------- output
-
-
