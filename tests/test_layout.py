@@ -50,6 +50,7 @@ ONE_HOME = {
     "UNKNOWN": "azure_facts/engine.py",
     "SECRET_SIG": "azure_facts/engine.py",
     "SECRET_SIG_KEY": "azure_facts/engine.py",
+    "Secret": "azure_facts/engine.py",  # a secret decoded: the one marker plain values carry
     "type_from_urn": "azure_facts/engine.py",
     "name_from_urn": "azure_facts/engine.py",
     "stack_from_urn": "azure_facts/engine.py",
