@@ -104,6 +104,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "commands",
         (
             "kms_aks_tools.commands",
+            "kms_aks_tools.sandbox",
             "kms_aks_tools.guard",
             "kms_aks_tools.preview",
             "kms_aks_tools.change_summary",
