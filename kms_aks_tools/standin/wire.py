@@ -91,26 +91,25 @@ def plain(value: Any) -> Any:
     return value
 
 
-def contains_secret(value: Any) -> bool:
-    if isinstance(value, Secret):
+def _holds(value: Any, found: Any) -> bool:
+    """Whether `found` holds for `value` or anything in it (inside a secret too)."""
+    if found(value):
         return True
+    if isinstance(value, Secret):
+        return _holds(value.value, found)
     if isinstance(value, dict):
-        return any(contains_secret(v) for v in value.values())
+        return any(_holds(v, found) for v in value.values())
     if isinstance(value, list):
-        return any(contains_secret(v) for v in value)
+        return any(_holds(v, found) for v in value)
     return False
+
+
+def contains_secret(value: Any) -> bool:
+    return _holds(value, lambda v: isinstance(v, Secret))
 
 
 def contains_unknown(value: Any) -> bool:
-    if value == UNKNOWN:
-        return True
-    if isinstance(value, Secret):
-        return contains_unknown(value.value)
-    if isinstance(value, dict):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_unknown(v) for v in value)
-    return False
+    return _holds(value, lambda v: v == UNKNOWN)
 
 
 def secret_leaves(value: Any, inside: bool = False) -> set[str]:
