@@ -73,6 +73,9 @@ KMS_V2_PREFIX = "k8s:enc:kms:v2:"
 WINDOW_ATTEMPTS = 3
 GET_RETRIES = 4
 DEFAULT_WINDOW = 250
+# Each window costs two full /metrics scrapes of every replica (the API server renders all its series each time),
+# so a window that came out exact lets the next one double, up to this; one that needed a retry halves the next.
+MAX_WINDOW = 4000
 METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
@@ -231,8 +234,10 @@ def _verify(
     result.listed = len(names)
     problems: list[str] = []
     before, why = _scrape(cluster, roster)
-    for start in range(0, len(names), window):
-        chunk = names[start : start + window]
+    start, size = 0, window
+    while start < len(names):
+        chunk = names[start : start + size]
+        start += len(chunk)
         result.windows += 1
         for attempt in range(WINDOW_ATTEMPTS):
             if before is None:
@@ -248,6 +253,7 @@ def _verify(
                 _add(result, reads, verdict)
                 if not verdict.accepted:
                     problems.append(f"window {result.windows}: {verdict.problem}")
+                size = next_window(size, window, retried=attempt > 0)
                 break
             result.retried += 1
         else:
@@ -258,6 +264,14 @@ def _verify(
         result.replicas = sorted(before)
         result.current_keys = {c.current_key for c in before.values() if c.current_key}
     _conclude(result, problems)
+
+
+def next_window(size: int, first: int, *, retried: bool) -> int:
+    """The next window's size: twice this one's after an exact first try (up to MAX_WINDOW), half of it after a
+    retry, never below the first window's size."""
+    if retried:
+        return max(first, size // 2)
+    return max(first, min(size * 2, MAX_WINDOW))
 
 
 def _scrape(cluster: Cluster, roster: dict[str, str]) -> tuple[dict[str, ReplicaCounters] | None, str | None]:
