@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kms_aks_tools.offline.policy_client import PolicyClient, load_policy_config
+from kms_aks_tools.offline.policy_pack import PolicyClient, load_policy_config
 from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 from kms_aks_tools.project.stack_file import load_stack_file
 from tests.conftest import KmsAks
