@@ -38,10 +38,10 @@ from components import (
     RotationSpec,
     VaultSpec,
 )
-from kms_aks.config import (
+from kms_aks.config.base import ConfigError
+from kms_aks.config.stack import (
     NODE_UPGRADE_MAX_SURGE_PERCENT,
     ClusterConfig,
-    ConfigError,
     ExistingKeyConfig,
     KeyVaultConfig,
     KmsKeyConfig,
@@ -290,9 +290,11 @@ pulumi.export(
 pulumi.export(
     "kmsKeyExpiresOn",
     kms_key.key.attributes.apply(
-        lambda attributes: datetime.fromtimestamp(attributes.expires, tz=UTC).isoformat()
-        if attributes and attributes.expires is not None
-        else None
+        lambda attributes: (
+            datetime.fromtimestamp(attributes.expires, tz=UTC).isoformat()
+            if attributes and attributes.expires is not None
+            else None
+        )
     )
     if kms_key.key is not None
     else None,

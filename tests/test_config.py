@@ -8,7 +8,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator, core_schema
 
-from kms_aks.config import ConfigError, parse_stack_config
+from kms_aks.config.base import ConfigError
+from kms_aks.config.stack import parse_stack_config
 from kms_aks_tools.offline.mock_engine import run_stack
 from kms_aks_tools.project.stack_file import load_stack_file, stack_names
 
@@ -244,7 +245,8 @@ _BOUNDED_PATTERNS = {
 
 @pytest.mark.parametrize("name", sorted(_BOUNDED_PATTERNS))
 def test_patterns_checked_in_two_steps_accept_exactly_what_the_pattern_accepts(name: str) -> None:
-    import kms_aks.config as config
+    import kms_aks.config.stack as config
+    from kms_aks.config.base import PATTERN_RULES
 
     pattern, values = _BOUNDED_PATTERNS[name]
     checked = TypeAdapter(getattr(config, name))
@@ -259,8 +261,29 @@ def test_patterns_checked_in_two_steps_accept_exactly_what_the_pattern_accepts(n
             # Refused with the whole pattern's rule, whichever step refused it.
             (error,) = refused.value.errors()
             assert error["type"] == "string_pattern_mismatch", value
-            assert config.PATTERN_RULES[error["ctx"]["pattern"]] == config.PATTERN_RULES[pattern], value
+            assert PATTERN_RULES[error["ctx"]["pattern"]] == PATTERN_RULES[pattern], value
         else:
             assert checked.validate_python(value) == value
             accepted += 1
     assert 0 < accepted < len(values)
+
+
+def test_every_config_describes_its_errors_one_way_and_takes_key_vault_patterns_from_azure_facts() -> None:
+    # One home each (issue 20): the error description in kms_aks/config/base.py, the vault, key and version
+    # patterns in azure_facts (shared with the pack), never retyped in a config module.
+    import ast
+    from pathlib import Path
+
+    import azure_facts
+
+    package = Path(__file__).resolve().parents[1] / "kms_aks"
+    describers = sorted(
+        f"{path.relative_to(package)}:{node.name}"
+        for path in package.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and "describe" in node.name
+    )
+    assert describers == ["config/base.py:describe"]
+    for pattern in (azure_facts.VAULT_NAME_PATTERN, azure_facts.KEY_NAME_PATTERN, azure_facts.KEY_VERSION_PATTERN):
+        for path in package.rglob("*.py"):
+            assert pattern not in path.read_text(), (path, pattern)
