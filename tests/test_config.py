@@ -287,3 +287,48 @@ def test_every_config_describes_its_errors_one_way_and_takes_key_vault_patterns_
     for pattern in (azure_facts.VAULT_NAME_PATTERN, azure_facts.KEY_NAME_PATTERN, azure_facts.KEY_VERSION_PATTERN):
         for path in package.rglob("*.py"):
             assert pattern not in path.read_text(), (path, pattern)
+
+
+_BYOK = {
+    "keyId": "https://kv-team-keys.vault.azure.net/keys/aks-etcd/0123456789abcdef0123456789abcdef",
+    "keyVaultResourceId": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-keys/providers/"
+    "Microsoft.KeyVault/vaults/kv-team-keys",
+    "permissionModel": "rbac",
+}
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        (
+            {"keyType": "RSA-HSM", "purgeProtection": False},
+            "kms-aks:existingKey.purgeProtection: false: a KMS key's vault must have purge protection",
+        ),
+        ({"keyType": "RSA-HSM"}, "purgeProtection is not declared beside keyType: declare both"),
+        ({"purgeProtection": True}, "keyType is not declared beside purgeProtection: declare both"),
+        ({"keyType": "EC", "purgeProtection": True}, "kms-aks:existingKey.keyType: Input should be 'RSA' or 'RSA-HSM'"),
+        (
+            {"keyType": "RSA", "purgeProtection": True, "softDeleteRetentionDays": 3},
+            "kms-aks:existingKey.softDeleteRetentionDays: Input should be greater than or equal to 7",
+        ),
+    ],
+)
+def test_a_bring_your_own_keys_declared_properties_are_validated_in_config(declared: dict, expected: str) -> None:
+    base = {"location": "westeurope", "cluster": DEV_CLUSTER}
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config({**base, "existingKey": {**_BYOK, **declared}})
+    assert any(expected in problem for problem in error.value.problems), error.value.problems
+
+
+def test_a_bring_your_own_keys_declared_properties_reach_the_cluster_as_tags() -> None:
+    declared = {"keyType": "RSA-HSM", "purgeProtection": True, "softDeleteRetentionDays": 90}
+    stack = run_stack(
+        "dev", config={"kms-aks:keyVault": None, "kms-aks:kmsKey": None, "kms-aks:existingKey": {**_BYOK, **declared}}
+    )
+    assert stack.error is None, stack.error
+    [cluster] = [r for r in stack.resources if r.type == "azure-native:containerservice:ManagedCluster"]
+    assert {k: v for k, v in cluster.inputs["tags"].items() if k.startswith("kms-aks-existing")} == {
+        "kms-aks-existing-key-type": "RSA-HSM",
+        "kms-aks-existing-vault-purge-protection": "true",
+        "kms-aks-existing-vault-soft-delete-days": "90",
+    }

@@ -521,19 +521,51 @@ def test_pinned_key_id_lets_a_key_from_elsewhere_through(client: PolicyClient, p
     assert check(client, resources, pinned).by_policy("aks-kms-key-source") == []
 
 
-def test_bring_your_own_key_stack_needs_its_key_pinned(client: PolicyClient) -> None:
+def _byok_prod(**declared: Any) -> tuple[RecordedStack, str]:
     from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID, run_stack
 
     key_id = "https://kv-team-keys.vault.azure.net/keys/aks-etcd/0123456789abcdef0123456789abcdef"
     vault_id = (
         f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg-keys/providers/Microsoft.KeyVault/vaults/kv-team-keys"
     )
-    byok = {"keyId": key_id, "keyVaultResourceId": vault_id, "permissionModel": "rbac"}
+    byok = {"keyId": key_id, "keyVaultResourceId": vault_id, "permissionModel": "rbac", **declared}
     stack = run_stack("prod", config={"kms-aks:keyVault": None, "kms-aks:kmsKey": None, "kms-aks:existingKey": byok})
     assert stack.error is None, stack.error
+    return stack, key_id
+
+
+HSM_DECLARED = {"keyType": "RSA-HSM", "purgeProtection": True, "softDeleteRetentionDays": 90}
+
+
+def test_bring_your_own_key_stack_needs_its_key_pinned(client: PolicyClient) -> None:
+    stack, key_id = _byok_prod(**HSM_DECLARED)
     assert mandatory_policies(check(client, stack.resources, load_policy_config("prod"))) == {"aks-kms-key-source"}
     pinned = stack_config(stack, **{"aks-kms-key-source": {"pinnedKeyIds": [key_id]}})
     assert check(client, stack.resources, pinned).violations == []
+
+
+@pytest.mark.parametrize(
+    ("declared", "refusal"),
+    [
+        ({}, "has no declared key type or purge protection, and this stack requires an HSM-protected key"),
+        ({**HSM_DECLARED, "keyType": "RSA"}, 'is declared with key type "RSA", and this stack requires an HSM'),
+    ],
+)
+def test_bring_your_own_key_on_an_hsm_stack_is_refused_until_its_properties_are_declared_and_fit(
+    client: PolicyClient, declared: dict[str, Any], refusal: str
+) -> None:
+    # Issue 22, class 5: prod requires an HSM key (policies/config/prod.json); a key from outside the stack is
+    # judged by what its stack config declares (kms-aks:existingKey), and refused until that is declared.
+    stack, key_id = _byok_prod(**declared)
+    config = stack_config(stack, **{"aks-kms-key-source": {"pinnedKeyIds": [key_id]}})
+    found = check(client, stack.resources, config)
+    [violation] = found.mandatory
+    assert violation.policy_name == "aks-kms-key-vault-fit" and refusal in violation.message
+    assert "kms-aks:existingKey" in violation.message
+    # Without requireHsm (dev's pack config) the same software key passes: the declaration fits what dev requires.
+    if declared:
+        dev = {**config, "aks-kms-key-vault-fit": {"requireHsm": False}}
+        assert check(client, stack.resources, dev).mandatory == []
 
 
 def _private_vault_done_right(resources: Resources) -> Resources:

@@ -28,7 +28,16 @@ from pydantic import (
 )
 
 # The Azure facts (id patterns, DNS suffixes, the KMS v2 threshold) live in one place, shared with the pack.
-from azure_facts import KEY_NAME_PATTERN, KEY_VERSION_PATTERN, VAULT_NAME_PATTERN, VAULT_RESOURCE_ID, VERSIONED_KEY_ID
+from azure_facts import (
+    EXISTING_KEY_TYPE_TAG,
+    EXISTING_VAULT_PURGE_PROTECTION_TAG,
+    EXISTING_VAULT_SOFT_DELETE_DAYS_TAG,
+    KEY_NAME_PATTERN,
+    KEY_VERSION_PATTERN,
+    VAULT_NAME_PATTERN,
+    VAULT_RESOURCE_ID,
+    VERSIONED_KEY_ID,
+)
 from azure_facts import KMS_V2_MIN_KUBERNETES_VERSION as KMS_V2_MIN_VERSION
 from kms_aks.config.base import ConfigError, StrictModel, decode_value, describe, matching
 from kms_aks.vm_sizes import OS_DISK_SIZE_GB, OsDiskType, default_os_disk_type, ephemeral_capacity
@@ -147,6 +156,48 @@ class ExistingKeyConfig(StrictModel):
     key_id: str = Field(description="versioned key id: https://<vault>.vault.azure.net/keys/<name>/<version>")
     key_vault_resource_id: str
     permission_model: PermissionModel
+    # What the key and its vault are, declared by the stack (the key exists before it): the policy pack checks
+    # them against the stack's requirements (requireHsm, purge protection). Required where the stack requires an
+    # HSM key (docs/configuration.md, "Bring your own key").
+    key_type: Literal["RSA", "RSA-HSM"] | None = Field(default=None, description="the key's kty: RSA or RSA-HSM")
+    purge_protection: StrictBool | None = Field(
+        default=None, description="whether the key's vault has purge protection (KMS needs it: true)"
+    )
+    soft_delete_retention_days: Annotated[StrictInt, Field(ge=7, le=90)] | None = None
+
+    @field_validator("purge_protection")
+    @classmethod
+    def _purge_protected(cls, value: bool | None) -> bool | None:
+        if value is False:
+            raise ValueError(
+                "false: a KMS key's vault must have purge protection (deleting the key would otherwise destroy "
+                "etcd's data for good); enable it on the vault (`az keyvault update --enable-purge-protection "
+                "true`), then declare purgeProtection: true"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _declared_together(self) -> ExistingKeyConfig:
+        declared = {"keyType": self.key_type, "purgeProtection": self.purge_protection}
+        missing = [key for key, value in declared.items() if value is None]
+        if len(missing) == 1:
+            raise ValueError(
+                f"{missing[0]} is not declared beside {'purgeProtection' if missing[0] == 'keyType' else 'keyType'}: "
+                "declare both (keyType RSA or RSA-HSM, purgeProtection true), or neither"
+            )
+        return self
+
+    @property
+    def declared_properties(self) -> dict[str, str]:
+        """The declared properties as the cluster's tags (azure_facts' names), for the policy pack."""
+        tags = {}
+        if self.key_type is not None:
+            tags[EXISTING_KEY_TYPE_TAG] = self.key_type
+        if self.purge_protection is not None:
+            tags[EXISTING_VAULT_PURGE_PROTECTION_TAG] = str(self.purge_protection).lower()
+        if self.soft_delete_retention_days is not None:
+            tags[EXISTING_VAULT_SOFT_DELETE_DAYS_TAG] = str(self.soft_delete_retention_days)
+        return tags
 
     @model_validator(mode="after")
     def _ids_agree(self) -> ExistingKeyConfig:
