@@ -111,7 +111,8 @@ def _outside_key_fit(kms: ClusterKms, require_hsm: bool) -> list[Finding]:
         findings.append(
             violation(
                 f'{of} is declared with key type "{kty}", and this stack requires an HSM-protected key (requireHsm): '
-                "bring an RSA-HSM key (from a premium vault or a Managed HSM) and declare kms-aks:existingKey.keyType: RSA-HSM.",
+                "bring an RSA-HSM key (from a premium vault or a Managed HSM) and declare "
+                "kms-aks:existingKey.keyType: RSA-HSM.",
                 kms.cluster.urn,
             )
         )
