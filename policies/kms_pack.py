@@ -242,10 +242,14 @@ def _closure_candidate(token: str) -> bool:
 
 def _closure_validation(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     # The closure is computed once per AnalyzeStack call of this policy, in one pass over the stack.
-    records = closure_records(
-        (r.resource_type, r.urn, to_plain(r.props)) for r in args.resources if _closure_candidate(r.resource_type)
-    )
-    _report(check_closure(records), report_violation, args.not_applicable)
+    candidates = [r for r in args.resources if _closure_candidate(r.resource_type)]
+    records = closure_records((r.resource_type, r.urn, to_plain(r.props)) for r in candidates)
+    principal_sources = {
+        r.urn: tuple(d.urn for d in r.property_dependencies.get("policy", []))
+        for r in candidates
+        if rules.plain_type(r.resource_type) == rules.ACCESS_POLICY
+    }
+    _report(check_closure(records, principal_sources=principal_sources), report_violation, args.not_applicable)
 
 
 # ------------------------------------------------------------------------------------------- policies
