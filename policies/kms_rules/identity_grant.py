@@ -343,17 +343,23 @@ def check_grant_scopes(kms: ClusterKms) -> list[Finding]:
         if covers is True:
             continue
         if covers is False:
-            message = (
-                f"{grant.label} gives the KMS identity a key-access role that Azure does not honour for the KMS key: "
-                f"{why}. {SCOPE_FIX}."
+            findings.append(
+                violation(
+                    f"{grant.label} gives the KMS identity a key-access role that Azure does not honour for the KMS "
+                    f"key: {why}. {SCOPE_FIX}.",
+                    grant.urn,
+                )
             )
         else:
-            message = (
-                f"{grant.label}: whether its scope contains the KMS key cannot be decided at preview ({why}). "
-                f"{SCOPE_FIX}, with the scope taken from the Key or Vault resource (key.id, vault.id) or written "
-                "with literal subscription, resource group and vault names."
+            # Refused by the pack as every undecided finding is (nothing mandatory is decided after the preview).
+            findings.append(
+                could_not_decide(
+                    f"{grant.label}: whether its scope contains the KMS key cannot be decided at preview ({why}). "
+                    f"{SCOPE_FIX}, with the scope taken from the Key or Vault resource (scope=key.id, vault.id) or "
+                    "written with literal subscription, resource group and vault names.",
+                    grant.urn,
+                )
             )
-        findings.append(violation(message, grant.urn))
     return findings
 
 
