@@ -204,3 +204,16 @@ def test_a_verified_result_needs_every_secret_under_the_expected_key() -> None:
 def test_the_apiserver_id_hash_is_getHash_of_the_lease_name() -> None:
     # metrics.go getHash: fmt.Sprintf("sha256:%x", sha256(data)); the Lease's name is the API server's id.
     assert verify.apiserver_id_hash("apiserver-aaaa") == A
+
+
+def test_windows_double_after_an_exact_try_and_halve_after_a_retry() -> None:
+    # Each window costs two /metrics scrapes per replica: a run of exact windows should need few of them.
+    sizes, size = [], 250
+    for _ in range(6):
+        size = verify.next_window(size, 250, retried=False)
+        sizes.append(size)
+    assert sizes == [500, 1000, 2000, 4000, 4000, 4000]
+    assert verify.next_window(4000, 250, retried=True) == 2000
+    assert verify.next_window(300, 250, retried=True) == 250
+    # A user's larger first window is never shrunk below itself, nor capped below itself.
+    assert verify.next_window(8000, 8000, retried=False) == 8000

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -75,6 +76,9 @@ SCRAPES_PER_REPLICA = 8
 WINDOW_ATTEMPTS = 3
 GET_RETRIES = 4
 DEFAULT_WINDOW = 250
+# Each window costs two full /metrics scrapes of every replica (the API server renders all its series each time),
+# so a window that came out exact lets the next one double, up to this; one that needed a retry halves the next.
+MAX_WINDOW = 4000
 METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
@@ -108,13 +112,15 @@ class ReplicaCounters:
     label_sets: int  # key-id total series of this replica: the LRU evicts only once it holds 100
 
 
-_WANTED = (PREFIX, TRANSFORMATIONS, PROCESS_START)
+# The lines of the three series a window compares, with their HELP and TYPE lines: a /metrics answer holds
+# thousands of others, and picking these out with one scan is most of what parsing a scrape costs.
+_WANTED = re.compile(rf"^(?:# (?:HELP|TYPE) )?(?:{PREFIX}|{TRANSFORMATIONS}|{PROCESS_START}).*$", re.MULTILINE)
 
 
 def parse_replica(text: str) -> ReplicaCounters:
     """A replica's counters from its /metrics text; `_WindowUntrusted` when the scrape names no single replica."""
-    lines = [line for line in text.splitlines() if any(name in line for name in _WANTED)]
-    samples = key_id_hash_samples("\n".join(lines) + "\n")
+    wanted = "\n".join(_WANTED.findall(text)) + "\n"
+    samples = key_id_hash_samples(wanted)
     replicas = {s.apiserver_id_hash for s in samples if s.apiserver_id_hash}
     if len(replicas) != 1:
         raise _WindowUntrusted(
@@ -135,7 +141,7 @@ def parse_replica(text: str) -> ReplicaCounters:
     secret_reads: dict[str, float] = {}
     errors = 0.0
     started = 0.0
-    for family in text_string_to_metric_families("\n".join(lines) + "\n"):
+    for family in text_string_to_metric_families(wanted):
         for sample in family.samples:
             if sample.name == PROCESS_START:
                 started = sample.value
@@ -437,8 +443,10 @@ def _verify(
     result.listed = len(names)
     problems: list[str] = []
     before, why = _scrape(cluster, roster)
-    for start in range(0, len(names), window):
-        chunk = names[start : start + window]
+    start, size = 0, window
+    while start < len(names):
+        chunk = names[start : start + size]
+        start += len(chunk)
         result.windows += 1
         for attempt in range(WINDOW_ATTEMPTS):
             if before is None:
@@ -454,6 +462,7 @@ def _verify(
                 _add(result, reads, verdict)
                 if not verdict.accepted:
                     problems.append(f"window {result.windows}: {verdict.problem}")
+                size = next_window(size, window, retried=attempt > 0)
                 break
             result.retried += 1
         else:
@@ -464,6 +473,14 @@ def _verify(
         result.replicas = sorted(before)
         result.current_keys = {c.current_key for c in before.values() if c.current_key}
     _conclude(result, problems)
+
+
+def next_window(size: int, first: int, *, retried: bool) -> int:
+    """The next window's size: twice this one's after an exact first try (up to MAX_WINDOW), half of it after a
+    retry, never below the first window's size."""
+    if retried:
+        return max(first, size // 2)
+    return max(first, min(size * 2, MAX_WINDOW))
 
 
 def _scrape(cluster: Cluster, roster: dict[str, str]) -> tuple[dict[str, ReplicaCounters] | None, str | None]:
