@@ -198,11 +198,16 @@ BYOK = {
 }
 
 
-def _byok(tmp_path: Path, **declared: Any) -> RecordedStack:
+def _byok(tmp_path: Path, vault_subscription: str | None = None, **declared: Any) -> RecordedStack:
+    existing = {**BYOK, **declared}
+    if vault_subscription is not None:
+        existing["keyVaultResourceId"] = BYOK["keyVaultResourceId"].replace(
+            "6b1d2f5e-3c4a-4e8b-9a7d-1f2e3d4c5b6a", vault_subscription
+        )
     return preview(
         tmp_path,
         "prod",
-        config={"kms-aks:keyVault": None, "kms-aks:kmsKey": None, "kms-aks:existingKey": {**BYOK, **declared}},
+        config={"kms-aks:keyVault": None, "kms-aks:kmsKey": None, "kms-aks:existingKey": existing},
     )
 
 
@@ -220,10 +225,13 @@ def test_class_5_a_bring_your_own_key_on_prod_is_refused_until_declared_hsm(
     assert 'declared with key type "RSA"' in message
 
 
+@pytest.mark.parametrize("vault_subscription", [None, OTHER_SUBSCRIPTION])
 def test_control_a_bring_your_own_key_declared_hsm_and_purge_protected_passes(
-    client: PolicyClient, tmp_path: Path
+    client: PolicyClient, tmp_path: Path, vault_subscription: str | None
 ) -> None:
-    stack = _byok(tmp_path, keyType="RSA-HSM", purgeProtection=True, softDeleteRetentionDays=90)
+    # Also when the key's vault is in another team's subscription: the Crypto User grant at the key's own id (the
+    # program's, scope=the key's ARM id) contains the key wherever the vault is.
+    stack = _byok(tmp_path, vault_subscription, keyType="RSA-HSM", purgeProtection=True, softDeleteRetentionDays=90)
     assert judge(client, stack, _pinned()).mandatory == []
 
 

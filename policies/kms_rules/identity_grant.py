@@ -224,18 +224,20 @@ def _scope_covers(grant: Res, kms: ClusterKms, *, key_scope_ok: bool) -> bool | 
 def stack_subscription(kms: ClusterKms) -> str | None:
     """The subscription that holds the KMS vault, as far as the stack shows it (lower case), else None.
 
-    The vault's ARM id when known (a deployed stack, or a private cluster's keyVaultResourceId); otherwise the one
-    subscription every role definition id of the stack names: the program builds them from the deploying client's
-    subscription (authorization.get_client_config), the one it deploys the vault into. Two different subscriptions
-    there leave it unknown.
+    The vault's ARM id when known (a deployed stack, or a private cluster's keyVaultResourceId). For a vault this
+    stack creates, otherwise the one subscription every role definition id of the stack names: the program builds
+    them from the deploying client's subscription (authorization.get_client_config), the one it creates the vault
+    in; two different subscriptions there leave it unknown. A vault outside the stack (bring your own key) may be in
+    any subscription: unknown unless its id is shown.
     """
-    if kms.vault is not None:
-        vault_id = arm_segments(kms.vault.props.get("id")).get("subscriptions")
-        if vault_id:
-            return vault_id.lower()
     private_id = arm_segments(kms.settings.get("keyVaultResourceId")).get("subscriptions")
     if private_id:
         return private_id.lower()
+    if kms.vault is None:
+        return None
+    vault_id = arm_segments(kms.vault.props.get("id")).get("subscriptions")
+    if vault_id:
+        return vault_id.lower()
     named = {
         sub.lower()
         for grant in kms.index.by_type[ROLE_ASSIGNMENT]
