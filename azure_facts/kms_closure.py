@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azure_facts import KEY_URL
-from azure_facts.engine import SECRET_SIG, SECRET_SIG_KEY
+from azure_facts.property_paths import MASKED, UNKNOWN_SENTINELS, dig, unseen, unwrap
 from azure_facts.tokens import (
     ACCESS_POLICY,
     KEY,
@@ -173,44 +173,7 @@ class Closure:
 
 # --------------------------------------------------------------------------------------------- values
 
-# The engine's sentinels for values unknown at preview (pulumi_policy/proxy.py; sdk/go/common/resource/plugin).
-UNKNOWN_SENTINELS = frozenset(
-    {
-        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
-        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
-        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
-        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
-        "030794c1-ac77-496b-92df-f27374a8bd58",
-        "e48ece36-62e2-4504-bad9-02848725956a",
-        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
-    }
-)
-# How `pulumi preview --json` prints a secret without --show-secrets.
-MASKED = "[secret]"
-
-
-def unwrap(value: Any) -> Any:
-    """A secret shown with --show-secrets (or sent to a policy) is a signature object: keep the value."""
-    if isinstance(value, Mapping) and value.get(SECRET_SIG_KEY) == SECRET_SIG:
-        return value.get("value", value.get("plaintext", MASKED))
-    return value
-
-
-def unseen(value: Any) -> bool:
-    """True for a value a gate cannot read: unknown until apply, or masked."""
-    return isinstance(value, str) and (value in UNKNOWN_SENTINELS or value == MASKED)
-
-
-def dig(properties: Any, *path: str) -> Any:
-    """The value at `path`; None when absent; the sentinel itself when it or a parent cannot be seen."""
-    current = unwrap(properties)
-    for segment in path:
-        if unseen(current):
-            return current
-        if not isinstance(current, Mapping):
-            return None
-        current = unwrap(current.get(segment))
-    return current
+# Values are read through `azure_facts.property_paths` (`dig`, `unseen`, `unwrap`): one reading for both gates.
 
 
 def _text(value: Any) -> str | None:

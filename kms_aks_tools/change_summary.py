@@ -36,18 +36,13 @@ from rich.text import Text
 
 from azure_facts import ROLE_NAMES
 from azure_facts.engine import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, type_from_urn
+from azure_facts.property_paths import MASKED as MASKED_SECRET
+from azure_facts.property_paths import split_property_path
 from kms_aks_tools.cli.console import SUBSCRIPTION_ID, make_console, shorten_ids
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import subcommand_parser
 from kms_aks_tools.guard_verdict import GuardVerdict, VerdictError, VerdictFinding, load_verdict
-from kms_aks_tools.preview.model import (
-    MASKED_SECRET,
-    BadInput,
-    Preview,
-    Step,
-    load_preview,
-    split_property_path,
-)
+from kms_aks_tools.preview.model import BadInput, Preview, Step, load_preview
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
 
 # Steps of one replacement that the `replace` step of the same URN already stands for.

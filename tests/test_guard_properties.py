@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kms_aks_tools.guard.closure import _leaves
+from azure_facts.property_paths import leaves as _leaves
 from kms_aks_tools.guard.known_safe import KNOWN_SAFE, known_safe
 from tests.test_guard import (
     DEV_ACCESS_POLICY,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from azure_facts import VERSIONED_KEY_ID
+from azure_facts.findings import Finding, Outcome, violation, warning
 from azure_facts.key_validity import duration_days as shared_duration_days
 from azure_facts.key_validity import encrypt_blockers, unix_date
 from azure_facts.key_validity import first_rotation as shared_first_rotation
@@ -34,17 +35,6 @@ KEY_ID_PATH = "securityProfile.azureKeyVaultKms.keyId"
 # Key Vault's own floor between a rotation and the expiry of the version it replaces; below it there is no
 # time to move the cluster to the new version and re-encrypt its secrets.
 MIN_ROTATION_WINDOW_DAYS = 7
-# ISO 8601 durations as Key Vault rotation policies write them: P90D, P3M, P1Y (also combined, P1Y2M10D).
-
-Level = Literal["refuse", "warn"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing wrong (`refuse`) or worth a look (`warn`) about a key's expiry and rotation."""
-
-    level: Level
-    message: str
 
 
 @dataclass
@@ -94,11 +84,11 @@ class RotationReport:
 
     @property
     def refusals(self) -> list[tuple[KeyRotation, Finding]]:
-        return [(k, f) for k in self.keys for f in k.findings if f.level == "refuse"]
+        return [(k, f) for k in self.keys for f in k.findings if f.outcome is Outcome.VIOLATION]
 
     @property
     def warnings(self) -> list[tuple[KeyRotation, Finding]]:
-        return [(k, f) for k in self.keys for f in k.findings if f.level == "warn"]
+        return [(k, f) for k in self.keys for f in k.findings if f.outcome is Outcome.WARNING]
 
     @property
     def exit_code(self) -> int:
@@ -163,8 +153,7 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
     if expire is not None and interval is not None:
         if expire <= interval:
             info.findings.append(
-                Finding(
-                    "refuse",
+                violation(
                     f"versions expire {expire} days after creation but are rotated only after {interval} days: "
                     "the version the cluster uses expires before its successor exists, and an expired key breaks "
                     f"the cluster. Make the rotation policy's expiry longer than its rotation interval by at least "
@@ -173,8 +162,7 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
             )
         elif window is not None and window < MIN_ROTATION_WINDOW_DAYS:
             info.findings.append(
-                Finding(
-                    "refuse",
+                violation(
                     f"a version expires {window} days after it is rotated: too little time to move the cluster to "
                     f"the new version and re-encrypt every secret (Key Vault requires {MIN_ROTATION_WINDOW_DAYS}). "
                     f"Leave at least {MIN_ROTATION_WINDOW_DAYS} days between rotateAfterDays and expireAfterDays.",
@@ -187,8 +175,7 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
             else ""
         )
         info.findings.append(
-            Finding(
-                "warn",
+            warning(
                 f"versions expire {expire} days after creation and nothing rotates them automatically: rotate by "
                 f"hand before each expiry{notify}.",
             )
@@ -198,8 +185,7 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
         blockers = encrypt_blockers(as_of=as_of, expires=None, not_before=info.not_before)
         if blockers:
             info.findings.append(
-                Finding(
-                    "refuse",
+                violation(
                     f"the key is not valid until {info.not_before} (notBefore), after {as_of}: Key Vault refuses "
                     "every operation before it, so the cluster could neither encrypt nor decrypt. Remove notBefore "
                     "or set it to a past date.",
@@ -213,16 +199,14 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
         )
         if info.expires_on <= as_of:
             info.findings.append(
-                Finding(
-                    "refuse",
+                violation(
                     f"the first version expires on {info.expires_on}, on or before {as_of}: an expired key breaks "
                     f"the cluster. Move {PROJECT}:kmsKey.expiresOn later, or rotate to a new version first.",
                 )
             )
         elif first_rotation is not None and info.expires_on <= first_rotation:
             info.findings.append(
-                Finding(
-                    "refuse",
+                violation(
                     f"{PROJECT}:kmsKey.expiresOn {info.expires_on} comes before the first automatic rotation on "
                     f"{first_rotation} (created {created} + {info.rotate_after_days} days): the version the cluster "
                     "uses expires "
@@ -233,8 +217,7 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
         elif first_rotation is not None and (info.expires_on - first_rotation).days < MIN_ROTATION_WINDOW_DAYS:
             days = (info.expires_on - first_rotation).days
             info.findings.append(
-                Finding(
-                    "refuse",
+                violation(
                     f"{PROJECT}:kmsKey.expiresOn {info.expires_on} is only {days} days after the first automatic "
                     f"rotation on {first_rotation}: too little time to move the cluster to the new version and "
                     f"re-encrypt every secret. Leave at least {MIN_ROTATION_WINDOW_DAYS} days.",
@@ -242,8 +225,7 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
             )
         elif first_rotation is None:
             info.findings.append(
-                Finding(
-                    "warn",
+                warning(
                     f"the first version expires on {info.expires_on} ({(info.expires_on - as_of).days} days after "
                     f"{as_of}) and no rotation policy replaces it: create a new version and rotate the cluster to "
                     "it before then (docs/rotation.md).",
@@ -253,8 +235,7 @@ def _check_created_key(info: KeyRotation, created: date, as_of: date) -> None:
     if info.expires_on is None and expire is None and interval is None:
         if info.protected:
             info.findings.append(
-                Finding(
-                    "warn",
+                warning(
                     "neither an expiry nor a rotation policy on a protected stack: the key is never replaced "
                     "(Azure Policy 152b15f7-8e1f-4c1f-ab71-8c010ba5dbc0 and d8cf8476-a2ec-4916-896e-992351803c44 "
                     f"flag both). Set {PROJECT}:kmsKey.rotation.",
@@ -327,8 +308,7 @@ def _existing_key(key_id: str, cluster: RecordedResource, config: StackConfig) -
     vault = f"{match['vault']}" if match else "its vault"
     if info.protected:
         info.findings.append(
-            Finding(
-                "warn",
+            warning(
                 f"a bring-your-own key: its expiry and rotation policy live in {vault}, outside this stack, so this "
                 f"check cannot see them. Check them with `az keyvault key show --id {key_id} --query "
                 f"attributes.expires` and `az keyvault key rotation-policy show --vault-name {vault} --name "

@@ -2,27 +2,23 @@
 
 The models accept every field the real CLI writes (extra fields are kept), and check only what the tools
 rely on; `load_preview` turns unreadable input into `BadInput` (exit 2 in both commands), never a traceback.
-`lookup` reads a property path the way both gates must: an unknown or masked parent hides the value, it is
-never read as absent. `check_change_summary` refuses a document whose change summary disagrees with its steps.
+Property paths inside a state are read through `azure_facts.property_paths` (an unknown or masked parent hides
+the value, it is never read as absent). `check_change_summary` refuses a document whose change summary disagrees
+with its steps.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from azure_facts.engine import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, stack_from_urn, type_from_urn
-from azure_facts.kms_closure import MASKED
+from azure_facts.engine import stack_from_urn, type_from_urn
 from kms_aks_tools.cli.exits import UserError
-
-# How `pulumi preview --json` prints a secret when --show-secrets is not given (the closure's MASKED).
-MASKED_SECRET = MASKED
 
 
 class ResourceState(BaseModel):
@@ -103,40 +99,6 @@ class BadInput(UserError):
     """Input the guard cannot judge: reported as a message with exit status 2, never as a traceback."""
 
 
-def unwrap_secret(value: Any) -> Any:
-    """A secret shown with --show-secrets is a signature object around the value; keep only the value."""
-    if isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG:
-        return value.get("value", value.get("plaintext", MASKED_SECRET))
-    return value
-
-
-MISSING = object()
-
-
-def lookup(properties: Mapping[str, Any] | None, path: Sequence[str]) -> Any:
-    """The value at `path`, `MISSING` when absent, `UNKNOWN` (or `MASKED_SECRET`) when it or any parent is
-    unknown (or masked)."""
-    current: Any = properties
-    for segment in path:
-        current = unwrap_secret(current)
-        if current == UNKNOWN:
-            return UNKNOWN
-        if current == MASKED_SECRET:
-            return MASKED_SECRET  # a masked parent hides the value: never read it as absent
-        if not isinstance(current, dict) or segment not in current:
-            return MISSING
-        current = current[segment]
-    return unwrap_secret(current)
-
-
-_PATH_TOKEN = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|([^.\[\]]+)')
-
-
-def split_property_path(path: str) -> tuple[str, ...]:
-    """Split a detailedDiff key (`identity.userAssignedIdentities[0]`, `tags["a.b"]`) into segments."""
-    return tuple(quoted or index or plain for quoted, index, plain in _PATH_TOKEN.findall(path))
-
-
 def validation_message(error: ValidationError, limit: int = 5) -> str:
     lines = []
     for item in error.errors()[:limit]:
@@ -210,8 +172,6 @@ def _ops(counts: Mapping[str, int]) -> str:
 
 # The URN parts are azure_facts.engine's; named here too, as the preview's readers use them.
 __all__ = [
-    "MASKED_SECRET",
-    "MISSING",
     "BadInput",
     "Diagnostic",
     "Preview",
@@ -220,11 +180,8 @@ __all__ = [
     "Step",
     "check_change_summary",
     "load_preview",
-    "lookup",
     "read_text",
-    "split_property_path",
     "stack_from_urn",
     "type_from_urn",
-    "unwrap_secret",
     "validation_message",
 ]

@@ -15,12 +15,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from functools import cached_property
 from typing import Any
 
 import azure_facts as facts
 from azure_facts import tokens
+
+# Findings and property paths have one home each (azure_facts), shared with the guard and the tools; the rules
+# take them from here.
+from azure_facts.findings import Finding as Finding
+from azure_facts.findings import Outcome as Outcome
+from azure_facts.findings import could_not_decide as could_not_decide
+from azure_facts.findings import not_applicable as not_applicable
+from azure_facts.findings import violation as violation
+from azure_facts.property_paths import UNKNOWN_SENTINELS as UNKNOWN_SENTINELS
+from azure_facts.property_paths import dig as dig
+from azure_facts.property_paths import is_unknown as is_unknown
 
 # ------------------------------------------------------------------------------------------- type tokens
 # The plain form of each type. A resource may reach the pack under another form of the same type (a versioned
@@ -82,61 +92,7 @@ _KEY_VERSION = facts.KEY_VERSION
 VERSIONED_KEY_ID_PATTERN = facts.VERSIONED_KEY_ID_PATTERN
 _KUBERNETES_VERSION = re.compile(r"^v?(\d+)\.(\d+)")
 
-# The engine's sentinels for values not known until a resource is created (pulumi_policy/proxy.py).
-UNKNOWN_SENTINELS = frozenset(
-    {
-        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",  # boolean
-        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",  # number
-        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",  # string
-        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",  # array
-        "030794c1-ac77-496b-92df-f27374a8bd58",  # asset
-        "e48ece36-62e2-4504-bad9-02848725956a",  # archive
-        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",  # object
-    }
-)
-
-
-def is_unknown(value: Any) -> bool:
-    """Whether `value` is an engine sentinel for a value not known until the resource is created."""
-    return isinstance(value, str) and value in UNKNOWN_SENTINELS
-
-
 # --------------------------------------------------------------------------------------------- findings
-
-
-class Outcome(Enum):
-    """What a rule concluded about one thing it checked."""
-
-    VIOLATION = "violation"
-    # A value the rule needs is unknown (preview) and the dependency graph does not settle it.
-    UNDECIDED = "undecided"
-    # The policy has nothing to check here (and says why).
-    NOT_APPLICABLE = "not-applicable"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One conclusion of a rule: a violation to report, or why it could not decide, or why it does not apply.
-
-    `urn` is the resource the finding is about; None means the resource being analyzed (resource policies)
-    or the stack as a whole (stack policies).
-    """
-
-    message: str
-    urn: str | None = None
-    outcome: Outcome = Outcome.VIOLATION
-
-
-def violation(message: str, urn: str | None = None) -> Finding:
-    return Finding(message, urn, Outcome.VIOLATION)
-
-
-def could_not_decide(message: str, urn: str | None = None) -> Finding:
-    return Finding(message, urn, Outcome.UNDECIDED)
-
-
-def not_applicable(message: str) -> Finding:
-    return Finding(message, None, Outcome.NOT_APPLICABLE)
 
 
 def how_to_fix(stack_config: str | None, code: str) -> str:
@@ -156,20 +112,6 @@ def dedupe(findings: Iterable[Finding]) -> list[Finding]:
 
 
 # ------------------------------------------------------------------------------------- property access
-
-
-def dig(value: Any, *path: str) -> Any:
-    """The value at `path`, None when absent; an unknown on the way is returned as the unknown itself.
-
-    So `dig(props, "securityProfile", "azureKeyVaultKms", "keyId")` is the keyId, None, or a sentinel.
-    """
-    for key in path:
-        if value is None or is_unknown(value):
-            return value
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
 
 
 def first_present(*values: Any) -> Any:
