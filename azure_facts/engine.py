@@ -1,5 +1,5 @@
 """The Pulumi engine's values as they reach the pack, the guard and the tools: the wire markers for an unknown
-value and a secret, and the parts of a URN. Standard library only.
+value and a secret (and `Secret`, a secret decoded), and the parts of a URN. Standard library only.
 
 The engine encodes a secret as `{"4dabf1...": "1b4706...", "value": v}` and an unknown (computed) value as the
 string `04da6b54-...` (pulumi/pulumi `sdk/go/common/resource/plugin/rpc.go`; the Python SDK's
@@ -39,3 +39,22 @@ def stack_from_urn(urn: str) -> str:
     """The stack of `urn:pulumi:<stack>::...`."""
     return urn.removeprefix(URN_PREFIX).split("::", 1)[0]
 
+
+
+class Secret:
+    """A secret value, decoded: the one marker code that works on plain values uses for what the engine marks secret
+    on the wire (`{SECRET_SIG_KEY: SECRET_SIG, "value": v}`), so a secret is never mistaken for a mapping."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(("secret", repr(self.value)))
+
+    def __repr__(self) -> str:
+        return "Secret([secret])"  # never the value: a repr may reach a log

@@ -52,7 +52,7 @@ def timed(command: list[str]) -> tuple[float, int]:
 def pack_peak_rss(stack: str) -> int:
     """Peak RSS (KiB) of the policy pack process after it analysed the whole stack."""
     from kms_aks_tools.offline.mock_engine import run_stack
-    from kms_aks_tools.offline.policy_client import PolicyPackProcess, load_policy_config
+    from kms_aks_tools.offline.policy_pack import PolicyPackProcess, load_policy_config
 
     recorded = run_stack(stack, preview=True)
     with PolicyPackProcess() as pack:

@@ -41,7 +41,7 @@ from google.protobuf import empty_pb2, json_format  # noqa: E402
 from pulumi.runtime.proto import analyzer_pb2  # noqa: E402
 
 from kms_aks_tools.offline.mock_engine import run_stack  # noqa: E402
-from kms_aks_tools.offline.policy_client import (  # noqa: E402
+from kms_aks_tools.offline.policy_pack import (  # noqa: E402
     PolicyClient,
     PolicyPackProcess,
     analyze_request,

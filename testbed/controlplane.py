@@ -20,16 +20,10 @@ logs them, and the processes' own logs do not contain them.
 from __future__ import annotations
 
 import base64
-import contextlib
-import ctypes
-import datetime
-import ipaddress
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,15 +34,13 @@ from types import TracebackType
 
 import requests
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from azure_facts.key_ids import metric_key_id_hash, plugin_key_id
 from kms_aks_tools.cluster.metrics import status_key_id_hash
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT
 from testbed.loadbalancer import RoundRobinProxy
+from testbed.pki import write_pki
+from testbed.processes import Process, free_port, write_atomic, write_private
 
 ROOT = PACKAGE_ROOT
 BUILD_SCRIPT = ROOT / "e2e" / "k8s" / "build.sh"
@@ -67,8 +59,6 @@ SECRETS_PREFIX = "/registry/secrets/"
 # about 20 s. Startup on a busy 2-core machine can take a minute.
 KEY_SWITCH_TIMEOUT = 120.0
 START_TIMEOUT = 180.0
-_PR_SET_PDEATHSIG = 1
-_CLONE_NEWUSER, _CLONE_NEWUTS = 0x10000000, 0x04000000
 
 
 class ControlPlaneError(RuntimeError):
@@ -88,49 +78,6 @@ def build_binaries() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel kills it when the starting process dies (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: stop() still ends it
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _own_hostname(hostname: str) -> None:
-    """In the child, before exec: a UTS namespace of its own with `hostname`. kube-apiserver derives its identity
-    (its Lease's name, the `apiserver_id_hash` of its metrics) from the host name (k8s.io/apiserver
-    pkg/server/config.go, NewConfig), so two on one machine need two host names. As root, a UTS namespace;
-    otherwise a user namespace too, with this user as its root."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWUTS) != 0:
-        uid, gid = os.getuid(), os.getgid()
-        if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWUTS) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER|CLONE_NEWUTS) refused")
-        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-            with open(f"/proc/self/{name}", "w") as handle:
-                handle.write(text)
-    name = hostname.encode()
-    if libc.sethostname(name, len(name)) != 0:
-        raise OSError(ctypes.get_errno(), "sethostname refused")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _write_private(path: Path, data: str | bytes) -> None:
-    """A file only its owner reads (tokens, keys), written whole."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -138,85 +85,6 @@ def _b64(data: bytes) -> str:
 def _prefix_end(prefix: bytes) -> bytes:
     """etcd's range_end for "every key starting with prefix"."""
     return prefix[:-1] + bytes([prefix[-1] + 1])
-
-
-class _Process:
-    def __init__(
-        self,
-        name: str,
-        argv: list[str],
-        log: Path,
-        env: dict[str, str] | None = None,
-        hostname: str | None = None,
-        *,
-        detached: bool = False,
-    ) -> None:
-        self.name, self.argv, self.log, self.env, self.hostname = name, argv, log, env, hostname
-        self.detached = detached
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.pid: int | None = None  # of a detached process started by an earlier command (`ControlPlane.attach`)
-
-    def _child_setup(self) -> None:
-        if not self.detached:
-            _die_with_parent()
-        if self.hostname is not None:
-            _own_hostname(self.hostname)
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop them in order
-                # A detached plane outlives the command that started it (the sandbox's cluster); `stop` ends it.
-                preexec_fn=self._child_setup,
-            )
-            self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        if self.popen is not None:
-            return self.popen.poll() is None
-        if self.pid is None:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except OSError:
-            return False
-        return True
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.popen is None and self.pid is not None:
-            # Started by an earlier process: not our child, so no wait(); poll until it is gone.
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self.alive() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if self.alive():
-                with contextlib.suppress(OSError):
-                    os.kill(self.pid, signal.SIGKILL)
-            self.pid = None
-            return
-        if self.popen is None:
-            return
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self.popen = None
-        self.pid = None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 class ControlPlane:
@@ -278,7 +146,7 @@ class ControlPlane:
         self._socket_dir = Path(tempfile.mkdtemp(prefix="kmsaks-"))
         self.plugin_socket = self._socket_dir / "kms.sock"
         self._slots_file = self.workdir / "key-slots.json"
-        self._processes: dict[str, _Process] = {}
+        self._processes: dict[str, Process] = {}
         self._http = requests.Session()
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -336,7 +204,7 @@ class ControlPlane:
         state["pids"] = {name: process.pid for name, process in self._processes.items()}
         state["bin_dir"] = str(self.bin_dir)
         path = self.workdir / "plane.json"
-        _write_atomic(path, json.dumps(state, indent=2) + "\n")
+        write_atomic(path, json.dumps(state, indent=2) + "\n")
         return path
 
     @classmethod
@@ -356,7 +224,7 @@ class ControlPlane:
         plane.token, plane.unprivileged_token = (line.split(",", 1)[0] for line in tokens[:2])
         plane._vault_token = (workdir / "vault-token").read_text().strip()
         for name, pid in state["pids"].items():
-            process = _Process(name, [], plane.logs / f"{name}.log", detached=True)
+            process = Process(name, [], plane.logs / f"{name}.log", detached=True)
             process.pid = pid
             plane._processes[name] = process
         return plane
@@ -405,8 +273,8 @@ class ControlPlane:
 
     def _spawn(
         self, name: str, argv: list[str], env: dict[str, str] | None = None, hostname: str | None = None
-    ) -> _Process:
-        process = _Process(name, argv, self.logs / f"{name}.log", env, hostname, detached=self.detached)
+    ) -> Process:
+        process = Process(name, argv, self.logs / f"{name}.log", env, hostname, detached=self.detached)
         self._processes[name] = process
         process.start()
         return process
@@ -429,7 +297,7 @@ class ControlPlane:
 
     def _start_keyvault(self) -> None:
         token_file = self.workdir / "vault-token"
-        _write_private(token_file, self._vault_token)
+        write_private(token_file, self._vault_token)
         port_file = self.workdir / "keyvault.port"
         port_file.unlink(missing_ok=True)  # a workdir used before holds the port of a stand-in that is gone
         self._spawn(
@@ -471,7 +339,7 @@ class ControlPlane:
             "current": self.key_id(self.current_version),
             "previous": self.key_id(self.previous_version) if self.previous_version else None,
         }
-        _write_atomic(self._slots_file, json.dumps(slots, indent=2) + "\n")
+        write_atomic(self._slots_file, json.dumps(slots, indent=2) + "\n")
 
     def _start_plugin(self) -> None:
         token_file = self.workdir / "vault-token"
@@ -540,7 +408,7 @@ class ControlPlane:
     # --- etcd --------------------------------------------------------------------------------------------
 
     def _start_etcd(self) -> None:
-        client, peer = _free_port(), _free_port()
+        client, peer = free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{client}"
         peer_url = f"http://127.0.0.1:{peer}"
         self._spawn(
@@ -611,54 +479,7 @@ class ControlPlane:
 
     def _write_pki(self) -> None:
         """A CA, the API server's serving certificate for 127.0.0.1, and the service-account signing key."""
-        pki = self.workdir / "pki"
-        now = datetime.datetime.now(datetime.UTC)
-        ca_key = rsa.generate_private_key(65537, 2048)
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kms-aks e2e CA")])
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )
-        key = rsa.generate_private_key(65537, 2048)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        x509.DNSName("localhost"),
-                        *([x509.DNSName(self.server_name)] if self.server_name else []),
-                    ]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        self.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-        (pki / "apiserver.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        pem = serialization.PrivateFormat.TraditionalOpenSSL
-        _write_private(
-            pki / "apiserver.key", key.private_bytes(serialization.Encoding.PEM, pem, serialization.NoEncryption())
-        )
-        sa_key = rsa.generate_private_key(65537, 2048)
-        _write_private(
-            pki / "sa.key", sa_key.private_bytes(serialization.Encoding.PEM, pem, serialization.NoEncryption())
-        )
+        write_pki(self.workdir / "pki", self.ca_file, self.server_name)
 
     def _write_apiserver_config(self) -> None:
         encryption = {
@@ -683,7 +504,7 @@ class ControlPlane:
         }
         (self.workdir / "encryption-config.yaml").write_text(yaml.safe_dump(encryption, sort_keys=False))
         # --token-auth-file: token,user,uid,"group,..."
-        _write_private(
+        write_private(
             self.workdir / "tokens.csv",
             f'{self.token},kms-aks-admin,uid-admin,"system:masters"\n'
             f"{self.unprivileged_token},kms-aks-nobody,uid-nobody\n"
@@ -732,7 +553,7 @@ class ControlPlane:
         return "kube-apiserver" if index == 0 else f"kube-apiserver-{index}"
 
     def _start_apiserver(self) -> None:
-        ports = [_free_port() for _ in range(self.apiserver_count)]
+        ports = [free_port() for _ in range(self.apiserver_count)]
         self.apiserver_urls = [f"https://127.0.0.1:{port}" for port in ports]
         for index, port in enumerate(ports):
             hostname = f"kms-aks-apiserver-{index}" if self.apiserver_count > 1 else None
@@ -796,4 +617,4 @@ class ControlPlane:
             "contexts": [{"name": self.context, "context": {"cluster": self.context, "user": "kms-aks-admin"}}],
             "current-context": self.context,
         }
-        _write_private(self.kubeconfig, yaml.safe_dump(config, sort_keys=False))
+        write_private(self.kubeconfig, yaml.safe_dump(config, sort_keys=False))

@@ -17,7 +17,7 @@ import pytest
 from kms_aks_tools.cli import main as cli
 from kms_aks_tools.offline import plan as plan_module
 from kms_aks_tools.offline.mock_engine import run_stack
-from kms_aks_tools.offline.policy_client import POLICY_PACK_DIR, PolicyClient, PolicyPackProcess
+from kms_aks_tools.offline.policy_pack import POLICY_PACK_DIR, PolicyClient, PolicyPackProcess
 from kms_aks_tools.offline.recording import RecordedStack
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from kms_aks_tools.offline.policy_client import POLICY_PACK_DIR
+from kms_aks_tools.offline.policy_pack import POLICY_PACK_DIR
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
 from tests.graph import (
     ACCESS_POLICY,

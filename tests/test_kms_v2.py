@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from kms_aks_tools.offline.mock_engine import run_stack
-from kms_aks_tools.offline.policy_client import PolicyClient, load_policy_config
+from kms_aks_tools.offline.policy_pack import PolicyClient, load_policy_config
 from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 from kms_aks_tools.project.stack_file import load_stack_file
 from tests.conftest import KmsAks

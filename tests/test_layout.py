@@ -52,6 +52,7 @@ ONE_HOME = {
     "UNKNOWN": "azure_facts/engine.py",
     "SECRET_SIG": "azure_facts/engine.py",
     "SECRET_SIG_KEY": "azure_facts/engine.py",
+    "Secret": "azure_facts/engine.py",  # a secret decoded: the one marker plain values carry
     "type_from_urn": "azure_facts/engine.py",
     "name_from_urn": "azure_facts/engine.py",
     "stack_from_urn": "azure_facts/engine.py",
@@ -142,6 +143,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "commands",
         (
             "kms_aks_tools.commands",
+            "kms_aks_tools.sandbox",
             "kms_aks_tools.guard",
             "kms_aks_tools.preview",
             "kms_aks_tools.change_summary",

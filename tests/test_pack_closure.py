@@ -15,7 +15,7 @@ import pytest
 from azure_facts.kms_closure import compute
 from kms_aks_tools import guard
 from kms_aks_tools.guard.closure import closure_of
-from kms_aks_tools.offline.policy_client import PolicyClient
+from kms_aks_tools.offline.policy_pack import PolicyClient
 from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 from tests.policy_support import resources_of, with_secrets
 from tests.test_guard import recorded
@@ -213,7 +213,7 @@ def test_max_secrets_above_2000_does_not_raise_the_kms_v1_limit(
 def test_the_pack_and_the_guard_compute_the_same_closure_on_the_same_stack(dev_stack: RecordedStack) -> None:
     import sys
 
-    from kms_aks_tools.offline.policy_client import POLICY_PACK_DIR
+    from kms_aks_tools.offline.policy_pack import POLICY_PACK_DIR
 
     sys.path.insert(0, str(POLICY_PACK_DIR))
     from kms_rules.closure import closure_records

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kms_aks_tools.offline.policy_client import (
+from kms_aks_tools.offline.policy_pack import (
     POLICY_PACK_DIR,
     UNUSED_ENGINE_ADDRESS,
     AnalysisResult,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools.offline.policy_client import POLICY_PACK_DIR, PolicyPackError, resolve_python
+from kms_aks_tools.offline.policy_pack import POLICY_PACK_DIR, PolicyPackError, resolve_python
 
 
 def _pack(tmp_path: Path, options: str) -> Path:

@@ -16,15 +16,15 @@ import pytest
 from kubernetes.client.rest import ApiException
 from rich.console import Console
 
-from kms_aks_tools.cluster import reencrypt
+from kms_aks_tools.cluster import rewrite
+from kms_aks_tools.cluster.checkpoint import Counts
 from kms_aks_tools.cluster.connection import connect
-from kms_aks_tools.cluster.reencrypt import (
+from kms_aks_tools.cluster.progress import ProgressReport
+from kms_aks_tools.cluster.rewrite import (
     MAX_THROTTLED_RETRIES,
     MAX_TRANSIENT_RETRIES,
-    Counts,
     ListingError,
     Outcome,
-    ProgressReport,
     Rewriter,
     list_pages,
     read_ahead,
@@ -188,7 +188,7 @@ def rewriter_with(
     def read(*_a: Any, **_k: Any) -> Any:
         return SimpleNamespace(data=json.dumps(pending.pop(0)).encode())
 
-    monkeypatch.setattr(reencrypt, "request_raw", put)
+    monkeypatch.setattr(rewrite, "request_raw", put)
     cluster = SimpleNamespace(core=SimpleNamespace(read_namespaced_secret=read))
     slept: list[float] = []
     throttle = Throttle(concurrency_cap=4, rate_cap=0, sleep=slept.append)
@@ -349,10 +349,10 @@ def test_the_connection_pool_holds_as_many_connections_as_requests_may_be_in_fli
         "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
         "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
     )
-    cluster = connect(str(kubeconfig), None, pool_size=reencrypt.DEFAULT_CONCURRENCY)
+    cluster = connect(str(kubeconfig), None, pool_size=rewrite.DEFAULT_CONCURRENCY)
     try:
         configuration = cluster.api.configuration
-        assert configuration.connection_pool_maxsize == reencrypt.DEFAULT_CONCURRENCY == 16
+        assert configuration.connection_pool_maxsize == rewrite.DEFAULT_CONCURRENCY == 16
         assert configuration.retries is False, "no retries below ours (urllib3 would retry a PUT on its own)"
         assert cluster.api.rest_client.pool_manager.connection_pool_kw["maxsize"] == 16
     finally:

@@ -16,8 +16,9 @@ from rich.console import Console
 from azure_facts import key_ids
 from kms_aks_tools.cli import main as cli
 from kms_aks_tools.cluster import keys
+from kms_aks_tools.cluster.checkpoint import Checkpoint, Counts, load_checkpoint, save_checkpoint
 from kms_aks_tools.cluster.key_metrics import parse_metrics
-from kms_aks_tools.cluster.reencrypt import Checkpoint, Counts, ProgressReport, load_checkpoint, save_checkpoint
+from kms_aks_tools.cluster.progress import ProgressReport
 from kms_aks_tools.cluster.reencryption_records import (
     ApiServerReport,
     ClusterRef,

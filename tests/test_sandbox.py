@@ -15,8 +15,9 @@ import pytest
 
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.main import main
-from kms_aks_tools.commands.sandbox import MARKER, SANDBOX_FOLDER, Sandbox, preview_as_ci
 from kms_aks_tools.offline import realcli
+from kms_aks_tools.sandbox.actions import preview_as_ci
+from kms_aks_tools.sandbox.home import MARKER, SANDBOX_FOLDER, Sandbox
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from kms_aks_tools.offline.policy_client import (
+from kms_aks_tools.offline.policy_pack import (
     POLICY_PACK_DIR,
     PolicyClient,
     PolicyPackProcess,

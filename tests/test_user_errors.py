@@ -300,13 +300,13 @@ def test_every_bad_input_error_of_the_tools_is_a_user_error() -> None:
     from kms_aks_tools.cluster.connection import ClusterInputError
     from kms_aks_tools.cluster.keys import StackKeyError
     from kms_aks_tools.cluster.reencryption_records import RecordError
-    from kms_aks_tools.commands.sandbox import SandboxError
     from kms_aks_tools.commands.scan import ScanReportError
     from kms_aks_tools.offline.plan import PlanError
-    from kms_aks_tools.offline.policy_client import PolicyConfigError
+    from kms_aks_tools.offline.policy_pack import PolicyConfigError
     from kms_aks_tools.offline.realcli import ToolchainError
     from kms_aks_tools.offline.rotation import RotationCheckError
     from kms_aks_tools.project.stack_file import ProjectNotFoundError, StackFileError
+    from kms_aks_tools.sandbox.home import SandboxError
     from kms_aks_tools.standin.saved import SavedCloudError
 
     errors = (

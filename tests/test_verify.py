@@ -10,6 +10,7 @@ import hashlib
 
 import pytest
 
+from kms_aks_tools.cluster import replicas as apiserver_replicas
 from kms_aks_tools.cluster import verify
 
 KMS = "k8s:enc:kms:v2:kms-aks:"
@@ -81,7 +82,7 @@ def exposition(
 
 
 def test_a_replica_is_read_from_its_own_series() -> None:
-    counters = verify.parse_replica(
+    counters = apiserver_replicas.parse_replica(
         exposition(A, reads={CURRENT: 7, OLD: 3}, prefixes={KMS: 10, "identity": 2}, errors=1)
     )
     assert counters.replica == A and counters.started == 1000.0
@@ -93,12 +94,12 @@ def test_a_replica_is_read_from_its_own_series() -> None:
 
 def test_a_scrape_that_names_no_replica_is_not_trusted() -> None:
     text = "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds 1\n"
-    with pytest.raises(verify._WindowUntrusted, match="named no API server replica"):
-        verify.parse_replica(text)
+    with pytest.raises(apiserver_replicas.WindowUntrusted, match="named no API server replica"):
+        apiserver_replicas.parse_replica(text)
 
 
-def scrape(**replicas: str) -> dict[str, verify.ReplicaCounters]:
-    parsed = [verify.parse_replica(text) for text in replicas.values()]
+def scrape(**replicas: str) -> dict[str, apiserver_replicas.ReplicaCounters]:
+    parsed = [apiserver_replicas.parse_replica(text) for text in replicas.values()]
     return {c.replica: c for c in parsed}
 
 
@@ -108,7 +109,7 @@ def test_the_differences_are_added_over_the_replicas() -> None:
         a=exposition(A, reads={CURRENT: 160, OLD: 6}, prefixes={KMS: 166}),
         b=exposition(B, reads={CURRENT: 30, OLD: 2}, prefixes={KMS: 32, "identity": 1}),
     )
-    delta = verify.window_delta(before, after)
+    delta = apiserver_replicas.window_delta(before, after)
     assert delta.by_key == {CURRENT: 90, OLD: 3}
     assert delta.by_prefix == {KMS: 93, "identity": 1} and delta.secret_reads == 94
 
@@ -124,15 +125,15 @@ def test_the_differences_are_added_over_the_replicas() -> None:
 )
 def test_a_window_with_a_reset_is_not_trusted(after: str, why: str) -> None:
     before = scrape(a=exposition(A, reads={CURRENT: 100}, prefixes={KMS: 100}))
-    with pytest.raises(verify._WindowUntrusted, match=why):
-        verify.window_delta(before, scrape(a=after))
+    with pytest.raises(apiserver_replicas.WindowUntrusted, match=why):
+        apiserver_replicas.window_delta(before, scrape(a=after))
 
 
 def test_a_replica_that_appears_or_disappears_makes_the_window_untrusted() -> None:
     one, two = scrape(a=exposition(A)), scrape(a=exposition(A), b=exposition(B))
     for before, after in ((one, two), (two, one)):
-        with pytest.raises(verify._WindowUntrusted, match="replicas answering changed"):
-            verify.window_delta(before, after)
+        with pytest.raises(apiserver_replicas.WindowUntrusted, match="replicas answering changed"):
+            apiserver_replicas.window_delta(before, after)
 
 
 def reads(n: int, failed: int = 0) -> verify._Reads:
@@ -203,7 +204,7 @@ def test_a_verified_result_needs_every_secret_under_the_expected_key() -> None:
 
 def test_the_apiserver_id_hash_is_getHash_of_the_lease_name() -> None:
     # metrics.go getHash: fmt.Sprintf("sha256:%x", sha256(data)); the Lease's name is the API server's id.
-    assert verify.apiserver_id_hash("apiserver-aaaa") == A
+    assert apiserver_replicas.apiserver_id_hash("apiserver-aaaa") == A
 
 
 def test_windows_double_after_an_exact_try_and_halve_after_a_retry() -> None:

@@ -369,8 +369,8 @@ def test_every_shared_command_the_workflows_run_is_exercised_by_the_e2e() -> Non
     for path in (PREVIEW, DEPLOY):
         used |= set(re.findall(r"\.ci/pulumi-stack ([a-z-]+)", path.read_text()))
     # tests/e2e/test_sandbox.py drives `kms-aks sandbox`, whose commands are these too
-    # (kms_aks_tools/commands/sandbox.py).
-    sources = [*(ROOT / "tests" / "e2e").glob("*.py"), ROOT / "kms_aks_tools" / "commands" / "sandbox.py"]
+    # (kms_aks_tools/sandbox/actions.py).
+    sources = [*(ROOT / "tests" / "e2e").glob("*.py"), ROOT / "kms_aks_tools" / "sandbox" / "actions.py"]
     exercised = set(re.findall(r"\.ci\(\s*\"([a-z-]+)\"", "\n".join(p.read_text() for p in sources)))
     assert used == {"policy-venv", "check-secrets", "preview", "up", "comment", "fleet-preview", "fleet-up"}
     assert used <= exercised

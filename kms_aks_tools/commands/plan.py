@@ -47,7 +47,7 @@ from kms_aks_tools.cli.options import add_project_option, subcommand_parser
 from kms_aks_tools.cli.rows import StackRow
 from kms_aks_tools.offline.arm_export import to_arm_template
 from kms_aks_tools.offline.plan import Plan, PlanError, build_plan, short_type
-from kms_aks_tools.offline.policy_client import (
+from kms_aks_tools.offline.policy_pack import (
     PolicyPackError,
 )
 from kms_aks_tools.project.stack_file import find_project

@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 
+from azure_facts.engine import Secret
 from azure_facts.tokens import pinned_api_version
 from kms_aks_tools.offline.fake_azure import BUILDERS, CALLS, answered_as, generic_arm
 from kms_aks_tools.offline.fake_azure.ids import (
@@ -122,6 +123,7 @@ def preview_outputs(inputs: dict[str, Any], created: dict[str, Any] | None) -> d
     registers it as an output then breaks an update plan (`up --plan` saw `vaultUri` change from nothing to a
     value, "resource violates plan"), which the real engine showed and the old inputs-only answer hid.
     `created` is what the builder would answer a create with; None when it cannot be built from preview inputs.
+    Secrets (the Azure stand-in's `Secret`s) are known only where both sides are secret, and in tags.
     """
     if created is None:
         known = dict(inputs)
@@ -137,9 +139,13 @@ def preview_outputs(inputs: dict[str, Any], created: dict[str, Any] | None) -> d
 
 
 def _known_where_given(given: Any, created: Any, key: str) -> Any:
+    if isinstance(created, dict | Secret) and isinstance(given, dict | Secret) and key == "tags":
+        return given  # a free-form map: exactly what the inputs say
+    if isinstance(created, Secret) and isinstance(given, Secret):
+        return Secret(_known_where_given(given.value, created.value, "value"))
+    if isinstance(created, Secret) or isinstance(given, Secret):
+        return UNKNOWN  # a secret has no shape to compare: computed unless both sides are secret
     if isinstance(created, dict) and isinstance(given, dict):
-        if key == "tags":
-            return given  # a free-form map: exactly what the inputs say
         known = {
             name: _known_where_given(value, created[name], name) if name in created else value
             for name, value in given.items()

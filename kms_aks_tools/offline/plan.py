@@ -1,5 +1,5 @@
 """The plan of a stack, with no Azure and no CLI: the real program under the mock engine (`mock_engine`), every
-resource through the real policy pack (`policy_client`), the deployment waves and critical path (`graph`).
+resource through the real policy pack (`policy_pack`), the deployment waves and critical path (`graph`).
 
 `build_plan` returns the `Plan` that `kms-aks plan` prints and writes as `--json` (`kms_aks_tools.commands.plan`).
 The same input always gives the same plan, byte for byte (see `kms_aks_tools.offline.graph`).
@@ -7,6 +7,7 @@ The same input always gives the same plan, byte for byte (see `kms_aks_tools.off
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from kms_aks.config.base import ConfigError
 from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.offline.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack
-from kms_aks_tools.offline.policy_client import (
+from kms_aks_tools.offline.policy_pack import (
     PolicyConfigError,
     PolicyPackProcess,
     PolicyViolation,
@@ -84,92 +85,123 @@ def _known(value: Any, resource: RecordedResource, path: str, names: dict[str, s
     return str(value)
 
 
-def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, str]:
-    """The properties a KMS reviewer looks at first, per resource type (the plain type, whatever token form
-    declared it: a cluster from a versioned module or a `pulumi package add` package reads as any cluster)."""
-    inputs = redact_secrets(resource.inputs)
-    resource_type = plain_type(resource.type) or resource.type
-    shown: dict[str, str] = {}
+def _system_pool(inputs: dict[str, Any]) -> dict[str, str]:
+    # Which OS disk the nodes get (Ephemeral where the VM size's local disk holds it) and host encryption.
+    pools = _get(inputs, "agentPoolProfiles") or []
+    if not pools or not isinstance(pools[0], dict):
+        return {}
+    system = pools[0]
+    size = system.get("osDiskSizeGB")
+    size_text = f"{int(size)} GB" if isinstance(size, int | float) else "default size"
+    return {
+        "OS disk": f"{system.get('osDiskType', 'AKS default')} ({size_text})",
+        "encryption at host": "yes" if system.get("enableEncryptionAtHost") else "no",
+    }
 
-    def put(label: str, path: str) -> None:
+
+def _diagnostic_categories(inputs: dict[str, Any]) -> dict[str, str]:
+    shown = {"logs": ", ".join(str(e.get("category")) for e in _get(inputs, "logs") or []) or "none"}
+    metrics = _get(inputs, "metrics") or []
+    if metrics:
+        shown["metrics"] = ", ".join(str(e.get("category")) for e in metrics)
+    return shown
+
+
+def _receivers(inputs: dict[str, Any]) -> dict[str, str]:
+    # Counts only: a webhook URL may carry a token.
+    emails, webhooks = (len(_get(inputs, key) or []) for key in ("emailReceivers", "webhookReceivers"))
+    return {"receivers": f"{emails} email, {webhooks} webhook"}
+
+
+def _key_expiry(inputs: dict[str, Any]) -> dict[str, str]:
+    expires = _get(inputs, "properties.attributes.expires")
+    if isinstance(expires, int | float) and not isinstance(expires, bool):
+        return {"expires": datetime.fromtimestamp(expires, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    return {}
+
+
+def _create_time_only(inputs: dict[str, Any]) -> dict[str, str]:
+    # ARM's Keys_CreateIfNotExist applies these only when it creates the key (guard: key-create-time-change).
+    return {"create-time only": KEY_CREATE_TIME_NOTE}
+
+
+def _role(inputs: dict[str, Any]) -> dict[str, str]:
+    role = str(_get(inputs, "roleDefinitionId") or "").rsplit("/", 1)[-1]
+    return {"role": ROLE_NAMES.get(role, role)}
+
+
+def _delegations(inputs: dict[str, Any]) -> dict[str, str]:
+    delegations = _get(inputs, "delegations") or []
+    return {"delegated to": ", ".join(str(d.get("serviceName")) for d in delegations)} if delegations else {}
+
+
+# What the plan shows of each type, in order: (label, property path) for an input shown as it is, or a function of
+# the (redacted) inputs for what one path cannot say.
+Highlight = tuple[str, str] | Callable[[dict[str, Any]], dict[str, str]]
+HIGHLIGHTS: dict[str, tuple[Highlight, ...]] = {
+    "azure-native:containerservice:ManagedCluster": (
+        ("KMS enabled", "securityProfile.azureKeyVaultKms.enabled"),
+        ("key id", "securityProfile.azureKeyVaultKms.keyId"),
+        ("network access", "securityProfile.azureKeyVaultKms.keyVaultNetworkAccess"),
+        ("key vault id", "securityProfile.azureKeyVaultKms.keyVaultResourceId"),
+        ("identity type", "identity.type"),
+        ("kubernetes", "kubernetesVersion"),
+        ("API server VNet integration", "apiServerAccessProfile.enableVnetIntegration"),
+        ("local accounts disabled", "disableLocalAccounts"),
+        _system_pool,
+        ("secret rotation", "addonProfiles.azureKeyvaultSecretsProvider.config.enableSecretRotation"),
+        ("Container Insights", "addonProfiles.omsagent.enabled"),
+        ("Defender", "securityProfile.defender.securityMonitoring.enabled"),
+    ),
+    "time:index/sleep:Sleep": (("wait", "createDuration"),),
+    "azure-native:monitor:DiagnosticSetting": (_diagnostic_categories,),
+    "azure-native:eventgrid:SystemTopicEventSubscription": (
+        ("events", "filter.includedEventTypes"),
+        ("delivered as", "destination.endpointType"),
+        ("severity", "destination.severity"),
+    ),
+    "azure-native:monitor:ActionGroup": (_receivers,),
+    "azure-native:monitor:ScheduledQueryRule": (("severity", "severity"), ("every", "evaluationFrequency")),
+    "azure-native:operationalinsights:Workspace": (("retention days", "retentionInDays"),),
+    "azure-native:keyvault:Vault": (
+        ("vault SKU", "properties.sku.name"),
+        ("RBAC", "properties.enableRbacAuthorization"),
+        ("purge protection", "properties.enablePurgeProtection"),
+        ("soft delete days", "properties.softDeleteRetentionInDays"),
+        ("public network access", "properties.publicNetworkAccess"),
+    ),
+    "azure-native:keyvault:Key": (
+        ("key type", "properties.kty"),
+        ("key size", "properties.keySize"),
+        ("key ops", "properties.keyOps"),
+        _key_expiry,
+        ("rotation expiry", "properties.rotationPolicy.attributes.expiryTime"),
+        _create_time_only,
+    ),
+    "azure-native:keyvault:AccessPolicy": (
+        ("key permissions", "policy.permissions.keys"),
+        ("object id", "policy.objectId"),
+    ),
+    "azure-native:authorization:RoleAssignment": (_role, ("scope", "scope"), ("principal type", "principalType")),
+    "azure-native:resources:ResourceGroup": (("location", "location"),),
+    "azure-native:network:VirtualNetwork": (("address space", "addressSpace.addressPrefixes"),),
+    "azure-native:network:Subnet": (("prefix", "addressPrefix"), _delegations),
+}
+
+
+def highlights(resource: RecordedResource, names: dict[str, str]) -> dict[str, str]:
+    """The properties a KMS reviewer looks at first, per resource type (`HIGHLIGHTS`, by plain type, whatever token
+    form declared it: a cluster from a versioned module or a `pulumi package add` package reads as any cluster)."""
+    inputs = redact_secrets(resource.inputs)
+    shown: dict[str, str] = {}
+    for highlight in HIGHLIGHTS.get(plain_type(resource.type) or resource.type, ()):
+        if callable(highlight):
+            shown.update(highlight(inputs))
+            continue
+        label, path = highlight
         value = _get(inputs, path)
         if value is not None:
             shown[label] = _known(value, resource, path, names)
-
-    if resource_type == "azure-native:containerservice:ManagedCluster":
-        put("KMS enabled", "securityProfile.azureKeyVaultKms.enabled")
-        put("key id", "securityProfile.azureKeyVaultKms.keyId")
-        put("network access", "securityProfile.azureKeyVaultKms.keyVaultNetworkAccess")
-        put("key vault id", "securityProfile.azureKeyVaultKms.keyVaultResourceId")
-        put("identity type", "identity.type")
-        put("kubernetes", "kubernetesVersion")
-        put("API server VNet integration", "apiServerAccessProfile.enableVnetIntegration")
-        put("local accounts disabled", "disableLocalAccounts")
-        pools = _get(inputs, "agentPoolProfiles") or []
-        if pools and isinstance(pools[0], dict):
-            # Which OS disk the nodes get (Ephemeral where the VM size's local disk holds it) and host encryption.
-            system = pools[0]
-            size = system.get("osDiskSizeGB")
-            size_text = f"{int(size)} GB" if isinstance(size, int | float) else "default size"
-            shown["OS disk"] = f"{system.get('osDiskType', 'AKS default')} ({size_text})"
-            shown["encryption at host"] = "yes" if system.get("enableEncryptionAtHost") else "no"
-        put("secret rotation", "addonProfiles.azureKeyvaultSecretsProvider.config.enableSecretRotation")
-        put("Container Insights", "addonProfiles.omsagent.enabled")
-        put("Defender", "securityProfile.defender.securityMonitoring.enabled")
-    elif resource_type == "time:index/sleep:Sleep":
-        put("wait", "createDuration")
-    elif resource_type == "azure-native:monitor:DiagnosticSetting":
-        shown["logs"] = ", ".join(str(e.get("category")) for e in _get(inputs, "logs") or []) or "none"
-        metrics = _get(inputs, "metrics") or []
-        if metrics:
-            shown["metrics"] = ", ".join(str(e.get("category")) for e in metrics)
-    elif resource_type == "azure-native:eventgrid:SystemTopicEventSubscription":
-        put("events", "filter.includedEventTypes")
-        put("delivered as", "destination.endpointType")
-        put("severity", "destination.severity")
-    elif resource_type == "azure-native:monitor:ActionGroup":
-        # Counts only: a webhook URL may carry a token.
-        shown["receivers"] = (
-            f"{len(_get(inputs, 'emailReceivers') or [])} email, {len(_get(inputs, 'webhookReceivers') or [])} webhook"
-        )
-    elif resource_type == "azure-native:monitor:ScheduledQueryRule":
-        put("severity", "severity")
-        put("every", "evaluationFrequency")
-    elif resource_type == "azure-native:operationalinsights:Workspace":
-        put("retention days", "retentionInDays")
-    elif resource_type == "azure-native:keyvault:Vault":
-        put("vault SKU", "properties.sku.name")
-        put("RBAC", "properties.enableRbacAuthorization")
-        put("purge protection", "properties.enablePurgeProtection")
-        put("soft delete days", "properties.softDeleteRetentionInDays")
-        put("public network access", "properties.publicNetworkAccess")
-    elif resource_type == "azure-native:keyvault:Key":
-        put("key type", "properties.kty")
-        put("key size", "properties.keySize")
-        put("key ops", "properties.keyOps")
-        expires = _get(inputs, "properties.attributes.expires")
-        if isinstance(expires, int | float) and not isinstance(expires, bool):
-            shown["expires"] = datetime.fromtimestamp(expires, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-        put("rotation expiry", "properties.rotationPolicy.attributes.expiryTime")
-        # ARM's Keys_CreateIfNotExist applies these only when it creates the key (guard: key-create-time-change).
-        shown["create-time only"] = KEY_CREATE_TIME_NOTE
-    elif resource_type == "azure-native:keyvault:AccessPolicy":
-        put("key permissions", "policy.permissions.keys")
-        put("object id", "policy.objectId")
-    elif resource_type == "azure-native:authorization:RoleAssignment":
-        role = str(_get(inputs, "roleDefinitionId") or "").rsplit("/", 1)[-1]
-        shown["role"] = ROLE_NAMES.get(role, role)
-        put("scope", "scope")
-        put("principal type", "principalType")
-    elif resource_type == "azure-native:resources:ResourceGroup":
-        put("location", "location")
-    elif resource_type == "azure-native:network:VirtualNetwork":
-        put("address space", "addressSpace.addressPrefixes")
-    elif resource_type == "azure-native:network:Subnet":
-        put("prefix", "addressPrefix")
-        delegations = _get(inputs, "delegations") or []
-        if delegations:
-            shown["delegated to"] = ", ".join(str(d.get("serviceName")) for d in delegations)
     if resource.custom:
         shown["protected"] = "yes" if resource.protect else "no"
     return shown

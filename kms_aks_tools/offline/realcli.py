@@ -6,7 +6,7 @@
   with nothing downloaded at run time;
 - `CliWorkspace` runs commands there: `pulumi ...`, and the workflows' own `.ci/pulumi-stack ...`.
 
-Both `tests/e2e/conftest.py` and `kms_aks_tools/commands/sandbox.py` use these, so the sandbox runs exactly what the e2e
+Both `tests/e2e/conftest.py` and `kms_aks_tools/sandbox/actions.py` use these, so the sandbox runs exactly what the e2e
 proves (docs/real-cli.md, docs/sandbox.md).
 """
 

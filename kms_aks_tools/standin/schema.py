@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from azure_facts.engine import name_from_urn
-from kms_aks_tools.standin.wire import UNKNOWN, is_secret, unwrap_secrets
+from kms_aks_tools.standin.wire import UNKNOWN
 
 CREATE_BEFORE_DELETE = "__createBeforeDelete"
 
@@ -451,9 +451,8 @@ def apply_defaults(
 # ---------------------------------------------------------------------------------------------- validation
 
 
-def check_failures(schema: ResourceSchema, inputs: dict[str, Any]) -> list[str]:
-    """The reasons azure-native's Check gives for `inputs` (secrets unwrapped; unknowns skipped)."""
-    values = unwrap_secrets(inputs)
+def check_failures(schema: ResourceSchema, values: dict[str, Any]) -> list[str]:
+    """The reasons azure-native's Check gives for `values` (plain values: `wire.plain`; unknowns skipped)."""
     reasons: list[str] = []
     for param in schema.params:
         if param.name in values:
@@ -483,7 +482,7 @@ def _validate_type(context: str, shape: Shape, values: dict[str, Any]) -> list[s
 
 
 def _validate_property(context: str, prop: Prop, value: Any) -> list[str]:
-    if value == UNKNOWN or prop.any or is_secret(value):
+    if value == UNKNOWN or prop.any:
         return []
     if isinstance(value, dict):
         return _validate_type(context, prop.ref, value) if prop.ref is not None else []
@@ -521,9 +520,10 @@ def _validate_property(context: str, prop: Prop, value: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------- enums (ARM, at PUT)
 
 
-def enum_violations(schema: ResourceSchema, inputs: dict[str, Any]) -> list[str]:
-    """Values outside a property's enum: ARM's 400 at PUT time (azure-native's Check lets them through)."""
-    return _enum_type("", schema.body, unwrap_secrets(inputs))
+def enum_violations(schema: ResourceSchema, values: dict[str, Any]) -> list[str]:
+    """Values (plain: `wire.plain`) outside a property's enum: ARM's 400 at PUT time (azure-native's Check lets
+    them through)."""
+    return _enum_type("", schema.body, values)
 
 
 def _enum_type(context: str, shape: Shape, values: dict[str, Any]) -> list[str]:

@@ -3,8 +3,9 @@
 Protocol: pulumi/pulumi `proto/pulumi/provider.proto`; how the engine attaches to a running provider
 (`PULUMI_DEBUG_PROVIDERS`, Handshake then Attach): `pkg/resource/plugin/provider_plugin.go`, `NewProvider`.
 Outputs come from `kms_aks_tools.offline.mocks` (`AzureNativeMocks.build`, `preview_outputs`, `call`): the
-same builders the SDK mock engine uses. The mocks' `states` is the stand-in's "ARM": it lives as long as
-the process, so successive CLI runs see the same cloud.
+same builders the SDK mock engine uses. Each RPC decodes its request's properties once (`wire.decode`: plain
+values, a secret as `Secret`), works on those, and encodes its answer once (`wire.encode`). The mocks' `states`
+is the stand-in's "ARM": it lives as long as the process, so successive CLI runs see the same cloud.
 """
 
 from __future__ import annotations
@@ -24,15 +25,7 @@ from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 from azure_facts.engine import name_from_urn, type_from_urn
 from kms_aks_tools.offline.mocks import AzureNativeMocks, preview_outputs
 from kms_aks_tools.standin import arm, rules, schema
-from kms_aks_tools.standin.wire import (
-    UNKNOWN,
-    contains_unknown,
-    from_struct,
-    is_secret,
-    mark_secrets,
-    to_struct,
-    unwrap_secrets,
-)
+from kms_aks_tools.standin.wire import UNKNOWN, Secret, contains_unknown, decode, encode, mark_secrets, plain
 
 LOG = logging.getLogger("kms_aks_tools.standin")
 
@@ -178,8 +171,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
 
     def DiffConfig(self, request: provider_pb2.DiffRequest, context: Any) -> Any:
         self._log("DiffConfig", request.urn)
-        olds = unwrap_secrets(from_struct(request.old_inputs) or from_struct(request.olds))
-        news = unwrap_secrets(from_struct(request.news))
+        olds = plain(decode(request.old_inputs) or decode(request.olds))
+        news = plain(decode(request.news))
         changed = sorted(k for k in olds.keys() | news.keys() if olds.get(k) != news.get(k))
         if not changed:
             return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
@@ -203,12 +196,12 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def Check(self, request: provider_pb2.CheckRequest, context: Any) -> Any:
         type_token = type_of(request.urn, request.type)
         self._log("Check", request.urn)
-        news = from_struct(request.news, skip_nulls=True)
+        news = decode(request.news, skip_nulls=True)
         failures: list[str] = []
         spec = schema.SCHEMAS.get(type_token) or _path_schema(type_token)
         if spec is not None:
             # azure-native's Check: defaults (auto-name, location, azureApiVersion), then the schema's refusals.
-            olds = from_struct(request.olds, skip_nulls=True)
+            olds = decode(request.olds, skip_nulls=True)
             with self.cloud.lock:
                 group_location = self.cloud.resource_group_location(news.get("resourceGroupName"))
             schema.apply_defaults(
@@ -221,20 +214,19 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
                 resource_group_location=group_location,
                 config_location=self.cloud.config_location,
             )
-            failures = schema.check_failures(spec, news)
+            failures = schema.check_failures(spec, plain(news))
             if failures:
                 self._log("Check", request.urn, f"{len(failures)} failure(s)")
         return provider_pb2.CheckResponse(
-            inputs=to_struct(news), failures=[provider_pb2.CheckFailure(reason=reason) for reason in failures]
+            inputs=encode(news), failures=[provider_pb2.CheckFailure(reason=reason) for reason in failures]
         )
 
     def Diff(self, request: provider_pb2.DiffRequest, context: Any) -> Any:
         type_token = type_of(request.urn, request.type)
-        olds_state = from_struct(request.olds)
-        old_inputs = from_struct(request.old_inputs) or olds_state.get(_INPUTS, {})
-        old_inputs = unwrap_secrets(old_inputs)
-        old_outputs = unwrap_secrets({k: v for k, v in olds_state.items() if k != _INPUTS})
-        news = unwrap_secrets(from_struct(request.news, skip_nulls=True))
+        olds_state = plain(decode(request.olds))
+        old_inputs = plain(decode(request.old_inputs)) or olds_state.get(_INPUTS, {})
+        old_outputs = {k: v for k, v in olds_state.items() if k != _INPUTS}
+        news = plain(decode(request.news, skip_nulls=True))
         # Check records `__createBeforeDelete: true` when it auto-named the resource (`getDefaultName`).
         create_before_delete = old_inputs.get(_CREATE_BEFORE_DELETE, rules.autonamed(type_token, old_inputs))
         old_inputs = {k: v for k, v in old_inputs.items() if not k.startswith("__")}
@@ -276,22 +268,22 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
 
     def Create(self, request: provider_pb2.CreateRequest, context: Any) -> Any:
         type_token = type_of(request.urn, request.type)
-        inputs = from_struct(request.properties, skip_nulls=True)
+        inputs = decode(request.properties, skip_nulls=True)
+        plain_inputs = _body(inputs)
         if request.preview:
             self._log("Create", request.urn, "preview")
             # The outputs' shape with the inputs' values and unknown for everything computed (azure-native's
             # `PreviewOutputs`, mirrored by mocks.preview_outputs).
             name = name_of(request.urn, request.name)
-            args = pulumi_mocks.MockResourceArgs(type_token, name, _body(inputs), custom=True)
+            args = pulumi_mocks.MockResourceArgs(type_token, name, plain_inputs, custom=True)
             with self.cloud.lock:
                 created = self.cloud.mocks.try_build(args)
-            return provider_pb2.CreateResponse(properties=to_struct(preview_outputs(inputs, created)))
+            return provider_pb2.CreateResponse(properties=encode(preview_outputs(inputs, created)))
         if type_token == "time:index/sleep:Sleep":
-            self._sleep(request.urn, unwrap_secrets(inputs).get("createDuration"), "createDuration")
-        plain = _body(inputs)
-        args = pulumi_mocks.MockResourceArgs(type_token, name_of(request.urn, request.name), plain, custom=True)
+            self._sleep(request.urn, plain_inputs.get("createDuration"), "createDuration")
+        args = pulumi_mocks.MockResourceArgs(type_token, name_of(request.urn, request.name), plain_inputs, custom=True)
         with self.cloud.lock:
-            self._arm_checks(context, request.urn, type_token, plain, None)
+            self._arm_checks(context, request.urn, type_token, plain_inputs, None)
             try:
                 resource_id, outputs = self.cloud.mocks.build(args)
             except (KeyError, TypeError, ValueError) as error:
@@ -308,7 +300,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             self.cloud.created_at[resource_id] = time.monotonic()
         self._log("Create", request.urn, f"id={resource_id}")
         return provider_pb2.CreateResponse(
-            id=resource_id, properties=to_struct(self._checkpoint(type_token, outputs, inputs), skip_nulls=True)
+            id=resource_id, properties=encode(self._checkpoint(type_token, outputs, inputs), skip_nulls=True)
         )
 
     def Read(self, request: provider_pb2.ReadRequest, context: Any) -> Any:
@@ -319,34 +311,34 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             self._log("Read", request.urn, f"id={request.id} gone")
             return provider_pb2.ReadResponse(id="")  # 404: the engine drops the resource on refresh
         _, outputs = found
-        old_state = from_struct(request.properties)
-        inputs = from_struct(request.inputs) or old_state.get(_INPUTS) or {}
-        if is_secret(inputs):
-            inputs = inputs.get("value", {})
+        old_state = decode(request.properties)
+        inputs = decode(request.inputs) or old_state.get(_INPUTS) or {}
+        if isinstance(inputs, Secret):
+            inputs = inputs.value or {}
         self._log("Read", request.urn, f"id={request.id}")
         return provider_pb2.ReadResponse(
             id=request.id,
-            properties=to_struct(self._checkpoint(type_token, outputs, inputs), skip_nulls=True),
-            inputs=to_struct(inputs),
+            properties=encode(self._checkpoint(type_token, outputs, inputs), skip_nulls=True),
+            inputs=encode(inputs),
         )
 
     def Update(self, request: provider_pb2.UpdateRequest, context: Any) -> Any:
         type_token = type_of(request.urn, request.type)
-        news = from_struct(request.news, skip_nulls=True)
-        olds_state = from_struct(request.olds)
+        news = decode(request.news, skip_nulls=True)
+        olds_state = decode(request.olds)
         if request.preview:
             self._log("Update", request.urn, "preview")
             if not type_token.startswith("azure-native:"):
                 # Bridged Terraform providers (azuread, time) plan an update from the prior state: computed
                 # attributes such as a group's objectId keep their known values.
-                return provider_pb2.UpdateResponse(properties=to_struct({**olds_state, **news}))
+                return provider_pb2.UpdateResponse(properties=encode({**olds_state, **news}))
             # azure-native: PreviewOutputs(new inputs), keeping the old `name` and `location` (stable outputs).
             outputs = preview_outputs(news, olds_state)
             for stable in ("name", "location"):
                 if stable in olds_state:
                     outputs[stable] = olds_state[stable]
-            return provider_pb2.UpdateResponse(properties=to_struct(outputs))
-        plain = _body(news)
+            return provider_pb2.UpdateResponse(properties=encode(outputs))
+        plain_news = _body(news)
         with self.cloud.lock:
             found = self.cloud.states.get(request.id)
             if found is None:
@@ -354,27 +346,29 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             if type_token == "azure-native:keyvault:Key":
                 # The Key's Update re-sends the same PUT as Create: ARM's Keys_CreateIfNotExist.
                 try:
-                    rules.key_reput(found[1], plain)
+                    rules.key_reput(found[1], plain_news)
                 except rules.KeyCreationParametersDidNotMatch as error:
                     self._log("Update", request.urn, "KeyCreationParametersDidNotMatchExistingKey")
                     self._fail(context, str(error), grpc.StatusCode.INVALID_ARGUMENT)
                 outputs = found[1]  # no write: ARM answers with the existing key
             else:
-                old_inputs = _body(from_struct(request.old_inputs, skip_nulls=True))
-                self._arm_checks(context, request.urn, type_token, plain, old_inputs)
-                args = pulumi_mocks.MockResourceArgs(type_token, name_of(request.urn, request.name), plain, custom=True)
+                old_inputs = _body(decode(request.old_inputs, skip_nulls=True))
+                self._arm_checks(context, request.urn, type_token, plain_news, old_inputs)
+                args = pulumi_mocks.MockResourceArgs(
+                    type_token, name_of(request.urn, request.name), plain_news, custom=True
+                )
                 resource_id, outputs = self.cloud.mocks.build(args)
                 if resource_id != request.id:
                     self._fail(context, f"{type_token}: an update cannot move {request.id} to {resource_id}")
                 self.cloud.states[request.id] = (type_token, outputs)
         self._log("Update", request.urn, f"id={request.id}")
         return provider_pb2.UpdateResponse(
-            properties=to_struct(self._checkpoint(type_token, outputs, news), skip_nulls=True)
+            properties=encode(self._checkpoint(type_token, outputs, news), skip_nulls=True)
         )
 
     def Delete(self, request: provider_pb2.DeleteRequest, context: Any) -> Any:
         if type_of(request.urn, request.type) == "time:index/sleep:Sleep":
-            state = unwrap_secrets(from_struct(request.properties))
+            state = plain(decode(request.properties))
             self._sleep(request.urn, state.get("destroyDuration"), "destroyDuration")
         with self.cloud.lock:
             gone = self.cloud.states.pop(request.id, None)
@@ -385,12 +379,12 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
 
     def Invoke(self, request: provider_pb2.InvokeRequest, context: Any) -> Any:
         self._log("Invoke", detail=request.tok)
-        args = unwrap_secrets(from_struct(request.args, skip_nulls=True))
+        args = plain(decode(request.args, skip_nulls=True))
         try:
             result = self.cloud.mocks.call(pulumi_mocks.MockCallArgs(request.tok, args, ""))
         except NotImplementedError as error:
             self._fail(context, str(error), grpc.StatusCode.UNIMPLEMENTED)
-        return provider_pb2.InvokeResponse(**{"return": to_struct(result)})
+        return provider_pb2.InvokeResponse(**{"return": encode(result)})
 
     def _arm_checks(
         self, context: Any, urn: str, type_token: str, inputs: dict[str, Any], old_inputs: dict[str, Any] | None
@@ -419,7 +413,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
 
 def _body(inputs: dict[str, Any]) -> dict[str, Any]:
     """The inputs a builder sees: plain values, without the provider's internal `__` keys."""
-    return {k: v for k, v in unwrap_secrets(inputs).items() if not k.startswith("__")}
+    return {k: v for k, v in plain(inputs).items() if not k.startswith("__")}
 
 
 def _path_schema(type_token: str) -> schema.ResourceSchema | None:

@@ -35,7 +35,7 @@ from typing import Any
 
 from pulumi.runtime import mocks as pulumi_mocks
 
-from kms_aks_tools.offline.fake_azure.base import Mocks
+from kms_aks_tools.offline.fake_azure.base import Mocks, autoname, child_builder
 from kms_aks_tools.offline.fake_azure.ids import rg_id
 
 API_VERSION = "2024-05-02-preview"
@@ -67,13 +67,8 @@ def _body(inputs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in inputs.items() if k not in _PATH_PARAMETERS}
 
 
-def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
-    # azure-native's AutoNameRandom: the logical name and 8 hex digits (the stand-in's Check draws them first).
-    return f"{args.name}{hashlib.sha256(args.name.encode()).hexdigest()[:8]}"
-
-
 def _fleet(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("fleetName") or _autoname(args)
+    name = inputs.get("fleetName") or autoname(args)
     rg = inputs["resourceGroupName"]
     outputs: dict[str, Any] = {
         **_body(inputs),
@@ -97,52 +92,47 @@ def _fleet(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple
     return fleet_id(rg, name), outputs
 
 
-def _fleet_member(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("fleetMemberName") or _autoname(args)
-    rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
-    outputs = {
-        **_body(inputs),
-        "clusterResourceId": inputs["clusterResourceId"],
-        "name": name,
-        "provisioningState": "Succeeded",
-        "status": {"lastOperationId": _etag("member-operation", rg, fleet, name).strip('"')},
-        "eTag": _etag("member", rg, fleet, name),
-        "type": "Microsoft.ContainerService/fleets/members",
-        "azureApiVersion": API_VERSION,
-    }
-    return f"{fleet_id(rg, fleet)}/members/{name}", outputs
+def _fleet_child(
+    name_key: str, collection: str, etag_kind: str, required: str, computed: Any = lambda inputs, name: {}
+) -> Any:
+    """A fleet's member, update strategy or auto-upgrade profile: named by `name_key`, under the fleet's id, its
+    `required` input echoed, its eTag of `etag_kind`, and what else ARM computes (`computed`)."""
+
+    def outputs(inputs: dict[str, Any], name: str) -> dict[str, Any]:
+        rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
+        return {
+            required: inputs[required],
+            "provisioningState": "Succeeded",
+            **computed(inputs, name),
+            "eTag": _etag(etag_kind, rg, fleet, name),
+        }
+
+    return child_builder(
+        name_key=name_key,
+        parent=lambda inputs: fleet_id(inputs["resourceGroupName"], inputs["fleetName"]),
+        collection=collection,
+        arm_type=f"Microsoft.ContainerService/fleets/{collection}",
+        api_version=API_VERSION,
+        body=_body,
+        computed=outputs,
+    )
 
 
-def _update_strategy(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("updateStrategyName") or _autoname(args)
-    rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
-    outputs = {
-        **_body(inputs),
-        "strategy": inputs["strategy"],
-        "name": name,
-        "provisioningState": "Succeeded",
-        "eTag": _etag("strategy", rg, fleet, name),
-        "type": "Microsoft.ContainerService/fleets/updateStrategies",
-        "azureApiVersion": API_VERSION,
-    }
-    return f"{fleet_id(rg, fleet)}/updateStrategies/{name}", outputs
-
-
-def _auto_upgrade_profile(
-    _: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
-) -> tuple[str, dict]:
-    name = inputs.get("autoUpgradeProfileName") or _autoname(args)
-    rg, fleet = inputs["resourceGroupName"], inputs["fleetName"]
-    outputs = {
-        **_body(inputs),
-        "channel": inputs["channel"],
-        "name": name,
-        "provisioningState": "Succeeded",
-        "eTag": _etag("auto-upgrade", rg, fleet, name),
-        "type": "Microsoft.ContainerService/fleets/autoUpgradeProfiles",
-        "azureApiVersion": API_VERSION,
-    }
-    return f"{fleet_id(rg, fleet)}/autoUpgradeProfiles/{name}", outputs
+_fleet_member = _fleet_child(
+    "fleetMemberName",
+    "members",
+    "member",
+    "clusterResourceId",
+    lambda inputs, name: {
+        "status": {
+            "lastOperationId": _etag(
+                "member-operation", inputs["resourceGroupName"], inputs["fleetName"], name
+            ).strip('"')
+        }
+    },
+)
+_update_strategy = _fleet_child("updateStrategyName", "updateStrategies", "strategy", "strategy")
+_auto_upgrade_profile = _fleet_child("autoUpgradeProfileName", "autoUpgradeProfiles", "auto-upgrade", "channel")
 
 
 class UnknownStack(LookupError):

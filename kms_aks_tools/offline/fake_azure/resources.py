@@ -10,17 +10,12 @@ from typing import Any
 
 from pulumi.runtime import mocks as pulumi_mocks
 
-from kms_aks_tools.offline.fake_azure.base import Mocks, answered_as
+from kms_aks_tools.offline.fake_azure.base import Mocks, answered_as, autoname, child_builder
 from kms_aks_tools.offline.fake_azure.ids import DEPLOYER_OBJECT_ID, SUBSCRIPTION_ID, TENANT_ID, guid, hex_digest, rg_id
 
 
-def _autoname(args: pulumi_mocks.MockResourceArgs) -> str:
-    # azure-native auto-names like the engine: the logical name plus a random suffix.
-    return f"{args.name}{hex_digest(8, args.name)}"
-
-
 def _resource_group(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("resourceGroupName") or _autoname(args)
+    name = inputs.get("resourceGroupName") or autoname(args)
     outputs = {
         "name": name,
         "location": inputs["location"],
@@ -33,7 +28,7 @@ def _resource_group(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict)
 
 
 def _vault(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("vaultName") or _autoname(args)[:24]
+    name = inputs.get("vaultName") or autoname(args)[:24]
     properties = dict(inputs["properties"])
     properties.update(
         vaultUri=f"https://{name}.vault.azure.net/",
@@ -53,7 +48,7 @@ def _vault(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple
 
 
 def _key(mocks: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("keyName") or _autoname(args)
+    name = inputs.get("keyName") or autoname(args)
     vault = inputs["vaultName"]
     props = inputs.get("properties", {})
     key_uri = f"https://{vault}.vault.azure.net/keys/{name}"
@@ -88,7 +83,7 @@ def _key(mocks: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tup
 
 
 def _identity(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("resourceName") or _autoname(args)
+    name = inputs.get("resourceName") or autoname(args)
     rg = inputs["resourceGroupName"]
     outputs = {
         "name": name,
@@ -129,7 +124,7 @@ def _role_assignment(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
 
 
 def _managed_cluster(mocks: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("resourceName") or _autoname(args)
+    name = inputs.get("resourceName") or autoname(args)
     rg = inputs["resourceGroupName"]
     location = inputs.get("location", "")
     identity = dict(inputs.get("identity", {}))
@@ -178,7 +173,7 @@ def _vnet_id(resource_group: str, vnet: str) -> str:
 
 
 def _virtual_network(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("virtualNetworkName") or _autoname(args)
+    name = inputs.get("virtualNetworkName") or autoname(args)
     rg = inputs["resourceGroupName"]
     outputs = {
         "name": name,
@@ -199,7 +194,7 @@ def _virtual_network(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
 
 
 def _subnet(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("subnetName") or _autoname(args)
+    name = inputs.get("subnetName") or autoname(args)
     rg, vnet = inputs["resourceGroupName"], inputs["virtualNetworkName"]
     subnet_id = f"{_vnet_id(rg, vnet)}/subnets/{name}"
     # The provider echoes each delegation with its id, type, state and the actions the service is granted.
@@ -240,7 +235,7 @@ def _storage_account_id(resource_group: str, account: str) -> str:
 
 
 def _storage_account(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("accountName") or _autoname(args)[:24].lower()
+    name = inputs.get("accountName") or autoname(args)[:24].lower()
     outputs = {
         **_without_path(inputs),
         "name": name,
@@ -269,7 +264,7 @@ def _blob_service(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -
 
 
 def _blob_container(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("containerName") or _autoname(args).lower()
+    name = inputs.get("containerName") or autoname(args).lower()
     account_id = _storage_account_id(inputs["resourceGroupName"], inputs["accountName"])
     outputs = {
         **_without_path(inputs),
@@ -296,132 +291,111 @@ def _entra_group(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) ->
 # time provider's Sleep, whose id is its creation time (RFC 3339), as the Terraform time provider sets it.
 
 
-def _workspace(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("workspaceName") or _autoname(args)
-    rg = inputs["resourceGroupName"]
-    outputs = {
-        **_without_path(inputs),
-        "name": name,
-        "customerId": guid("workspace-customer", rg, name),
+def _group_scope(inputs: dict[str, Any]) -> str:
+    return rg_id(inputs["resourceGroupName"])
+
+
+def _without(*keys: str) -> Any:
+    return lambda inputs: {k: v for k, v in inputs.items() if k not in keys}
+
+
+_workspace = child_builder(
+    name_key="workspaceName",
+    parent=_group_scope,
+    collection="providers/Microsoft.OperationalInsights/workspaces",
+    arm_type="Microsoft.OperationalInsights/workspaces",
+    api_version="2023-09-01",
+    body=_without_path,
+    computed=lambda inputs, name: {
+        "customerId": guid("workspace-customer", inputs["resourceGroupName"], name),
         "sku": {**inputs.get("sku", {"name": "PerGB2018"}), "lastSkuUpdate": "2026-11-28T00:00:00Z"},
         "retentionInDays": inputs.get("retentionInDays", 30),
         "provisioningState": "Succeeded",
         "publicNetworkAccessForIngestion": inputs.get("publicNetworkAccessForIngestion", "Enabled"),
         "publicNetworkAccessForQuery": inputs.get("publicNetworkAccessForQuery", "Enabled"),
         "createdDate": "2026-11-28T00:00:00Z",
-        "type": "Microsoft.OperationalInsights/workspaces",
-        "azureApiVersion": "2023-09-01",
-    }
-    outputs.pop("workspaceName", None)
-    return f"{rg_id(rg)}/providers/Microsoft.OperationalInsights/workspaces/{name}", outputs
-
-
-def _action_group(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("actionGroupName") or _autoname(args)
-    rg = inputs["resourceGroupName"]
-    outputs = {
-        **_without_path(inputs),
-        "name": name,
+    },
+)
+_action_group = child_builder(
+    name_key="actionGroupName",
+    parent=_group_scope,
+    collection="providers/Microsoft.Insights/actionGroups",
+    arm_type="Microsoft.Insights/ActionGroups",
+    api_version="2024-10-01-preview",
+    body=_without_path,
+    computed=lambda inputs, name: {
         # ARM answers each email receiver with its subscription status.
         "emailReceivers": [{**r, "status": "Enabled"} for r in inputs.get("emailReceivers", [])],
         "webhookReceivers": inputs.get("webhookReceivers", []),
-        "type": "Microsoft.Insights/ActionGroups",
-        "azureApiVersion": "2024-10-01-preview",
-    }
-    outputs.pop("actionGroupName", None)
-    return f"{rg_id(rg)}/providers/Microsoft.Insights/actionGroups/{name}", outputs
-
-
-def _diagnostic_setting(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("name") or _autoname(args)
-    # An extension resource: its id hangs under the resource it watches.
-    resource_uri = inputs["resourceUri"]
-    outputs = {**inputs, "name": name, "type": "Microsoft.Insights/diagnosticSettings"}
-    outputs.pop("resourceUri", None)
-    outputs["azureApiVersion"] = "2021-05-01-preview"
-    return f"{resource_uri}/providers/Microsoft.Insights/diagnosticSettings/{name}", outputs
-
-
-def _system_topic(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("systemTopicName") or _autoname(args)
-    rg = inputs["resourceGroupName"]
-    outputs = {
-        **_without_path(inputs),
-        "name": name,
-        "metricResourceId": guid("system-topic-metrics", rg, name),
+    },
+)
+# An extension resource: its id hangs under the resource it watches.
+_diagnostic_setting = child_builder(
+    name_key="name",
+    parent=lambda inputs: inputs["resourceUri"],
+    collection="providers/Microsoft.Insights/diagnosticSettings",
+    arm_type="Microsoft.Insights/diagnosticSettings",
+    api_version="2021-05-01-preview",
+    body=_without("resourceUri"),
+)
+_system_topic = child_builder(
+    name_key="systemTopicName",
+    parent=_group_scope,
+    collection="providers/Microsoft.EventGrid/systemTopics",
+    arm_type="Microsoft.EventGrid/systemTopics",
+    api_version="2025-02-15",
+    body=_without_path,
+    computed=lambda inputs, name: {
+        "metricResourceId": guid("system-topic-metrics", inputs["resourceGroupName"], name),
         "provisioningState": "Succeeded",
-        "type": "Microsoft.EventGrid/systemTopics",
-        "azureApiVersion": "2025-02-15",
-    }
-    outputs.pop("systemTopicName", None)
-    return f"{rg_id(rg)}/providers/Microsoft.EventGrid/systemTopics/{name}", outputs
+    },
+)
 
 
-def _system_topic_subscription(
-    _: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
-) -> tuple[str, dict]:
-    name = inputs.get("eventSubscriptionName") or _autoname(args)
-    rg, topic = inputs["resourceGroupName"], inputs["systemTopicName"]
-    topic_id = f"{rg_id(rg)}/providers/Microsoft.EventGrid/systemTopics/{topic}"
-    outputs = {
-        **inputs,
-        "name": name,
-        "topic": topic_id,
-        "provisioningState": "Succeeded",
-        "type": "Microsoft.EventGrid/systemTopics/eventSubscriptions",
-        "azureApiVersion": "2025-02-15",
-    }
-    for key in ("eventSubscriptionName", "resourceGroupName", "systemTopicName"):
-        outputs.pop(key, None)
-    return f"{topic_id}/eventSubscriptions/{name}", outputs
+def _topic_id(inputs: dict[str, Any]) -> str:
+    return f"{_group_scope(inputs)}/providers/Microsoft.EventGrid/systemTopics/{inputs['systemTopicName']}"
 
 
-def _scheduled_query_rule(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("ruleName") or _autoname(args)
-    rg = inputs["resourceGroupName"]
-    outputs = {
-        **_without_path(inputs),
-        "name": name,
-        "isWorkspaceAlertsStorageConfigured": False,
-        "isLegacyLogAnalyticsRule": False,
-        "type": "Microsoft.Insights/scheduledQueryRules",
-        "azureApiVersion": "2025-01-01-preview",
-    }
-    outputs.pop("ruleName", None)
-    return f"{rg_id(rg)}/providers/Microsoft.Insights/scheduledQueryRules/{name}", outputs
-
-
-def _data_collection_rule(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
-    name = inputs.get("dataCollectionRuleName") or _autoname(args)
-    rg = inputs["resourceGroupName"]
-    outputs = {
-        **_without_path(inputs),
-        "name": name,
+_system_topic_subscription = child_builder(
+    name_key="eventSubscriptionName",
+    parent=_topic_id,
+    collection="eventSubscriptions",
+    arm_type="Microsoft.EventGrid/systemTopics/eventSubscriptions",
+    api_version="2025-02-15",
+    body=_without("resourceGroupName", "systemTopicName"),
+    computed=lambda inputs, name: {"topic": _topic_id(inputs), "provisioningState": "Succeeded"},
+)
+_scheduled_query_rule = child_builder(
+    name_key="ruleName",
+    parent=_group_scope,
+    collection="providers/Microsoft.Insights/scheduledQueryRules",
+    arm_type="Microsoft.Insights/scheduledQueryRules",
+    api_version="2025-01-01-preview",
+    body=_without_path,
+    computed=lambda inputs, name: {"isWorkspaceAlertsStorageConfigured": False, "isLegacyLogAnalyticsRule": False},
+)
+_data_collection_rule = child_builder(
+    name_key="dataCollectionRuleName",
+    parent=_group_scope,
+    collection="providers/Microsoft.Insights/dataCollectionRules",
+    arm_type="Microsoft.Insights/dataCollectionRules",
+    api_version="2022-06-01",
+    body=_without_path,
+    computed=lambda inputs, name: {
         # The id agents use to find the rule: "dcr-" and 32 hex characters.
-        "immutableId": f"dcr-{hex_digest(32, rg, name)}",
+        "immutableId": f"dcr-{hex_digest(32, inputs['resourceGroupName'], name)}",
         "provisioningState": "Succeeded",
-        "type": "Microsoft.Insights/dataCollectionRules",
-        "azureApiVersion": "2022-06-01",
-    }
-    outputs.pop("dataCollectionRuleName", None)
-    return f"{rg_id(rg)}/providers/Microsoft.Insights/dataCollectionRules/{name}", outputs
-
-
-def _data_collection_rule_association(
-    _: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict
-) -> tuple[str, dict]:
-    name = inputs.get("associationName") or _autoname(args)
-    resource_uri = inputs["resourceUri"]
-    outputs = {
-        **inputs,
-        "name": name,
-        "provisioningState": "Succeeded",
-        "type": "Microsoft.Insights/dataCollectionRuleAssociations",
-        "azureApiVersion": "2022-06-01",
-    }
-    outputs.pop("associationName", None)
-    outputs.pop("resourceUri", None)
-    return f"{resource_uri}/providers/Microsoft.Insights/dataCollectionRuleAssociations/{name}", outputs
+    },
+)
+_data_collection_rule_association = child_builder(
+    name_key="associationName",
+    parent=lambda inputs: inputs["resourceUri"],
+    collection="providers/Microsoft.Insights/dataCollectionRuleAssociations",
+    arm_type="Microsoft.Insights/dataCollectionRuleAssociations",
+    api_version="2022-06-01",
+    body=_without("resourceUri"),
+    computed=lambda inputs, name: {"provisioningState": "Succeeded"},
+)
 
 
 def _sleep(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> tuple[str, dict]:
@@ -433,7 +407,7 @@ def generic_arm(_: Mocks, args: pulumi_mocks.MockResourceArgs, inputs: dict) -> 
     """Any other azure-native resource: an ARM id under its resource group, named like the provider would."""
     _, module, kind = answered_as(args.typ).split(":")
     name = next((v for k, v in inputs.items() if k.endswith("Name") and k != "resourceGroupName"), None)
-    name = name or _autoname(args)
+    name = name or autoname(args)
     scope = (
         rg_id(inputs["resourceGroupName"]) if "resourceGroupName" in inputs else f"/subscriptions/{SUBSCRIPTION_ID}"
     )
