@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack
-from kms_aks_tools.offline.policy_client import PolicyClient, load_policy_config
+from kms_aks_tools.offline.policy_pack import PolicyClient, load_policy_config
 from kms_aks_tools.offline.recording import RecordedStack
 from tests.graph import SECRET
 
