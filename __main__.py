@@ -154,15 +154,16 @@ stack = pulumi.get_stack()
 tags = {"project": "kms-aks", "stack": stack, **config.tags}
 client = authorization.get_client_config_output()
 
+literal_group_name = config.resource_group_name or f"rg-kms-aks-{stack}"
 resource_group = resources.ResourceGroup(
     "rg",
-    resource_group_name=config.resource_group_name or f"rg-kms-aks-{stack}",
+    resource_group_name=literal_group_name,
     location=config.location,
     tags=tags,
 )
 # The group's name as a literal that still depends on the group: known at preview, where the policy pack decides
 # (a grant's scope, the vault's group; docs/policies.md, "Decided at preview"), and created after it.
-resource_group_name = known_at_preview(resource_group, config.resource_group_name or f"rg-kms-aks-{stack}")
+resource_group_name = known_at_preview(resource_group, literal_group_name)
 
 # A private KMS vault is reached from the API server, so the cluster gets a VNet for API server VNet integration.
 kms_network = (
