@@ -37,11 +37,12 @@ from components import (
     PrivateKmsArgs,
     RotationSpec,
     VaultSpec,
+    known_at_preview,
 )
-from kms_aks.config import (
+from kms_aks.config.base import ConfigError
+from kms_aks.config.stack import (
     NODE_UPGRADE_MAX_SURGE_PERCENT,
     ClusterConfig,
-    ConfigError,
     ExistingKeyConfig,
     KeyVaultConfig,
     KmsKeyConfig,
@@ -153,12 +154,16 @@ stack = pulumi.get_stack()
 tags = {"project": "kms-aks", "stack": stack, **config.tags}
 client = authorization.get_client_config_output()
 
+literal_group_name = config.resource_group_name or f"rg-kms-aks-{stack}"
 resource_group = resources.ResourceGroup(
     "rg",
-    resource_group_name=config.resource_group_name or f"rg-kms-aks-{stack}",
+    resource_group_name=literal_group_name,
     location=config.location,
     tags=tags,
 )
+# The group's name as a literal that still depends on the group: known at preview, where the policy pack decides
+# (a grant's scope, the vault's group; docs/policies.md, "Decided at preview"), and created after it.
+resource_group_name = known_at_preview(resource_group, literal_group_name)
 
 # A private KMS vault is reached from the API server, so the cluster gets a VNet for API server VNet integration.
 kms_network = (
@@ -167,7 +172,7 @@ kms_network = (
         KmsNetworkArgs(
             network=network_spec(config.network),
             vnet_name=f"vnet-{config.cluster.name}",
-            resource_group_name=resource_group.name,
+            resource_group_name=resource_group_name,
             location=config.location,
             tags=tags,
         ),
@@ -179,7 +184,7 @@ kms_network = (
 kms_key = KeyVaultWithKey(
     "kms",
     KeyVaultWithKeyArgs(
-        resource_group_name=resource_group.name,
+        resource_group_name=resource_group_name,
         location=config.location,
         tenant_id=client.tenant_id,
         vault=vault_spec(config.key_vault),
@@ -206,7 +211,7 @@ kms_identity = KmsIdentity(
     "kms",
     KmsIdentityArgs(
         identity_name=f"id-{config.cluster.name}-kms",
-        resource_group_name=resource_group.name,
+        resource_group_name=resource_group_name,
         location=config.location,
         tenant_id=client.tenant_id,
         subscription_id=client.subscription_id,
@@ -226,7 +231,7 @@ monitoring = KmsMonitoring(
     "monitoring",
     KmsMonitoringArgs(
         name_prefix=config.cluster.name,
-        resource_group_name=resource_group.name,
+        resource_group_name=resource_group_name,
         location=config.location,
         kms_principal_id=kms_identity.principal_id,
         receivers=AlertReceivers(
@@ -246,7 +251,7 @@ aks = KmsAksCluster(
     "aks",
     KmsAksClusterArgs(
         cluster=cluster_spec(config.cluster),
-        resource_group_name=resource_group.name,
+        resource_group_name=resource_group_name,
         location=config.location,
         tenant_id=client.tenant_id,
         identity_resource_id=kms_identity.identity_resource_id,
@@ -257,7 +262,8 @@ aks = KmsAksCluster(
         private_kms=private_kms,
         admin_group_owner_object_id=client.object_id,
         monitoring_workspace_resource_id=monitoring.workspace_resource_id,
-        tags=tags,
+        # A bring-your-own key's declared properties ride on the cluster, where the policy pack reads them at preview.
+        tags={**tags, **(config.existing_key.declared_properties if config.existing_key else {})},
     ),
     # The key must exist and the identity's grants must be in effect before AKS validates KMS at create time.
     opts=pulumi.ResourceOptions(depends_on=kms_identity.ready),
@@ -290,9 +296,11 @@ pulumi.export(
 pulumi.export(
     "kmsKeyExpiresOn",
     kms_key.key.attributes.apply(
-        lambda attributes: datetime.fromtimestamp(attributes.expires, tz=UTC).isoformat()
-        if attributes and attributes.expires is not None
-        else None
+        lambda attributes: (
+            datetime.fromtimestamp(attributes.expires, tz=UTC).isoformat()
+            if attributes and attributes.expires is not None
+            else None
+        )
     )
     if kms_key.key is not None
     else None,

@@ -82,3 +82,10 @@ VAULT_RESOURCE_ID = re.compile(
 # ---------------------------------------------------------------------------------------------- AKS KMS
 # From this Kubernetes minor version on, AKS uses KMS v2: no 2000-secret limit.
 KMS_V2_MIN_KUBERNETES_VERSION = (1, 27)
+
+# ------------------------------------------------------------------------------- a key outside the stack
+# A bring-your-own key's properties, as its stack config declares them (kms-aks:existingKey), carried on the
+# cluster as tags so that the policy pack sees them at preview: this project's names, not Azure's.
+EXISTING_KEY_TYPE_TAG = "kms-aks-existing-key-type"
+EXISTING_VAULT_PURGE_PROTECTION_TAG = "kms-aks-existing-vault-purge-protection"
+EXISTING_VAULT_SOFT_DELETE_DAYS_TAG = "kms-aks-existing-vault-soft-delete-days"

@@ -16,6 +16,7 @@ from components.kms_aks_cluster import ClusterSpec, KmsAksCluster, KmsAksCluster
 from components.kms_identity import KmsIdentity, KmsIdentityArgs
 from components.kms_monitoring import AlertReceivers, KmsMonitoring, KmsMonitoringArgs
 from components.kms_network import KmsNetwork, KmsNetworkArgs, NetworkSpec, PrivateKmsArgs
+from components.known_names import known_at_preview
 
 __all__ = [
     "AlertReceivers",
@@ -37,4 +38,5 @@ __all__ = [
     "PrivateKmsArgs",
     "RotationSpec",
     "VaultSpec",
+    "known_at_preview",
 ]

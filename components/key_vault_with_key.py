@@ -10,6 +10,8 @@ from typing import Literal
 import pulumi
 from pulumi_azure_native import keyvault
 
+from components.known_names import known_at_preview
+
 # AKS KMS wraps and unwraps data encryption keys with exactly these two operations.
 KMS_KEY_OPERATIONS = ["encrypt", "decrypt"]
 
@@ -157,7 +159,8 @@ class KeyVaultWithKey(pulumi.ComponentResource):
         self.key = keyvault.Key(
             f"{name}-key",
             key_name=key.name,
-            vault_name=self.vault.name,
+            # The vault's literal name, known at preview (where the policy pack decides), created after the vault.
+            vault_name=known_at_preview(self.vault, vault.name),
             resource_group_name=args.resource_group_name,
             properties=keyvault.KeyPropertiesArgs(
                 kty=key.type,
@@ -170,7 +173,7 @@ class KeyVaultWithKey(pulumi.ComponentResource):
             opts=protected,
         )
         self.vault_resource_id = self.vault.id
-        self.vault_name = self.vault.name
+        self.vault_name = known_at_preview(self.vault, vault.name)
         self.vault_uri = self.vault.properties.apply(lambda p: p.vault_uri if p else None)
         self.vault_resource_group_name = pulumi.Output.from_input(args.resource_group_name)
         self.key_resource_id = self.key.id

@@ -7,7 +7,7 @@ Wiring:
     -> a StackReference per member (its cluster id) -> resource group
       -> KmsFleet: Fleet, a FleetMember per stack in its update group, the staged FleetUpdateStrategy, and the
          AutoUpgradeProfile that starts runs through those stages on each release of its channel
-Config: `kms-aks-fleet:` keys, validated by kms_aks.fleet_config; see docs/fleet.md.
+Config: `kms-aks-fleet:` keys, validated by kms_aks.config.fleet; see docs/fleet.md.
 """
 
 from datetime import UTC, datetime
@@ -17,8 +17,8 @@ import pulumi
 from pulumi_azure_native import resources
 
 from components.kms_fleet import AutoUpgradeSpec, FleetMemberSpec, KmsFleet, KmsFleetArgs, UpdateStageSpec
-from kms_aks.config import ConfigError
-from kms_aks.fleet_config import NAMESPACE, MemberRefused, load_fleet_config, member_problems
+from kms_aks.config.base import ConfigError
+from kms_aks.config.fleet import NAMESPACE, MemberRefused, load_fleet_config, member_problems
 
 try:
     config = load_fleet_config()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kms_aks.config import KMS_V2_MIN_VERSION, PROJECT, StackConfig
+from kms_aks.config.stack import KMS_V2_MIN_VERSION, PROJECT, StackConfig
 from kms_aks.vm_sizes import OS_DISK_SIZE_GB, ephemeral_capacity
 
 KMS_V1_SECRET_LIMIT = 2000

@@ -36,9 +36,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-# Not re-exported by pulumi_policy's package; the SDK turns this exception into its "can't run policy"
-# advisory note, which is how a policy says it could not decide during preview.
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+# Not re-exported by pulumi_policy's package: reading an unknown value through the SDK's proxies raises it.
+from pulumi_policy.proxy import UnknownValueError
 
 from azure_facts.kms_closure import CLOSURE_CANDIDATE_TYPES
 from azure_facts.kms_closure import classify as closure_classify
@@ -148,25 +147,33 @@ def stack_index(resources: Sequence[PolicyResource]) -> StackIndex:
     return shared["index"]
 
 
-def _could_not_decide(messages: Sequence[str]) -> UnknownValueError:
-    error = UnknownValueError(UNKNOWN_STRING_VALUE, [])
-    error.message = (
-        "could not decide: " + " ".join(dict.fromkeys(messages)) + " It is checked again when the values are known."
-    )
-    return error
+# How to make a value the pack needs known at preview (docs/policies.md, "Decided at preview").
+MAKE_IT_KNOWN = (
+    "The pack decides at preview: during `pulumi up` a stack policy runs only after the resources exist "
+    "(pulumi/pulumi#3366), so a mandatory rule refuses what it cannot see rather than decide it later. Make the value "
+    "known at preview: literal names for the resource group and the vault (kms-aks:resourceGroupName, "
+    "kms-aks:keyVault.name, passed as strings, not read from another resource's outputs), the permission model from "
+    "config (kms-aks:keyVault.permissionModel or existingKey.permissionModel), a keyId taken from this stack's Key "
+    "(key_uri_with_version) or pinned in pinnedKeyIds, grants scoped with the Key's or Vault's id."
+)
+
+
+def _refused_at_preview(message: str) -> str:
+    return f"cannot be decided at preview, so it is refused: {message} {MAKE_IT_KNOWN}"
 
 
 def _report(findings: Sequence[Finding], report_violation: ReportViolation, not_applicable: Callable[[str], None]):
-    """Reports violations, then raises "could not decide" for the undecided ones (violations already reported
-    stay reported), or marks the policy not applicable when that is all there is to say."""
+    """Reports violations, and refuses what could not be decided (a violation at the policy's enforcement level:
+    nothing mandatory is left to be decided after the preview); marks the policy not applicable when that is all
+    there is to say."""
     violations = [f for f in findings if f.outcome is Outcome.VIOLATION]
     for finding in violations:
         report_violation(finding.message, finding.urn)
-    undecided = [f.message for f in findings if f.outcome is Outcome.UNDECIDED]
-    if undecided:
-        raise _could_not_decide(undecided)
+    undecided = [f for f in findings if f.outcome is Outcome.UNDECIDED]
+    for finding in undecided:
+        report_violation(_refused_at_preview(finding.message), finding.urn)
     reasons = [f.message for f in findings if f.outcome is Outcome.NOT_APPLICABLE]
-    if reasons and not violations:
+    if reasons and not violations and not undecided:
         not_applicable(" ".join(dict.fromkeys(reasons)))
 
 
@@ -235,10 +242,14 @@ def _closure_candidate(token: str) -> bool:
 
 def _closure_validation(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     # The closure is computed once per AnalyzeStack call of this policy, in one pass over the stack.
-    records = closure_records(
-        (r.resource_type, r.urn, to_plain(r.props)) for r in args.resources if _closure_candidate(r.resource_type)
-    )
-    _report(check_closure(records), report_violation, args.not_applicable)
+    candidates = [r for r in args.resources if _closure_candidate(r.resource_type)]
+    records = closure_records((r.resource_type, r.urn, to_plain(r.props)) for r in candidates)
+    principal_sources = {
+        r.urn: tuple(d.urn for d in r.property_dependencies.get("policy", []))
+        for r in candidates
+        if rules.plain_type(r.resource_type) == rules.ACCESS_POLICY
+    }
+    _report(check_closure(records, principal_sources=principal_sources), report_violation, args.not_applicable)
 
 
 # ------------------------------------------------------------------------------------------- policies

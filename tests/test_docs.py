@@ -2,7 +2,7 @@
 
 Commands are read from code (fenced blocks and `inline code`), where a reader copies them from; config keys
 (`kms-aks:<key>.<key>`) from anywhere in the text, since prose names them too. Keys are checked against the
-pydantic model of `kms_aks/config.py`, walked at every depth.
+pydantic model of `kms_aks/config/stack.py`, walked at every depth.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks.config import model_at
+from kms_aks.config.base import model_at
+from kms_aks.config.stack import StackConfig
 from kms_aks_tools.cli.registry import SUBCOMMANDS
 from kms_aks_tools.offline.mock_engine import ROOT
 
@@ -89,7 +90,7 @@ def test_every_config_key_named_exists(page: Path) -> None:
 
 def _key_exists(key: str) -> bool:
     *parents, last = key.split(".")
-    model = model_at(parents)
+    model = model_at(parents, StackConfig)
     if model is None:
         return False
     return last in {field.alias or name for name, field in model.model_fields.items()}
@@ -138,7 +139,7 @@ def test_the_config_reference_names_only_real_keys_and_every_top_level_one() -> 
     assert len(keys) > 20
     assert [key for key in keys if not _key_exists(key)] == []
     top_level = {key.split(".")[0] for key in keys}
-    model = model_at([])
+    model = model_at([], StackConfig)
     assert model is not None
     assert {field.alias or name for name, field in model.model_fields.items()} <= top_level
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kms_aks.config import ConfigError
-from kms_aks.fleet_config import member_problems, parse_fleet_config
+from kms_aks.config.base import ConfigError
+from kms_aks.config.fleet import member_problems, parse_fleet_config
 from kms_aks_tools.offline.fake_azure import fleet as fleet_types
 from kms_aks_tools.offline.mock_engine import ROOT
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
@@ -179,7 +179,7 @@ def test_member_problems(outputs: dict, expected: str | None) -> None:
         ),
         ({"autoUpgrade": {"channel": "stable"}}, "kms-aks-fleet:autoUpgrade.channel: Input should be 'Stable'"),
         ({"hub": {"dnsPrefix": "-x"}}, "kms-aks-fleet:hub.dnsPrefix: must be"),
-        ({"fleetNmae": "x"}, "kms-aks-fleet:fleetNmae: unknown setting"),
+        ({"fleetNmae": "x"}, "kms-aks-fleet:fleetNmae: unknown config key; allowed keys: autoUpgrade, fleetName"),
     ],
 )
 def test_bad_fleet_config_names_the_key_and_what_is_allowed(change: dict, expected: str) -> None:
@@ -199,5 +199,3 @@ def test_bad_fleet_config_under_the_program_is_one_message_and_nothing_registere
 def test_the_mock_stack_reference_fails_like_the_engine_for_an_unknown_stack() -> None:
     recorded = run_fleet({}, preview=True)
     assert recorded.error is not None and "unknown stack" in recorded.error
-
-

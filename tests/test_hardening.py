@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from kms_aks.config import ConfigError, parse_stack_config
+from kms_aks.config.base import ConfigError
+from kms_aks.config.stack import parse_stack_config
 from kms_aks_tools.offline.recording import RecordedStack
 from kms_aks_tools.project.stack_file import load_stack_file
 from tests.conftest import KmsAks

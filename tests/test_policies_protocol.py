@@ -521,7 +521,7 @@ def test_pinned_key_id_lets_a_key_from_elsewhere_through(client: PolicyClient, p
     assert check(client, resources, pinned).by_policy("aks-kms-key-source") == []
 
 
-def test_bring_your_own_key_stack_needs_its_key_pinned(client: PolicyClient) -> None:
+def _byok_prod(**declared: Any) -> tuple[RecordedStack, str]:
     from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID
     from tests.engine import run_stack
 
@@ -529,12 +529,44 @@ def test_bring_your_own_key_stack_needs_its_key_pinned(client: PolicyClient) -> 
     vault_id = (
         f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg-keys/providers/Microsoft.KeyVault/vaults/kv-team-keys"
     )
-    byok = {"keyId": key_id, "keyVaultResourceId": vault_id, "permissionModel": "rbac"}
+    byok = {"keyId": key_id, "keyVaultResourceId": vault_id, "permissionModel": "rbac", **declared}
     stack = run_stack("prod", config={"kms-aks:keyVault": None, "kms-aks:kmsKey": None, "kms-aks:existingKey": byok})
     assert stack.error is None, stack.error
+    return stack, key_id
+
+
+HSM_DECLARED = {"keyType": "RSA-HSM", "purgeProtection": True, "softDeleteRetentionDays": 90}
+
+
+def test_bring_your_own_key_stack_needs_its_key_pinned(client: PolicyClient) -> None:
+    stack, key_id = _byok_prod(**HSM_DECLARED)
     assert mandatory_policies(check(client, stack.resources, load_policy_config("prod"))) == {"aks-kms-key-source"}
     pinned = stack_config(stack, **{"aks-kms-key-source": {"pinnedKeyIds": [key_id]}})
     assert check(client, stack.resources, pinned).violations == []
+
+
+@pytest.mark.parametrize(
+    ("declared", "refusal"),
+    [
+        ({}, "has no declared key type or purge protection, and this stack requires an HSM-protected key"),
+        ({**HSM_DECLARED, "keyType": "RSA"}, 'is declared with key type "RSA", and this stack requires an HSM'),
+    ],
+)
+def test_bring_your_own_key_on_an_hsm_stack_is_refused_until_its_properties_are_declared_and_fit(
+    client: PolicyClient, declared: dict[str, Any], refusal: str
+) -> None:
+    # Issue 22, class 5: prod requires an HSM key (policies/config/prod.json); a key from outside the stack is
+    # judged by what its stack config declares (kms-aks:existingKey), and refused until that is declared.
+    stack, key_id = _byok_prod(**declared)
+    config = stack_config(stack, **{"aks-kms-key-source": {"pinnedKeyIds": [key_id]}})
+    found = check(client, stack.resources, config)
+    [violation] = found.mandatory
+    assert violation.policy_name == "aks-kms-key-vault-fit" and refusal in violation.message
+    assert "kms-aks:existingKey" in violation.message
+    # Without requireHsm (dev's pack config) the same software key passes: the declaration fits what dev requires.
+    if declared:
+        dev = {**config, "aks-kms-key-vault-fit": {"requireHsm": False}}
+        assert check(client, stack.resources, dev).mandatory == []
 
 
 def _private_vault_done_right(resources: Resources) -> Resources:
@@ -600,23 +632,32 @@ def test_grant_through_another_resource_counts_as_waited_for(client: PolicyClien
 # --------------------------------------------------------------------------------------- unknown values
 
 
-def test_unknown_key_id_from_nowhere_is_reported_as_undecided_not_passed(
+REFUSED_AT_PREVIEW = "cannot be decided at preview, so it is refused"
+
+
+def refused_at_preview(result: Any) -> set[str]:
+    """The policies that refused, mandatory, a value they could not see at preview (issue 22, class 7)."""
+    return {v.policy_name for v in result.mandatory if REFUSED_AT_PREVIEW in v.message}
+
+
+def test_unknown_key_id_from_nowhere_is_refused_at_preview_not_passed(
     client: PolicyClient, prod_preview: RecordedStack
 ) -> None:
+    # Nothing mandatory is decided after the preview: during `pulumi up` a stack policy runs after the resources
+    # exist (pulumi/pulumi#3366), so an unknown a mandatory rule needs is refused, saying how to make it known.
     result = check(client, unknown_key_id_without_dependency(resources_of(prod_preview)), load_policy_config("prod"))
-    undecided = {v.policy_name for v in result.undecided}
-    assert {"aks-kms-key-source", "aks-kms-key-vault-fit", "aks-kms-deletion-protection"} <= undecided
-    assert all(v.enforcement_level == "advisory" and "could not decide" in v.message for v in result.undecided)
-    assert result.mandatory == []
+    assert {"aks-kms-key-source", "aks-kms-key-vault-fit", "aks-kms-deletion-protection"} <= refused_at_preview(result)
+    assert result.undecided == []
+    assert all("pinnedKeyIds" in v.message for v in result.mandatory if REFUSED_AT_PREVIEW in v.message)
 
 
-def test_unknown_enabled_flag_is_undecided(client: PolicyClient, prod_preview: RecordedStack) -> None:
+def test_unknown_enabled_flag_is_refused_at_preview(client: PolicyClient, prod_preview: RecordedStack) -> None:
     resources = kms_setting(resources_of(prod_preview), enabled=UNKNOWN)
     cluster = one(resources, CLUSTER)
     client.configure(load_policy_config("prod"))
     result = client.analyze(cluster)
     [violation] = result.by_policy("aks-kms-enabled")
-    assert violation.could_not_decide and violation.enforcement_level == "advisory"
+    assert REFUSED_AT_PREVIEW in violation.message and violation.mandatory
     assert violation.urn == cluster.urn
 
 
@@ -637,7 +678,8 @@ def test_a_violation_is_still_reported_next_to_an_undecided_part(
     resources = [*resources, private_endpoint(resources, target=UNKNOWN, name="pe-unknown")]
     result = check(client, resources, load_policy_config("prod"))
     link = result.by_policy("aks-kms-no-private-link")
-    assert any(v.mandatory for v in link) and any(v.could_not_decide for v in link)
+    assert any(v.mandatory and REFUSED_AT_PREVIEW not in v.message for v in link)
+    assert any(v.mandatory and REFUSED_AT_PREVIEW in v.message for v in link)
 
 
 # ------------------------------------------------------------------------------------- type-token forms
@@ -717,14 +759,12 @@ def test_each_mutation_of_prod_is_blocked_on_every_token_form(
 
 
 @pytest.mark.parametrize("form", TOKEN_FORMS)
-def test_unknown_values_stay_undecided_on_every_token_form(
+def test_unknown_values_are_refused_at_preview_on_every_token_form(
     client: PolicyClient, prod_preview: RecordedStack, form: str
 ) -> None:
     plain = unknown_key_id_without_dependency(resources_of(prod_preview))
     result, plain_urn = check_in_form(client, plain, form, load_policy_config("prod"))
-    undecided = {v.policy_name for v in result.undecided}
-    assert {"aks-kms-key-source", "aks-kms-key-vault-fit", "aks-kms-deletion-protection"} <= undecided
-    assert result.mandatory == []
+    assert {"aks-kms-key-source", "aks-kms-key-vault-fit", "aks-kms-deletion-protection"} <= refused_at_preview(result)
     assert verdicts(result, plain_urn) == verdicts(check(client, plain, load_policy_config("prod")))
 
 
@@ -1099,13 +1139,17 @@ def test_kms_vault_audit_logging_mutations_are_violations(
     assert reason in found[0].detail
 
 
-def test_kms_vault_audit_logging_unknown_in_preview_is_could_not_decide(
+def test_kms_vault_audit_logging_unknown_in_preview_is_refused_where_mandatory(
     client: PolicyClient, prod_preview: RecordedStack
 ) -> None:
     resources = vault_diagnostics(prod_preview.resources, logs=UNKNOWN)
     found = check(client, resources, load_policy_config("prod")).by_policy(AUDIT)
-    assert len(found) == 1 and found[0].could_not_decide
-    assert found[0].enforcement_level == "advisory"
+    # prod makes audit logging mandatory: an unknown it needs is refused at preview.
+    assert len(found) == 1 and REFUSED_AT_PREVIEW in found[0].message
+    assert found[0].enforcement_level == "mandatory"
+    # dev leaves it advisory: the same unknown is a warning there.
+    [warning] = check(client, resources, load_policy_config("dev")).by_policy(AUDIT)
+    assert warning.enforcement_level == "advisory" and REFUSED_AT_PREVIEW in warning.message
     # Known in the preview (the vault's id unknown but from the vault): decided, and passes.
     assert check(client, vault_diagnostics(prod_preview.resources), load_policy_config("prod")).by_policy(AUDIT) == []
 

@@ -104,16 +104,22 @@ def role_assignment(
     scope: str = KEY_ARM_ID,
     principal: str = PRINCIPAL,
     principal_type: str | None = "ServicePrincipal",
+    *,
+    urn_name: str = "grant",
+    scope_from_key: bool = True,
 ) -> Res:
     props = {"principalId": principal, "roleDefinitionId": role, "scope": scope}
     if principal_type is not None:
         props["principalType"] = principal_type
     return Res(
         rules.ROLE_ASSIGNMENT,
-        urn(rules.ROLE_ASSIGNMENT, "grant"),
+        urn(rules.ROLE_ASSIGNMENT, urn_name),
         props,
-        "grant",
-        property_dependencies={"principalId": (urn(rules.IDENTITY, "identity"),), "scope": (urn(rules.KEY, "key"),)},
+        urn_name,
+        property_dependencies={
+            "principalId": (urn(rules.IDENTITY, "identity"),),
+            "scope": (urn(rules.KEY, "key"),) if scope_from_key else (),
+        },
     )
 
 
@@ -534,9 +540,60 @@ def test_identity_grant_role_assignment_at_key_vault_or_group_scope() -> None:
     ],
 )
 def test_identity_grant_role_assignment_problems(grant: Res, problem: str) -> None:
-    [message] = violations(rules.check_identity_grant(stack(*healthy(grant=grant))))
+    found = violations(rules.check_identity_grant(stack(*healthy(grant=grant))))
+    # The cluster's refusal (no usable grant); a scope that does not contain the key is also refused on the grant.
+    [message] = [m for m in found if "AzureKeyVaultKmsValidateIdentityPermissionCustomerError" in m]
     assert problem in message
     assert "Key Vault Crypto User" in message and "AzureKeyVaultKmsValidateIdentityPermissionCustomerError" in message
+
+
+OTHER_SUB = "00000000-0000-0000-0000-0000000000ff"
+
+
+@pytest.mark.parametrize(
+    ("scope", "why"),
+    [
+        (f"/subscriptions/{OTHER_SUB}", f"is in subscription {OTHER_SUB}, but the KMS vault is in subscription {SUB}"),
+        (VAULT_ID.replace(SUB, OTHER_SUB), "is in subscription"),
+        (f"/subscriptions/{SUB}/resourceGroups/rg-unrelated", f"but the KMS vault is in resource group {RG}"),
+        (f"/subscriptions/{SUB}/resourceGroups/rg-unrelated/providers/Microsoft.KeyVault/vaults/kv-kms-01", "rg-kms"),
+    ],
+)
+def test_a_crypto_role_scoped_where_it_does_not_contain_the_key_is_refused_on_the_grant(scope: str, why: str) -> None:
+    # Issue 22, class 3: Azure RBAC applies a role at its scope and below it only (scope-overview); a Crypto User
+    # assignment in another subscription or an unrelated resource group does not reach the key, even beside a good one.
+    good = role_assignment()
+    other = role_assignment(scope=scope, urn_name="second-grant")
+    found = violations(rules.check_identity_grant(stack(*healthy(grant=good), other)))
+    [message] = found
+    assert why in message and "does not honour for the KMS key" in message
+    assert "the key (scope=key.id), the vault, its resource group, its subscription, or a management group" in message
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "/providers/Microsoft.Management/managementGroups/platform",
+        f"/subscriptions/{SUB}",
+        f"/subscriptions/{SUB}/resourceGroups/{RG}",
+        VAULT_ID,
+        KEY_ARM_ID,
+    ],
+)
+def test_a_crypto_role_at_a_scope_that_contains_the_key_passes(scope: str) -> None:
+    # The controls: the key, its vault, group, subscription, and a management group (which Azure applies to every
+    # subscription below it; not refused as outside the stack).
+    assert rules.check_identity_grant(stack(*healthy(grant=role_assignment(scope=scope)))) == [], scope
+
+
+def test_a_crypto_role_whose_scope_cannot_be_resolved_at_preview_is_refused() -> None:
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown string (pulumi_policy/proxy.py)
+    assert unknown in rules.UNKNOWN_SENTINELS
+    unknown_scope = role_assignment(scope=unknown, urn_name="second-grant", scope_from_key=False)
+    found = rules.check_identity_grant(stack(*healthy(grant=role_assignment()), unknown_scope))
+    # Undecided here; the pack refuses every undecided finding (tests/test_pack_program_changes.py, class 7).
+    assert [f.outcome for f in found] == [Outcome.UNDECIDED]
+    assert "cannot be decided at preview" in found[0].message and "scope=key.id" in found[0].message
 
 
 def test_identity_grant_access_policy() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kms_aks.config import parse_stack_config, read_project_config
+from kms_aks.config.stack import parse_stack_config, read_project_config
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.guard import KeyRotationOverride, Preview, ReencryptionWaiver, check_preview
 from kms_aks_tools.offline.mock_engine import ROOT

@@ -5,7 +5,7 @@ then runs it three ways:
 - `kms-aks check-config` and `kms-aks plan` in-process (the console script's own `main`), asserting exit 2,
   the message and no traceback;
 - the program itself under the mock engine, as `pulumi preview` runs it, asserting the same message (both
-  read `kms_aks/config.py`); a YAML syntax error never reaches the program (the Pulumi CLI reads the file).
+  read `kms_aks/config/stack.py`); a YAML syntax error never reaches the program (the Pulumi CLI reads the file).
 Two rows also run the installed `kms-aks` script as a process, to prove the exit code reaches the shell.
 """
 
@@ -21,7 +21,8 @@ import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from kms_aks.config import StackConfig, model_of
+from kms_aks.config.base import model_of
+from kms_aks.config.stack import StackConfig
 from kms_aks_tools.cli import main as cli
 from kms_aks_tools.offline.mock_engine import ROOT
 from tests.cli import TERMINAL, UNKNOWN_STACK, project_stacks

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from azure_facts.key_ids import NotAVersionedKeyId, canonical_key_url, metric_key_id_hash, plugin_key_id
-from kms_aks.config import ConfigError, StackConfig
+from kms_aks.config.base import ConfigError
+from kms_aks.config.stack import StackConfig
 from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.cluster.reencryption_records import records_path
 from kms_aks_tools.project.stack_config import stack_config_from_file
@@ -120,7 +121,11 @@ def load_stack_key(stack: str, *, key_id: str | None = None, root: Path = PACKAG
         # The stack pins none, or already pins the next version (a rotation's pull request, not applied yet):
         # --key-id names the key the cluster uses now, which the tools then check against the API server's.
         return StackKey(
-            stack=name, key_id=given, records_file=records_file, given=True, pinned_next=pinned,
+            stack=name,
+            key_id=given,
+            records_file=records_file,
+            given=True,
+            pinned_next=pinned,
             cluster_name=config.cluster.name,
         )
     if pinned is None:

@@ -14,7 +14,7 @@ from kms_aks_tools.cli.options import add_project_option
 
 def check_config(args: argparse.Namespace) -> int:
     """Validates `Pulumi.<stack>.yaml` as the program does, without running it: every problem, then exit 2."""
-    from kms_aks.config import ConfigError
+    from kms_aks.config.base import ConfigError
     from kms_aks_tools.project.stack_config import stack_config_from_file
     from kms_aks_tools.project.stack_file import check_stack, find_project
 

@@ -40,7 +40,7 @@ from azure_facts.tokens import (
     VAULT,
     plain_type,
 )
-from kms_aks.config import ConfigError
+from kms_aks.config.base import ConfigError
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser

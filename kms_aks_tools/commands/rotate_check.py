@@ -29,9 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kms_aks.config import (
-    ConfigError,
-)
+from kms_aks.config.base import ConfigError
 from kms_aks_tools.cli.console import make_console
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT
 from kms_aks_tools.cli.options import add_project_option, subcommand_parser

@@ -25,7 +25,7 @@ from pulumi.runtime import set_all_config
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
-from kms_aks.config import PROJECT
+from kms_aks.config.stack import PROJECT
 from kms_aks_tools.offline import monitor as monitors
 from kms_aks_tools.offline.fake_azure.ids import DEPLOYER_CLIENT_ID, DEPLOYER_OBJECT_ID, SUBSCRIPTION_ID, TENANT_ID
 from kms_aks_tools.offline.mocks import AzureNativeMocks
@@ -34,6 +34,7 @@ from kms_aks_tools.project.stack_config import with_secret_stand_ins
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT, load_stack_file, to_engine_text
 
 ROOT = PACKAGE_ROOT  # the checkout this package was installed from; the command line finds its own (find_project)
+
 
 class _LogCollector(logging.Handler):
     def __init__(self) -> None:

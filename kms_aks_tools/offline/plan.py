@@ -15,7 +15,7 @@ from typing import Any
 
 from azure_facts import ROLE_NAMES
 from azure_facts.tokens import plain_type
-from kms_aks.config import ConfigError
+from kms_aks.config.base import ConfigError
 from kms_aks_tools.cli.exits import UserError
 from kms_aks_tools.offline.graph import cloud_dependencies, critical_path, deployment_waves, stable_key
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack

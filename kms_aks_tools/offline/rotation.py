@@ -16,15 +16,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from azure_facts import VERSIONED_KEY_ID
 from azure_facts.findings import Finding, Outcome, violation, warning
 from azure_facts.key_validity import duration_days as shared_duration_days
 from azure_facts.key_validity import encrypt_blockers, unix_date
 from azure_facts.key_validity import first_rotation as shared_first_rotation
-from kms_aks.config import (
-    PROJECT,
-    VERSIONED_KEY_ID,
-    StackConfig,
-)
+from kms_aks.config.stack import PROJECT, StackConfig
 from kms_aks_tools.cli.exits import EXIT_BLOCKED, EXIT_OK, UserError
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
@@ -381,5 +378,3 @@ def rotation_verdict(report: RotationReport) -> str:
     if report.warnings:
         return f"fit ({len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''})"
     return "fit"
-
-

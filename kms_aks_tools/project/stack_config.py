@@ -2,7 +2,7 @@
 
 `stack_config_from_file` is what check-config, plan, rotate-check, `--all` and the cluster tools validate a stack with:
 the file read as the Pulumi CLI reads it (`stack_file`), every secret replaced by a stand-in (the offline tools
-never decrypt one), then the program's own validation (`kms_aks.config`).
+never decrypt one), then the program's own validation (`kms_aks.config.stack`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kms_aks.config import StackConfig, parse_stack_config, read_project_config
+from kms_aks.config.stack import StackConfig, parse_stack_config, read_project_config
 from kms_aks_tools.project.stack_file import PACKAGE_ROOT, load_stack_file, secret_paths
 
 

@@ -220,7 +220,7 @@ def action_status(sandbox: Sandbox, console: Console) -> int:
 
 def _stack_config(sandbox: Sandbox, stack: str) -> Any:
     """The stack's validated config (`kms_aks.config.StackConfig`), read where the tools read it."""
-    from kms_aks.config import ConfigError
+    from kms_aks.config.base import ConfigError
     from kms_aks_tools.project.stack_config import stack_config_from_file
 
     sandbox.check_stack(stack)

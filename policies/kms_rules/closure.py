@@ -31,8 +31,17 @@ from kms_rules.model import ACCESS_POLICY, VAULT, Finding, violation
 RULE = "aks-kms-closure"
 
 
-def check_closure(records: Iterable[Resource], closure: Closure | None = None) -> list[Finding]:
-    """The refusals of `closure` (computed from `records` when not given)."""
+def check_closure(
+    records: Iterable[Resource],
+    closure: Closure | None = None,
+    principal_sources: Mapping[str, tuple[str, ...]] | None = None,
+) -> list[Finding]:
+    """The refusals of `closure` (computed from `records` when not given).
+
+    `principal_sources` maps an AccessPolicy's URN to the resources its `policy` takes values from (its property
+    dependencies): at preview a new identity's principal is unknown, and two entries taking it from the same
+    identity are one principal.
+    """
     records = list(records)
     closure = closure if closure is not None else compute(records)
     findings: list[Finding] = []
@@ -50,7 +59,7 @@ def check_closure(records: Iterable[Resource], closure: Closure | None = None) -
         by_urn.setdefault(record.urn, record)
     vaults = [by_urn[u] for u, m in closure.members.items() if m.role == "vault" and u in by_urn]
     policies = [by_urn[u] for u, m in closure.members.items() if m.canonical == ACCESS_POLICY and u in by_urn]
-    findings.extend(_second_declarations(vaults, policies, records))
+    findings.extend(_second_declarations(vaults, policies, records, principal_sources or {}))
     findings.extend(_unhonoured_grants(vaults, policies))
     return findings
 
@@ -60,7 +69,10 @@ def _name(value: Any) -> str | None:
 
 
 def _second_declarations(
-    vaults: list[Resource], policies: list[Resource], records: list[Resource]
+    vaults: list[Resource],
+    policies: list[Resource],
+    records: list[Resource],
+    principal_sources: Mapping[str, tuple[str, ...]],
 ) -> Iterable[Finding]:
     closure_vaults = {_name(dig(v.properties, "vaultName")) for v in vaults} - {None}
     seen: dict[str, str] = {}
@@ -78,19 +90,23 @@ def _second_declarations(
                 record.urn,
             )
         seen.setdefault(name, record.urn)
-    entries: dict[tuple[str, str], str] = {}
+    entries: dict[tuple[str, Any], str] = {}
     separate: set[str] = set()
     for policy in policies:
         vault = _name(dig(policy.properties, "vaultName"))
-        principal = _name(dig(policy.properties, "policy", "objectId"))
+        object_id = dig(policy.properties, "policy", "objectId")
+        principal: Any = _name(object_id)
+        if principal is None and unseen(object_id) and principal_sources.get(policy.urn):
+            principal = ("taken from", tuple(sorted(principal_sources[policy.urn])))
         if vault is None:
             continue
         separate.add(vault)
         if principal is None:
             continue
         if (vault, principal) in entries and entries[(vault, principal)] != policy.urn:
+            shown = principal if isinstance(principal, str) else f"(the principal of {', '.join(principal[1])})"
             yield violation(
-                f"a second AccessPolicy for principal {principal} on vault {vault} (the first: "
+                f"a second AccessPolicy for principal {shown} on vault {vault} (the first: "
                 f"{entries[(vault, principal)]}). Key Vault keeps one entry per object id: the last write wins, "
                 "and deleting either resource deletes the entry, the KMS grant with it. Declare one AccessPolicy "
                 "per principal and vault, with every permission it needs.",

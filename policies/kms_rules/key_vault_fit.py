@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from azure_facts import EXISTING_KEY_TYPE_TAG, EXISTING_VAULT_PURGE_PROTECTION_TAG, EXISTING_VAULT_SOFT_DELETE_DAYS_TAG
 from azure_facts.key_validity import (
     EXPIRED,
     NOT_YET_VALID,
@@ -58,7 +59,78 @@ def check_key_vault_fit(
             findings.extend(_key_fit(key, kms, require_hsm, min_key_size))
         if kms.vault is not None:
             findings.extend(_vault_fit(kms.vault, kms, require_hsm))
+        if not kms.keys and kms.vault is None and kms.key_ref is not None:
+            findings.extend(_outside_key_fit(kms, require_hsm))
     return dedupe(findings)
+
+
+DECLARE = (
+    "Declare the key's properties in Pulumi.<stack>.yaml under kms-aks:existingKey (keyType: RSA-HSM, "
+    "purgeProtection: true, softDeleteRetentionDays: <7-90>) after checking them on the key "
+    "(`az keyvault key show --id <keyId> --query key.kty`, `az keyvault show --name <vault> --query "
+    'properties.enablePurgeProtection`); docs/configuration.md, "Bring your own key"'
+)
+
+
+def _outside_key_fit(kms: ClusterKms, require_hsm: bool) -> list[Finding]:
+    """A key from outside the stack (bring your own key) is judged by the properties the stack declares for it
+    (kms-aks:existingKey, carried on the cluster as tags). Where the stack requires an HSM key, undeclared is refused:
+    the guarantee cannot be shown otherwise."""
+    tags = dig(kms.cluster.props, "tags")
+    of = f"{kms.cluster.label}: its key {kms.key_ref.name} in vault {kms.key_ref.vault} (outside this stack)"
+    if is_unknown(tags):
+        return [
+            could_not_decide(
+                f"{of}: the cluster's tags, which carry the key's declared properties, are not known.", kms.cluster.urn
+            )
+        ]
+    tags = tags if isinstance(tags, dict) else {}
+    kty, purge = tags.get(EXISTING_KEY_TYPE_TAG), tags.get(EXISTING_VAULT_PURGE_PROTECTION_TAG)
+    days = tags.get(EXISTING_VAULT_SOFT_DELETE_DAYS_TAG)
+    findings: list[Finding] = []
+    for name, value in ((EXISTING_KEY_TYPE_TAG, kty), (EXISTING_VAULT_PURGE_PROTECTION_TAG, purge)):
+        if is_unknown(value):
+            findings.append(could_not_decide(f"{of}: the declared {name} is not known.", kms.cluster.urn))
+    if findings:
+        return findings
+    if kty is None and purge is None:
+        if require_hsm:
+            findings.append(
+                violation(
+                    f"{of} has no declared key type or purge protection, and this stack requires an HSM-protected "
+                    f"key (requireHsm) in a purge-protected vault: the pack cannot see the key. {DECLARE}.",
+                    kms.cluster.urn,
+                )
+            )
+        return findings
+    if kty is None or known_text(kty) is None or kty.upper() not in KMS_KEY_TYPES:
+        findings.append(
+            violation(f'{of} is declared with key type "{kty}"; KMS needs RSA or RSA-HSM. {DECLARE}.', kms.cluster.urn)
+        )
+    elif require_hsm and kty.upper() != HSM_KEY_TYPE:
+        findings.append(
+            violation(
+                f'{of} is declared with key type "{kty}", and this stack requires an HSM-protected key (requireHsm): '
+                "bring an RSA-HSM key (from a premium vault or a Managed HSM) and declare "
+                "kms-aks:existingKey.keyType: RSA-HSM.",
+                kms.cluster.urn,
+            )
+        )
+    if known_lower(purge) != "true":
+        findings.append(
+            violation(
+                f'{of} is declared with purgeProtection "{purge}": a KMS key\'s vault must have purge protection '
+                f"(Azure Policy 0b60c0b2-2dc2-4e1c-b5c9-abbed971de53). {DECLARE}.",
+                kms.cluster.urn,
+            )
+        )
+    if days is not None and (not str(days).isdigit() or not 7 <= int(str(days)) <= 90):
+        findings.append(
+            violation(
+                f'{of} is declared with softDeleteRetentionDays "{days}"; Key Vault allows 7 to 90.', kms.cluster.urn
+            )
+        )
+    return findings
 
 
 def _key_fit(key: Res, kms: ClusterKms, require_hsm: bool, min_key_size: int) -> list[Finding]:

@@ -11,17 +11,12 @@ import contextlib
 import json
 import math
 import re
-import types
-import typing
-from collections.abc import Callable
 from datetime import date
 from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
@@ -31,12 +26,20 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
 
 # The Azure facts (id patterns, DNS suffixes, the KMS v2 threshold) live in one place, shared with the pack.
-from azure_facts import KEY_NAME_PATTERN, KEY_VERSION_PATTERN, VAULT_NAME_PATTERN, VAULT_RESOURCE_ID, VERSIONED_KEY_ID
+from azure_facts import (
+    EXISTING_KEY_TYPE_TAG,
+    EXISTING_VAULT_PURGE_PROTECTION_TAG,
+    EXISTING_VAULT_SOFT_DELETE_DAYS_TAG,
+    KEY_NAME_PATTERN,
+    KEY_VERSION_PATTERN,
+    VAULT_NAME_PATTERN,
+    VAULT_RESOURCE_ID,
+    VERSIONED_KEY_ID,
+)
 from azure_facts import KMS_V2_MIN_KUBERNETES_VERSION as KMS_V2_MIN_VERSION
+from kms_aks.config.base import ConfigError, StrictModel, decode_value, describe, matching
 from kms_aks.vm_sizes import OS_DISK_SIZE_GB, OsDiskType, default_os_disk_type, ephemeral_capacity
 
 PROJECT = "kms-aks"
@@ -54,36 +57,6 @@ AKS_DEFAULT_SERVICE_CIDR = IPv4Network("10.0.0.0/16")
 
 # The longest a KMS key version may live (about five years): every day count in the config is bounded by it.
 MAX_KEY_LIFETIME_DAYS = 1826
-
-# Each constrained string, with the rule an error message states when a value breaks it.
-PATTERN_RULES: dict[str, str] = {}
-
-
-def matching(
-    pattern: str, rule: str, *, unbounded: str | None = None, within_bounds: Callable[[str], bool] | None = None
-) -> Any:
-    """A string matching `pattern`, or the error naming `rule`.
-
-    A large Unicode class repeated a bounded number of times (`[-\\w._()]{1,89}`) costs pydantic's regex engine
-    about a third of a second to compile, in every process that reads the config (each plan, each `pulumi up`).
-    Such a pattern is given as the same pattern with unbounded repeats (`unbounded`, quick to compile) and
-    `within_bounds`, which checks the bounds in Python on what `unbounded` matched: together they accept exactly
-    what `pattern` accepts, and refuse with `pattern`'s error (tests/test_config.py compares them).
-    """
-    PATTERN_RULES[pattern] = rule
-    if unbounded is None or within_bounds is None:
-        return Annotated[str, StringConstraints(strict=True, pattern=pattern)]
-    PATTERN_RULES[unbounded] = rule
-
-    def bounded(value: str) -> str:
-        if not within_bounds(value):
-            raise PydanticCustomError(
-                "string_pattern_mismatch", "String should match pattern '{pattern}'", {"pattern": pattern}
-            )
-        return value
-
-    return Annotated[str, StringConstraints(strict=True, pattern=unbounded), AfterValidator(bounded)]
-
 
 VaultName = matching(
     rf"^{VAULT_NAME_PATTERN}$",
@@ -116,12 +89,6 @@ VmSize = matching(r"^Standard_[A-Za-z0-9_]+$", "an Azure VM size such as Standar
 PermissionModel = Literal["accessPolicy", "rbac"]
 # How AKS reaches the KMS vault: over its public endpoint, or through a private endpoint AKS creates itself.
 KeyVaultNetworkAccess = Literal["Public", "Private"]
-
-
-class StrictModel(BaseModel):
-    """camelCase keys as in the YAML, unknown keys refused, no silent coercion."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True)
 
 
 class KeyVaultConfig(StrictModel):
@@ -189,6 +156,48 @@ class ExistingKeyConfig(StrictModel):
     key_id: str = Field(description="versioned key id: https://<vault>.vault.azure.net/keys/<name>/<version>")
     key_vault_resource_id: str
     permission_model: PermissionModel
+    # What the key and its vault are, declared by the stack (the key exists before it): the policy pack checks
+    # them against the stack's requirements (requireHsm, purge protection). Required where the stack requires an
+    # HSM key (docs/configuration.md, "Bring your own key").
+    key_type: Literal["RSA", "RSA-HSM"] | None = Field(default=None, description="the key's kty: RSA or RSA-HSM")
+    purge_protection: StrictBool | None = Field(
+        default=None, description="whether the key's vault has purge protection (KMS needs it: true)"
+    )
+    soft_delete_retention_days: Annotated[StrictInt, Field(ge=7, le=90)] | None = None
+
+    @field_validator("purge_protection")
+    @classmethod
+    def _purge_protected(cls, value: bool | None) -> bool | None:
+        if value is False:
+            raise ValueError(
+                "false: a KMS key's vault must have purge protection (deleting the key would otherwise destroy "
+                "etcd's data for good); enable it on the vault (`az keyvault update --enable-purge-protection "
+                "true`), then declare purgeProtection: true"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _declared_together(self) -> ExistingKeyConfig:
+        declared = {"keyType": self.key_type, "purgeProtection": self.purge_protection}
+        missing = [key for key, value in declared.items() if value is None]
+        if len(missing) == 1:
+            raise ValueError(
+                f"{missing[0]} is not declared beside {'purgeProtection' if missing[0] == 'keyType' else 'keyType'}: "
+                "declare both (keyType RSA or RSA-HSM, purgeProtection true), or neither"
+            )
+        return self
+
+    @property
+    def declared_properties(self) -> dict[str, str]:
+        """The declared properties as the cluster's tags (azure_facts' names), for the policy pack."""
+        tags = {}
+        if self.key_type is not None:
+            tags[EXISTING_KEY_TYPE_TAG] = self.key_type
+        if self.purge_protection is not None:
+            tags[EXISTING_VAULT_PURGE_PROTECTION_TAG] = str(self.purge_protection).lower()
+        if self.soft_delete_retention_days is not None:
+            tags[EXISTING_VAULT_SOFT_DELETE_DAYS_TAG] = str(self.soft_delete_retention_days)
+        return tags
 
     @model_validator(mode="after")
     def _ids_agree(self) -> ExistingKeyConfig:
@@ -572,65 +581,6 @@ def _node_subnet_problems(network: dict[str, Any], cluster: Any) -> list[str]:
     ]
 
 
-class ConfigError(Exception):
-    """The stack config is invalid; `problems` lists each as `<key>: <what is wrong and what is allowed>`."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(
-            f"invalid stack config ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n"
-            + "\n".join(f"  - {p}" for p in problems)
-        )
-
-
-CONFIG_KEYS = {field.alias or name: name for name, field in StackConfig.model_fields.items()}
-
-
-def decode_value(value: Any) -> Any:
-    """Pulumi hands every config value over as a string; objects arrive as JSON text."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text in ("true", "false"):
-        return text == "true"
-    if text[:1] in "{[":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
-def model_of(annotation: Any) -> type[BaseModel] | None:
-    """The config model inside a field's annotation (`X | None`, `list[X]`, `Annotated[X, ...]`), if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType, Annotated, list):
-        for arg in typing.get_args(annotation):
-            found = model_of(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def model_at(path: list[str], model: type[BaseModel] | None = None) -> type[BaseModel] | None:
-    """The config model at a key path (`["kmsKey", "rotation"]`), walking the models by their YAML keys."""
-    current: type[BaseModel] | None = model or StackConfig
-    for part in path:
-        if current is None:
-            return None
-        fields = {field.alias or name: field for name, field in current.model_fields.items()}
-        if part not in fields:
-            return None
-        current = model_of(fields[part].annotation)
-    return current
-
-
-def allowed_keys(model: type[BaseModel]) -> list[str]:
-    """The YAML keys a config block accepts, in the order the model declares them."""
-    return [field.alias or name for name, field in model.model_fields.items()]
-
-
 SYSTEM_ASSIGNED_MESSAGE = (
     "KMS requires a user-assigned identity: AKS KMS etcd encryption cannot use a system-assigned identity, so "
     "this project always creates a user-assigned one and grants it the key; remove this key "
@@ -691,35 +641,13 @@ def _value_hint(key: str, error: dict[str, Any]) -> str | None:
     return None
 
 
-def _describe(error: dict[str, Any]) -> str:
-    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
-    key = f"{PROJECT}:" + ".".join(loc) if loc else ""
-    message = error["msg"].removeprefix("Value error, ")
+def _hint(loc: list[str], error: dict[str, Any]) -> str | None:
+    """The stack config's own wording: a key that tries to choose the identity, a value YAML turned into another."""
     if error["type"] == "extra_forbidden":
-        block = model_at(loc[:-1])
-        if _asks_for_system_assigned(loc[-1], error.get("input")):
-            message = SYSTEM_ASSIGNED_MESSAGE
-        elif len(loc) == 1:
-            message = f"unknown config key; allowed keys: {', '.join(sorted(CONFIG_KEYS))}"
-        elif block is not None:
-            parent = f"{PROJECT}:" + ".".join(loc[:-1])
-            message = f"unknown setting in {parent}; allowed: {', '.join(allowed_keys(block))}"
-        else:
-            message = "unknown setting (see docs/configuration.md)"
-    elif error["type"] == "missing":
-        message = "required but not set"
-    elif loc and (hint := _value_hint(loc[-1], error)):
-        message = hint
-    elif error["type"] == "string_pattern_mismatch":
-        message = f"must be {PATTERN_RULES.get(error['ctx']['pattern'], 'of the documented form')}"
-        message += f" (got {error['input']!r})"
-    elif error["type"] == "is_instance_of" and error["ctx"].get("class") == "IPv4Network":
-        message = f"must be an IPv4 CIDR range such as 203.0.113.0/24 (got {error['input']!r})"
-    elif "input" in error and error["type"] not in ("value_error", "assertion_error") and error["loc"]:
-        message = f"{message} (got {error['input']!r})"
-    if not key:
-        return message
-    return f"{key}: {message}"
+        return SYSTEM_ASSIGNED_MESSAGE if loc and _asks_for_system_assigned(loc[-1], error.get("input")) else None
+    if error["type"] == "missing" or not loc:
+        return None
+    return _value_hint(loc[-1], error)
 
 
 def _version_problems(config: dict[str, Any]) -> list[str]:
@@ -753,7 +681,7 @@ def parse_stack_config(raw: dict[str, Any], *, provider_location: str | None = N
     try:
         config = StackConfig.model_validate(decoded)
     except ValidationError as exc:
-        problems = [_describe(e) for e in exc.errors()]
+        problems = [describe(e, namespace=PROJECT, root=StackConfig, hint=_hint) for e in exc.errors()]
     else:
         if early:
             raise ConfigError(early)

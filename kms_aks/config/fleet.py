@@ -1,7 +1,7 @@
 """The fleet project's stack config (`fleet/Pulumi.<stack>.yaml`, namespace `kms-aks-fleet`), validated in one place.
 
 Every problem is collected and reported together, each naming its key and what is allowed, before a single
-resource is registered (the same rules and messages as `kms_aks.config` for the cluster stacks).
+resource is registered (the same base and messages as the cluster stacks': `kms_aks.config.base`).
 Patterns and enums are Azure Kubernetes Fleet Manager's own (REST API 2024-05-02-preview, the version
 pulumi-azure-native 3.29 uses): group and stage names `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$` up to 50 characters, hub
 DNS prefix as `FleetHubProfile.dnsPrefix`, auto-upgrade channels `Stable`, `Rapid`, `NodeImage`.
@@ -15,16 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, ValidationError, model_validator
 
-from kms_aks.config import (
-    PATTERN_RULES,
-    AzureRegion,
-    ConfigError,
-    DnsPrefix,
-    ResourceGroupName,
-    StrictModel,
-    decode_value,
-    matching,
-)
+from kms_aks.config.base import ConfigError, StrictModel, decode_value, describe, matching
+from kms_aks.config.stack import AzureRegion, DnsPrefix, ResourceGroupName
 
 NAMESPACE = "kms-aks-fleet"
 PROJECT = "kms-aks-fleet"
@@ -39,9 +31,7 @@ FleetName = matching(
 # A Pulumi stack name: letters, digits, '-', '_' and '.' (the kms-aks stack a member comes from).
 StackName = matching(r"^[A-Za-z0-9_.-]{1,100}$", "a stack name: letters, digits, '-', '_' and '.'")
 # `<organization>/<project>`: where the kms-aks stacks live (a file backend's organization is `organization`).
-StackPrefix = matching(
-    r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", "<organization>/<project>, such as organization/kms-aks"
-)
+StackPrefix = matching(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", "<organization>/<project>, such as organization/kms-aks")
 
 # The longest wait between two stages this project accepts: one week. Fleet Manager documents no ceiling; a
 # longer pause is an operator's decision (stop the run), not a strategy.
@@ -133,22 +123,6 @@ def membership_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _describe(error: dict[str, Any]) -> str:
-    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
-    key = f"{NAMESPACE}:" + ".".join(loc) if loc else ""
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown setting (see docs/fleet.md for the keys)"
-    elif error["type"] == "missing":
-        message = "required but not set"
-    elif error["type"] == "string_pattern_mismatch":
-        message = f"must be {PATTERN_RULES.get(error['ctx']['pattern'], 'of the documented form')}"
-        message += f" (got {error['input']!r})"
-    elif "input" in error and error["type"] not in ("value_error", "assertion_error") and error["loc"]:
-        message = f"{message} (got {error['input']!r})"
-    return f"{key}: {message}" if key else message
-
-
 def parse_fleet_config(raw: dict[str, Any]) -> FleetConfig:
     """Validates the namespace's keys (without the `kms-aks-fleet:` prefix, values as Pulumi gives them)."""
     decoded = {key: decode_value(value) for key, value in raw.items()}
@@ -157,7 +131,7 @@ def parse_fleet_config(raw: dict[str, Any]) -> FleetConfig:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            text = _describe(error)
+            text = describe(error, namespace=NAMESPACE, root=FleetConfig)
             # The cross-field check reports its problems as one "; "-joined message: one line each.
             problems += [part for part in re.split(r"; (?=kms-aks-fleet:)", text.removeprefix(": "))]
         raise ConfigError(problems) from None
