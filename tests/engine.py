@@ -25,7 +25,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc as pulumi_rpc
 
-from kms_aks.config import PROJECT
+from kms_aks.config.stack import PROJECT
 from kms_aks_tools.offline import mock_engine, monitor
 from kms_aks_tools.offline.mock_engine import ROOT
 from kms_aks_tools.offline.mocks import AzureNativeMocks
