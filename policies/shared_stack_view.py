@@ -149,8 +149,6 @@ def _analyze_stack(self: Any, request: Any, _context: Any) -> Any:
 def _analyze_stack_once(self: Any, request: Any) -> Any:
     self._configure_runtime_settings()
     response = proto.AnalyzeResponse()
-    pack_name = self._PolicyAnalyzerServicer__policy_pack_name
-    pack_version = self._PolicyAnalyzerServicer__policy_pack_version
     stack_tags = self._PolicyAnalyzerServicer__stack_tags
     resources: list[sdk.PolicyResource] | None = None
     shared: dict[str, Any] = {}
@@ -167,31 +165,7 @@ def _analyze_stack_once(self: Any, request: Any) -> Any:
         if resources is None:
             resources = _build_resources(self, request)
         args = sdk.StackValidationArgs(StackView(resources, shared), self._get_policy_config(policy.name), stack_tags)
-        try:
-            result = policy.validate(args, report_violation)
-            if isawaitable(result):
-                loop = asyncio.new_event_loop()
-                loop.run_until_complete(asyncio.Task(result, loop=loop))
-                loop.close()
-        except UnknownValueError as error:
-            response.diagnostics.append(
-                proto.AnalyzeDiagnostic(
-                    policyName=policy.name,
-                    policyPackName=pack_name,
-                    policyPackVersion=pack_version,
-                    message=(
-                        f"can't run policy '{policy.name}' from policy pack "
-                        f"'{pack_name}@v{pack_version}' during preview: {error.message}"
-                    ),
-                    urn="",
-                    description=policy.description,
-                    enforcementLevel=self._map_enforcement_level(sdk.EnforcementLevel.ADVISORY),
-                )
-            )
-        except sdk._NotApplicableError as error:
-            response.not_applicable.append(
-                proto.PolicyNotApplicable(policy_name=policy.name, reason=error.reason or "")
-            )
+        _validate(self, response, policy, args, report_violation)
     return response
 
 
@@ -199,8 +173,6 @@ def _analyze(self: Any, request: Any, _context: Any) -> Any:
     """The SDK's `Analyze`, step for step, with each policy's arguments converted only where it reads them."""
     self._configure_runtime_settings()
     response = proto.AnalyzeResponse()
-    pack_name = self._PolicyAnalyzerServicer__policy_pack_name
-    pack_version = self._PolicyAnalyzerServicer__policy_pack_version
     stack_tags = self._PolicyAnalyzerServicer__stack_tags
 
     for policy in self._PolicyAnalyzerServicer__policies:
@@ -219,32 +191,39 @@ def _analyze(self: Any, request: Any, _context: Any) -> Any:
             response, policy.name, policy.description, enforcement_level, policy.severity
         )
         args = _LazyResourceArgs(self, request, self._get_policy_config(policy.name), stack_tags)
-        try:
-            result = policy.validate(args, report_violation)
-            if isawaitable(result):
-                loop = asyncio.new_event_loop()
-                loop.run_until_complete(asyncio.Task(result, loop=loop))
-                loop.close()
-        except UnknownValueError as error:
-            response.diagnostics.append(
-                proto.AnalyzeDiagnostic(
-                    policyName=policy.name,
-                    policyPackName=pack_name,
-                    policyPackVersion=pack_version,
-                    message=(
-                        f"can't run policy '{policy.name}' from policy pack "
-                        f"'{pack_name}@v{pack_version}' during preview: {error.message}"
-                    ),
-                    urn="",
-                    description=policy.description,
-                    enforcementLevel=self._map_enforcement_level(sdk.EnforcementLevel.ADVISORY),
-                )
-            )
-        except sdk._NotApplicableError as error:
-            response.not_applicable.append(
-                proto.PolicyNotApplicable(policy_name=policy.name, reason=error.reason or "")
-            )
+        _validate(self, response, policy, args, report_violation)
     return response
+
+
+def _validate(self: Any, response: Any, policy: Any, args: Any, report_violation: Any) -> None:
+    """Runs one policy on its arguments as the SDK's AnalyzeStack and Analyze do: awaited when it is a coroutine; an
+    unknown value it meets during preview becomes an advisory diagnostic, and a policy that declares itself not
+    applicable is reported so."""
+    try:
+        result = policy.validate(args, report_violation)
+        if isawaitable(result):
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(asyncio.Task(result, loop=loop))
+            loop.close()
+    except UnknownValueError as error:
+        pack_name = self._PolicyAnalyzerServicer__policy_pack_name
+        pack_version = self._PolicyAnalyzerServicer__policy_pack_version
+        response.diagnostics.append(
+            proto.AnalyzeDiagnostic(
+                policyName=policy.name,
+                policyPackName=pack_name,
+                policyPackVersion=pack_version,
+                message=(
+                    f"can't run policy '{policy.name}' from policy pack "
+                    f"'{pack_name}@v{pack_version}' during preview: {error.message}"
+                ),
+                urn="",
+                description=policy.description,
+                enforcementLevel=self._map_enforcement_level(sdk.EnforcementLevel.ADVISORY),
+            )
+        )
+    except sdk._NotApplicableError as error:
+        response.not_applicable.append(proto.PolicyNotApplicable(policy_name=policy.name, reason=error.reason or ""))
 
 
 def install() -> bool:

@@ -1,12 +1,15 @@
 """Shared fixtures, one of each per test session (per xdist worker): the shipped stacks recorded once under the
-mock engine, one policy pack process, and `kms-aks` run in-process against that pack.
+mock engine, one policy pack process, and `kms-aks` run in-process against that pack and those runs.
 
 Starting Python, importing the SDKs and booting the pack cost more than most tests themselves, so a test runs
 the command line in-process unless it is about the process (exit status reaching the shell, the Makefile).
+Program runs are shared through tests/engine.py: a run with the same inputs is made once per session.
+docs/development.md ("The test suite") says what is shared and how a new test uses it.
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import subprocess
 from collections.abc import Callable, Iterator
@@ -15,14 +18,21 @@ from pathlib import Path
 import pytest
 
 from kms_aks_tools.cli import main as cli
+from kms_aks_tools.offline import mock_engine
 from kms_aks_tools.offline import plan as plan_module
-from kms_aks_tools.offline.mock_engine import run_stack
 from kms_aks_tools.offline.policy_pack import POLICY_PACK_DIR, PolicyClient, PolicyPackProcess
 from kms_aks_tools.offline.recording import RecordedStack
+from tests import engine
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection imported (the SDKs, the program, every test module) lives as long as the session: moved out
+    of the collector's sight, so that each full collection later scans only what tests allocate."""
+    gc.freeze()
 
 
 def _clean(stack: str, *, preview: bool = False) -> RecordedStack:
-    recorded = run_stack(stack, preview=preview)
+    recorded = engine.shared_stack(stack, preview=preview)
     assert recorded.error is None, recorded.error
     return recorded
 
@@ -82,12 +92,15 @@ KmsAks = Callable[..., subprocess.CompletedProcess[str]]
 def kms_aks(
     policy_pack: PolicyPackProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> KmsAks:
-    """`kms-aks <args>` in this process, as the console script runs it; returns (returncode, stdout, stderr)."""
+    """`kms-aks <args>` in this process, as the console script runs it; returns (returncode, stdout, stderr).
+
+    The program runs through tests/engine.py (each distinct run once per session) and the pack is the session's."""
 
     def process(pack_dir: Path = POLICY_PACK_DIR) -> PolicyPackProcess | _RunningPack:
         return _RunningPack(policy_pack) if Path(pack_dir) == POLICY_PACK_DIR else PolicyPackProcess(pack_dir)
 
     monkeypatch.setattr(plan_module, "PolicyPackProcess", process)
+    monkeypatch.setattr(mock_engine, "run_config", engine.run_config)
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         capsys.readouterr()  # start from nothing

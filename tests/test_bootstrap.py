@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from kms_aks_tools.offline.mock_engine import DEPLOYER_OBJECT_ID, TENANT_ID, run_config
+from kms_aks_tools.offline.mock_engine import DEPLOYER_OBJECT_ID, TENANT_ID
 from kms_aks_tools.offline.recording import RecordedStack
+from tests.engine import run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "bootstrap" / "__main__.py"

@@ -10,8 +10,8 @@ from pydantic_core import SchemaValidator, core_schema
 
 from kms_aks.config.base import ConfigError
 from kms_aks.config.stack import parse_stack_config
-from kms_aks_tools.offline.mock_engine import run_stack
 from kms_aks_tools.project.stack_file import load_stack_file, stack_names
+from tests.engine import run_stack
 
 DEV_CLUSTER = {"name": "aks-kms-dev", "kubernetesVersion": "1.33", "systemNodePool": {"count": 2}}
 DEV_VAULT = {"name": "kv-kmsaks-dev-01", "sku": "standard", "permissionModel": "accessPolicy"}

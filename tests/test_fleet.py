@@ -15,8 +15,9 @@ import yaml
 from kms_aks.config.base import ConfigError
 from kms_aks.config.fleet import member_problems, parse_fleet_config
 from kms_aks_tools.offline.fake_azure import fleet as fleet_types
-from kms_aks_tools.offline.mock_engine import ROOT, run_config
+from kms_aks_tools.offline.mock_engine import ROOT
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
+from tests.engine import run_config
 
 PROGRAM = ROOT / "fleet" / "__main__.py"
 STACK_FILE = ROOT / "fleet" / "Pulumi.platform.yaml"

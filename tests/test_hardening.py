@@ -9,10 +9,10 @@ import pytest
 
 from kms_aks.config.base import ConfigError
 from kms_aks.config.stack import parse_stack_config
-from kms_aks_tools.offline.mock_engine import run_stack
 from kms_aks_tools.offline.recording import RecordedStack
 from kms_aks_tools.project.stack_file import load_stack_file
 from tests.conftest import KmsAks
+from tests.engine import run_stack
 from tests.graph import ACCESS_POLICY, CLUSTER, SLEEP
 
 WORKSPACE = "azure-native:operationalinsights:Workspace"

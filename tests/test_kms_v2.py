@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from kms_aks_tools.offline.mock_engine import run_stack
 from kms_aks_tools.offline.policy_pack import PolicyClient, load_policy_config
 from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 from kms_aks_tools.project.stack_file import load_stack_file
 from tests.conftest import KmsAks
+from tests.engine import run_stack
 from tests.graph import CLUSTER
 from tests.policy_support import SECRET, with_secrets
 

@@ -4,6 +4,7 @@ second copy fails here instead of drifting."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Where Python of this project lives (the virtualenvs and the Go build's caches excluded).
 SOURCE_FOLDERS = ("azure_facts", "kms_aks", "kms_aks_tools", "components", "policies", "testbed", "bootstrap", "fleet")
+
+
+@functools.cache
+def _parsed(text: str, filename: str) -> ast.Module:
+    # Keyed by the text itself, so an edited file is parsed again; the checks only read the trees.
+    return ast.parse(text, filename)
+
+
+def parse(path: Path) -> ast.Module:
+    """`path`'s syntax tree, parsed once per test session for the many checks that walk every module."""
+    return _parsed(path.read_text(), str(path))
 
 
 def project_sources(root: Path = ROOT) -> list[Path]:
@@ -25,7 +37,7 @@ def definitions(name: str, root: Path = ROOT) -> list[str]:
     method of that name, such as `StackKey.plugin_key_id`, is a property of something else)."""
     found = []
     for path in project_sources(root):
-        for node in ast.parse(path.read_text(), str(path)).body:
+        for node in parse(path).body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names = {node.name}
             elif isinstance(node, ast.Assign):
@@ -97,7 +109,7 @@ def callers(name: str, root: Path = ROOT) -> list[str]:
     """Every kms_aks_tools module that calls `name(...)`."""
     found = []
     for path in sorted((root / "kms_aks_tools").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parse(path)):
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == name:
                 found.append(str(path.relative_to(root)))
                 break
@@ -183,7 +195,7 @@ def module_name(path: Path, root: Path) -> str:
 
 def imports_of(path: Path, module: str) -> set[str]:
     """Every module `path` imports, anywhere in it (function bodies too); `if TYPE_CHECKING:` blocks left out."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse(path)
     skipped = {
         id(node)
         for block in ast.walk(tree)

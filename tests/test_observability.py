@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kms_aks_tools.offline.mock_engine import run_stack
 from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, RecordedResource, RecordedStack
+from tests.engine import run_stack
 from tests.graph import CLUSTER, IDENTITY, VAULT
 
 WORKSPACE = "azure-native:operationalinsights:Workspace"

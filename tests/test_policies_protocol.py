@@ -522,7 +522,8 @@ def test_pinned_key_id_lets_a_key_from_elsewhere_through(client: PolicyClient, p
 
 
 def _byok_prod(**declared: Any) -> tuple[RecordedStack, str]:
-    from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID, run_stack
+    from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID
+    from tests.engine import run_stack
 
     key_id = "https://kv-team-keys.vault.azure.net/keys/aks-etcd/0123456789abcdef0123456789abcdef"
     vault_id = (

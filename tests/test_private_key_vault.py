@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from components.kms_identity import KEY_VAULT_CONTRIBUTOR_ROLE, KEY_VAULT_CRYPTO_USER_ROLE, NETWORK_CONTRIBUTOR_ROLE
-from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID, run_stack
+from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID
 from kms_aks_tools.offline.policy_pack import PolicyClient, load_policy_config
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
 from tests.conftest import KmsAks
+from tests.engine import run_stack
 from tests.graph import (
     ACCESS_POLICY,
     CLUSTER,

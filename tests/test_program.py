@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from components.kms_identity import KEY_VAULT_CRYPTO_USER_ROLE
-from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID, run_stack
+from kms_aks_tools.offline.mock_engine import SUBSCRIPTION_ID
 from kms_aks_tools.offline.recording import RecordedStack
+from tests.engine import run_stack
 from tests.graph import (
     ACCESS_POLICY,
     CLUSTER,

@@ -15,7 +15,7 @@ import yaml
 from kms_aks.config.stack import parse_stack_config, read_project_config
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.guard import KeyRotationOverride, Preview, ReencryptionWaiver, check_preview
-from kms_aks_tools.offline.mock_engine import ROOT, run_stack
+from kms_aks_tools.offline.mock_engine import ROOT
 from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 from kms_aks_tools.offline.rotation import (
     RotationCheckError,
@@ -27,6 +27,7 @@ from kms_aks_tools.offline.rotation import (
 from kms_aks_tools.project.stack_file import load_stack_file
 from tests.cli import UNKNOWN_STACK, project_stacks
 from tests.conftest import KmsAks
+from tests.engine import run_stack
 from tests.graph import CLUSTER, KEY, ROLE_ASSIGNMENT
 
 STACKS = Path(__file__).parent / "stacks"

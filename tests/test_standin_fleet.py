@@ -13,10 +13,11 @@ import yaml
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from kms_aks_tools.offline.fake_azure import fleet as fleet_types
-from kms_aks_tools.offline.mock_engine import ROOT, run_config
+from kms_aks_tools.offline.mock_engine import ROOT
 from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 from kms_aks_tools.standin.provider import Standin, running_standin
 from kms_aks_tools.standin.wire import from_struct, to_struct
+from tests.engine import run_config
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,16 @@
 """`kms-aks` in an 80- and a 120-column terminal: lines wrapped by words at the width, verdicts visible.
 
-The commands run in their own process with a terminal's settings (`TTY_COMPATIBLE=1`: rich treats the output as
-a terminal; `COLUMNS`: its width), as a user sees them in tmux. The words checked are the guard's and the plan's
+The commands run with a terminal's settings (`TTY_COMPATIBLE=1`: rich treats the output as a terminal; `COLUMNS`:
+its width), as a user sees them in tmux; in-process (the `kms_aks` fixture), as rich reads them when each command
+makes its console. The words checked are the guard's and the plan's
 own messages (from `--json` and the recorded preview), not the rendered text.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -21,20 +20,24 @@ from rich.console import Console
 from kms_aks_tools import guard
 from kms_aks_tools.cli.every_stack import render
 from kms_aks_tools.cli.rows import StackRow
+from tests.conftest import KmsAks
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "tests" / "fixtures" / "recorded"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def in_terminal(width: int, *args: str, cwd: Path = ROOT) -> list[str]:
-    """The command's output lines as a terminal `width` columns wide shows them (colours removed)."""
-    env = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": str(width), "LINES": "50", "LANG": "C.UTF-8"}
-    env.pop("NO_COLOR", None)
-    result = subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, env=env, cwd=cwd, check=False, timeout=300
-    )
-    return ANSI.sub("", result.stdout + result.stderr).splitlines()
+@pytest.fixture
+def in_terminal(kms_aks: KmsAks, monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[str]]:
+    def run(width: int, *args: str) -> list[str]:
+        """`kms-aks <args>`'s output lines as a terminal `width` columns wide shows them (colours removed)."""
+        for name, value in {"TTY_COMPATIBLE": "1", "COLUMNS": str(width), "LINES": "50", "LANG": "C.UTF-8"}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("NO_COLOR", raising=False)
+        result = kms_aks(*args)
+        return ANSI.sub("", result.stdout + result.stderr).splitlines()
+
+    return run
 
 
 def assert_words_whole(lines: list[str], texts: list[str], width: int) -> None:
@@ -47,9 +50,9 @@ def assert_words_whole(lines: list[str], texts: list[str], width: int) -> None:
 
 
 @pytest.mark.parametrize("width", [80, 120])
-def test_the_guards_findings_wrap_by_words(width: int) -> None:
+def test_the_guards_findings_wrap_by_words(in_terminal: Callable[..., list[str]], width: int) -> None:
     source = RECORDED / "prod-key-rotation.json"
-    lines = in_terminal(width, "kms_aks_tools.guard", str(source), "--records", str(ROOT / "tests" / "no-records"))
+    lines = in_terminal(width, "guard", str(source), "--records", str(ROOT / "tests" / "no-records"))
     preview = guard.load_preview(str(source))
     result = guard.check_preview(preview, records=guard.Records(directory=ROOT / "tests" / "no-records"))
     assert len(result.findings) == 2
@@ -59,9 +62,11 @@ def test_the_guards_findings_wrap_by_words(width: int) -> None:
 
 
 @pytest.mark.parametrize("width", [80, 120])
-def test_plan_wraps_by_words_and_ends_with_its_verdict(width: int, tmp_path: Path) -> None:
+def test_plan_wraps_by_words_and_ends_with_its_verdict(
+    in_terminal: Callable[..., list[str]], width: int, tmp_path: Path
+) -> None:
     out = tmp_path / "plan.json"
-    lines = in_terminal(width, "kms_aks_tools.commands.plan", "--stack", "prod", "--json", str(out))
+    lines = in_terminal(width, "plan", "--stack", "prod", "--json", str(out))
     plan = json.loads(out.read_text())
     assert_words_whole(lines, plan["warnings"] + [v["message"] for v in plan["violations"]], width)
     # The tree's notes wrap instead of being cut: the key's caveat is there to its last word.
@@ -76,8 +81,8 @@ def test_plan_wraps_by_words_and_ends_with_its_verdict(width: int, tmp_path: Pat
     assert 0 < len(protected_lines) < len(kms)
 
 
-def test_a_throwaway_stack_says_once_that_nothing_is_protected(tmp_path: Path) -> None:
-    lines = in_terminal(120, "kms_aks_tools.commands.plan", "--stack", "dev")
+def test_a_throwaway_stack_says_once_that_nothing_is_protected(in_terminal: Callable[..., list[str]]) -> None:
+    lines = in_terminal(120, "plan", "--stack", "dev")
     assert not any("protected: no" in line for line in lines)
     assert any("(0 protected from deletion: a throwaway stack)" in line for line in lines)
     assert lines[-1].startswith("dev: ") and "nothing protected from deletion" in lines[-1]

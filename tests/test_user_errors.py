@@ -24,8 +24,9 @@ from pydantic.fields import FieldInfo
 from kms_aks.config.base import model_of
 from kms_aks.config.stack import StackConfig
 from kms_aks_tools.cli import main as cli
-from kms_aks_tools.offline.mock_engine import ROOT, run_stack
+from kms_aks_tools.offline.mock_engine import ROOT
 from tests.cli import TERMINAL, UNKNOWN_STACK, project_stacks
+from tests.engine import run_stack
 
 DEV = (ROOT / "Pulumi.dev.yaml").read_text()
 

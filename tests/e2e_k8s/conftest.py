@@ -3,18 +3,50 @@
 `control_plane` starts them once per module (the binaries come from `e2e/k8s/build.sh`, built once and
 cached in .tools/), so each scenario file starts from an empty etcd and the key's first version; the
 processes are always ended, whatever the outcome. `core` is the official client's CoreV1Api on the plane's
-kubeconfig and context.
+kubeconfig and context. `kms_aks` and `kms_aks_process` run the command line in its own process, as an operator
+does, from the project's root (the scenarios import them from here).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
+from kms_aks_tools.offline.mock_engine import ROOT
 from testbed import ControlPlane, ControlPlaneError, build_binaries
+
+ENV = {**os.environ, "COLUMNS": "400", "TERM": "dumb"}
+
+
+def kms_aks(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`kms-aks <args>` to its end, as an operator runs it: its exit code and output (stderr apart)."""
+    return subprocess.run(
+        [sys.executable, "-m", "kms_aks_tools.cli", *args],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def kms_aks_process(*args: str) -> subprocess.Popen[str]:
+    """`kms-aks <args>` started and left running (to be killed or waited for), stderr merged into stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "kms_aks_tools.cli", *args],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -24,7 +24,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -39,6 +38,7 @@ from kubernetes import client
 
 from kms_aks_tools.offline.mock_engine import ROOT
 from testbed import ControlPlane, envelope_key_id
+from tests.e2e_k8s.conftest import kms_aks, kms_aks_process
 
 NAMESPACES = 40
 SECRETS_PER_NAMESPACE = 50  # 2,000 Secrets
@@ -46,7 +46,6 @@ STACK = "e2ek8s"
 # The recorded dev preview's cluster (its old state's `name`); its API server here is the control plane's.
 CLUSTER_NAME = "aks-kms-dev"
 RECORDED_FQDN = "aks-kms-dev-2eb7208f.hcp.westeurope.azmk8s.io"
-ENV = {**os.environ, "COLUMNS": "400", "TERM": "dumb"}
 
 
 def azure_key_id(key_url: str) -> str:
@@ -79,29 +78,6 @@ def write_stack(directory: Path, key_url: str) -> Path:
         "    apiServerAuthorizedIpRanges: [198.51.100.0/24]\n"
     )
     return path
-
-
-def kms_aks(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kms_aks_tools.cli", *args],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def kms_aks_process(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "kms_aks_tools.cli", *args],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def etcd_key_ids(plane: ControlPlane) -> dict[tuple[str, str], str | None]:

@@ -32,16 +32,8 @@ import yaml
 from kubernetes import client
 
 from testbed import ControlPlane
-from tests.e2e_k8s.test_reencrypt import (
-    api_secrets,
-    azure_key_id,
-    etcd_key_ids,
-    etcd_versions,
-    kms_aks,
-    kms_aks_process,
-    rotate,
-    write_stack,
-)
+from tests.e2e_k8s.conftest import kms_aks, kms_aks_process
+from tests.e2e_k8s.test_reencrypt import api_secrets, azure_key_id, etcd_key_ids, etcd_versions, rotate, write_stack
 
 NAMESPACES, PER_NAMESPACE = 20, 60  # 1,200 Secrets
 COMPACTION = 10  # seconds between the API server's etcd compactions

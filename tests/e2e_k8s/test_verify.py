@@ -25,7 +25,8 @@ import yaml
 from kubernetes import client, config
 
 from testbed import ControlPlane, envelope_key_id
-from tests.e2e_k8s.test_reencrypt import STACK, azure_key_id, kms_aks, metric_label, write_stack
+from tests.e2e_k8s.conftest import kms_aks
+from tests.e2e_k8s.test_reencrypt import STACK, azure_key_id, metric_label, write_stack
 
 HOSTNAMES = ("kms-aks-apiserver-0", "kms-aks-apiserver-1")
 NAMESPACES, PER_NAMESPACE, REWRITTEN = 3, 100, 120
