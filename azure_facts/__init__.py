@@ -89,3 +89,4 @@ KMS_V2_MIN_KUBERNETES_VERSION = (1, 27)
 EXISTING_KEY_TYPE_TAG = "kms-aks-existing-key-type"
 EXISTING_VAULT_PURGE_PROTECTION_TAG = "kms-aks-existing-vault-purge-protection"
 EXISTING_VAULT_SOFT_DELETE_DAYS_TAG = "kms-aks-existing-vault-soft-delete-days"
+EXISTING_VAULT_AUDIT_LOGGING_TAG = "kms-aks-existing-vault-audit-logging"

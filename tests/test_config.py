@@ -311,6 +311,7 @@ _BYOK = {
             {"keyType": "RSA", "purgeProtection": True, "softDeleteRetentionDays": 3},
             "kms-aks:existingKey.softDeleteRetentionDays: Input should be greater than or equal to 7",
         ),
+        ({"auditLogging": "yes"}, "kms-aks:existingKey.auditLogging: must be a valid boolean, true or false"),
     ],
 )
 def test_a_bring_your_own_keys_declared_properties_are_validated_in_config(declared: dict, expected: str) -> None:
@@ -321,7 +322,7 @@ def test_a_bring_your_own_keys_declared_properties_are_validated_in_config(decla
 
 
 def test_a_bring_your_own_keys_declared_properties_reach_the_cluster_as_tags() -> None:
-    declared = {"keyType": "RSA-HSM", "purgeProtection": True, "softDeleteRetentionDays": 90}
+    declared = {"keyType": "RSA-HSM", "purgeProtection": True, "softDeleteRetentionDays": 90, "auditLogging": True}
     stack = run_stack(
         "dev", config={"kms-aks:keyVault": None, "kms-aks:kmsKey": None, "kms-aks:existingKey": {**_BYOK, **declared}}
     )
@@ -331,4 +332,5 @@ def test_a_bring_your_own_keys_declared_properties_reach_the_cluster_as_tags() -
         "kms-aks-existing-key-type": "RSA-HSM",
         "kms-aks-existing-vault-purge-protection": "true",
         "kms-aks-existing-vault-soft-delete-days": "90",
+        "kms-aks-existing-vault-audit-logging": "true",
     }

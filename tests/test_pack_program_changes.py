@@ -231,8 +231,29 @@ def test_control_a_bring_your_own_key_declared_hsm_and_purge_protected_passes(
 ) -> None:
     # Also when the key's vault is in another team's subscription: the Crypto User grant at the key's own id (the
     # program's, scope=the key's ARM id) contains the key wherever the vault is.
-    stack = _byok(tmp_path, vault_subscription, keyType="RSA-HSM", purgeProtection=True, softDeleteRetentionDays=90)
+    stack = _byok(
+        tmp_path,
+        vault_subscription,
+        keyType="RSA-HSM",
+        purgeProtection=True,
+        softDeleteRetentionDays=90,
+        auditLogging=True,
+    )
     assert judge(client, stack, _pinned()).mandatory == []
+
+
+@pytest.mark.parametrize(("audit_logging", "said"), [(None, "is not declared"), (False, "declared without audit")])
+def test_class_5_prod_audit_logging_still_applies_to_a_bring_your_own_keys_vault(
+    client: PolicyClient, tmp_path: Path, audit_logging: bool | None, said: str
+) -> None:
+    # The vault is its owner's: prod's mandatory audit logging is shown by a declaration, or refused.
+    declared = {} if audit_logging is None else {"auditLogging": audit_logging}
+    stack = _byok(tmp_path, keyType="RSA-HSM", purgeProtection=True, **declared)
+    [message] = mandatory(judge(client, stack, _pinned()), "aks-kms-vault-audit-logging")
+    assert "kv-team-keys" in message and said in message and "kms-aks:existingKey.auditLogging: true" in message
+    # On dev the same policy is advisory: the stack's policy config decides, not the rule.
+    dev_config = {**load_policy_config("dev"), "aks-kms-key-source": {"pinnedKeyIds": [BYOK["keyId"]]}}
+    assert mandatory(judge(client, stack, dev_config), "aks-kms-vault-audit-logging") == []
 
 
 # ----------------------------------------------------------------------------- 6. policy config bounds

@@ -535,7 +535,7 @@ def _byok_prod(**declared: Any) -> tuple[RecordedStack, str]:
     return stack, key_id
 
 
-HSM_DECLARED = {"keyType": "RSA-HSM", "purgeProtection": True, "softDeleteRetentionDays": 90}
+HSM_DECLARED = {"keyType": "RSA-HSM", "purgeProtection": True, "softDeleteRetentionDays": 90, "auditLogging": True}
 
 
 def test_bring_your_own_key_stack_needs_its_key_pinned(client: PolicyClient) -> None:
@@ -548,7 +548,10 @@ def test_bring_your_own_key_stack_needs_its_key_pinned(client: PolicyClient) -> 
 @pytest.mark.parametrize(
     ("declared", "refusal"),
     [
-        ({}, "has no declared key type or purge protection, and this stack requires an HSM-protected key"),
+        (
+            {"auditLogging": True},
+            "has no declared key type or purge protection, and this stack requires an HSM-protected key",
+        ),
         ({**HSM_DECLARED, "keyType": "RSA"}, 'is declared with key type "RSA", and this stack requires an HSM'),
     ],
 )
@@ -564,7 +567,7 @@ def test_bring_your_own_key_on_an_hsm_stack_is_refused_until_its_properties_are_
     assert violation.policy_name == "aks-kms-key-vault-fit" and refusal in violation.message
     assert "kms-aks:existingKey" in violation.message
     # Without requireHsm (dev's pack config) the same software key passes: the declaration fits what dev requires.
-    if declared:
+    if "keyType" in declared:
         dev = {**config, "aks-kms-key-vault-fit": {"requireHsm": False}}
         assert check(client, stack.resources, dev).mandatory == []
 
@@ -1154,10 +1157,11 @@ def test_kms_vault_audit_logging_unknown_in_preview_is_refused_where_mandatory(
     assert check(client, vault_diagnostics(prod_preview.resources), load_policy_config("prod")).by_policy(AUDIT) == []
 
 
-def test_audit_logging_does_not_apply_without_a_kms_vault_in_the_stack(
+def test_audit_logging_of_a_kms_vault_outside_the_stack_must_be_declared(
     client: PolicyClient, prod_stack: RecordedStack
 ) -> None:
-    # Bring your own key: the vault is someone else's, and so is its logging.
+    # Bring your own key: the vault is someone else's, and so is its logging; the stack declares it (issue 22, class
+    # 5: prod's mandatory audit logging must not stop applying), and undeclared is refused at the policy's level.
     result = check(client, without(prod_stack.resources, VAULT, DIAGNOSTIC_SETTING), load_policy_config("prod"))
-    assert result.by_policy(AUDIT) == []
-    assert AUDIT in {n.policy_name for n in result.not_applicable}
+    [refusal] = [v for v in result.mandatory if v.policy_name == AUDIT]
+    assert "outside this stack" in refusal.message and "kms-aks:existingKey.auditLogging: true" in refusal.message

@@ -825,9 +825,17 @@ def test_audit_logging_of_another_resource_does_not_count() -> None:
     assert [f.outcome for f in audit(other, diagnostic_setting())] == []
 
 
-def test_audit_logging_not_applicable_without_the_vault_in_the_stack() -> None:
-    findings = rules.check_vault_audit_logging(stack(cluster(), identity()))
-    assert [f.outcome for f in findings] == [Outcome.NOT_APPLICABLE]
+def test_audit_logging_of_a_vault_outside_the_stack_is_what_the_stack_declares() -> None:
+    # Bring your own key: the pack cannot see the owner's diagnostic settings; the stack declares them on the
+    # cluster (kms-aks:existingKey.auditLogging), and undeclared or false is a finding at the policy's level.
+    def declared(value: Any) -> list[Outcome]:
+        props = {**cluster_props(), "tags": {} if value is None else {"kms-aks-existing-vault-audit-logging": value}}
+        return [f.outcome for f in rules.check_vault_audit_logging(stack(cluster(props), identity()))]
+
+    assert declared("true") == [Outcome.NOT_APPLICABLE]
+    assert declared(None) == [Outcome.VIOLATION]
+    assert declared("false") == [Outcome.VIOLATION]
+    assert declared(UNKNOWN) == [Outcome.UNDECIDED]
     unresolved = cluster(cluster_props(keyId=UNKNOWN), key_dependency=False)
     assert [f.outcome for f in rules.check_vault_audit_logging(stack(unresolved, vault()))] == [Outcome.UNDECIDED]
 

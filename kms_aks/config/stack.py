@@ -30,6 +30,7 @@ from pydantic import (
 # The Azure facts (id patterns, DNS suffixes, the KMS v2 threshold) live in one place, shared with the pack.
 from azure_facts import (
     EXISTING_KEY_TYPE_TAG,
+    EXISTING_VAULT_AUDIT_LOGGING_TAG,
     EXISTING_VAULT_PURGE_PROTECTION_TAG,
     EXISTING_VAULT_SOFT_DELETE_DAYS_TAG,
     KEY_NAME_PATTERN,
@@ -164,6 +165,11 @@ class ExistingKeyConfig(StrictModel):
         default=None, description="whether the key's vault has purge protection (KMS needs it: true)"
     )
     soft_delete_retention_days: Annotated[StrictInt, Field(ge=7, le=90)] | None = None
+    # The vault is its owner's, and so are its diagnostic settings: where the stack makes audit logging mandatory
+    # (prod), the owner's AuditEvent setting is declared here, as the policy pack cannot see it.
+    audit_logging: StrictBool | None = Field(
+        default=None, description="whether the key's vault sends its AuditEvent log to a destination"
+    )
 
     @field_validator("purge_protection")
     @classmethod
@@ -197,6 +203,8 @@ class ExistingKeyConfig(StrictModel):
             tags[EXISTING_VAULT_PURGE_PROTECTION_TAG] = str(self.purge_protection).lower()
         if self.soft_delete_retention_days is not None:
             tags[EXISTING_VAULT_SOFT_DELETE_DAYS_TAG] = str(self.soft_delete_retention_days)
+        if self.audit_logging is not None:
+            tags[EXISTING_VAULT_AUDIT_LOGGING_TAG] = str(self.audit_logging).lower()
         return tags
 
     @model_validator(mode="after")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from azure_facts import EXISTING_VAULT_AUDIT_LOGGING_TAG
 from kms_rules.model import (
     DIAGNOSTIC_SETTING,
     ClusterKms,
@@ -14,6 +15,7 @@ from kms_rules.model import (
     as_list,
     could_not_decide,
     dedupe,
+    dig,
     is_unknown,
     known_lower,
     known_text,
@@ -97,6 +99,33 @@ def _audit_setting_verdict(setting: Res, kms: ClusterKms) -> bool | str | None:
     )
 
 
+def _outside_vault_audit_logging(kms: ClusterKms) -> Finding:
+    """A vault from outside the stack (bring your own key) is its owner's, and so are its diagnostic settings, which
+    the pack cannot see: the stack declares them (kms-aks:existingKey.auditLogging, carried on the cluster as a tag).
+    Undeclared is a finding at this policy's level, so where audit logging is mandatory (prod) it is refused."""
+    of = f"the KMS vault of {kms.cluster.label} ({kms.vault_label}, outside this stack)"
+    declared = dig(kms.cluster.props, "tags", EXISTING_VAULT_AUDIT_LOGGING_TAG)
+    if is_unknown(declared):
+        return could_not_decide(f"{of}: its declared auditLogging (the cluster's tags) is not known.", kms.cluster.urn)
+    if known_lower(declared) == "true":
+        return not_applicable(f"{of}: its owner sends AuditEvent somewhere, as the stack declares.")
+    fix = (
+        "Ask the vault's owner for a diagnostic setting that sends the vault's AuditEvent log (or the audit group) "
+        "to a destination, then declare it in the stack config: kms-aks:existingKey.auditLogging: true "
+        "(docs/configuration.md, Bring your own key)."
+    )
+    if declared is None:
+        return violation(
+            f"{of}: whether it records every encrypt and decrypt by the KMS identity is not declared. {fix}",
+            kms.cluster.urn,
+        )
+    return violation(
+        f"{of} is declared without audit logging (auditLogging: {declared}): no encrypt or decrypt by the KMS "
+        f"identity is recorded, and failed key access raises no alert. {fix}",
+        kms.cluster.urn,
+    )
+
+
 def check_vault_audit_logging(index: StackIndex) -> list[Finding]:
     """The KMS vault created in this stack has a diagnostic setting that sends AuditEvent (or the audit or allLogs
     group) somewhere, enabled, with resourceUri = that vault: every encrypt and decrypt by the KMS identity is then
@@ -115,12 +144,7 @@ def check_vault_audit_logging(index: StackIndex) -> list[Finding]:
             continue
         vault = kms.vault
         if vault is None:
-            findings.append(
-                not_applicable(
-                    f"the KMS vault of {kms.cluster.label} ({kms.vault_label}) is not created in this stack; its "
-                    "owner's audit logging applies."
-                )
-            )
+            findings.append(_outside_vault_audit_logging(kms))
             continue
         reasons: list[str] = []
         undecided: list[str] = []
