@@ -14,10 +14,13 @@ from pulumi_azure_native import resources
 
 
 class GroupByLiteralName:
-    """What the program now passes instead of a declared group: only its name, as a plain string."""
+    """What the program now passes instead of a declared group: only its name, as a plain string. `urn` is there
+    because the program hands the group's name on through `known_at_preview` (the name once the group is
+    registered); with no group, nothing is waited for."""
 
     def __init__(self, resource_name: str, *, resource_group_name: str, **_: Any) -> None:
         self.name = pulumi.Output.from_input(resource_group_name)
+        self.urn = pulumi.Output.from_input(f"literal:{resource_group_name}")
 
 
 resources.ResourceGroup = GroupByLiteralName  # type: ignore[misc,assignment]
