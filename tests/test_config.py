@@ -334,3 +334,21 @@ def test_a_bring_your_own_keys_declared_properties_reach_the_cluster_as_tags() -
         "kms-aks-existing-vault-soft-delete-days": "90",
         "kms-aks-existing-vault-audit-logging": "true",
     }
+
+
+def test_the_bring_your_own_key_example_in_the_docs_is_a_valid_declaration() -> None:
+    # docs/configuration.md, "Bring your own key": the block a user copies into Pulumi.<stack>.yaml, read as the
+    # stack file is read, then validated as the program validates it.
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    section = page.split("## Bring your own key", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"^```yaml\n(.*?)^```", section, re.M | re.S)
+    declared = yaml.safe_load("config:\n" + block)["config"]["kms-aks:existingKey"]
+    config = parse_stack_config({"location": "westeurope", "cluster": DEV_CLUSTER, "existingKey": declared})
+    assert config.existing_key is not None
+    assert (config.existing_key.key_type, config.existing_key.purge_protection) == ("RSA-HSM", True)
+    assert config.existing_key.audit_logging is True
