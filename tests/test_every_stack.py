@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kms_aks_tools.cli import every_stack
+from kms_aks_tools.cli.rows import StackRow
 from kms_aks_tools.offline import realcli
 from kms_aks_tools.offline.mock_engine import ROOT
 from tests.conftest import KmsAks
@@ -72,6 +74,48 @@ def _json(result_stdout: str) -> dict:
     return json.loads(result_stdout)
 
 
+WorkerKey = tuple[str, str, str, str, str, str]
+
+
+def _worker_inputs(subcommand: str, stack_file: Path, as_of: date) -> WorkerKey:
+    """Everything a worker's row depends on: the subcommand, the stack file (path and text), the date, and its
+    project's program and policy config for that stack."""
+    project = stack_file.parent
+    name = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    policy_config = project / "policies" / "config" / f"{name}.json"
+    return (
+        subcommand,
+        str(stack_file),
+        stack_file.read_text(),
+        as_of.isoformat(),
+        (project / "__main__.py").read_text(),
+        policy_config.read_text() if policy_config.is_file() else "",
+    )
+
+
+class Workers:
+    """`every_stack.run_worker` with its rows kept: a stack whose inputs are all unchanged since a worker process
+    ran it gets that process's row instead of a second, identical process (a worker costs about a second of CPU).
+    Everything else `--all` does (finding the stack files, the table, the JSON, the exit code) runs every time."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.rows: dict[WorkerKey, StackRow] = {}
+        self.processes: list[str] = []  # the stacks a worker process ran, in order
+        self.reused: list[str] = []  # the stacks given a kept row
+        real = every_stack.run_worker
+
+        def run_worker(subcommand: str, stack_file: Path, as_of: date) -> StackRow:
+            key = _worker_inputs(subcommand, stack_file, as_of)
+            if key in self.rows:
+                self.reused.append(self.rows[key].stack)
+                return self.rows[key]
+            row = self.rows[key] = real(subcommand, stack_file, as_of)
+            self.processes.append(row.stack)
+            return row
+
+        monkeypatch.setattr(every_stack, "run_worker", run_worker)
+
+
 def test_rotate_check_all_one_row_per_stack_the_broken_one_reported_worst_exit_code(
     kms_aks: KmsAks, project: Path
 ) -> None:
@@ -105,7 +149,10 @@ def test_rotate_check_all_one_row_per_stack_the_broken_one_reported_worst_exit_c
     assert "exit code 2 (the worst of the stacks')" in result.stderr
 
 
-def test_plan_all_policy_and_rotation_verdicts_in_one_table(kms_aks: KmsAks, tmp_path: Path) -> None:
+def test_plan_all_policy_and_rotation_verdicts_in_one_table(
+    kms_aks: KmsAks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workers = Workers(monkeypatch)
     # "prod" here is a copy of dev: judged with policies/config/prod.json, it is blocked (exit 1).
     _copy(tmp_path, "dev", "prod")
     _copy(tmp_path, "prod", "eu-1")
@@ -126,15 +173,18 @@ def test_plan_all_policy_and_rotation_verdicts_in_one_table(kms_aks: KmsAks, tmp
         assert stack in result.stdout
     assert "blocked" in result.stdout and f"table written to {out}" in result.stdout
 
-    # Without the broken file, the worst is the blocked stack's 1.
+    assert sorted(workers.processes) == ["bad", "eu-1", "prod"]  # each stack in a process of its own
+
+    # Without the broken file, the worst is the blocked stack's 1. The two stacks left are unchanged (their files,
+    # program, policy configs and date), so their rows are the worker processes' rows above.
     (tmp_path / "Pulumi.bad.yaml").unlink()
     again = kms_aks("plan", "--all", "--cwd", str(tmp_path), "--json", "-")
+    assert sorted(workers.reused) == ["eu-1", "prod"] and len(workers.processes) == 3
+    assert [row["stack"] for row in _json(again.stdout)["stacks"]] == ["eu-1", "prod"]
     assert again.returncode == 1 == _json(again.stdout)["exitCode"]
 
 
 def test_a_worker_that_dies_is_its_own_row(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from kms_aks_tools.cli import every_stack
-
     shutil.copy(ROOT / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
     monkeypatch.setattr(every_stack.sys, "executable", "/bin/false")
     rows = every_stack.run_all("rotate-check", tmp_path, as_of=date(2026, 12, 1), jobs=1)
