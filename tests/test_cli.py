@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -72,34 +74,52 @@ def test_make_targets_are_shortcuts_for_kms_aks(target: list[str], expected: str
     assert expected in [line.strip() for line in result.stdout.splitlines()]
 
 
-@pytest.mark.parametrize("subcommand", ["guard", "reencrypt", "key-status", "check-config", "changes", "scan"])
-def test_a_subcommand_that_needs_no_program_imports_no_pulumi_sdk_for_its_help(subcommand: str) -> None:
-    # In a fresh interpreter, as the console script runs: `--help` of a subcommand that neither runs the program nor
-    # starts the pack loads no module of the Pulumi SDK (about a second of imports, and its serializer patch).
+NO_SDK_SUBCOMMANDS = ["guard", "reencrypt", "key-status", "check-config", "changes", "scan"]
+
+
+@pytest.fixture(scope="module")
+def help_imports() -> dict[str, dict[str, Any]]:
+    """`kms-aks <subcommand> --help` for each subcommand that needs no program, then for plan, one after another in
+    one fresh interpreter (as the console script starts): after each, the Pulumi SDK modules loaded so far.
+
+    Modules only accumulate, so a subcommand whose help loads the SDK shows it after its own help (and the ones after
+    it do too); one interpreter instead of one per subcommand saves a Python start and the CLI's imports each."""
     code = (
-        "import contextlib, io, sys\n"
+        "import contextlib, io, json, sys\n"
         "from kms_aks_tools.cli.main import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-        "    try:\n"
-        f"        main([{subcommand!r}, '--help'])\n"
-        "    except SystemExit as exit:\n"
-        "        assert exit.code == 0, exit.code\n"
-        f"assert out.getvalue().startswith('usage: kms-aks {subcommand} '), out.getvalue()[:200]\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0].startswith('pulumi')}))\n"
+        "def sdk():\n"
+        "    return sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0].startswith('pulumi')})\n"
+        "seen = {}\n"
+        f"for subcommand in {[*NO_SDK_SUBCOMMANDS, 'plan']!r}:\n"
+        "    before = sdk()\n"
+        "    code = None\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        try:\n"
+        "            main([subcommand, '--help'])\n"
+        "        except SystemExit as exit:\n"
+        "            code = exit.code\n"
+        "    seen[subcommand] = {'exit': code, 'usage': out.getvalue()[:200], 'before': before, 'after': sdk()}\n"
+        "print(json.dumps(seen))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "[]"
+    return json.loads(result.stdout)
 
 
-def test_the_sdk_check_sees_the_sdk() -> None:
-    # plan runs the program, so its --help may load the SDK: the check above would see it.
-    code = (
-        "import contextlib, io, sys\n"
-        "from kms_aks_tools.cli.main import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-        "    main(['plan', '--help'])\n"
-        "print('pulumi' in sys.modules)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT)
-    assert result.stdout.strip() == "True", result.stderr[-2000:]
+@pytest.mark.parametrize("subcommand", NO_SDK_SUBCOMMANDS)
+def test_a_subcommand_that_needs_no_program_imports_no_pulumi_sdk_for_its_help(
+    subcommand: str, help_imports: dict[str, dict[str, Any]]
+) -> None:
+    # In a fresh interpreter, as the console script runs: `--help` of a subcommand that neither runs the program nor
+    # starts the pack loads no module of the Pulumi SDK (about a second of imports, and its serializer patch).
+    seen = help_imports[subcommand]
+    assert seen["exit"] == 0, seen
+    assert seen["usage"].startswith(f"usage: kms-aks {subcommand} "), seen["usage"]
+    assert seen["after"] == [], seen
+
+
+def test_the_sdk_check_sees_the_sdk(help_imports: dict[str, dict[str, Any]]) -> None:
+    # plan runs the program, so its --help may load the SDK: the check above would see it, in the same interpreter.
+    seen = help_imports["plan"]
+    assert seen["exit"] == 0 and seen["usage"].startswith("usage: kms-aks plan "), seen
+    assert "pulumi" not in seen["before"] and "pulumi" in seen["after"], seen
