@@ -41,6 +41,7 @@ from azure_facts.property_paths import split_property_path
 from kms_aks_tools.cli.console import SUBSCRIPTION_ID, make_console, shorten_ids
 from kms_aks_tools.cli.exits import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_OK
 from kms_aks_tools.cli.options import subcommand_parser
+from kms_aks_tools.comment_marker import MARKER
 from kms_aks_tools.guard_verdict import GuardVerdict, VerdictError, VerdictFinding, load_verdict
 from kms_aks_tools.preview.model import BadInput, Preview, Step, load_preview
 from kms_aks_tools.project.stack_file import ProjectNotFoundError, find_project
@@ -188,9 +189,6 @@ def _property_line(change: PropertyChange) -> str:
 # folded in <details>, then a narrow table of the changes. Long ids are shortened, with the whole value on hover
 # (`<code title=...>`); nothing in a cell can split its row; no local path and no whole subscription id is shown.
 
-# The marker that names one stack's comment, so each push updates that comment instead of adding one
-# (`kms_aks_tools.pr_comment`). At the end: the first line is the verdict.
-MARKER = "<!-- kms-aks-comment stack={stack} -->"
 # A value longer than this is cut in the table (the whole value on hover).
 CELL_CHARS = 48
 
@@ -432,7 +430,8 @@ def to_markdown(
         changes = summarize(preview)
         lines += [f"#### What this change does: {_md(_step_counts(preview))}", ""]
         lines += changes_table(changes) if changes else ["No changes: every resource is unchanged."]
-    lines += ["", MARKER.format(stack=stack)]  # raw HTML: nothing to escape in a stack name
+    # The marker last (the first line is the verdict); raw HTML: nothing to escape in a stack name.
+    lines += ["", MARKER.format(stack=stack)]
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,7 @@
 `.ci/pulumi-stack comment STACK OUT PR` runs it in the preview workflow. It speaks GitHub's REST API (issue
 comments: list, create, update) with the workflow's token, from the environment GitHub Actions sets:
 `GITHUB_API_URL`, `GITHUB_REPOSITORY`, and `GH_TOKEN` (or `GITHUB_TOKEN`). The comment file must carry the
-stack's marker (`kms_aks_tools.change_summary.MARKER`), which `kms-aks changes --markdown` writes.
+stack's marker (`kms_aks_tools.comment_marker.MARKER`), which `kms-aks changes --markdown` writes.
 Exit status: 0 posted or updated, 2 bad input (no token, no marker, an API error: the message names it).
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kms_aks_tools.change_summary import MARKER
+from kms_aks_tools.comment_marker import MARKER
 
 PER_PAGE = 100
 # A PR with more than 5,000 comments is not one this looks through: the loop is bounded.
