@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from kms_aks_tools.commands import plan
 from kms_aks_tools.offline.arm_export import UNKNOWN_PLACEHOLDER, to_arm_template
 from kms_aks_tools.offline.recording import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN, RecordedStack
+from tests.conftest import KmsAks
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOV = ROOT / ".venv-scan" / "bin" / "checkov"
@@ -174,9 +174,9 @@ def test_unknowns_and_secrets_never_reach_the_template(dev_preview: RecordedStac
     assert UNKNOWN_PLACEHOLDER in text and "[secret]" in text
 
 
-def test_make_plan_writes_the_template(tmp_path: Path) -> None:
+def test_make_plan_writes_the_template(kms_aks: KmsAks, tmp_path: Path) -> None:
     target = tmp_path / "plan.arm.json"
-    assert plan.main(["--stack", "dev", "--applied", "--arm", str(target)]) in (0, 1)
+    assert kms_aks("plan", "--stack", "dev", "--applied", "--arm", str(target)).returncode in (0, 1)
     template = json.loads(target.read_text())
     assert "Microsoft.ContainerService/managedClusters" in resources_by_type(template)
 
