@@ -67,8 +67,8 @@ def mandatory(result: Any, policy: str) -> list[str]:
 
 
 @pytest.fixture
-def client(policy_pack: Any) -> PolicyClient:
-    return policy_pack.client
+def client(ask_once_client: PolicyClient) -> PolicyClient:
+    return ask_once_client  # the session's pack, each distinct question sent once (tests/conftest.py)
 
 
 # ------------------------------------------------------------------------------------- 1. other shapes
