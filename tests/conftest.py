@@ -10,23 +10,20 @@ docs/development.md ("The test suite") says what is shared and how a new test us
 from __future__ import annotations
 
 import gc
-import hashlib
 import io
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import grpc
 import pytest
 
 from kms_aks_tools.cli import main as cli
 from kms_aks_tools.offline import mock_engine
 from kms_aks_tools.offline import plan as plan_module
 from kms_aks_tools.offline.policy_pack import POLICY_PACK_DIR, PolicyClient, PolicyPackProcess
-from kms_aks_tools.offline.policy_pack.process import MAX_MESSAGE_BYTES
 from kms_aks_tools.offline.recording import RecordedStack
 from tests import engine
+from tests.policy_support import AskOnceClient
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -71,53 +68,6 @@ def policy_pack() -> Iterator[PolicyPackProcess]:
 @pytest.fixture
 def pack_client(policy_pack: PolicyPackProcess) -> PolicyClient:
     return policy_pack.client
-
-
-class AskOnceClient(PolicyClient):
-    """A client of the session's pack that sends each distinct `Analyze` and `AnalyzeStack` once per session and
-    answers the same question again with the pack's first answer.
-
-    The pack's answer depends on nothing but the request and the config last sent with `Configure`: pulumi-policy
-    keeps no other state between calls, and the pack's stack view lives for one call. So a question is the pair of
-    their serialized bytes, and a test gets the answer the same pack process gave those bytes: what it asserts is
-    unchanged, and a pack changed to answer differently answers differently the first time it is asked. The mutation
-    tests ask the pack thousands of times, a few hundred different things. A failed call is not kept.
-    """
-
-    _CACHED = ("Analyze", "AnalyzeStack")
-
-    def __init__(self, pack: PolicyPackProcess) -> None:
-        self._channel = grpc.insecure_channel(
-            f"127.0.0.1:{pack.port}",
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
-        super().__init__(self._channel, diagnostics=pack.stderr)
-        self._configured: bytes | None = None
-        self._answers: dict[tuple[str, bytes, bytes], Any] = {}
-
-    def forget_configuration(self) -> None:
-        """At a test's start: another client may have configured the pack since, so until the test configures it
-        through this client, every call goes to the pack."""
-        self._configured = None
-
-    def _call(self, method: str, request: Any) -> Any:
-        if method == "Configure":
-            self._configured = None  # a Configure that fails leaves the pack's config unknown
-            answer = super()._call(method, request)
-            self._configured = request.SerializeToString(deterministic=True)
-            return answer
-        if method not in self._CACHED or self._configured is None:
-            return super()._call(method, request)
-        question = (method, self._configured, hashlib.sha256(request.SerializeToString(deterministic=True)).digest())
-        if question not in self._answers:
-            self._answers[question] = super()._call(method, request)
-        return self._answers[question]
-
-    def close(self) -> None:
-        self._channel.close()
 
 
 @pytest.fixture(scope="session")
