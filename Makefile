@@ -2,6 +2,10 @@
 # Every target that runs something is a shortcut for the `kms-aks` command line (see `kms-aks --help`);
 # CI calls `kms-aks` directly, because its exit codes are exact (0 ok, 1 blocked, 2 bad input).
 PYTHON ?= python3
+# Python's default is to cache compiled modules in __pycache__ (ignored by git). Some CI images and sandboxes set
+# PYTHONDONTWRITEBYTECODE, and then every process of a test run (the suite's workers, each `kms-aks` and policy
+# pack subprocess) compiles the project and the SDKs from source again: about a fifth of a warm `make test`.
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 PY := $(VENV)/bin/python
 KMS_AKS := $(VENV)/bin/kms-aks

@@ -30,10 +30,15 @@ SEED = b"kms-aks test seed"
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 
 
+# The cap the sleep tests measure. Every other test waits no time: the program's propagation wait (a
+# time:index/sleep:Sleep) is in every stack these tests create, and 0.3 s a stack added seconds to the suite.
+SLEEP_CAP = 0.3
+
+
 @pytest.fixture(scope="module")
 def standin() -> Iterator[Standin]:
     # Grants take effect at once here; the propagation tests set a delay themselves.
-    with running_standin(sleep_cap=0.3, grant_propagation=0.0) as running:
+    with running_standin(sleep_cap=0.0, grant_propagation=0.0) as running:
         yield running
 
 
@@ -51,7 +56,13 @@ def empty_cloud(standin: Standin) -> Iterator[None]:
     standin.cloud.created_at.clear()
     standin.cloud.grant_propagation = 0.0
     standin.cloud.config_location = None
+    standin.cloud.sleep_cap = 0.0
     yield
+
+
+@pytest.fixture
+def capped_sleeps(standin: Standin) -> None:
+    standin.cloud.sleep_cap = SLEEP_CAP
 
 
 def _stub(stubs: dict, type_token: str) -> provider_pb2_grpc.ResourceProviderStub:
@@ -378,6 +389,7 @@ def test_invoke_answers_get_client_config(stubs: dict) -> None:
     assert unknown.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
+@pytest.mark.usefixtures("capped_sleeps")
 def test_time_sleep_waits_but_capped(stubs: dict) -> None:
     urn = "urn:pulumi:dev::kms-aks::time:index/sleep:Sleep::grant-propagation"
     request = provider_pb2.CreateRequest(
@@ -386,7 +398,7 @@ def test_time_sleep_waits_but_capped(stubs: dict) -> None:
     started = time.monotonic()
     created = stubs["time"].Create(request)
     waited = time.monotonic() - started
-    assert 0.3 <= waited < 2.0  # 2m asked, capped at the module's 0.3 s
+    assert SLEEP_CAP <= waited < 2.0  # 2m asked, capped
     assert from_struct(created.properties)["createDuration"] == "2m"
 
 
@@ -420,13 +432,14 @@ def test_single_port_serves_every_package() -> None:
         assert "subscriptionId" in from_struct(getattr(config, "return"))
 
 
+@pytest.mark.usefixtures("capped_sleeps")
 def test_time_sleep_destroy_duration_is_capped_too(stubs: dict) -> None:
     urn = "urn:pulumi:dev::kms-aks::time:index/sleep:Sleep::wait"
     props = to_struct({"createDuration": "0s", "destroyDuration": "1h"})
     created = stubs["time"].Create(provider_pb2.CreateRequest(urn=urn, properties=props))
     started = time.monotonic()
     stubs["time"].Delete(provider_pb2.DeleteRequest(id=created.id, urn=urn, properties=created.properties))
-    assert 0.3 <= time.monotonic() - started < 2.0
+    assert SLEEP_CAP <= time.monotonic() - started < 2.0
 
 
 def test_preview_update_keeps_what_each_provider_keeps(dev_stack: RecordedStack, stubs: dict) -> None:
