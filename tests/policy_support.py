@@ -413,8 +413,8 @@ class AskOnceClient(PolicyClient):
     The pack's answer depends on nothing but the request and the config last sent with `Configure`: pulumi-policy
     keeps no other state between calls, and the pack's stack view lives for one call. So a question is the pair of
     their serialized bytes, and a test gets the answer the same pack process gave those bytes: what it asserts is
-    unchanged, and a pack changed to answer differently answers differently the first time it is asked. The mutation
-    tests ask the pack thousands of times, a few hundred different things. A failed call is not kept.
+    unchanged, and a pack changed to answer differently answers differently the first time it is asked. A failed call
+    is not kept. (tests/test_policies_protocol.py sends about 7,000 calls, 700 of them different.)
 
     `AnalyzeStack` requests are built as `analyze_stack_request` builds them, except that a shared resource (`shared`)
     is converted once per session: it is the same object, unchanged, every time a test sends it.
