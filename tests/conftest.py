@@ -23,6 +23,7 @@ from kms_aks_tools.offline import plan as plan_module
 from kms_aks_tools.offline.policy_pack import POLICY_PACK_DIR, PolicyClient, PolicyPackProcess
 from kms_aks_tools.offline.recording import RecordedStack
 from tests import engine
+from tests.policy_support import AskOnceClient
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -67,6 +68,22 @@ def policy_pack() -> Iterator[PolicyPackProcess]:
 @pytest.fixture
 def pack_client(policy_pack: PolicyPackProcess) -> PolicyClient:
     return policy_pack.client
+
+
+@pytest.fixture(scope="session")
+def _ask_once_session(policy_pack: PolicyPackProcess) -> Iterator[AskOnceClient]:
+    client = AskOnceClient(policy_pack)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def ask_once_client(_ask_once_session: AskOnceClient) -> AskOnceClient:
+    """The session's pack, each distinct question sent once per session (`AskOnceClient`)."""
+    _ask_once_session.forget_configuration()
+    return _ask_once_session
 
 
 class _RunningPack:

@@ -29,11 +29,13 @@ from kms_aks.config.stack import PROJECT
 from kms_aks_tools.offline import mock_engine, monitor
 from kms_aks_tools.offline.mock_engine import ROOT
 from kms_aks_tools.offline.mocks import AzureNativeMocks
-from kms_aks_tools.offline.recording import RecordedStack
+from kms_aks_tools.offline.recording import RecordedResource, RecordedStack
 
 # The engine's own run, whatever a test has patched mock_engine.run_config to.
 _RUN_CONFIG = mock_engine.run_config
 _RUNS: dict[tuple[Any, ...], RecordedStack] = {}
+# id() of every resource of a run in _RUNS: those objects live, unchanged, as long as the session.
+_SHARED_RESOURCES: set[int] = set()
 
 
 def _patchable() -> tuple[Any, ...]:
@@ -78,7 +80,14 @@ def shared_run(
     )
     if key not in _RUNS:
         _RUNS[key] = _RUN_CONFIG(config, stack=stack, preview=preview, program=program, project=project, stacks=stacks)
+        _SHARED_RESOURCES.update(map(id, _RUNS[key].resources))
     return _RUNS[key]
+
+
+def is_shared(resource: RecordedResource) -> bool:
+    """Whether `resource` is one of a shared run's (`shared_run`, `shared_stack`): the same object, unchanged, for the
+    whole session."""
+    return id(resource) in _SHARED_RESOURCES
 
 
 def run_config(config: dict[str, Any], **options: Any) -> RecordedStack:

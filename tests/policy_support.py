@@ -1,19 +1,35 @@
-"""Helpers for the policy-pack tests: importing the rules, and mutating recorded stacks without touching them.
+"""Helpers for the policy-pack tests: importing the rules, mutating recorded stacks without touching them, and a
+client of the session's pack that asks each distinct question once.
 
 Every mutation returns new `RecordedResource`s (dataclasses.replace with deep-copied properties); the
-session-scoped recordings of the real program are shared by many tests and must never change.
+session-scoped recordings of the real program, and the generated Secrets, are shared by many tests and must never
+change.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from kms_aks_tools.offline.policy_pack import POLICY_PACK_DIR
+import grpc
+from pulumi.runtime.proto import analyzer_pb2
+
+from kms_aks_tools.offline.policy_pack import (
+    POLICY_PACK_DIR,
+    AnalysisResult,
+    PolicyClient,
+    PolicyPackProcess,
+    StackProperties,
+    analyze_stack_request,
+    analyzer_resource,
+)
+from kms_aks_tools.offline.policy_pack.process import MAX_MESSAGE_BYTES
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
+from tests import engine
 from tests.graph import (
     ACCESS_POLICY,
     CLUSTER,
@@ -165,6 +181,7 @@ def unknown_key_id_without_dependency(resources: Resources) -> Resources:
 
 
 def with_secrets(resources: Resources, count: int, namespace: str = "apps") -> Resources:
+    """`resources` and `count` generated Secrets (the session's shared ones: never change them)."""
     stack = one(resources, "pulumi:pulumi:Stack")
     return resources + [secret(stack.urn, f"secret-{i}", namespace) for i in range(count)]
 
@@ -185,8 +202,21 @@ def _urn(stack_urn: str, type_token: str, name: str) -> str:
     return f"{prefix}::{type_token}::{name}"
 
 
+_SECRETS: dict[tuple[str, str, str], RecordedResource] = {}
+_SECRET_IDS: set[int] = set()
+
+
 def secret(stack_urn: str, name: str, namespace: str = "apps") -> RecordedResource:
-    """A kubernetes:core/v1:Secret as the Kubernetes provider receives it."""
+    """A kubernetes:core/v1:Secret as the Kubernetes provider receives it: one object per session for the same
+    arguments (tests add thousands at a time), shared, so never changed."""
+    key = (stack_urn, name, namespace)
+    if key not in _SECRETS:
+        _SECRETS[key] = _new_secret(stack_urn, name, namespace)
+        _SECRET_IDS.add(id(_SECRETS[key]))
+    return _SECRETS[key]
+
+
+def _new_secret(stack_urn: str, name: str, namespace: str) -> RecordedResource:
     inputs = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -335,7 +365,8 @@ def retyped(
     resources: Iterable[RecordedResource], change: Callable[[str], str], *, only: str | None = None
 ) -> Resources:
     """`resources` with their type tokens passed through `change` (only those of type `only`, when given), and every
-    URN, parent and dependency rewritten to match, as the engine would have recorded them."""
+    URN, parent and dependency rewritten to match, as the engine would have recorded them. A resource the rewriting
+    leaves as it was (a Kubernetes Secret under the stack) is returned as it is, like `replaced` does."""
 
     def new_type(token: str) -> str:
         return change(token) if only is None or token == only else token
@@ -346,20 +377,108 @@ def retyped(
     def moved(urn: str) -> str:
         return urns.get(urn, urn)
 
-    return [
-        dataclasses.replace(
-            r,
-            type=new_type(r.type),
-            urn=moved(r.urn),
-            parent=moved(r.parent),
-            dependencies=tuple(moved(d) for d in r.dependencies),
-            property_dependencies={k: tuple(moved(d) for d in v) for k, v in r.property_dependencies.items()},
-        )
-        for r in originals
-    ]
+    def retype(r: RecordedResource) -> RecordedResource:
+        fields = {
+            "type": new_type(r.type),
+            "urn": moved(r.urn),
+            "parent": moved(r.parent),
+            "dependencies": tuple(moved(d) for d in r.dependencies),
+            "property_dependencies": {k: tuple(moved(d) for d in v) for k, v in r.property_dependencies.items()},
+        }
+        unchanged = all(getattr(r, name) == value for name, value in fields.items())
+        return r if unchanged else dataclasses.replace(r, **fields)
+
+    return [retype(r) for r in originals]
 
 
 def in_form(resources: Iterable[RecordedResource], form: str) -> Resources:
     """Every azure-native resource of `resources` declared under `form` ("plain" leaves them as they are)."""
     resources = list(resources)
     return resources if form == "plain" else retyped(resources, lambda t: token_in_form(t, form))
+
+
+# --------------------------------------------------------------------------------- the session's pack, asked once
+
+
+def shared(resource: RecordedResource) -> bool:
+    """Whether `resource` is the session's, shared by every test and never changed: a recorded run's (tests/engine.py)
+    or a generated Secret."""
+    return engine.is_shared(resource) or id(resource) in _SECRET_IDS
+
+
+class AskOnceClient(PolicyClient):
+    """A client of the session's pack that sends each distinct `Analyze` and `AnalyzeStack` once per session and
+    answers the same question again with the pack's first answer.
+
+    The pack's answer depends on nothing but the request and the config last sent with `Configure`: pulumi-policy
+    keeps no other state between calls, and the pack's stack view lives for one call. So a question is the pair of
+    their serialized bytes, and a test gets the answer the same pack process gave those bytes: what it asserts is
+    unchanged, and a pack changed to answer differently answers differently the first time it is asked. A failed call
+    is not kept. (tests/test_policies_protocol.py sends about 7,000 calls, 700 of them different.)
+
+    `AnalyzeStack` requests are built as `analyze_stack_request` builds them, except that a shared resource (`shared`)
+    is converted once per session: it is the same object, unchanged, every time a test sends it.
+    """
+
+    _CACHED = ("Analyze", "AnalyzeStack")
+
+    def __init__(self, pack: PolicyPackProcess) -> None:
+        self._channel = grpc.insecure_channel(
+            f"127.0.0.1:{pack.port}",
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        super().__init__(self._channel, diagnostics=pack.stderr)
+        self._configured: bytes | None = None
+        self._answers: dict[tuple[str, bytes, bytes], Any] = {}
+        self._converted: dict[tuple[int, str], analyzer_pb2.AnalyzerResource] = {}
+
+    def forget_configuration(self) -> None:
+        """At a test's start: another client may have configured the pack since, so until the test configures it
+        through this client, every call goes to the pack."""
+        self._configured = None
+
+    def _call(self, method: str, request: Any) -> Any:
+        if method == "Configure":
+            self._configured = None  # a Configure that fails leaves the pack's config unknown
+            answer = super()._call(method, request)
+            self._configured = request.SerializeToString(deterministic=True)
+            return answer
+        if method not in self._CACHED or self._configured is None:
+            return super()._call(method, request)
+        question = (method, self._configured, hashlib.sha256(request.SerializeToString(deterministic=True)).digest())
+        if question not in self._answers:
+            self._answers[question] = super()._call(method, request)
+        return self._answers[question]
+
+    def analyze_stack(
+        self,
+        resources: Sequence[RecordedResource] | analyzer_pb2.AnalyzeStackRequest,
+        *,
+        properties: StackProperties = "inputs+outputs",
+    ) -> AnalysisResult:
+        request = resources
+        if not isinstance(resources, analyzer_pb2.AnalyzeStackRequest):
+            request = self._stack_request(resources, properties)
+        return super().analyze_stack(request)
+
+    def _stack_request(
+        self, resources: Sequence[RecordedResource], properties: StackProperties
+    ) -> analyzer_pb2.AnalyzeStackRequest:
+        """`analyze_stack_request(resources, properties)`, each shared resource converted once per session."""
+        if any(r.provider for r in resources):
+            return analyze_stack_request(resources, properties)  # a provider reference reads another resource
+        return analyzer_pb2.AnalyzeStackRequest(resources=[self._resource(r, properties) for r in resources])
+
+    def _resource(self, resource: RecordedResource, properties: StackProperties) -> analyzer_pb2.AnalyzerResource:
+        if not shared(resource):
+            return analyzer_resource(resource, properties)
+        key = (id(resource), properties)
+        if key not in self._converted:
+            self._converted[key] = analyzer_resource(resource, properties)
+        return self._converted[key]
+
+    def close(self) -> None:
+        self._channel.close()

@@ -20,6 +20,7 @@ import pytest
 from kms_aks_tools.offline.mock_engine import ROOT, run_stack
 from kms_aks_tools.offline.policy_pack import PolicyClient, load_policy_config
 from kms_aks_tools.offline.recording import RecordedStack
+from tests import engine
 from tests.graph import SECRET
 
 OTHER_SUBSCRIPTION = "00000000-0000-0000-0000-0000000000ff"
@@ -43,13 +44,19 @@ authorization.RoleAssignment(
 
 
 def preview(tmp_path: Path, stack: str, patch: str = "", config: dict[str, Any] | None = None) -> RecordedStack:
-    """The patched program's preview: `__main__.py` with `patch` appended, run for `Pulumi.<stack>.yaml`."""
+    """The patched program's preview: `__main__.py` with `patch` appended, run for `Pulumi.<stack>.yaml`.
+
+    Without a patch the program is the shipped one: its run for these inputs is the session's (tests/engine.py), and
+    the caller must not change it."""
+    if not patch:
+        recorded = engine.shared_stack(stack, config=config, preview=True)
+        assert recorded.error is None, recorded.error
+        return recorded
     shutil.copy(ROOT / "__main__.py", tmp_path / "__main__.py")
     shutil.copy(ROOT / f"Pulumi.{stack}.yaml", tmp_path / f"Pulumi.{stack}.yaml")
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    if patch:
-        with (tmp_path / "__main__.py").open("a") as program:
-            program.write("\n# --- the user's change ---\n" + patch)
+    with (tmp_path / "__main__.py").open("a") as program:
+        program.write("\n# --- the user's change ---\n" + patch)
     recorded = run_stack(stack, config=config, preview=True, root=tmp_path)
     assert recorded.error is None, recorded.error
     return recorded
@@ -58,8 +65,8 @@ def preview(tmp_path: Path, stack: str, patch: str = "", config: dict[str, Any] 
 def judge(client: PolicyClient, stack: RecordedStack, policy_config: dict[str, Any] | None = None) -> Any:
     client.configure(policy_config if policy_config is not None else load_policy_config(stack.stack))
     # One generated Secret goes through Analyze (no resource policy reads one); the stack policies see them all.
-    secrets = [r.urn for r in stack.resources if r.type == SECRET][1:]
-    return client.check(stack.resources, analyze=lambda r: r.urn not in set(secrets))
+    skipped = set([r.urn for r in stack.resources if r.type == SECRET][1:])
+    return client.check(stack.resources, analyze=lambda r: r.urn not in skipped)
 
 
 def mandatory(result: Any, policy: str) -> list[str]:
@@ -67,8 +74,8 @@ def mandatory(result: Any, policy: str) -> list[str]:
 
 
 @pytest.fixture
-def client(policy_pack: Any) -> PolicyClient:
-    return policy_pack.client
+def client(ask_once_client: PolicyClient) -> PolicyClient:
+    return ask_once_client  # the session's pack, each distinct question sent once (tests/conftest.py)
 
 
 # ------------------------------------------------------------------------------------- 1. other shapes

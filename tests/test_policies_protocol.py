@@ -1,8 +1,9 @@
 """The policy pack started as the Pulumi CLI starts it and driven over the analyzer protocol, with the real
 program's dev and prod stacks (recorded under the mock engine) and mutations of them.
 
-The pack starts once per module; each test sends its own `Configure` (every policy gets a level), exactly
-as a `pulumi preview --policy-pack policies --policy-pack-config <file>` would.
+The pack starts once per session (tests/conftest.py); each test sends its own `Configure` (every policy gets a
+level), exactly as a `pulumi preview --policy-pack policies --policy-pack-config <file>` would. A question the
+session has asked before (the same request under the same config) gets the pack's first answer (`AskOnceClient`).
 """
 
 from __future__ import annotations
@@ -84,13 +85,8 @@ OTHER_KEY_ID = "https://kv-elsewhere-01.vault.azure.net/keys/borrowed/0011223344
 
 
 @pytest.fixture
-def pack(policy_pack: PolicyPackProcess) -> PolicyPackProcess:
-    return policy_pack  # started once per session (tests/conftest.py)
-
-
-@pytest.fixture
-def client(pack: PolicyPackProcess) -> PolicyClient:
-    return pack.client
+def client(ask_once_client: PolicyClient) -> PolicyClient:
+    return ask_once_client  # the session's pack, each distinct question sent once (tests/conftest.py)
 
 
 @pytest.fixture(params=["dev", "prod"])

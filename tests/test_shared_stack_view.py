@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pytest
@@ -37,6 +38,7 @@ from tests.policy_support import (
 )
 
 SHARED_PACK_STDERR: list = []
+SWITCH = "KMS_AKS_POLICY_SHARED_STACK_VIEW"
 
 
 @dataclass
@@ -47,21 +49,36 @@ class Pack:
     stub: analyzer_pb2_grpc.AnalyzerStub
 
 
+def _connected(process: PolicyPackProcess) -> Iterator[Pack]:
+    client = process.wait_ready()
+    channel = grpc.insecure_channel(f"127.0.0.1:{process.port}")
+    try:
+        yield Pack(client, analyzer_pb2_grpc.AnalyzerStub(channel))
+    finally:
+        channel.close()
+
+
 def _pack(shared: str) -> Iterator[Pack]:
-    with PolicyPackProcess(env={**os.environ, "KMS_AKS_POLICY_SHARED_STACK_VIEW": shared}).start() as process:
+    with PolicyPackProcess(env={**os.environ, SWITCH: shared}).start() as process:
         if shared == "1":
             SHARED_PACK_STDERR[:] = [process.stderr]
-        client = process.wait_ready()
-        channel = grpc.insecure_channel(f"127.0.0.1:{process.port}")
-        try:
-            yield Pack(client, analyzer_pb2_grpc.AnalyzerStub(channel))
-        finally:
-            channel.close()
+        yield from _connected(process)
+
+
+def _started_with_the_shared_view(process: PolicyPackProcess) -> bool:
+    # What the process really got (the session's pack inherits the environment of the moment it started).
+    environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+    return f"{SWITCH}=0".encode() not in environ
 
 
 @pytest.fixture(scope="module")
-def shared_pack() -> Iterator[Pack]:
-    yield from _pack("1")
+def shared_pack(policy_pack: PolicyPackProcess) -> Iterator[Pack]:
+    """The session's pack (one process fewer to start), unless the session runs the SDK's methods: then its own."""
+    if not _started_with_the_shared_view(policy_pack):
+        yield from _pack("1")
+        return
+    SHARED_PACK_STDERR[:] = [policy_pack.stderr]
+    yield from _connected(policy_pack)
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +112,37 @@ def stacks(prod_stack: RecordedStack, dev_preview: RecordedStack) -> dict[str, l
     }
 
 
+@pytest.fixture(scope="module")
+def stack_requests(stacks: dict[str, list]) -> dict[str, analyzer_pb2.AnalyzeStackRequest]:
+    """Each stack's `AnalyzeStack` request, built once for both configs."""
+    return {name: analyze_stack_request(resources) for name, resources in stacks.items()}
+
+
+@pytest.fixture(scope="module")
+def resource_requests(stacks: dict[str, list]) -> dict[str, list[analyzer_pb2.AnalyzeRequest]]:
+    """Each stack's `Analyze` requests, built once for both configs: every resource, but of the thousands of generated
+    Secrets only a few."""
+    requests: dict[str, list[analyzer_pb2.AnalyzeRequest]] = {}
+    for name, resources in stacks.items():
+        by_urn = {r.urn: r for r in resources}
+        per_type: dict[str, int] = {}
+        requests[name] = []
+        for resource in resources:
+            per_type[resource.type] = per_type.get(resource.type, 0) + 1
+            if per_type[resource.type] <= 3:
+                requests[name].append(analyze_request(resource, by_urn))
+    return requests
+
+
 @pytest.mark.parametrize("config_stack", ["dev", "prod"])
-def test_same_answers_as_the_sdk(shared_pack: Pack, sdk_pack: Pack, stacks: dict[str, list], config_stack: str) -> None:
+def test_same_answers_as_the_sdk(
+    shared_pack: Pack, sdk_pack: Pack, stack_requests: dict[str, analyzer_pb2.AnalyzeStackRequest], config_stack: str
+) -> None:
     config = load_policy_config(config_stack)
     shared_pack.client.configure(config)
     sdk_pack.client.configure(config)
     seen_not_applicable = False
-    for name, resources in stacks.items():
-        request = analyze_stack_request(resources)
+    for name, request in stack_requests.items():
         ours = shared_pack.stub.AnalyzeStack(request)
         theirs = sdk_pack.stub.AnalyzeStack(request)
         # Whole responses, every field of every diagnostic (message, URN, enforcement level, severity, pack
@@ -133,26 +173,22 @@ def test_same_answers_as_the_sdk(shared_pack: Pack, sdk_pack: Pack, stacks: dict
 
 @pytest.mark.parametrize("config_stack", ["dev", "prod"])
 def test_same_resource_answers_as_the_sdk(
-    shared_pack: Pack, sdk_pack: Pack, stacks: dict[str, list], config_stack: str
+    shared_pack: Pack,
+    sdk_pack: Pack,
+    resource_requests: dict[str, list[analyzer_pb2.AnalyzeRequest]],
+    config_stack: str,
 ) -> None:
     config = load_policy_config(config_stack)
     shared_pack.client.configure(config)
     sdk_pack.client.configure(config)
     violations: set[str] = set()
     not_applicable: set[str] = set()
-    for name, resources in stacks.items():
-        by_urn = {r.urn: r for r in resources}
-        per_type: dict[str, int] = {}
-        for resource in resources:
-            # Every resource, but of the thousands of generated Secrets only a few.
-            per_type[resource.type] = per_type.get(resource.type, 0) + 1
-            if per_type[resource.type] > 3:
-                continue
-            request = analyze_request(resource, by_urn)
+    for name, requests in resource_requests.items():
+        for request in requests:
             ours = shared_pack.stub.Analyze(request)
             theirs = sdk_pack.stub.Analyze(request)
-            assert json_format.MessageToDict(ours) == json_format.MessageToDict(theirs), (name, resource.urn)
-            assert ours == theirs, (name, resource.urn)
+            assert json_format.MessageToDict(ours) == json_format.MessageToDict(theirs), (name, request.urn)
+            assert ours == theirs, (name, request.urn)
             violations.update(d.policyName for d in theirs.diagnostics)
             not_applicable.update(n.policy_name for n in theirs.not_applicable)
     # The comparison covers the resource policies' violations and their not-applicable answers.
