@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import grpc
 from pulumi.runtime.proto import analyzer_pb2
 
 from kms_aks_tools.offline.policy_pack import (
@@ -27,7 +26,7 @@ from kms_aks_tools.offline.policy_pack import (
     analyze_stack_request,
     analyzer_resource,
 )
-from kms_aks_tools.offline.policy_pack.process import MAX_MESSAGE_BYTES
+from kms_aks_tools.offline.policy_pack.process import pack_channel
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedResource, RecordedStack
 from tests import engine
 from tests.graph import (
@@ -423,13 +422,7 @@ class AskOnceClient(PolicyClient):
     _CACHED = ("Analyze", "AnalyzeStack")
 
     def __init__(self, pack: PolicyPackProcess) -> None:
-        self._channel = grpc.insecure_channel(
-            f"127.0.0.1:{pack.port}",
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        self._channel = pack_channel(pack.port)
         super().__init__(self._channel, diagnostics=pack.stderr)
         self._configured: bytes | None = None
         self._answers: dict[tuple[str, bytes, bytes], Any] = {}

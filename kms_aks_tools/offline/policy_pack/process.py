@@ -29,6 +29,11 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
 ]
+
+
+def pack_channel(port: int) -> grpc.Channel:
+    """A channel to a pack listening on `port`, taking messages as large as the pack's server does."""
+    return grpc.insecure_channel(f"127.0.0.1:{port}", options=_CHANNEL_OPTIONS)
 DEFAULT_START_TIMEOUT = 60.0
 _STDERR_KEEP = 64 * 1024
 
@@ -213,7 +218,7 @@ class PolicyPackProcess:
             )
             self.close()
             raise self._failure(what)
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_CHANNEL_OPTIONS)
+        self._channel = pack_channel(port)
         # Ready when it answers a call. grpc.channel_ready_future would leave a thread polling the channel's state
         # every 0.2 s, which close() then waits for: a fifth of a second on every `kms-aks plan`.
         try:
