@@ -97,7 +97,7 @@ scan: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV)
 # --dist loadfile keeps each test file on one worker, so a file's module fixtures (recorded stacks) are built once.
 test: $(VENV)/.installed $(SCAN_VENV)/.installed $(POLICY_VENV) graphviz
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=tests/e2e --ignore=tests/e2e_k8s $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --ignore=tests/e2e --ignore=tests/e2e_k8s $(PYTEST_ARGS)
 
 ## e2e: the scenarios under the real Pulumi CLI and engine, against the Azure stand-in (docs/real-cli.md).
 ##      The first run builds the CLI from its Go module into .tools/ (needs Go); later runs reuse it.

@@ -25,6 +25,9 @@ from kms_aks_tools.offline.recording import RecordedStack
 from tests import engine
 from tests.policy_support import AskOnceClient
 
+# The order the two workers get the test files in: the costliest first (tests/file_order.py).
+pytest_plugins = ["tests.file_order"]
+
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What collection imported (the SDKs, the program, every test module) lives as long as the session: moved out
