@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -65,6 +66,16 @@ def test_runs_in_one_process_are_isolated(dev_stack: RecordedStack, prod_stack: 
     assert sorted(r.urn for r in again.resources) == sorted(r.urn for r in dev_stack.resources)
     assert all("::kms-aks-dev" in r.urn or "kms-aks::" in r.urn for r in again.resources)
     assert not set(r.urn for r in dev_stack.resources) & set(r.urn for r in prod_stack.resources)
+
+
+def test_runs_leave_loggings_registry_as_it_was_and_keep_their_own_warnings() -> None:
+    # A long-lived process (the suite, a benchmark) makes hundreds of runs: none may leave a logger behind.
+    before = dict(logging.root.manager.loggerDict)
+    first = run_stack("dev", config={"kms-aks:monitoring": None})
+    second = run_stack("prod", config={"kms-aks:monitoring": None})
+    assert logging.root.manager.loggerDict == before
+    assert any("alertEmails" in warning for warning in first.warnings), first.warnings
+    assert first.warnings is not second.warnings and any("alertEmails" in w for w in second.warnings)
 
 
 @pytest.mark.stacks

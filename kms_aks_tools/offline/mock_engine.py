@@ -135,8 +135,10 @@ async def _run(
     mocks = AzureNativeMocks(preview=preview, stacks=stacks)
     monitor = monitors.RecordingMonitor(mocks)
     logs = _LogCollector()
-    logger = logging.getLogger(f"kms_aks_tools.offline.mock_engine.{id(monitor)}")
-    logger.propagate = False
+    # A logger of the run's own, outside logging's registry: one from getLogger would stay registered for the life
+    # of the process (a run's worth of warnings kept per run), and every handler attached to all loggers (pytest's
+    # log capture, at each test phase) would visit each one.
+    logger = logging.Logger(f"kms_aks_tools.offline.mock_engine.run-{id(monitor)}")
     logger.addHandler(logs)
 
     monitors.trace_unknowns()
