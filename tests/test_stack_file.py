@@ -35,6 +35,16 @@ def read(body: str) -> dict:
     return parse_stack_text("config:\n" + body, "Pulumi.t.yaml", project="kms-aks")
 
 
+def test_each_reader_gets_its_own_copy_of_a_stack_file() -> None:
+    # The parse of a text is kept for the next reader (the suite and `--all` read the same files many times).
+    first = read("  kms-aks:cluster:\n    name: one\n    tags: [a]\n")
+    first["kms-aks:cluster"]["name"] = "changed"
+    first["kms-aks:cluster"]["tags"].append("b")
+    assert read("  kms-aks:cluster:\n    name: one\n    tags: [a]\n") == {
+        "kms-aks:cluster": {"name": "one", "tags": ["a"]}
+    }
+
+
 @pytest.mark.parametrize(
     ("written", "given"),
     [

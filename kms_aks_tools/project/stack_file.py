@@ -31,6 +31,8 @@ the CLI runs with a UTC local time zone, as CI runners and containers do.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import math
 import re
@@ -154,6 +156,13 @@ def load_stack_file(stack: str, root: Path = PACKAGE_ROOT) -> dict[str, Any]:
 
 def parse_stack_text(text: str, file_name: str, *, project: str) -> dict[str, Any]:
     """`load_stack_file` on text: `file_name` names it in messages, `project` namespaces bare keys."""
+    # A process that plans many stacks, or one stack many times, reads the same few files again and again: each
+    # text is parsed once (the parser is pure Python), and every caller gets its own copy to change.
+    return copy.deepcopy(_parsed_stack_text(text, file_name, project))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_stack_text(text: str, file_name: str, project: str) -> dict[str, Any]:
     try:
         node = yaml.compose(text, Loader=_GoYamlLoader)
     except yaml.MarkedYAMLError as error:
