@@ -6,10 +6,13 @@ import logging
 import re
 import subprocess
 import sys
+import threading
+from typing import Any
 
 import pytest
 
 from kms_aks_tools.offline.mock_engine import ROOT, SUBSCRIPTION_ID, TENANT_ID, run_stack
+from kms_aks_tools.offline.mocks import AzureNativeMocks
 from kms_aks_tools.offline.recording import UNKNOWN, RecordedStack
 from kms_aks_tools.project.stack_file import stack_names
 from tests.graph import CLUSTER, IDENTITY, KEY, RESOURCE_GROUP, VAULT
@@ -66,6 +69,24 @@ def test_runs_in_one_process_are_isolated(dev_stack: RecordedStack, prod_stack: 
     assert sorted(r.urn for r in again.resources) == sorted(r.urn for r in dev_stack.resources)
     assert all("::kms-aks-dev" in r.urn or "kms-aks::" in r.urn for r in again.resources)
     assert not set(r.urn for r in dev_stack.resources) & set(r.urn for r in prod_stack.resources)
+
+
+def test_a_registration_the_provider_refuses_ends_the_run_with_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run ends on the refusal, with the provider's message, as the SDK ends a program whose registration failed.
+    answer = AzureNativeMocks.new_resource
+
+    def refusing_keys(mocks: AzureNativeMocks, args: Any) -> Any:
+        if args.typ == "azure-native:keyvault:Key":
+            raise RuntimeError("the vault refused the key")
+        return answer(mocks, args)
+
+    monkeypatch.setattr(AzureNativeMocks, "new_resource", refusing_keys)
+    finished: list[RecordedStack] = []
+    runner = threading.Thread(target=lambda: finished.append(run_stack("prod", preview=True)), daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    assert finished, "the run did not end within 60 s of the provider's refusal"
+    assert finished[0].error == "RuntimeError: the vault refused the key"
 
 
 def test_runs_leave_loggings_registry_as_it_was_and_keep_their_own_warnings() -> None:
