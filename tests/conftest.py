@@ -90,16 +90,18 @@ def ask_once_client(_ask_once_session: AskOnceClient) -> AskOnceClient:
 
 
 class _RunningPack:
-    """Stands in for a fresh `PolicyPackProcess` in `kms-aks plan`: the session's pack, already running."""
+    """Stands in for a fresh `PolicyPackProcess` in `kms-aks plan`: the session's pack, already running, each distinct
+    question asked once (`AskOnceClient`; the plan configures it before its checks, as it would a fresh pack)."""
 
-    def __init__(self, pack: PolicyPackProcess) -> None:
-        self._pack = pack
+    def __init__(self, client: AskOnceClient) -> None:
+        self._client = client
 
     def start(self) -> _RunningPack:
         return self
 
     def wait_ready(self, timeout: float = 0) -> PolicyClient:
-        return self._pack.client
+        self._client.forget_configuration()
+        return self._client
 
     def close(self) -> None:
         """The session owns the process."""
@@ -110,14 +112,15 @@ KmsAks = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def kms_aks(
-    policy_pack: PolicyPackProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    _ask_once_session: AskOnceClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> KmsAks:
     """`kms-aks <args>` in this process, as the console script runs it; returns (returncode, stdout, stderr).
 
-    The program runs through tests/engine.py (each distinct run once per session) and the pack is the session's."""
+    The program runs through tests/engine.py (each distinct run once per session) and the pack is the session's,
+    asked each distinct question once."""
 
     def process(pack_dir: Path = POLICY_PACK_DIR) -> PolicyPackProcess | _RunningPack:
-        return _RunningPack(policy_pack) if Path(pack_dir) == POLICY_PACK_DIR else PolicyPackProcess(pack_dir)
+        return _RunningPack(_ask_once_session) if Path(pack_dir) == POLICY_PACK_DIR else PolicyPackProcess(pack_dir)
 
     monkeypatch.setattr(plan_module, "PolicyPackProcess", process)
     monkeypatch.setattr(mock_engine, "run_config", engine.run_config)
