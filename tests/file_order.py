@@ -7,8 +7,9 @@ files first lets the cheap ones fill in at the end on whichever worker is free (
 
 What a file costs is what it took last time: the controller keeps each file's seconds in pytest's cache
 (`.pytest_cache`, key `FILE_SECONDS`), merged over partial runs. A file it has not seen goes first, as it may be
-costly; with no cache (a fresh clone) that is every file, in collection order. The order changes only when tests
-run, never what runs.
+costly; with no cache (a fresh clone) that is every file, in collection order. Only xdist's workers reorder (a run
+on one process, `make e2e` and `make e2e-k8s`, keeps the written order); the order changes when tests run, never
+what runs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def costliest_first(files: list[str], seconds: dict[str, float]) -> list[str]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return  # without workers to share them out, the files run in the order they are written (make e2e too)
     seconds = config.cache.get(FILE_SECONDS, {}) if config.cache else {}
     files = list(dict.fromkeys(_file(item.nodeid) for item in items))
     rank = {path: index for index, path in enumerate(costliest_first(files, seconds))}
