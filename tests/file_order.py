@@ -15,6 +15,7 @@ what runs.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,9 @@ def costliest_first(files: list[str], seconds: dict[str, float]) -> list[str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not hasattr(config, "workerinput"):
         return  # without workers to share them out, the files run in the order they are written (make e2e too)
-    seconds = config.cache.get(FILE_SECONDS, {}) if config.cache else {}
+    # The controller's reading of the cache, the same for every worker: xdist stops a run whose workers collected
+    # different orders, and another run in the same checkout may write the cache while they collect.
+    seconds = config.workerinput.get(FILE_SECONDS, {})
     files = list(dict.fromkeys(_file(item.nodeid) for item in items))
     rank = {path: index for index, path in enumerate(costliest_first(files, seconds))}
     items.sort(key=lambda item: rank[_file(item.nodeid)])  # stable: a file's tests keep their order
@@ -65,6 +68,19 @@ class FileSeconds:
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist) sees every report
         config.pluginmanager.register(FileSeconds(), "kms-aks-file-seconds")
+        if config.pluginmanager.has_plugin("xdist"):
+            seconds = config.cache.get(FILE_SECONDS, {}) if config.cache else {}
+            config.pluginmanager.register(_HandOut(seconds), "kms-aks-file-order")
+
+
+class _HandOut:
+    """On the controller: gives every worker the one reading of the cache (xdist's `pytest_configure_node`)."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[FILE_SECONDS] = self.seconds
 
 
 __all__ = ["FILE_SECONDS", "costliest_first"]
