@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
@@ -21,6 +20,7 @@ from kms_aks_tools.offline.policy_pack import (
     analyze_stack_request,
     load_policy_config,
 )
+from kms_aks_tools.offline.policy_pack.process import pack_channel
 from kms_aks_tools.offline.recording import RecordedStack
 from tests.policy_support import (
     CLUSTER,
@@ -51,7 +51,7 @@ class Pack:
 
 def _connected(process: PolicyPackProcess) -> Iterator[Pack]:
     client = process.wait_ready()
-    channel = grpc.insecure_channel(f"127.0.0.1:{process.port}")
+    channel = pack_channel(process.port)
     try:
         yield Pack(client, analyzer_pb2_grpc.AnalyzerStub(channel))
     finally:

@@ -29,13 +29,13 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
 ]
+DEFAULT_START_TIMEOUT = 60.0
+_STDERR_KEEP = 64 * 1024
 
 
 def pack_channel(port: int) -> grpc.Channel:
     """A channel to a pack listening on `port`, taking messages as large as the pack's server does."""
     return grpc.insecure_channel(f"127.0.0.1:{port}", options=_CHANNEL_OPTIONS)
-DEFAULT_START_TIMEOUT = 60.0
-_STDERR_KEEP = 64 * 1024
 
 
 def resolve_python(pack_dir: Path = POLICY_PACK_DIR) -> str:
