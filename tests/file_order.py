@@ -44,10 +44,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class FileSeconds:
-    """The controller's tally of each file's seconds (setup, call and teardown of its tests), saved at the end."""
+    """On the controller: the cache's reading of last time, handed to every worker (xdist's `pytest_configure_node`),
+    and this run's tally of each file's seconds (setup, call and teardown of its tests), saved at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, last: dict[str, float]) -> None:
+        self.last = last
         self.seconds: dict[str, float] = defaultdict(float)
+
+    @pytest.hookimpl(optionalhook=True)  # an xdist hook: a run without xdist has no workers to hand anything to
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[FILE_SECONDS] = self.last
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.seconds[_file(report.nodeid)] += report.duration
@@ -67,20 +73,8 @@ class FileSeconds:
 
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist) sees every report
-        config.pluginmanager.register(FileSeconds(), "kms-aks-file-seconds")
-        if config.pluginmanager.has_plugin("xdist"):
-            seconds = config.cache.get(FILE_SECONDS, {}) if config.cache else {}
-            config.pluginmanager.register(_HandOut(seconds), "kms-aks-file-order")
-
-
-class _HandOut:
-    """On the controller: gives every worker the one reading of the cache (xdist's `pytest_configure_node`)."""
-
-    def __init__(self, seconds: dict[str, float]) -> None:
-        self.seconds = seconds
-
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[FILE_SECONDS] = self.seconds
+        last = config.cache.get(FILE_SECONDS, {}) if config.cache else {}
+        config.pluginmanager.register(FileSeconds(last), "kms-aks-file-seconds")
 
 
 __all__ = ["FILE_SECONDS", "costliest_first"]

@@ -30,7 +30,7 @@ def test_a_partial_run_updates_its_files_keeps_the_others_and_forgets_deleted_on
     for name in ("kept.py", "ran.py"):
         (tmp_path / name).write_text("")
     cache = _Cache({FILE_SECONDS: {"kept.py": 3.0, "ran.py": 9.0, "deleted.py": 4.0}})
-    tally = FileSeconds()
+    tally = FileSeconds(cache.stored[FILE_SECONDS])
     for phase in (0.25, 1.5, 0.25):  # setup, call, teardown
         tally.pytest_runtest_logreport(SimpleNamespace(nodeid="ran.py::test_one", duration=phase))  # type: ignore[arg-type]
     tally.pytest_runtest_logreport(SimpleNamespace(nodeid="ran.py::test_two", duration=1.0))  # type: ignore[arg-type]
