@@ -95,6 +95,18 @@ def stack_inputs(
     return merged, name, root / "__main__.py"
 
 
+def _unless_never_retrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The run's loop's handler of errors nobody awaited: all but "exception was never retrieved" go to asyncio's.
+
+    A failed registration fails every output that depends on it. The run reports the failure once
+    (`RecordedStack.error`); the others would each be logged, with a traceback, whenever the collector frees them, at
+    any later point in the process. Python 3.11 formats such a traceback with `ast.parse`, and inside another
+    `ast.parse` that raises SystemError ("AST constructor recursion depth mismatch").
+    """
+    if not str(context.get("message", "")).endswith("exception was never retrieved"):
+        loop.default_exception_handler(context)
+
+
 def _run_in_new_loop(
     config: dict[str, Any],
     stack: str,
@@ -109,6 +121,7 @@ def _run_in_new_loop(
     collecting = gc.isenabled()
     gc.disable()
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_unless_never_retrieved)
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(_run(config, stack, preview, program, project, stacks))
